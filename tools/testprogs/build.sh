@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds the C test programs into tools/testprogs/build/ (or $OUT_DIR).
+#   CC       compiler (default: cc); e.g. CC=powerpc64le-linux-gnu-gcc OUT_DIR=build/ppc64le
+#   CFLAGS   extra compiler flags
+# Idempotent and fast: a program is recompiled only when its sources, the compiler or the
+# flags changed. Safe to run concurrently (test workers): a lock serialises builds and each
+# binary is renamed into place atomically. Prints nothing on success unless something was built.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+cc="${CC:-cc}"
+out="${OUT_DIR:-$here/build}"
+flags="-O2 -g -Wall -Wextra -Werror -pthread ${CFLAGS:-}"
+mkdir -p "$out"
+
+exec 9>"$out/.lock"
+flock 9
+
+# A change of compiler or flags invalidates every binary.
+stamp="$out/.config"
+config="$cc $flags"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$config" ]; then
+  rm -f "$out"/*.bin.tmp
+  for src in "$here"/*.c; do rm -f "$out/$(basename "$src" .c)"; done
+  printf '%s' "$config" >"$stamp"
+fi
+
+for src in "$here"/*.c; do
+  name="$(basename "$src" .c)"
+  bin="$out/$name"
+  if [ -x "$bin" ] && [ "$bin" -nt "$src" ] && [ "$bin" -nt "$here/common.h" ] && [ "$bin" -nt "$0" ]; then
+    continue
+  fi
+  # shellcheck disable=SC2086  # flags are a word list on purpose
+  "$cc" $flags -o "$bin.bin.tmp" "$src"
+  mv -f "$bin.bin.tmp" "$bin"
+  echo "built $bin" >&2
+done
