@@ -1,0 +1,77 @@
+import { createRequire } from 'node:module';
+import protobuf from 'protobufjs';
+import { SchemaLoadError, UnknownSchemaTypeError } from './errors.js';
+import { findProtoDir, listProtoFiles } from './proto-dir.js';
+
+/**
+ * Directory of the CRIU .proto files this package ships (see findProtoDir).
+ * Empty string if it could not be found; criuSchemas() then throws SchemaLoadError.
+ */
+export const PROTO_DIR: string = findProtoDir() ?? '';
+
+const DESCRIPTOR_IMPORT = 'google/protobuf/descriptor.proto';
+
+let cached: protobuf.Root | undefined;
+
+/**
+ * protobufjs bundles only some google/protobuf files; descriptor.proto (needed by
+ * opts.proto's `extend google.protobuf.FieldOptions`) is shipped as a file in the
+ * protobufjs package, so point that import there.
+ */
+function descriptorProtoPath(): string {
+  return createRequire(__filename).resolve(`protobufjs/${DESCRIPTOR_IMPORT}`);
+}
+
+function loadRoot(dir: string): protobuf.Root {
+  if (!dir) throw new SchemaLoadError('cannot find the CRIU .proto directory (looked for proto/inventory.proto above this module; set CRIU_TS_PROTO_DIR)', dir);
+  let files: string[];
+  try {
+    files = listProtoFiles(dir);
+  } catch (err) {
+    throw new SchemaLoadError(`cannot list CRIU .proto files in ${dir}: ${(err as Error).message}`, dir, err);
+  }
+  const root = new protobuf.Root();
+  const defaultResolve = root.resolvePath.bind(root);
+  let descriptor: string | undefined;
+  root.resolvePath = (origin: string, target: string) => {
+    if (target !== DESCRIPTOR_IMPORT) return defaultResolve(origin, target);
+    descriptor ??= descriptorProtoPath();
+    return descriptor;
+  };
+  try {
+    // keepCase: CRIU's JSON and field names are snake_case; protobufjs would camelCase them.
+    root.loadSync(files, { keepCase: true });
+  } catch (err) {
+    throw new SchemaLoadError(`cannot load CRIU .proto files from ${dir}: ${(err as Error).message}`, dir, err);
+  }
+  return root;
+}
+
+/** All CRIU image and RPC schemas in one protobufjs Root (loaded once, then cached). */
+export function criuSchemas(): protobuf.Root {
+  cached ??= loadRoot(PROTO_DIR);
+  return cached;
+}
+
+/**
+ * A message type by its CRIU name, e.g. 'inventory_entry' or 'core_entry'.
+ * CRIU's protos have no package, so names are global. Throws UnknownSchemaTypeError.
+ */
+export function messageType(name: string): protobuf.Type {
+  const found = lookup(name);
+  if (!(found instanceof protobuf.Type)) throw new UnknownSchemaTypeError(name, 'message');
+  return found;
+}
+
+/** An enum by its CRIU name, e.g. 'fd_types' or 'core_entry.march'. Throws UnknownSchemaTypeError. */
+export function enumType(name: string): protobuf.Enum {
+  const found = lookup(name);
+  if (!(found instanceof protobuf.Enum)) throw new UnknownSchemaTypeError(name, 'enum');
+  return found;
+}
+
+function lookup(name: string): protobuf.ReflectionObject | null {
+  if (typeof name !== 'string' || name === '' || name.startsWith('.')) return null;
+  // Names resolve from the root only; a bare lookup would also search parent scopes.
+  return criuSchemas().lookup(`.${name}`);
+}
