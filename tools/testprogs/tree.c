@@ -1,5 +1,7 @@
 /* tree: a parent with two children joined by a pipe. The writer sends an increasing u32
- * sequence every ~100 ms; the reader checks that it arrives without gaps and prints it. The
+ * sequence, a burst of BACKLOG records first and then one every ~100 ms; the reader takes one
+ * every ~100 ms, so the pipe normally holds unread data (a dump must save it). The reader
+ * checks that the sequence arrives without gaps. The writer prints READY after its burst. The
  * parent waits for both. On SIGTERM the parent forwards it to the children and reports PASS
  * only if both exit with status 0 (the reader exits 1 on a sequence error). Children die with
  * the parent (PR_SET_PDEATHSIG) so killing the parent by PID never leaves them behind. */
@@ -8,16 +10,24 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
+#define BACKLOG 3
+
 static int run_writer(int fd)
 {
 	uint32_t seq = 0;
 	while (!tp_term_requested) {
 		seq++;
 		if (write(fd, &seq, sizeof(seq)) != (ssize_t)sizeof(seq)) {
-			if (errno == EINTR)
+			if (errno == EINTR) {
+				seq--;
 				continue;
+			}
 			return tp_term_requested ? 0 : 1;
 		}
+		if (seq < BACKLOG)
+			continue;
+		if (seq == BACKLOG)
+			tp_ready("tree");
 		tp_sleep_ms(100);
 	}
 	return 0;
@@ -38,6 +48,7 @@ static int run_reader(int fd)
 		}
 		printf("seq %u\n", got);
 		expect++;
+		tp_sleep_ms(100);
 	}
 	return 0;
 }
@@ -98,7 +109,6 @@ int main(void)
 	close(fds[0]);
 	close(fds[1]);
 	printf("children %d %d\n", (int)kids[0], (int)kids[1]);
-	tp_ready("tree");
 
 	int left = 2;
 	while (left > 0) {
