@@ -1,6 +1,5 @@
 // The `criu` command: parse, dispatch to the command table, turn every error into a one-line
 // message on stderr and exit status 1 (CRIU's convention: 0 ok, 1 error).
-import { ImageFormatError } from '@criu/images';
 import { CRIU_OPTIONS, type OptionSpec } from './args/options.js';
 import { parseCommandLine, type ParsedCommandLine } from './args/parse.js';
 import { CRIU_COMMANDS } from './commands/criu.js';
@@ -50,21 +49,8 @@ export function helpText(): string {
   return `${lines.join('\n')}\n`;
 }
 
-function isImageFormatError(err: unknown): err is ImageFormatError {
-  return err instanceof ImageFormatError || (err instanceof Error && err.name === 'ImageFormatError');
-}
-
-/** The one line printed for a failure. */
+/** The one line printed for a failure (ImageFormatError's message names file, record, offset). */
 export function errorMessage(err: unknown): string {
-  if (isImageFormatError(err)) {
-    const e = err as ImageFormatError & { file?: string; recordIndex?: number; offset?: number; field?: string; reason?: string };
-    const where: string[] = [];
-    if (e.recordIndex !== undefined && e.recordIndex >= 0) where.push(`record ${e.recordIndex}`);
-    if (e.offset !== undefined) where.push(`offset ${e.offset}`);
-    if (e.field) where.push(`field ${e.field}`);
-    const reason = e.reason ?? e.message;
-    return `${e.file ?? '<input>'}: ${reason}${where.length ? ` (${where.join(', ')})` : ''}`;
-  }
   if (err instanceof Error) return err.message;
   return String(err);
 }
