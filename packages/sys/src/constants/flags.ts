@@ -1,0 +1,71 @@
+// Flag and selector values of the calls @criu/sys wraps. All are the same on x86_64 and ppc64
+// (the O_* values used here differ only on alpha, sparc, parisc and mips).
+
+/** wait4/waitpid options. */
+export const WAIT = Object.freeze({
+  WNOHANG: 1, WUNTRACED: 2, WSTOPPED: 2, WEXITED: 4, WCONTINUED: 8, WNOWAIT: 0x01000000,
+  __WNOTHREAD: 0x20000000, __WALL: 0x40000000, __WCLONE: 0x80000000,
+});
+
+/** kcmp(2) types (linux/kcmp.h). */
+export const KCMP = Object.freeze({
+  FILE: 0, VM: 1, FILES: 2, FS: 3, SIGHAND: 4, IO: 5, SYSVSEM: 6, EPOLL_TFD: 7,
+});
+
+/** kcmp(2) results: the kernel orders the two objects by (scrambled) pointer. */
+export const KCMP_RESULT = Object.freeze({ EQUAL: 0, LESS: 1, GREATER: 2, NOT_EQUAL: 3 });
+
+/** clone/clone3 flags (linux/sched.h). bigint because clone3 flags are 64-bit. */
+export const CLONE = Object.freeze({
+  NEWTIME: 0x80n, VM: 0x100n, FS: 0x200n, FILES: 0x400n, SIGHAND: 0x800n, PIDFD: 0x1000n,
+  PTRACE: 0x2000n, VFORK: 0x4000n, PARENT: 0x8000n, THREAD: 0x10000n, NEWNS: 0x20000n,
+  SYSVSEM: 0x40000n, SETTLS: 0x80000n, PARENT_SETTID: 0x100000n, CHILD_CLEARTID: 0x200000n,
+  DETACHED: 0x400000n, UNTRACED: 0x800000n, CHILD_SETTID: 0x1000000n, NEWCGROUP: 0x2000000n,
+  NEWUTS: 0x4000000n, NEWIPC: 0x8000000n, NEWUSER: 0x10000000n, NEWPID: 0x20000000n,
+  NEWNET: 0x40000000n, IO: 0x80000000n, CLEAR_SIGHAND: 0x100000000n, INTO_CGROUP: 0x200000000n,
+});
+
+/** memfd_create flags (linux/memfd.h). */
+export const MFD = Object.freeze({
+  CLOEXEC: 1, ALLOW_SEALING: 2, HUGETLB: 4, NOEXEC_SEAL: 8, EXEC: 0x10,
+});
+
+/** splice/vmsplice/tee flags (fcntl.h). */
+export const SPLICE_F = Object.freeze({ MOVE: 1, NONBLOCK: 2, MORE: 4, GIFT: 8 });
+
+/** open/pipe2 flags used by these wrappers. */
+export const O = Object.freeze({ NONBLOCK: 0o4000, CLOEXEC: 0o2000000, DIRECT: 0o40000 });
+
+/** pidfd_open flags. */
+export const PIDFD = Object.freeze({ NONBLOCK: 0o4000, THREAD: 0o200 });
+
+/** fcntl commands the engine needs (Node has no fcntl). */
+export const F = Object.freeze({
+  DUPFD: 0, GETFD: 1, SETFD: 2, GETFL: 3, SETFL: 4, DUPFD_CLOEXEC: 1030,
+  SETPIPE_SZ: 1031, GETPIPE_SZ: 1032, ADD_SEALS: 1033, GET_SEALS: 1034,
+});
+
+/** prctl options (linux/prctl.h) a checkpoint/restore engine uses. */
+export const PR = Object.freeze({
+  SET_PDEATHSIG: 1, GET_PDEATHSIG: 2, GET_DUMPABLE: 3, SET_DUMPABLE: 4, GET_KEEPCAPS: 7,
+  SET_KEEPCAPS: 8, SET_NAME: 15, GET_NAME: 16, GET_SECCOMP: 21, SET_SECCOMP: 22,
+  CAPBSET_READ: 23, CAPBSET_DROP: 24, GET_TSC: 25, SET_TSC: 26, GET_SECUREBITS: 27,
+  SET_SECUREBITS: 28, GET_TIMERSLACK: 30, SET_TIMERSLACK: 29, SET_MM: 35,
+  SET_CHILD_SUBREAPER: 36, GET_CHILD_SUBREAPER: 37, SET_NO_NEW_PRIVS: 38, GET_NO_NEW_PRIVS: 39,
+  GET_TID_ADDRESS: 40, SET_THP_DISABLE: 41, GET_THP_DISABLE: 42, CAP_AMBIENT: 47,
+  GET_SPECULATION_CTRL: 52, SET_SPECULATION_CTRL: 53, SET_TAGGED_ADDR_CTRL: 55,
+  GET_TAGGED_ADDR_CTRL: 56, SET_SYSCALL_USER_DISPATCH: 59, SET_VMA: 0x53564d41,
+});
+
+/** PR_SET_MM sub-options. */
+export const PR_SET_MM = Object.freeze({
+  START_CODE: 1, END_CODE: 2, START_DATA: 3, END_DATA: 4, START_STACK: 5, START_BRK: 6, BRK: 7,
+  ARG_START: 8, ARG_END: 9, ENV_START: 10, ENV_END: 11, AUXV: 12, EXE_FILE: 13, MAP: 14,
+  MAP_SIZE: 15,
+});
+
+/** auxv entry types (elf.h) worth naming. */
+export const AT = Object.freeze({
+  NULL: 0, PHDR: 3, PHENT: 4, PHNUM: 5, PAGESZ: 6, BASE: 7, ENTRY: 9, HWCAP: 16, CLKTCK: 17,
+  SECURE: 23, RANDOM: 25, HWCAP2: 26, EXECFN: 31, SYSINFO_EHDR: 33, MINSIGSTKSZ: 51,
+});
