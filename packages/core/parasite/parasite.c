@@ -1,0 +1,256 @@
+/*
+ * The parasite: freestanding code the dumper runs inside a frozen task to do what only the
+ * task itself can (read its sigactions, itimers, sigaltstack, umask; hand over its fds; vmsplice
+ * its memory into a pipe without copying). It is arch-neutral; the arch supplies "arch.h"
+ * with raw syscall wrappers and the entry code that calls parasite_main() and then traps.
+ * No libc: everything goes through raw syscalls.
+ */
+#include "arch.h"
+#include "protocol.h"
+
+#define AF_UNIX 1
+#define SOCK_SEQPACKET 5
+#define SOL_SOCKET 1
+#define SCM_RIGHTS 1
+#define MSG_NOSIGNAL 0x4000
+#define PR_GET_PDEATHSIG 2
+#define PR_GET_DUMPABLE 3
+#define PR_GET_CHILD_SUBREAPER 37
+#define PR_GET_NO_NEW_PRIVS 39
+#define PR_GET_TID_ADDRESS 40
+#define PR_GET_THP_DISABLE 42
+#define SPLICE_F_GIFT 8
+
+typedef unsigned long u64;
+
+struct iovec_k { void *base; u64 len; };
+struct msghdr_k {
+	void *name; int namelen; int pad0;
+	struct iovec_k *iov; u64 iovlen;
+	void *control; u64 controllen;
+	int flags; int pad1;
+};
+struct cmsghdr_k { u64 len; int level; int type; };
+struct sockaddr_un_k { unsigned short family; char path[108]; };
+struct stack_k { u64 sp; int flags; int pad; u64 size; };
+
+/* Big enough for one message of any command. */
+#define BUF_SIZE (16 + PARASITE_MAX_IOVS * 24 + 64)
+static char in_buf[BUF_SIZE] __attribute__((aligned(16)));
+static char out_buf[sizeof(struct parasite_msg) + sizeof(struct parasite_task_state)] __attribute__((aligned(16)));
+static char cmsg_buf[sizeof(struct cmsghdr_k) + PARASITE_MAX_FDS * 4 + 8] __attribute__((aligned(8)));
+
+/* gcc may emit calls to these even with -ffreestanding. */
+void *memset(void *d, int c, u64 n) { char *p = d; while (n--) *p++ = (char)c; return d; }
+void *memcpy(void *d, const void *s, u64 n) { char *p = d; const char *q = s; while (n--) *p++ = *q++; return d; }
+
+static long send_msg(int sk, unsigned int cmd, int status, const void *payload, unsigned int len, const int *fds, unsigned int nfds)
+{
+	struct parasite_msg *h = (struct parasite_msg *)out_buf;
+	struct iovec_k iov[2];
+	struct msghdr_k mh;
+
+	h->cmd = cmd; h->status = status; h->len = len; h->pad = 0;
+	iov[0].base = h; iov[0].len = sizeof(*h);
+	iov[1].base = (void *)payload; iov[1].len = len;
+	memset(&mh, 0, sizeof(mh));
+	mh.iov = iov; mh.iovlen = len ? 2 : 1;
+	if (nfds) {
+		struct cmsghdr_k *c = (struct cmsghdr_k *)cmsg_buf;
+		c->len = sizeof(*c) + nfds * 4;
+		c->level = SOL_SOCKET; c->type = SCM_RIGHTS;
+		memcpy((char *)(c + 1), fds, nfds * 4);
+		mh.control = c;
+		mh.controllen = (c->len + 7) & ~7ul;
+	}
+	return sys6(__NR_sendmsg, sk, (long)&mh, MSG_NOSIGNAL, 0, 0, 0);
+}
+
+/* Receives one message into in_buf; *fd gets a passed descriptor, if any (else -1). */
+static long recv_msg(int sk, int *fd)
+{
+	struct iovec_k iov = { in_buf, sizeof(in_buf) };
+	struct msghdr_k mh;
+	long n;
+
+	memset(&mh, 0, sizeof(mh));
+	mh.iov = &iov; mh.iovlen = 1;
+	mh.control = cmsg_buf; mh.controllen = sizeof(cmsg_buf);
+	n = sys6(__NR_recvmsg, sk, (long)&mh, 0, 0, 0, 0);
+	*fd = -1;
+	if (n >= (long)sizeof(struct parasite_msg) && mh.controllen >= sizeof(struct cmsghdr_k) + 4) {
+		struct cmsghdr_k *c = (struct cmsghdr_k *)cmsg_buf;
+		if (c->level == SOL_SOCKET && c->type == SCM_RIGHTS)
+			memcpy(fd, (char *)(c + 1), 4);
+	}
+	return n;
+}
+
+static void get_task_state(struct parasite_task_state *st)
+{
+	struct stack_k ss;
+	int i;
+	long um;
+
+	memset(st, 0, sizeof(*st));
+	for (i = 1; i <= PARASITE_NSIG; i++) {
+		if (i == 9 || i == 19) /* SIGKILL, SIGSTOP */
+			continue;
+		sys6(__NR_rt_sigaction, i, 0, (long)&st->sa[i - 1], 8, 0, 0);
+	}
+	for (i = 0; i < 3; i++)
+		sys6(__NR_getitimer, i, (long)&st->itimers[i], 0, 0, 0, 0);
+	if (sys6(__NR_sigaltstack, 0, (long)&ss, 0, 0, 0, 0) == 0) {
+		st->sas_sp = ss.sp; st->sas_size = ss.size; st->sas_flags = ss.flags;
+	}
+	um = sys6(__NR_umask, 0, 0, 0, 0, 0, 0);
+	sys6(__NR_umask, um, 0, 0, 0, 0, 0);
+	st->umask = (unsigned int)um;
+	sys6(__NR_prctl, PR_GET_TID_ADDRESS, (long)&st->tid_address, 0, 0, 0, 0);
+	sys6(__NR_prctl, PR_GET_PDEATHSIG, (long)&st->pdeath_sig, 0, 0, 0, 0);
+	st->dumpable = (int)sys6(__NR_prctl, PR_GET_DUMPABLE, 0, 0, 0, 0, 0);
+	sys6(__NR_prctl, PR_GET_CHILD_SUBREAPER, (long)&st->child_subreaper, 0, 0, 0, 0);
+	st->no_new_privs = (int)sys6(__NR_prctl, PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0, 0);
+	st->thp_disabled = (int)sys6(__NR_prctl, PR_GET_THP_DISABLE, 0, 0, 0, 0, 0);
+}
+
+/* vmsplice every range into the pipe; SPLICE_F_GIFT-less, so pages are referenced, not copied. */
+static long dump_pages(int pipe_fd, const struct iovec_k *iov, unsigned int n)
+{
+	long total = 0;
+	unsigned int i = 0;
+	struct iovec_k cur;
+
+	if (pipe_fd < 0)
+		return -9; /* EBADF */
+	while (i < n) {
+		long r;
+		cur = iov[i];
+		while (cur.len) {
+			r = sys6(__NR_vmsplice, pipe_fd, (long)&cur, 1, 0, 0, 0);
+			if (r < 0)
+				return r;
+			if (r == 0)
+				return -5; /* EIO: pipe full, dumper asked for more than fits */
+			cur.base = (char *)cur.base + r;
+			cur.len -= (u64)r;
+			total += r;
+		}
+		i++;
+	}
+	return total;
+}
+
+static long do_mprotect(const char *p, unsigned int n)
+{
+	unsigned int i;
+	for (i = 0; i < n; i++) {
+		u64 r[3];
+		long ret;
+		memcpy(r, p + i * 24, 24);
+		ret = sys6(__NR_mprotect, (long)r[0], (long)r[1], (long)r[2], 0, 0, 0);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+long parasite_main(struct parasite_args *args)
+{
+	struct sockaddr_un_k addr;
+	struct parasite_task_state *st;
+	int sk, pipe_fd = -1;
+	long ret;
+
+	if (args->magic != PARASITE_MAGIC || args->version != PARASITE_VERSION || args->sock_name_len > 100)
+		return -22;
+	sk = (int)sys6(__NR_socket, AF_UNIX, SOCK_SEQPACKET, 0, 0, 0, 0);
+	if (sk < 0)
+		return sk;
+	memset(&addr, 0, sizeof(addr));
+	addr.family = AF_UNIX;
+	memcpy(addr.path + 1, args->sock_name, args->sock_name_len); /* abstract name */
+	ret = sys6(__NR_connect, sk, (long)&addr, 2 + 1 + args->sock_name_len, 0, 0, 0);
+	if (ret < 0)
+		goto out;
+	ret = send_msg(sk, PCMD_READY, 0, 0, 0, 0, 0);
+	if (ret < 0)
+		goto out;
+
+	/* The task state goes into out_buf right after the header slot. */
+	st = (struct parasite_task_state *)(out_buf + sizeof(struct parasite_msg));
+	for (;;) {
+		int fd;
+		long n = recv_msg(sk, &fd);
+		struct parasite_msg *m = (struct parasite_msg *)in_buf;
+		const char *payload = in_buf + sizeof(*m);
+		unsigned int cnt;
+
+		/* A closed control socket (dumper gone) ends the parasite: never hang the task. */
+		if (n <= 0) { ret = n ? n : -104; break; }
+		if (n < (long)sizeof(*m) || m->len != (unsigned long)n - sizeof(*m)) {
+			send_msg(sk, m->cmd, -22, 0, 0, 0, 0);
+			continue;
+		}
+		memcpy(&cnt, payload, 4);
+		switch (m->cmd) {
+		case PCMD_TASK_STATE:
+			get_task_state(st);
+			ret = send_msg(sk, PCMD_TASK_STATE, 0, st, sizeof(*st), 0, 0);
+			break;
+		case PCMD_SEND_FDS:
+			if (m->len < 4 || cnt > PARASITE_MAX_FDS || m->len < 4 + cnt * 4) {
+				ret = send_msg(sk, m->cmd, -22, 0, 0, 0, 0);
+				break;
+			}
+			{
+				int fds[PARASITE_MAX_FDS];
+				memcpy(fds, payload + 4, cnt * 4);
+				ret = send_msg(sk, PCMD_SEND_FDS, 0, 0, 0, fds, cnt);
+				if (ret < 0) /* e.g. a closed fd: report it instead of dying */
+					ret = send_msg(sk, PCMD_SEND_FDS, (int)ret, 0, 0, 0, 0);
+			}
+			break;
+		case PCMD_SET_PIPE:
+			if (pipe_fd >= 0)
+				sys6(__NR_close, pipe_fd, 0, 0, 0, 0, 0);
+			pipe_fd = fd;
+			ret = send_msg(sk, PCMD_SET_PIPE, fd >= 0 ? 0 : -9, 0, 0, 0, 0);
+			break;
+		case PCMD_DUMP_PAGES:
+			if (m->len < 8 || cnt > PARASITE_MAX_IOVS || m->len < 8 + cnt * 16) {
+				ret = send_msg(sk, m->cmd, -22, 0, 0, 0, 0);
+				break;
+			}
+			{
+				long r = dump_pages(pipe_fd, (const struct iovec_k *)(payload + 8), cnt);
+				u64 bytes = r > 0 ? (u64)r : 0;
+				ret = send_msg(sk, PCMD_DUMP_PAGES, r < 0 ? (int)r : 0, &bytes, 8, 0, 0);
+			}
+			break;
+		case PCMD_MPROTECT:
+			if (m->len < 8 || m->len < 8 + cnt * 24) {
+				ret = send_msg(sk, m->cmd, -22, 0, 0, 0, 0);
+				break;
+			}
+			ret = send_msg(sk, PCMD_MPROTECT, (int)do_mprotect(payload + 8, cnt), 0, 0, 0, 0);
+			break;
+		case PCMD_FINI:
+			send_msg(sk, PCMD_FINI, 0, 0, 0, 0, 0);
+			ret = 0;
+			goto out;
+		default:
+			ret = send_msg(sk, m->cmd, -95, 0, 0, 0, 0); /* EOPNOTSUPP */
+			break;
+		}
+		if (fd >= 0 && m->cmd != PCMD_SET_PIPE)
+			sys6(__NR_close, fd, 0, 0, 0, 0, 0);
+		if (ret < 0)
+			break;
+	}
+out:
+	if (pipe_fd >= 0)
+		sys6(__NR_close, pipe_fd, 0, 0, 0, 0, 0);
+	sys6(__NR_close, sk, 0, 0, 0, 0, 0);
+	return ret;
+}
