@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
-# Builds the C test programs into tools/testprogs/build/ (or $OUT_DIR).
-#   CC       compiler (default: cc); e.g. CC=powerpc64le-linux-gnu-gcc OUT_DIR=build/ppc64le
+# Builds the C test programs into tools/testprogs/build/ (host compiler) or
+# tools/testprogs/build/<target triple>/ (a cross compiler), or $OUT_DIR when set.
+#   CC       compiler (default: cc); e.g. CC=powerpc64le-linux-gnu-gcc -> build/powerpc64le-linux-gnu/
 #   CFLAGS   extra compiler flags
+#   OUT_DIR  output directory
 # Idempotent and fast: a program is recompiled only when its sources, the compiler or the
 # flags changed. Safe to run concurrently (test workers): a lock serialises builds and each
 # binary is renamed into place atomically. Prints nothing on success unless something was built.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cc="${CC:-cc}"
-out="${OUT_DIR:-$here/build}"
+if [ -n "${OUT_DIR:-}" ]; then
+  out="$OUT_DIR"
+elif [ "$cc" = cc ] || [ "$("$cc" -dumpmachine)" = "$(cc -dumpmachine 2>/dev/null || true)" ]; then
+  out="$here/build"
+else
+  out="$here/build/$("$cc" -dumpmachine)"
+fi
 flags="-O2 -g -Wall -Wextra -Werror -pthread ${CFLAGS:-}"
 mkdir -p "$out"
 
