@@ -1,1 +1,3 @@
 export * from './parasite.js';
+export * from './regs.js';
+export { x86_64 } from './infect.js';

@@ -1,0 +1,51 @@
+import { SYSCALLS_X86_64 } from '@criu/sys';
+import { GP_REGS_SIZE, getReg, setReg } from './regs.js';
+import { EM_X86_64, R_X86_64_RELATIVE, parasiteElfPath } from './parasite.js';
+
+const EFLAGS_TF = 1n << 8n;
+const EFLAGS_DF = 1n << 10n;
+
+/** `syscall; int3`, padded with int3 to one 8-byte word for PTRACE_POKEDATA. */
+const SYSCALL_TRAP = Buffer.from([0x0f, 0x05, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc]);
+
+function withoutRestart(regs: Buffer): void {
+  // orig_rax = -1: the kernel must not treat our injected ip as an interrupted syscall to restart.
+  setReg(regs, 'orig_rax', -1n);
+  setReg(regs, 'eflags', getReg(regs, 'eflags') & ~(EFLAGS_TF | EFLAGS_DF));
+}
+
+export const x86_64 = {
+  name: 'x86_64',
+  littleEndian: true,
+  elf: { machine: EM_X86_64, relativeType: R_X86_64_RELATIVE },
+  parasiteElfPath,
+  gpRegsSize: GP_REGS_SIZE,
+  syscallTrapCode: SYSCALL_TRAP,
+  trapAddress: (ip: bigint) => ip + 3n, // after `syscall` (2 bytes) and `int3` (1 byte)
+  ip: (regs: Buffer) => getReg(regs, 'rip'),
+  sp: (regs: Buffer) => getReg(regs, 'rsp'),
+  syscallRegs(saved: Buffer, ip: bigint, nr: number, args: readonly bigint[]): Buffer {
+    const r = Buffer.from(saved);
+    withoutRestart(r);
+    setReg(r, 'rip', ip);
+    setReg(r, 'rax', BigInt(nr));
+    const order = ['rdi', 'rsi', 'rdx', 'r10', 'r8', 'r9'] as const;
+    order.forEach((name, i) => setReg(r, name, args[i] ?? 0n));
+    return r;
+  },
+  syscallResult: (regs: Buffer) => BigInt.asIntN(64, getReg(regs, 'rax')),
+  callRegs(saved: Buffer, entry: bigint, sp: bigint, arg0: bigint): Buffer {
+    const r = Buffer.from(saved);
+    withoutRestart(r);
+    setReg(r, 'rip', entry);
+    setReg(r, 'rsp', sp & ~0xfn); // 16-byte aligned before the head's `call`
+    setReg(r, 'rdi', arg0);
+    return r;
+  },
+  callResult: (regs: Buffer) => BigInt.asIntN(64, getReg(regs, 'rax')),
+  sysno(name: string): number {
+    const nr = (SYSCALLS_X86_64 as Record<string, number>)[name];
+    if (nr === undefined) throw new Error(`x86_64 has no syscall named ${name}`);
+    return nr;
+  },
+};

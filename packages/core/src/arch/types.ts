@@ -1,0 +1,33 @@
+/**
+ * What core asks of an architecture. Arch packages implement this structurally (they do not
+ * import core); core checks them against it in host.ts. Register sets travel as the raw bytes
+ * the kernel's regsets use, and the arch reads and writes the fields it knows.
+ */
+export interface Arch {
+  /** Name as in process.arch terms of this project: 'x86_64' | 'ppc64'. */
+  readonly name: string;
+  readonly littleEndian: boolean;
+  /** ELF facts to load the arch's parasite (see elfToBlob). */
+  readonly elf: { readonly machine: number; readonly relativeType: number };
+  /** Path of the arch's built parasite ELF. */
+  parasiteElfPath(): string;
+
+  /** Size of the NT_PRSTATUS regset (the general-purpose registers). */
+  readonly gpRegsSize: number;
+  /** Machine code, one aligned word long, that runs one syscall and then traps. */
+  readonly syscallTrapCode: Buffer;
+  /** The instruction pointer after the trap of syscallTrapCode placed at `ip`. */
+  trapAddress(ip: bigint): bigint;
+  ip(regs: Buffer): bigint;
+  sp(regs: Buffer): bigint;
+  /** A copy of `saved` set up to run syscall `nr` with `args` from the trap code at `ip`. */
+  syscallRegs(saved: Buffer, ip: bigint, nr: number, args: readonly bigint[]): Buffer;
+  /** The syscall's result after the trap, as the kernel's -errno convention. */
+  syscallResult(regs: Buffer): bigint;
+  /** A copy of `saved` set up to call blob code at `entry` with stack `sp` and one argument. */
+  callRegs(saved: Buffer, entry: bigint, sp: bigint, arg0: bigint): Buffer;
+  /** The called function's return value after its trap. */
+  callResult(regs: Buffer): bigint;
+  /** Syscall number by name for this arch. */
+  sysno(name: string): number;
+}
