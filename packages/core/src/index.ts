@@ -1,7 +1,7 @@
 export * from './parasite/elf-blob.js';
 export type { Arch } from './arch/types.js';
 export { hostArch, UnsupportedArchError } from './arch/host.js';
-export { parseMaps, readMaps, ProcParseError, type MapsEntry } from './proc/maps.js';
+export * from './proc/index.js';
 export { FrozenTask } from './infect/frozen-task.js';
 export { Parasite, type MemRange } from './infect/parasite.js';
 export { InfectError, RemoteSyscallError } from './infect/errors.js';

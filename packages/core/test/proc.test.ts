@@ -1,0 +1,43 @@
+import { readStat, readStatus, readSmapsVmFlags, listFds, readFdInfo, readMountinfo, readMaps, parseStat } from '../src/proc';
+
+describe('/proc readers on this very process', () => {
+  it('reads status and stat consistently', () => {
+    const st = readStatus(process.pid);
+    const stat = readStat(process.pid);
+    expect(st.pid).toBe(process.pid);
+    expect(stat.pid).toBe(process.pid);
+    expect(st.ppid).toBe(process.ppid);
+    expect(stat.ppid).toBe(process.ppid);
+    expect(st.uid[0]).toBe(process.getuid!());
+    expect(st.threads).toBe(stat.numThreads);
+    expect(stat.argStart).toBeLessThan(stat.argEnd);
+    expect(stat.envStart).toBe(stat.argEnd);
+    expect(typeof st.umask).toBe('number');
+  });
+
+  it('parses a comm with spaces and parentheses', () => {
+    const fields = Array.from({ length: 50 }, (_, i) => String(i + 3));
+    const s = parseStat(`42 (a (b) c) ${fields.join(' ')}`);
+    expect(s.comm).toBe('a (b) c');
+    expect(s.ppid).toBe(4);
+    expect(s.exitCode).toBe(52);
+  });
+
+  it('reads maps with VmFlags for every mapping', () => {
+    const maps = readMaps(process.pid);
+    const flags = readSmapsVmFlags(process.pid);
+    expect(maps.length).toBeGreaterThan(5);
+    for (const m of maps) expect(flags.get(m.start)).toBeDefined();
+    const stack = maps.find((m) => m.name === '[stack]')!;
+    expect(flags.get(stack.start)!.has('gd')).toBe(true); // grows down
+  });
+
+  it('reads fdinfo and mountinfo', () => {
+    const fds = listFds(process.pid);
+    expect(fds).toContain(0);
+    const info = readFdInfo(process.pid, fds[0]);
+    expect(info.mntId).toBeGreaterThan(0);
+    const mounts = readMountinfo(process.pid);
+    expect(mounts.some((m) => m.mountPoint === '/')).toBe(true);
+  });
+});
