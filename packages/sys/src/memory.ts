@@ -47,6 +47,7 @@ export function processVmWritev(r: SyscallRunner, pid: number, local: Buffer | r
 
 /** Reads `len` bytes at `addr`; the result is shorter when the range runs into unmapped memory. */
 export function readMemory(r: SyscallRunner, pid: number, addr: bigint | number, len: number): Buffer {
+  if (!Number.isSafeInteger(len) || len < 0) throw new SysArgError('len', `${len} is not a length`);
   const buf = Buffer.alloc(len);
   return buf.subarray(0, len === 0 ? 0 : processVmReadv(r, pid, buf, { addr, len }));
 }

@@ -155,6 +155,7 @@ export class Ptrace {
   /** Pending signals without dequeuing them: the thread's queue, or the process-wide one. */
   peekSigInfo(pid: number, opts: { offset?: number; count?: number; shared?: boolean } = {}): SigInfo[] {
     const count = opts.count ?? 32;
+    if (!Number.isInteger(count) || count < 1 || count > 4096) throw new SysArgError('count', `${count} is outside 1..4096`);
     const args = Buffer.alloc(16);
     writeU64(args, BigInt(opts.offset ?? 0), 0);
     writeU32(args, opts.shared ? PTRACE_PEEKSIGINFO_SHARED : 0, 8);

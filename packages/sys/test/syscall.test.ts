@@ -122,6 +122,9 @@ describe.each(BACKENDS)('syscalls through %s', (backend) => {
     expect(() => sys.ptrace.cont(NO_SUCH_PID, 99)).toThrow(SysArgError);
     expect(() => sys.memfdCreate('a\0b')).toThrow(SysArgError);
     expect(() => sys.ptrace.getRegset(NO_SUCH_PID, 1, 0)).toThrow(SysArgError);
+    expect(() => sys.readMemory(NO_SUCH_PID, 0x1000n, -1)).toThrow(SysArgError);
+    expect(() => sys.ptrace.peekSigInfo(NO_SUCH_PID, { count: 0 })).toThrow(SysArgError);
+    expect(() => sys.processVmReadv(NO_SUCH_PID, Buffer.alloc(1), Array(1025).fill({ addr: 0n, len: 1 }))).toThrow(expect.objectContaining({ argument: 'remote' }));
   });
 });
 
