@@ -112,9 +112,24 @@ export function checkMessage(plan: MessagePlan, value: unknown): ValidationProbl
   if (issue.code === 'unrecognized_keys') {
     path = [...path, issue.keys[0]];
     message = `unknown field of ${plan.name}`;
-  } else if (issue.code === 'invalid_type' && (issue as { input?: unknown }).input === undefined) {
+  } else if (isMissing(value, path)) {
     missing = true;
     message = 'required field is missing';
+  } else if (issue.code === 'invalid_union') {
+    message = 'expected an integer in the 64-bit range of this field (BigInt, or a safe-integer number)';
   }
   return { field: formatPath(path), message, missing };
+}
+
+// True when the last path element names a key its parent object does not have.
+function isMissing(value: unknown, path: ReadonlyArray<PropertyKey>): boolean {
+  if (path.length === 0) return false;
+  let cur: unknown = value;
+  for (const p of path.slice(0, -1)) {
+    if (typeof cur !== 'object' || cur === null) return false;
+    cur = (cur as Record<PropertyKey, unknown>)[p];
+  }
+  if (typeof cur !== 'object' || cur === null || Array.isArray(cur)) return false;
+  const last = path[path.length - 1];
+  return (cur as Record<PropertyKey, unknown>)[last] === undefined;
 }
