@@ -138,7 +138,8 @@ export function* parseBody(layout: ImageLayout, headerSize: number, size: number
         case 'ipc-msg': {
           const qnum = num(message, 'qnum');
           const messages: Array<{ message: Msg; data: PayloadBytes; recordSize: number }> = [];
-          for (let i = 0; i < qnum && left() > 0; i++) {
+          for (let i = 0; i < qnum; i++) {
+            if (left() === 0) fail('TRUNCATED_RECORD', pos, `qnum is ${qnum} but the image ends after ${i} queued message(s)`, 'extra');
             const recAt = pos;
             const m = yield* record('ipc_msg');
             const recordSize = pos - recAt - 4;
