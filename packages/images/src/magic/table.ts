@@ -105,8 +105,7 @@ const TABLE: Array<[string, number, ImageLayout | undefined, boolean]> = [
   ['BINFMT_MISC', 0x67343323, rec('binfmt_misc_entry'), false],
   ['AUTOFS', 0x49353943, rec('autofs_entry'), true],
   ['FILES', 0x56303138, rec('file_entry'), true],
-  // memfd.img: crit 4.1 lists a MEMFD_FILE handler but no MEMFD_INODE one.
-  ['MEMFD_INODE', 0x48453499, rec('memfd_inode_entry'), false],
+  ['MEMFD_INODE', 0x48453499, rec('memfd_inode_entry'), true],
   ['TIMENS', 0x43114433, rec('timens_entry'), true],
   ['PIDNS', 0x61157326, rec('pidns_entry'), true],
   ['BPFMAP_FILE', 0x57506142, rec('bpfmap_file_entry'), true],
