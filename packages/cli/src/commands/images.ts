@@ -29,20 +29,21 @@ async function runShow(ctx: CommandContext): Promise<number> {
 
 async function runEncode(ctx: CommandContext): Promise<number> {
   const { name, bytes } = await readInput(ctx.io, optString(ctx, 'in'));
-  let image: unknown;
+  let text: string;
   try {
-    image = parseCritJson(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
-  } catch (err) {
-    throw new CliJsonError(name, err instanceof Error ? err.message : String(err));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    // crit: "Cannot read JSON. Maybe you are feeding me an image with protobuf data?"
+    throw new CliJsonError(name, 'not UTF-8 text (an image with protobuf data? encode expects JSON)');
   }
-  writeOutput(ctx.io, optString(ctx, 'out'), encodeImage(image as Parameters<typeof encodeImage>[0]));
+  const image = parseCritJson(text, name);
+  writeOutput(ctx.io, optString(ctx, 'out'), encodeImage(image, { file: name }));
   return 0;
 }
 
 async function runInfo(ctx: CommandContext): Promise<number> {
   const { name, bytes } = await readInput(ctx.io, ctx.args.positionals[0]);
-  void name;
-  const info = imageInfo(bytes);
+  const info = imageInfo(bytes, { file: name });
   ctx.io.writeStdout(`${stringifyCritJson({ magic: info.magic, count: info.count }, true)}\n`);
   return 0;
 }

@@ -216,8 +216,9 @@ export interface CritDecoded {
   plain?: string;
   /** exactly `crit decode --pretty` / `crit show` output, without the trailing newline */
   pretty?: string;
-  /** `crit info` result */
+  /** `crit info` result, or why it failed (it cannot walk images with raw payload) */
   info?: { magic: string; count: number };
+  infoError?: { kind: string; message: string };
   /** why pycriu refused the file: 'magic' = crit's "Unknown magic ... raw data" error */
   error?: { kind: string; message: string; magic?: number };
 }
@@ -235,12 +236,18 @@ for p in req['decode']:
             with open(p, 'rb') as f:
                 img = pycriu.images.load(f, pretty)
             r['pretty' if pretty else 'plain'] = json.dumps(img, indent=4 if pretty else None)
-        with open(p, 'rb') as f:
-            r['info'] = pycriu.images.info(f)
     except pycriu.images.MagicException as e:
         r['error'] = {'kind': 'magic', 'message': 'Unknown magic %#x' % e.magic, 'magic': e.magic}
     except Exception as e:
         r['error'] = {'kind': type(e).__name__, 'message': str(e)}
+    # crit info walks length-prefixed records only: it fails on images with raw payload
+    # after an entry (pipes-data with unread bytes), so it is kept apart from decode.
+    if 'error' not in r:
+        try:
+            with open(p, 'rb') as f:
+                r['info'] = pycriu.images.info(f)
+        except Exception as e:
+            r['infoError'] = {'kind': type(e).__name__, 'message': str(e)}
     res['decode'][p] = r
 for p in req['encode']:
     try:
