@@ -34,6 +34,7 @@ test('criu show / decode print byte for byte what the real crit prints', () => {
     for (const [ours, theirs] of [
       [['show', file], ['show', file]],
       [['decode', '-i', file], ['decode', '-i', file]],
+      [['show', '--nopl', file], ['show', '--nopl', file]],
     ]) {
       const a = criu(ours);
       const b = spawnSync(critOraclePath(), theirs, { maxBuffer: 1 << 28 });

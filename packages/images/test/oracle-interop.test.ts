@@ -8,6 +8,8 @@ import {
   critDecodeFiles,
   critEncodeFiles,
   type CritDecoded,
+  isDead,
+  OracleDumpError,
   type OracleDump,
   oracleDump,
   pageSize,
@@ -62,8 +64,9 @@ function structuredImages(program: TestProgram): { file: string; full: string; b
 }
 
 describe.each(TEST_PROGRAMS)('oracle images of %s', (program) => {
-  test('the oracle wrote the images a dump of this program must have', () => {
+  test('the oracle wrote the images a dump of this program must have, and the program is dead', () => {
     const d = dumps.get(program)!;
+    expect(d.pids.filter((p) => !isDead(p))).toEqual([]);
     const must = ['inventory.img', 'pstree.img', 'files.img', 'stats-dump', 'pages-1.img'];
     for (const pid of d.pids) must.push(`core-${pid}.img`, `mm-${pid}.img`, `pagemap-${pid}.img`, `ids-${pid}.img`, `fs-${pid}.img`);
     if (program === 'tree') must.push('pipes-data.img');
@@ -208,4 +211,19 @@ describe.each(TEST_PROGRAMS)('oracle images of %s', (program) => {
       expect(fs.statSync(path.join(d.dir, 'pages-1.img')).size).toBeGreaterThanOrEqual(64 << 20);
     }
   });
+});
+
+test('a failing oracle dump rejects with OracleDumpError and leaves no process behind', async () => {
+  let thrown: unknown;
+  try {
+    await oracleDump('tree', { extraArgs: ['--no-such-option'], fresh: true });
+  } catch (err) {
+    thrown = err;
+  }
+  expect(thrown).toBeInstanceOf(OracleDumpError);
+  const e = thrown as OracleDumpError;
+  expect(e.status).toBe(1);
+  expect(e.stderr).toContain('no-such-option');
+  expect(e.pids).toHaveLength(3);
+  expect(e.pids.filter((p) => !isDead(p))).toEqual([]);
 });

@@ -134,6 +134,20 @@ export interface OracleDump {
   files: string[];
 }
 
+/** The oracle's `criu dump` failed; the program it was dumping has been killed. */
+export class OracleDumpError extends Error {
+  override readonly name = 'OracleDumpError';
+  constructor(
+    readonly program: TestProgram,
+    readonly pids: number[],
+    readonly status: number | null,
+    readonly stderr: string,
+    readonly logTail: string,
+  ) {
+    super(`oracle dump of ${program} failed (status ${status}): ${stderr}\n${logTail}`);
+  }
+}
+
 export interface OracleDumpOptions {
   /** extra options for `criu dump` */
   extraArgs?: string[];
@@ -192,7 +206,7 @@ async function doDump(program: TestProgram, opts: OracleDumpOptions): Promise<Or
     const res = spawnSync(criuOraclePath(), args, { encoding: 'utf8', timeout: 60000 });
     if (res.status !== 0) {
       const log = fs.existsSync(dumpLog) ? fs.readFileSync(dumpLog, 'utf8') : '';
-      throw new Error(`oracle dump of ${program} failed (status ${res.status}): ${res.stderr}\n${log.slice(-4000)}`);
+      throw new OracleDumpError(program, pids, res.status, res.stderr, log.slice(-4000));
     }
   } finally {
     // criu dump killed the tree; this only acts when something failed.
