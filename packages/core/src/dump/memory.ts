@@ -1,0 +1,327 @@
+/**
+ * Dumps a frozen task's private memory: picks the pages worth keeping (present or swapped, not
+ * the zero page, not still backed by the file in private file mappings; the whole vDSO; never
+ * vvar), writes their contents to pages-<id>.img and returns the pagemap-<pid>.img records.
+ *
+ * Transfer is zero-copy by default: the parasite vmsplices task pages into a pipe and we
+ * splice the pipe into the image. The 'vm_readv' method copies through a bounded buffer with
+ * process_vm_readv instead.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { sys, O, F, SPLICE_F, SysError } from '@criu/sys';
+import { PE_LAZY, PE_PRESENT, type Msg } from '@criu/images';
+import type { TaskDumpContext } from './model.js';
+import { PagemapScanner, PAGE_IS, type ScanMethod } from './mem-scan.js';
+import { PROT, VMA, vmaCanBeLazy, vmaIsPrivateDumpable } from './vmas.js';
+
+export type TransferMethod = 'parasite' | 'vm_readv';
+
+export interface DumpMemoryOptions {
+  pagesId: number;
+  /** How page contents travel (default 'parasite'). */
+  method?: TransferMethod;
+  /** How present pages are found (default 'ioctl', falling back to 'pagemap' on old kernels). */
+  scan?: ScanMethod;
+  /** Buffer size of the 'vm_readv' method (default 4 MiB). */
+  chunkBytes?: number;
+  /** Upper bound for the pipe size of the 'parasite' method (default: /proc/sys/fs/pipe-max-size). */
+  pipeBytes?: number;
+}
+
+export interface MemoryDumpStats {
+  /** Pages in the private vmas that were looked at. */
+  pagesScanned: number;
+  pagesSkippedZero: number;
+  /** Pages of private file mappings still backed by the file (restore maps them from it). */
+  pagesSkippedFile: number;
+  pagesWritten: number;
+  bytesWritten: number;
+  /** Buffer fills: pipe loads (parasite) or read chunks (vm_readv). */
+  pipeBufs: number;
+  elapsedMs: number;
+  /** The scan method that was actually used. */
+  scan: ScanMethod;
+}
+
+export interface MemoryDumpResult {
+  /** pagemap_head then pagemap_entry records, for pagemap-<pid>.img. */
+  pagemap: Msg[];
+  stats: MemoryDumpStats;
+}
+
+export class MemoryDumpError extends Error {
+  override readonly name = 'MemoryDumpError';
+  constructor(readonly pid: number, readonly what: string, reason: string, options?: { cause?: unknown }) {
+    super(`task ${pid}: ${what}: ${reason}`, options);
+  }
+}
+
+/** One pagemap run. */
+interface Run { start: bigint; nrPages: number; flags: number }
+
+const MAX_RUN_PAGES = 0x40000000; // nr_pages is a uint32; keep well inside it
+const MAX_RANGES = 512; // per parasite request (PARASITE_MAX_IOVS)
+const MAX_READV_IOVS = 1024; // IOV_MAX
+const MPROTECT_BATCH = 256;
+
+function hex(v: bigint): string {
+  return '0x' + v.toString(16);
+}
+
+function pipeMaxSize(): number {
+  try {
+    const n = Number(fs.readFileSync('/proc/sys/fs/pipe-max-size', 'latin1').trim());
+    return Number.isSafeInteger(n) && n > 0 ? n : 1 << 20;
+  } catch {
+    return 1 << 20;
+  }
+}
+
+/** Finds the pages to dump; runs come out in address order, coalesced. */
+function planRuns(ctx: TaskDumpContext, vmas: Msg[], scanner: PagemapScanner, stats: MemoryDumpStats): { runs: Run[]; unreadable: Msg[] } {
+  const ps = BigInt(ctx.pageSize);
+  const runs: Run[] = [];
+  const unreadable: Msg[] = [];
+  let added = 0;
+  const add = (start: bigint, nrPages: number, flags: number): void => {
+    added += nrPages;
+    while (nrPages > 0) {
+      const last = runs[runs.length - 1];
+      if (last && last.flags === flags && last.start + BigInt(last.nrPages) * ps === start && last.nrPages < MAX_RUN_PAGES) {
+        const n = Math.min(nrPages, MAX_RUN_PAGES - last.nrPages);
+        last.nrPages += n;
+        start += BigInt(n) * ps;
+        nrPages -= n;
+      } else {
+        const n = Math.min(nrPages, MAX_RUN_PAGES);
+        runs.push({ start, nrPages: n, flags });
+        start += BigInt(n) * ps;
+        nrPages -= n;
+      }
+    }
+  };
+
+  const sorted = [...vmas].sort((a, b) => (BigInt(a.start as bigint) < BigInt(b.start as bigint) ? -1 : 1));
+  let prevEnd = 0n;
+  for (const v of sorted) {
+    const start = BigInt(v.start as bigint);
+    const end = BigInt(v.end as bigint);
+    const status = Number(v.status);
+    const where = `vma ${hex(start)}-${hex(end)}`;
+    if (start < prevEnd) throw new MemoryDumpError(ctx.pid, where, 'overlaps the previous vma');
+    prevEnd = end;
+    if (start % ps !== 0n || end % ps !== 0n || end <= start) throw new MemoryDumpError(ctx.pid, where, 'is not page aligned');
+    if (status & (VMA.ANON_SHARED | VMA.AREA_MEMFD | VMA.AREA_SYSVIPC)) {
+      throw new MemoryDumpError(ctx.pid, where, 'shared anonymous memory (shmem/memfd/SysV) is not supported yet');
+    }
+    if (status & VMA.AREA_AIORING) throw new MemoryDumpError(ctx.pid, where, 'AIO rings are not supported yet');
+    if (!vmaIsPrivateDumpable(v)) continue;
+
+    const pages = Number((end - start) / ps);
+    stats.pagesScanned += pages;
+    const flags = PE_PRESENT | (vmaCanBeLazy(v) ? PE_LAZY : 0);
+    const before = added;
+    if (status & VMA.AREA_VDSO) {
+      add(start, pages, flags); // CRIU always dumps the whole vDSO
+    } else {
+      const filePrivate = (status & VMA.FILE_PRIVATE) !== 0;
+      for (const r of scanner.scan(start, end)) {
+        if (r.categories & PAGE_IS.PFNZERO) stats.pagesSkippedZero += r.nrPages;
+        else if (filePrivate && (r.categories & PAGE_IS.FILE)) stats.pagesSkippedFile += r.nrPages;
+        else add(r.start, r.nrPages, flags);
+      }
+    }
+    if (added > before && !(Number(v.prot) & PROT.READ)) unreadable.push(v);
+  }
+  return { runs, unreadable };
+}
+
+/** Walks runs as byte ranges, handing out batches of at most `maxBytes` / `maxRanges`. */
+class RangeCursor {
+  private i = 0;
+  private off = 0n; // bytes already consumed of runs[i]
+  constructor(private readonly runs: Run[], private readonly ps: bigint) {}
+
+  get done(): boolean {
+    return this.i >= this.runs.length;
+  }
+
+  next(maxBytes: number, maxRanges: number): { start: bigint; length: number }[] {
+    const out: { start: bigint; length: number }[] = [];
+    let budget = BigInt(maxBytes);
+    while (!this.done && out.length < maxRanges && budget > 0n) {
+      const r = this.runs[this.i];
+      const left = BigInt(r.nrPages) * this.ps - this.off;
+      const take = left < budget ? left : budget;
+      out.push({ start: r.start + this.off, length: Number(take) });
+      budget -= take;
+      this.off += take;
+      if (this.off === BigInt(r.nrPages) * this.ps) {
+        this.i++;
+        this.off = 0n;
+      }
+    }
+    return out;
+  }
+}
+
+/** Removes the first `n` bytes from a list of ranges (after a short vmsplice). */
+function dropBytes(ranges: { start: bigint; length: number }[], n: number): { start: bigint; length: number }[] {
+  const out: { start: bigint; length: number }[] = [];
+  for (const r of ranges) {
+    if (n >= r.length) {
+      n -= r.length;
+      continue;
+    }
+    out.push({ start: r.start + BigInt(n), length: r.length - n });
+    n = 0;
+  }
+  return out;
+}
+
+function transferParasite(ctx: TaskDumpContext, runs: Run[], imgFd: number, totalBytes: number, opts: DumpMemoryOptions, stats: MemoryDumpStats): void {
+  const ps = ctx.pageSize;
+  const [rfd, wfd] = sys.pipe2(O.CLOEXEC);
+  try {
+    const limit = Math.min(opts.pipeBytes ?? Infinity, pipeMaxSize());
+    let want = ps;
+    while (want < totalBytes && want * 2 <= limit) want *= 2;
+    let size: number;
+    try {
+      size = sys.fcntl(wfd, F.SETPIPE_SZ, want);
+    } catch (e) {
+      if (!SysError.is(e, 'EPERM', 'EBUSY')) throw e;
+      size = sys.fcntl(wfd, F.GETPIPE_SZ); // per-user pipe limits: keep the default size
+    }
+    const capacity = Math.max(ps, Math.floor(size / ps) * ps);
+    ctx.log.debug(`memory: pipe of ${size} bytes for ${totalBytes} bytes of pages`);
+    ctx.parasite.setPipe(wfd);
+    const cursor = new RangeCursor(runs, BigInt(ps));
+    let offset = 0;
+    while (!cursor.done) {
+      let ranges = cursor.next(capacity, MAX_RANGES);
+      let want2 = ranges.reduce((s, r) => s + r.length, 0);
+      stats.pipeBufs++;
+      while (want2 > 0) {
+        const got = ctx.parasite.dumpPages(ranges);
+        if (got <= 0 || got > want2) throw new MemoryDumpError(ctx.pid, 'dump pages', `the parasite moved ${got} of ${want2} bytes at ${hex(ranges[0].start)}`);
+        let left = got;
+        while (left > 0) {
+          const n = sys.splice(rfd, null, imgFd, BigInt(offset), left, SPLICE_F.MOVE);
+          if (n <= 0) throw new MemoryDumpError(ctx.pid, 'splice pages', `splice returned ${n} with ${left} bytes in the pipe`);
+          offset += n;
+          left -= n;
+        }
+        want2 -= got;
+        ranges = dropBytes(ranges, got);
+      }
+    }
+    stats.bytesWritten = offset;
+  } finally {
+    sys.close(rfd);
+    sys.close(wfd);
+  }
+}
+
+function transferReadv(ctx: TaskDumpContext, runs: Run[], imgFd: number, opts: DumpMemoryOptions, stats: MemoryDumpStats): void {
+  const ps = ctx.pageSize;
+  const chunk = Math.max(ps, Math.floor((opts.chunkBytes ?? 4 << 20) / ps) * ps);
+  const buf = Buffer.allocUnsafe(chunk);
+  const cursor = new RangeCursor(runs, BigInt(ps));
+  let offset = 0;
+  while (!cursor.done) {
+    const ranges = cursor.next(chunk, MAX_READV_IOVS);
+    const bytes = ranges.reduce((s, r) => s + r.length, 0);
+    stats.pipeBufs++;
+    let got: number;
+    try {
+      got = sys.processVmReadv(ctx.pid, buf.subarray(0, bytes), ranges.map((r) => ({ addr: r.start, len: r.length })));
+    } catch (e) {
+      throw new MemoryDumpError(ctx.pid, 'process_vm_readv', `${(e as Error).message} at ${hex(ranges[0].start)}`, { cause: e });
+    }
+    if (got !== bytes) {
+      const bad = dropBytes(ranges, got)[0];
+      throw new MemoryDumpError(ctx.pid, 'process_vm_readv', `read ${got} of ${bytes} bytes; ${bad ? hex(bad.start) : '?'} is not readable`);
+    }
+    let done = 0;
+    while (done < bytes) done += fs.writeSync(imgFd, buf, done, bytes - done, offset + done);
+    offset += bytes;
+  }
+  stats.bytesWritten = offset;
+}
+
+/** Gives non-readable vmas PROT_READ for the dump; returns the undo list. */
+function makeReadable(ctx: TaskDumpContext, vmas: Msg[]): Array<{ start: bigint; length: bigint; prot: number }> {
+  const undo: Array<{ start: bigint; length: bigint; prot: number }> = [];
+  try {
+    for (let i = 0; i < vmas.length; i += MPROTECT_BATCH) {
+      const batch = vmas.slice(i, i + MPROTECT_BATCH).map((v) => ({ start: BigInt(v.start as bigint), length: BigInt(v.end as bigint) - BigInt(v.start as bigint), prot: Number(v.prot) }));
+      ctx.parasite.mprotect(batch.map((b) => ({ ...b, prot: b.prot | PROT.READ })));
+      undo.push(...batch);
+    }
+  } catch (e) {
+    restoreProt(ctx, undo);
+    throw new MemoryDumpError(ctx.pid, 'mprotect', `cannot make ${vmas.length} vma(s) readable: ${(e as Error).message}`, { cause: e });
+  }
+  return undo;
+}
+
+function restoreProt(ctx: TaskDumpContext, undo: Array<{ start: bigint; length: bigint; prot: number }>): void {
+  for (let i = 0; i < undo.length; i += MPROTECT_BATCH) ctx.parasite.mprotect(undo.slice(i, i + MPROTECT_BATCH));
+}
+
+/**
+ * Writes `<imagesDir>/pages-<pagesId>.img` with the private memory of the frozen task and
+ * returns the pagemap records (head first) and statistics. The parasite must be running in the
+ * task (both methods use it to make non-readable vmas readable for the duration).
+ */
+export async function dumpMemory(ctx: TaskDumpContext, vmas: Msg[], opts: DumpMemoryOptions): Promise<MemoryDumpResult> {
+  const t0 = process.hrtime.bigint();
+  if (!Number.isSafeInteger(opts.pagesId) || opts.pagesId < 0) throw new MemoryDumpError(ctx.pid, 'options', `bad pagesId ${opts.pagesId}`);
+  const method = opts.method ?? 'parasite';
+  if (method !== 'parasite' && method !== 'vm_readv') throw new MemoryDumpError(ctx.pid, 'options', `unknown transfer method ${String(method)}`);
+  const scanMethod = opts.scan ?? 'ioctl';
+  if (scanMethod !== 'ioctl' && scanMethod !== 'pagemap') throw new MemoryDumpError(ctx.pid, 'options', `unknown scan method ${String(scanMethod)}`);
+  const stats: MemoryDumpStats = { pagesScanned: 0, pagesSkippedZero: 0, pagesSkippedFile: 0, pagesWritten: 0, bytesWritten: 0, pipeBufs: 0, elapsedMs: 0, scan: scanMethod };
+
+  const scanner = new PagemapScanner(ctx.pid, ctx.pageSize, scanMethod);
+  let plan: ReturnType<typeof planRuns>;
+  try {
+    plan = planRuns(ctx, vmas, scanner, stats);
+    stats.scan = scanner.method;
+  } finally {
+    scanner.close();
+  }
+  const { runs, unreadable } = plan;
+  const totalPages = runs.reduce((s, r) => s + r.nrPages, 0);
+  const totalBytes = totalPages * ctx.pageSize;
+
+  const file = path.join(ctx.imagesDir, `pages-${opts.pagesId}.img`);
+  let imgFd: number;
+  try {
+    imgFd = fs.openSync(file, 'w', 0o600);
+  } catch (e) {
+    throw new MemoryDumpError(ctx.pid, 'create pages image', `${file}: ${(e as Error).message}`, { cause: e });
+  }
+  try {
+    const undo = makeReadable(ctx, unreadable);
+    try {
+      if (method === 'parasite') transferParasite(ctx, runs, imgFd, totalBytes, opts, stats);
+      else transferReadv(ctx, runs, imgFd, opts, stats);
+    } finally {
+      restoreProt(ctx, undo);
+    }
+  } finally {
+    fs.closeSync(imgFd);
+  }
+  if (stats.bytesWritten !== totalBytes) throw new MemoryDumpError(ctx.pid, 'pages image', `wrote ${stats.bytesWritten} bytes, expected ${totalBytes}`);
+  stats.pagesWritten = totalPages;
+  stats.elapsedMs = Number(process.hrtime.bigint() - t0) / 1e6;
+
+  const pagemap: Msg[] = [{ pages_id: opts.pagesId }];
+  for (const r of runs) pagemap.push({ vaddr: r.start, nr_pages: r.nrPages, flags: r.flags });
+  ctx.log.info(`memory: ${stats.pagesWritten} pages written in ${runs.length} runs (${stats.pagesScanned} scanned, ${stats.pagesSkippedZero} zero, ${stats.pagesSkippedFile} file-backed skipped; ${method}/${stats.scan})`);
+  return { pagemap, stats };
+}
+
