@@ -1,0 +1,276 @@
+/**
+ * Files of a task, as CRIU 4.1 dumps them: file_entry records (files.img, through the shared
+ * FileRegistry), fdinfo_entry per descriptor (fdinfo-N.img), fs_entry (cwd, root, umask), the
+ * exe file id for mm, file ids of mapped files (vma_entry.shmid), and tty_info_entry records.
+ *
+ * Id order follows CRIU: mapped files in address order, then descriptors, then exe (usually
+ * already known as the first mapping), cwd and root. Mapped files, exe, cwd and root share ids
+ * when they are the same file (st_dev, st_ino, mount); descriptors share an id when they are
+ * the same open file description (kcmp KCMP_FILE), never with the path-registered ones.
+ */
+import * as fs from 'node:fs';
+import { sys } from '@criu/sys';
+import type { Msg } from '@criu/images';
+import { FD_TYPE } from './file-registry.js';
+import type { TaskDumpContext } from './model.js';
+import type { MapsEntry } from '../proc/maps.js';
+import { listFds, readFdInfo, type FdInfo } from '../proc/fdinfo.js';
+import { readStatus } from '../proc/status.js';
+import { readBuildIdFromFd } from './files-build-id.js';
+import { ptySlaveInfo, ptyInfoId } from './files-tty.js';
+import {
+  FilesDumpError, S_IFMT, S_IFREG, UnsupportedFileError, classifyLink, nameStillNames, refusal,
+} from './files-kinds.js';
+
+export { UnsupportedFileError, FilesDumpError, checkFilesSupported, classifyFd } from './files-kinds.js';
+export { TtyError } from './files-tty.js';
+
+const O_ACCMODE = 0o3;
+const O_WRONLY = 0o1;
+const O_APPEND = 0o2000;
+const O_CLOEXEC = 0o2000000;
+const O_PATH = 0o10000000;
+const O_DIRECTORY = 0o200000;
+const FD_CLOEXEC = 1;
+const F_GETSIG = 11;
+const F_GETOWN_EX = 16;
+const F_GETOWNER_UIDS = 17;
+const SOL_SOCKET = 1;
+const SO_PEERCRED = 17;
+
+export interface FilesResult {
+  /** fdinfo_entry per descriptor, by fd number, for fdinfo-<files_id>.img. */
+  fdinfo: Msg[];
+  /** fs_entry for fs-<pid>.img. */
+  fs: Msg;
+  /** mm_entry.exe_file_id. */
+  exeFileId: number;
+  /** tty_info_entry records first seen in this task, for tty-info.img. */
+  ttyInfo: Msg[];
+  /** Further images this task needs (none yet: reserved for remap/ghost files, tty data). */
+  extraImages: Array<{ file: string; magic: string; entries: Msg[] }>;
+}
+
+type FownEntry = { uid: number; euid: number; signum: number; pid_type: number; pid: number };
+const NO_FOWN: FownEntry = Object.freeze({ uid: 0, euid: 0, signum: 0, pid_type: 0, pid: 0 });
+
+/** reg_file_entry (regfile.proto) the way dump_one_reg_file fills it (no mnt_id: no mount ns). */
+function regFileEntry(id: number, name: string, flags: number, pos: bigint, fown: FownEntry, st: fs.BigIntStats, buildIdFd: () => number | undefined): Msg {
+  const e: Msg = { id, flags, pos, fown: { ...fown }, name, mode: Number(st.mode) };
+  const isReg = (Number(st.mode) & S_IFMT) === S_IFREG;
+  // CRIU skips the size (and build-id) of write-only O_APPEND files such as logs.
+  const checkSize = !((flags & O_ACCMODE) === O_WRONLY && (flags & O_APPEND));
+  if (isReg && checkSize) {
+    e.size = st.size;
+    const fd = buildIdFd();
+    if (fd !== undefined) {
+      const words = readBuildIdFromFd(fd, st.size);
+      if (words) e.build_id = words;
+    }
+  }
+  return e;
+}
+
+function openRead(p: string, dir = false): number | undefined {
+  try {
+    return fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOCTTY | (dir ? O_DIRECTORY : 0));
+  } catch {
+    return undefined;
+  }
+}
+
+function closeQuietly(fd: number | undefined): void {
+  if (fd === undefined) return;
+  try { fs.closeSync(fd); } catch { /* already closed */ }
+}
+
+/** mnt_id of our own descriptor `fd` (/proc/self/fdinfo). */
+function mntIdOf(fd: number): number {
+  try {
+    return readFdInfo(process.pid, fd).mntId;
+  } catch {
+    return -1;
+  }
+}
+
+/**
+ * Registers a file reached by a path through /proc (exe, cwd, root, map_files entry): opens
+ * it read-only, keys it by (st_dev, st_ino, mnt_id), writes its reg_file_entry the first time.
+ */
+function internSpecial(ctx: TaskDumpContext, what: string, procPath: string): number {
+  const { pid } = ctx;
+  let name: string;
+  try {
+    name = fs.readlinkSync(procPath);
+  } catch (e) {
+    throw new FilesDumpError(pid, what, `cannot read ${procPath}: ${(e as Error).message}`, { cause: e });
+  }
+  const fd = openRead(procPath);
+  let st: fs.BigIntStats;
+  try {
+    st = fd !== undefined ? fs.fstatSync(fd, { bigint: true }) : fs.statSync(procPath, { bigint: true });
+  } catch (e) {
+    closeQuietly(fd);
+    throw new FilesDumpError(pid, what, `cannot stat ${procPath} (${name}): ${(e as Error).message}`, { cause: e });
+  }
+  try {
+    if (name.endsWith(' (deleted)') && !nameStillNames(pid, name, st)) {
+      throw new UnsupportedFileError(pid, what, name, 'deleted file', 'is not supported yet (unlinked files need ghost images)');
+    }
+    if (!name.startsWith('/')) throw new UnsupportedFileError(pid, what, name, 'file without a path');
+    const key = `special:${st.dev}:${st.ino}:${fd !== undefined ? mntIdOf(fd) : -1}`;
+    return ctx.files.intern(key, FD_TYPE.REG, (id) => {
+      ctx.log.debug(`files: ${what} of ${pid} is ${name} (id ${id})`);
+      return regFileEntry(id, name, 0, 0n, NO_FOWN, st, () => fd);
+    });
+  } finally {
+    closeQuietly(fd);
+  }
+}
+
+/** True for mappings CRIU dumps as file-backed vmas of a regular file. */
+function isFileMapping(m: MapsEntry): boolean {
+  return m.inode !== 0 && m.name.startsWith('/') && !m.name.startsWith('/memfd:') && !m.name.startsWith('/SYSV') &&
+    !m.name.startsWith('/[aio]') && !m.name.startsWith('/dev/zero');
+}
+
+/**
+ * The file id of a file-backed mapping (its vma_entry.shmid): the reg_file_entry of the mapped
+ * file, shared with every other mapping, exe, cwd or root that is the same file.
+ */
+export function mappedFileId(ctx: TaskDumpContext, m: MapsEntry): number {
+  const range = `${m.start.toString(16)}-${m.end.toString(16)}`;
+  const key = `${ctx.pid}:${range}`;
+  const known = ctx.files.vmaIds.get(key);
+  if (known !== undefined) return known;
+  const id = internSpecial(ctx, `mapping ${range}`, `/proc/${ctx.pid}/map_files/${range}`);
+  ctx.files.vmaIds.set(key, id);
+  return id;
+}
+
+function fownOf(lfd: number, flags: number): FownEntry {
+  if (flags & O_PATH) return { ...NO_FOWN };
+  const fown: FownEntry = { ...NO_FOWN };
+  const sig = sys.trySyscall('fcntl', lfd, F_GETSIG, 0);
+  if (sig.errno === 0) fown.signum = Number(sig.ret);
+  const owner = Buffer.alloc(8);
+  if (sys.trySyscall('fcntl', lfd, F_GETOWN_EX, owner).errno !== 0) return fown;
+  const type = owner.readInt32LE(0);
+  const opid = owner.readInt32LE(4);
+  if (opid === 0) return fown;
+  const uids = Buffer.alloc(8);
+  if (sys.trySyscall('fcntl', lfd, F_GETOWNER_UIDS, uids).errno === 0) {
+    fown.uid = uids.readUInt32LE(0);
+    fown.euid = uids.readUInt32LE(4);
+  }
+  fown.pid_type = type;
+  fown.pid = opid;
+  return fown;
+}
+
+/** The pid of the process at the other end of a connected unix socket (SO_PEERCRED). */
+function peerPid(lfd: number): number | undefined {
+  const cred = Buffer.alloc(12);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(12, 0);
+  const r = sys.trySyscall('getsockopt', lfd, SOL_SOCKET, SO_PEERCRED, cred, len);
+  return r.errno === 0 ? cred.readInt32LE(0) : undefined;
+}
+
+interface FdState { fd: number; lfd: number; link: string; st: fs.BigIntStats; info: FdInfo }
+
+/** Everything about the task's files; see FilesResult. The parasite must be running. */
+export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
+  const { pid, log } = ctx;
+
+  // 1. mapped files, in address order (CRIU meets them first, while collecting vmas).
+  for (const m of ctx.maps) {
+    if (!isFileMapping(m)) continue;
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(`/proc/${pid}/map_files/${m.start.toString(16)}-${m.end.toString(16)}`);
+    } catch {
+      continue; // gone or unreadable: the vma step reports it
+    }
+    if ((st.mode & S_IFMT) === S_IFREG) mappedFileId(ctx, m);
+  }
+
+  // 2. descriptors.
+  let fds: number[];
+  try {
+    fds = listFds(pid);
+  } catch (e) {
+    throw new FilesDumpError(pid, 'fds', `cannot list /proc/${pid}/fd: ${(e as Error).message}`, { cause: e });
+  }
+  const lfds = ctx.parasite.receiveFds(fds);
+  const fdinfo: Msg[] = [];
+  const ttyInfo: Msg[] = [];
+  try {
+    const states: FdState[] = fds.map((fd, i) => {
+      const lfd = lfds[i];
+      try {
+        return { fd, lfd, link: fs.readlinkSync(`/proc/self/fd/${lfd}`), st: fs.fstatSync(lfd, { bigint: true }), info: readFdInfo(pid, fd) };
+      } catch (e) {
+        throw new FilesDumpError(pid, `fd ${fd}`, `cannot inspect it: ${(e as Error).message}`, { cause: e });
+      }
+    });
+    for (const s of states) {
+      const cls = classifyLink(s.link, s.st, () => nameStillNames(pid, s.link, s.st));
+      if (cls.kind === 'socket' && peerPid(s.lfd) === process.pid) {
+        log.debug(`files: fd ${s.fd} of ${pid} is the parasite's control socket, skipped`);
+        continue;
+      }
+      const err = refusal(pid, s.fd, s.link, cls, ctx.shellJob);
+      if (err) throw err;
+
+      const flags = s.info.flags & ~O_CLOEXEC;
+      const fdFlags = s.info.flags & O_CLOEXEC ? FD_CLOEXEC : 0;
+      const fown = fownOf(s.lfd, flags);
+      const gen = `${s.st.dev}:${s.st.ino}:${s.info.pos}`;
+      let type: number;
+      let id: number;
+      if (cls.kind === 'pty-slave') {
+        type = FD_TYPE.TTY;
+        const index = cls.index;
+        ({ id } = ctx.files.internOpenFile(pid, s.fd, gen, type, (tid) => {
+          const regfId = ctx.files.intern(`tty-regf:${tid}`, FD_TYPE.REG, (rid) =>
+            regFileEntry(rid, s.link, flags, s.info.pos, fown, s.st, () => undefined));
+          const info = ctx.files.addTtyInfo(ptyInfoId(index, false), () => ptySlaveInfo(pid, s.fd, s.lfd, s.st, index));
+          if (info) ttyInfo.push(info);
+          return { id: tid, tty_info_id: ptyInfoId(index, false), flags, fown: { ...fown }, regf_id: regfId };
+        }));
+      } else {
+        type = FD_TYPE.REG;
+        if (!s.link.endsWith(' (deleted)') && !nameStillNames(pid, s.link, s.st)) {
+          throw new FilesDumpError(pid, `fd ${s.fd}`, `${s.link} now names another file than the one open (CRIU: "Unaccessible path opened")`);
+        }
+        ({ id } = ctx.files.internOpenFile(pid, s.fd, gen, type, (rid) => {
+          let rfd: number | undefined;
+          try {
+            return regFileEntry(rid, s.link, flags, s.info.pos, fown, s.st, () => (rfd = openRead(`/proc/self/fd/${s.lfd}`)));
+          } finally {
+            closeQuietly(rfd);
+          }
+        }));
+      }
+      fdinfo.push({ id, flags: fdFlags, type, fd: s.fd });
+    }
+  } finally {
+    for (const lfd of lfds) closeQuietly(lfd);
+  }
+
+  // 3. exe, cwd, root.
+  const exeFileId = internSpecial(ctx, 'exe', `/proc/${pid}/exe`);
+  const cwdId = internSpecial(ctx, 'cwd', `/proc/${pid}/cwd`);
+  const rootId = internSpecial(ctx, 'root', `/proc/${pid}/root`);
+
+  let umask: number | undefined;
+  try {
+    umask = ctx.parasite.taskState().umask;
+  } catch (e) {
+    umask = readStatus(pid).umask;
+    if (umask === undefined) throw new FilesDumpError(pid, 'umask', `neither the parasite nor /proc/${pid}/status told it`, { cause: e });
+  }
+  log.info(`files: task ${pid}: ${fdinfo.length} descriptors, cwd id ${cwdId}, root id ${rootId}, exe id ${exeFileId}`);
+  return { fdinfo, fs: { cwd_id: cwdId, root_id: rootId, umask }, exeFileId, ttyInfo, extraImages: [] };
+}
