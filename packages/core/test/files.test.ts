@@ -174,10 +174,13 @@ describe('files dump (real processes, compared with the oracle)', () => {
     expect(readLog(v)).toMatch(/PASS files-basic/);
   });
 
-  it('a task on a pseudo-terminal: refused without --shell-job, dumped like CRIU with it', async () => {
+  it.each([
+    ['a task on a pseudo-terminal it shares with its session leader', '; true'],
+    ['a session leader on its controlling pseudo-terminal', ''],
+  ])('%s: refused without --shell-job, dumped like CRIU with it', async (_what, tail) => {
     const prog = buildFixture('files-tty');
     const out = path.join(work, `tty-${Date.now()}.out`);
-    const scriptPid = Number(execFileSync('bash', ['-c', `${CLOSE_INHERITED} setsid script -qfc '${prog}; true' '${out}' </dev/null >/dev/null 2>&1 & echo $!`]).toString().trim());
+    const scriptPid = Number(execFileSync('bash', ['-c', `${CLOSE_INHERITED} setsid script -qfc '${prog}${tail}' '${out}' </dev/null >/dev/null 2>&1 & echo $!`]).toString().trim());
     extraPids.push(scriptPid);
     const m = await waitFor('files-tty READY', () => /READY (\/dev\/pts\/\d+) (\d+)/.exec(fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '') ?? undefined);
     const pid = Number(m[2]);
@@ -209,7 +212,9 @@ describe('files dump (real processes, compared with the oracle)', () => {
     const strip = (i: Msg) => ({ ...i, termios: { ...(i.termios as Msg), c_cc: ccBytes(i.termios as Msg) }, termios_locked: { ...(i.termios_locked as Msg), c_cc: ccBytes(i.termios_locked as Msg) } });
     expect(ours.out.ttyInfo.map(strip)).toEqual(oracle.ttyInfo.map(strip));
     expect((ours.out.ttyInfo[0].termios as Msg).c_cc).toHaveLength(19);
-    expect(ours.out.ttyInfo[0]).toMatchObject({ type: 1, pty: { index: Number(m[1].split('/').pop()) } });
+    const leader = Number(fs.readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1].split(' ')[3]);
+    expect(leader === pid).toBe(tail === '');
+    expect(ours.out.ttyInfo[0]).toMatchObject({ type: 1, pty: { index: Number(m[1].split('/').pop()) }, sid: leader });
 
     process.kill(pid, 'SIGTERM');
     await waitFor('files-tty verdict', () => /PASS|FAIL/.exec(fs.readFileSync(out, 'utf8').split('READY')[1] ?? ''));
