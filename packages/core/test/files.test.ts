@@ -12,6 +12,7 @@ import { FrozenTask, Parasite, hostArch, readMaps } from '../src';
 import { FileRegistry, FD_TYPE } from '../src/dump/file-registry';
 import { collectFiles, mappedFileId, checkFilesSupported, UnsupportedFileError, type FilesResult } from '../src/dump/files';
 import type { TaskDumpContext } from '../src/dump/model';
+import { buildIdOf, readBuildIdFromFd } from '../src/dump/files-build-id';
 import { Logger } from '../src/util/log';
 import { buildFixture, readLog, waitFor, killVictim, isAlive, type Victim } from './helpers/victims';
 
@@ -262,5 +263,54 @@ describe('files dump (real processes, compared with the oracle)', () => {
       const e = refusal(v.pid);
       expect(e.message).toBe(`task ${v.pid} fd ${fd}: ${gone} (deleted) (deleted file) is not supported yet (unlinked files need ghost images)`);
     });
+  });
+});
+
+describe('file ids shared between tasks, build-ids', () => {
+  const pids: number[] = [];
+  afterAll(() => pids.forEach((p) => { if (isAlive(p)) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ } }));
+
+  it('two tasks that inherited one open log get one id (kcmp across tasks)', async () => {
+    const prog = buildFixture('files-unsupported');
+    const log = path.join(work, `shared-${Date.now()}.log`);
+    const pidFile = `${log}.pids`;
+    execFileSync('bash', ['-c', `${CLOSE_INHERITED} exec </dev/null >${quote(log)} 2>&1; setsid ${quote(prog)} pipe & echo $! >>${quote(pidFile)}; setsid ${quote(prog)} pipe & echo $! >>${quote(pidFile)}`]);
+    const [a, b] = fs.readFileSync(pidFile, 'utf8').trim().split('\n').map(Number);
+    pids.push(a, b);
+    await waitFor('both READY', () => (fs.readFileSync(log, 'utf8').match(/READY/g) ?? []).length === 2);
+    const reg = new FileRegistry();
+    const st = fs.statSync(log, { bigint: true });
+    const make = (name: string) => (id: number): Msg => ({ id, flags: 1, pos: 0n, fown: { uid: 0, euid: 0, signum: 0, pid_type: 0, pid: 0 }, name, mode: Number(st.mode) });
+    const genOf = (pid: number, fd: number) => `${st.dev}:${st.ino}:${fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'latin1').match(/pos:\s*(\d+)/)![1]}`;
+    const first = reg.internOpenFile(a, 1, genOf(a, 1), FD_TYPE.REG, make(log));
+    expect(first.created).toBe(true);
+    expect(reg.internOpenFile(a, 2, genOf(a, 2), FD_TYPE.REG, make(log))).toEqual({ id: first.id, created: false });
+    expect(reg.internOpenFile(b, 1, genOf(b, 1), FD_TYPE.REG, make(log))).toEqual({ id: first.id, created: false });
+    // Another open of the same file is another open file description: a new id.
+    const fd = fs.openSync(log, 'r');
+    try {
+      const other = reg.internOpenFile(process.pid, fd, `${st.dev}:${st.ino}:0`, FD_TYPE.REG, make(log));
+      expect(other.created).toBe(true);
+      expect(other.id).not.toBe(first.id);
+    } finally {
+      fs.closeSync(fd);
+    }
+    expect(reg.fileEntries()).toHaveLength(2);
+  });
+
+  it('reads the GNU build-id the way readelf shows it, and nothing from non-ELF data', () => {
+    const lib = '/usr/lib/x86_64-linux-gnu/libc.so.6';
+    const hex = /Build ID: ([0-9a-f]+)/.exec(execFileSync('readelf', ['-n', fs.existsSync(lib) ? lib : process.execPath]).toString())![1];
+    const fd = fs.openSync(fs.existsSync(lib) ? lib : process.execPath, 'r');
+    try {
+      const words = readBuildIdFromFd(fd, fs.fstatSync(fd, { bigint: true }).size)!;
+      const bytes = Buffer.alloc(words.length * 4);
+      words.forEach((w, i) => (os.endianness() === 'LE' ? bytes.writeUInt32LE(w, i * 4) : bytes.writeUInt32BE(w, i * 4)));
+      expect(bytes.toString('hex').slice(0, hex.length)).toBe(hex);
+    } finally {
+      fs.closeSync(fd);
+    }
+    expect(buildIdOf(Buffer.from('not an elf file at all'))).toBeUndefined();
+    expect(buildIdOf(Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1]))).toBeUndefined(); // truncated header
   });
 });
