@@ -1,6 +1,7 @@
 import { SYSCALLS_X86_64 } from '@criu/sys';
 import { GP_REGS_SIZE, getReg, setReg } from './regs.js';
 import { EM_X86_64, R_X86_64_RELATIVE, parasiteElfPath } from './parasite.js';
+import { dumpThreadInfo } from './thread-info.js';
 
 const EFLAGS_TF = 1n << 8n;
 const EFLAGS_DF = 1n << 10n;
@@ -43,6 +44,8 @@ export const x86_64 = {
     return r;
   },
   callResult: (regs: Buffer) => BigInt.asIntN(64, getReg(regs, 'rax')),
+  image: { march: 1 /* core_entry.march X86_64 */, threadInfoField: 'thread_info' },
+  dumpThreadInfo: (tid: number, savedRegs: Buffer) => dumpThreadInfo(tid, savedRegs),
   sysno(name: string): number {
     const nr = (SYSCALLS_X86_64 as Record<string, number>)[name];
     if (nr === undefined) throw new Error(`x86_64 has no syscall named ${name}`);

@@ -30,4 +30,14 @@ export interface Arch {
   callResult(regs: Buffer): bigint;
   /** Syscall number by name for this arch. */
   sysno(name: string): number;
+
+  /** How this arch's thread state appears in core-PID.img. */
+  readonly image: {
+    /** core_entry.march value (X86_64 = 1, PPC64 = 4). */
+    readonly march: number;
+    /** The core_entry field that holds thread_info_<arch> ('thread_info', 'ti_ppc64'). */
+    readonly threadInfoField: string;
+  };
+  /** thread_info_<arch> for a thread at a ptrace-stop; `savedRegs` are its NT_PRSTATUS bytes. */
+  dumpThreadInfo(tid: number, savedRegs: Buffer): Record<string, unknown>;
 }

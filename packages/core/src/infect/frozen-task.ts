@@ -46,10 +46,19 @@ export class FrozenTask {
 
   /** Runs one syscall inside the task and returns its raw result (-errno on failure). */
   rawSyscall(name: string, ...args: Array<bigint | number>): bigint {
-    this.ensureSyscallCode();
     const nr = this.arch.sysno(name);
-    const regs = this.arch.syscallRegs(this.savedRegs, this.codeAddr, nr, args.map((a) => BigInt(a)));
-    const after = this.runUntilTrap(regs, `remote ${name}`);
+    // The borrowed code word is put back right after each syscall, so the task's memory (which
+    // a dump copies) never holds our instructions.
+    this.borrowCode();
+    let after: Buffer;
+    try {
+      const regs = this.arch.syscallRegs(this.savedRegs, this.codeAddr, nr, args.map((a) => BigInt(a)));
+      after = this.runUntilTrap(regs, `remote ${name}`);
+    } catch (e) {
+      try { this.returnCode(); } catch { /* the task may be gone: keep the first error */ }
+      throw e;
+    }
+    this.returnCode();
     return this.arch.syscallResult(after);
   }
 
@@ -90,10 +99,7 @@ export class FrozenTask {
 
   /** Puts back the code word, the registers and the signal mask. Idempotent. */
   cure(): void {
-    if (this.savedCode !== undefined) {
-      sys.ptrace.pokeData(this.pid, this.codeAddr, this.savedCode);
-      this.savedCode = undefined;
-    }
+    this.returnCode();
     sys.ptrace.setRegset(this.pid, NT.PRSTATUS, this.savedRegs);
     sys.ptrace.setSigMask(this.pid, this.savedSigmask);
   }
@@ -110,20 +116,39 @@ export class FrozenTask {
   /** Detaches and kills the task (a dump without --leave-running). */
   kill(): void {
     if (this.released) return;
-    sys.kill(this.pid, SIGNALS.SIGKILL);
-    try { sys.ptrace.detach(this.pid, 0); } catch { /* a dying task may refuse */ }
     this.released = true;
+    sys.kill(this.pid, SIGNALS.SIGKILL);
+    // As its tracer we must collect its death, or its real parent can never reap it.
+    for (;;) {
+      let st: WaitStatus | null;
+      try {
+        st = sys.waitpid(this.pid, WAIT.__WALL);
+      } catch {
+        return; // already collected
+      }
+      if (st && (st.kind === 'exited' || st.kind === 'signaled')) return;
+    }
   }
 
-  private ensureSyscallCode(): void {
+  private borrowCode(): void {
     if (this.savedCode !== undefined) return;
-    const exec = readMaps(this.pid).find((m) => m.perms[2] === 'x' && m.name !== '[vsyscall]');
-    if (!exec) throw new InfectError(this.pid, 'find code area', 'no executable mapping to borrow');
-    this.codeAddr = exec.start;
+    if (this.codeAddr === 0n) {
+      const exec = readMaps(this.pid).find((m) => m.perms[2] === 'x' && m.name !== '[vsyscall]');
+      if (!exec) throw new InfectError(this.pid, 'find code area', 'no executable mapping to borrow');
+      this.codeAddr = exec.start;
+    }
+    const exec = { start: this.codeAddr };
     this.savedCode = sys.ptrace.peekData(this.pid, exec.start);
     const code = this.arch.syscallTrapCode;
     const word = this.arch.littleEndian ? code.readBigUInt64LE(0) : code.readBigUInt64BE(0);
     sys.ptrace.pokeData(this.pid, exec.start, word);
+  }
+
+  private returnCode(): void {
+    if (this.savedCode === undefined) return;
+    const word = this.savedCode;
+    this.savedCode = undefined;
+    sys.ptrace.pokeData(this.pid, this.codeAddr, word);
   }
 
   private runUntilTrap(regs: Buffer, step: string): Buffer {

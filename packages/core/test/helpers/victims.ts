@@ -18,7 +18,10 @@ export interface Victim { pid: number; log: string }
 export function startDetached(prog: string, args: string[] = []): Victim {
   const log = path.join(buildDir, `${path.basename(prog)}-${Date.now()}-${Math.random().toString(36).slice(2)}.log`);
   const quoted = [prog, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-  const pid = Number(execFileSync('sh', ['-c', `setsid ${quoted} </dev/null >${log} 2>&1 & echo $!`]).toString().trim());
+  // Close whatever descriptors the test runner leaked beyond stdio (e.g. a pipe of the calling
+  // shell): the program must own exactly what it opens.
+  const closeInherited = 'for f in /proc/$$/fd/*; do f=${f##*/}; [ "$f" -gt 2 ] && eval "exec $f>&-" 2>/dev/null; done';
+  const pid = Number(execFileSync('bash', ['-c', `${closeInherited}; setsid ${quoted} </dev/null >${log} 2>&1 & echo $!`]).toString().trim());
   return { pid, log };
 }
 

@@ -1,0 +1,151 @@
+/**
+ * The per-task records of core-PID.img other than registers: task_core_entry (state, comm,
+ * sigactions, itimers, rlimits, shared pending signals ...) and thread_core_entry (creds,
+ * robust list, rseq, sigaltstack, private pending signals, scheduling). Read from /proc, ptrace
+ * and the parasite's report while the task is frozen.
+ */
+import * as fs from 'node:fs';
+import { sys } from '@criu/sys';
+import type { ParasiteTaskState } from '../infect/protocol.js';
+import type { ProcStat } from '../proc/stat.js';
+import type { ProcStatus } from '../proc/status.js';
+import type { Msg } from './model.js';
+
+export const TASK_ALIVE = 1;
+const RLIMIT_NLIMITS = 16;
+const SIGKILL = 9, SIGSTOP = 19;
+const PR_GET_SECUREBITS = 27;
+
+function readNumberFile(path: string, fallback: number): number {
+  try {
+    return Number(fs.readFileSync(path, 'latin1').trim());
+  } catch {
+    return fallback;
+  }
+}
+
+/** CRIU stores 64-bit capability sets as two u32 words, low first. */
+function capWords(v: bigint): number[] {
+  return [Number(v & 0xffffffffn), Number(v >> 32n)];
+}
+
+function rlimits(pid: number): Msg {
+  const out: Msg[] = [];
+  const buf = Buffer.alloc(16);
+  for (let r = 0; r < RLIMIT_NLIMITS; r++) {
+    sys.syscall('prlimit64', pid, r, 0, buf);
+    out.push({ cur: buf.readBigUInt64LE(0), max: buf.readBigUInt64LE(8) });
+  }
+  return { rlimits: out };
+}
+
+function pendingSignals(tid: number, shared: boolean): Msg {
+  const signals: Msg[] = [];
+  for (let offset = 0; ; ) {
+    const batch = sys.ptrace.peekSigInfo(tid, { offset, count: 32, shared });
+    for (const si of batch) signals.push({ siginfo: Buffer.from(si.raw) });
+    if (batch.length < 32) break;
+    offset += batch.length;
+  }
+  return { signals };
+}
+
+function robustList(tid: number): { head: bigint; len: number } {
+  const head = Buffer.alloc(8), len = Buffer.alloc(8);
+  sys.syscall('get_robust_list', tid, head, len);
+  return { head: head.readBigUInt64LE(0), len: Number(len.readBigUInt64LE(0)) };
+}
+
+function itimer(t: ParasiteTaskState['itimers'][number]): Msg {
+  return { isec: t.intervalSec, iusec: t.intervalUsec, vsec: t.valueSec, vusec: t.valueUsec };
+}
+
+/** What only ptrace can read; the task must be stopped (not running the parasite). */
+export interface PtraceTaskState {
+  signalsShared: Msg;
+  signalsPrivate: Msg;
+  rseq: { rseqAbiPointer: bigint; rseqAbiSize: number; signature: number };
+}
+
+export function collectPtraceState(tid: number): PtraceTaskState {
+  return {
+    signalsShared: pendingSignals(tid, true),
+    signalsPrivate: pendingSignals(tid, false),
+    rseq: sys.ptrace.getRseqConfiguration(tid),
+  };
+}
+
+export interface TaskStateInput {
+  pid: number;
+  stat: ProcStat;
+  status: ProcStatus;
+  parasite: ParasiteTaskState;
+  /** The blocked mask at freeze time (saved by FrozenTask). */
+  sigmask: bigint;
+  /** prctl(PR_GET_SECUREBITS) run inside the task. */
+  securebits: number;
+  ptrace: PtraceTaskState;
+}
+
+export function collectTaskCore(input: TaskStateInput): { tc: Msg; threadCore: Msg } {
+  const { pid, stat, status, parasite } = input;
+  const sigactions: Msg[] = [];
+  for (let sig = 1; sig <= 64; sig++) {
+    if (sig === SIGKILL || sig === SIGSTOP) continue;
+    const sa = parasite.sigactions[sig - 1];
+    sigactions.push({ sigaction: sa.handler, flags: sa.flags, restorer: sa.restorer, mask: sa.mask, compat_sigaction: false });
+  }
+  const personality = parseInt(fs.readFileSync(`/proc/${pid}/personality`, 'latin1').trim(), 16);
+  const tc: Msg = {
+    task_state: TASK_ALIVE,
+    exit_code: 0,
+    personality,
+    flags: stat.flags,
+    blk_sigset: input.sigmask,
+    comm: stat.comm,
+    timers: { real: itimer(parasite.itimers[0]), virt: itimer(parasite.itimers[1]), prof: itimer(parasite.itimers[2]) },
+    rlimits: rlimits(pid),
+    signals_s: input.ptrace.signalsShared,
+    loginuid: readNumberFile(`/proc/${pid}/loginuid`, 0xffffffff),
+    oom_score_adj: readNumberFile(`/proc/${pid}/oom_score_adj`, 0),
+    sigactions,
+    child_subreaper: parasite.childSubreaper !== 0,
+  };
+  const robust = robustList(pid);
+  const rseq = input.ptrace.rseq;
+  const threadCore: Msg = {
+    futex_rla: robust.head,
+    futex_rla_len: robust.len,
+    sched_nice: stat.nice,
+    sched_policy: stat.policy,
+    sas: { ss_sp: parasite.sigaltstack.sp, ss_size: parasite.sigaltstack.size, ss_flags: parasite.sigaltstack.flags },
+    signals_p: input.ptrace.signalsPrivate,
+    creds: {
+      uid: status.uid[0], gid: status.gid[0], euid: status.uid[1], egid: status.gid[1],
+      suid: status.uid[2], sgid: status.gid[2], fsuid: status.uid[3], fsgid: status.gid[3],
+      cap_inh: capWords(status.capInh), cap_prm: capWords(status.capPrm), cap_eff: capWords(status.capEff),
+      cap_bnd: capWords(status.capBnd), secbits: input.securebits,
+      ...(status.groups.length ? { groups: status.groups } : {}),
+      cap_amb: capWords(status.capAmb),
+    },
+    comm: stat.comm,
+    ...(rseq.rseqAbiPointer !== 0n ? { rseq_entry: { rseq_abi_pointer: rseq.rseqAbiPointer, rseq_abi_size: rseq.rseqAbiSize, signature: rseq.signature } } : {}),
+    cg_set: 1,
+  };
+  if (parasite.pdeathSig) threadCore.pdeath_sig = parasite.pdeathSig;
+  return { tc, threadCore };
+}
+
+export { PR_GET_SECUREBITS };
+
+/** /proc/PID/auxv as the u64 words CRIU saves (pairs up to, not including, AT_NULL). */
+export function savedAuxv(pid: number): bigint[] {
+  const raw = fs.readFileSync(`/proc/${pid}/auxv`);
+  const words: bigint[] = [];
+  for (let off = 0; off + 16 <= raw.length; off += 16) {
+    const type = raw.readBigUInt64LE(off);
+    if (type === 0n) break;
+    words.push(type, raw.readBigUInt64LE(off + 8));
+  }
+  return words;
+}
