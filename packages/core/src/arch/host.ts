@@ -1,5 +1,6 @@
 import * as os from 'node:os';
 import { x86_64 } from '@criu/arch-x86_64';
+import { ppc64 } from '@criu/arch-ppc64';
 import type { Arch } from './types.js';
 
 /** Thrown when the machine's architecture has no arch package. */
@@ -18,6 +19,9 @@ export function hostArch(): Arch {
   const endianness = os.endianness();
   if (process.arch === 'x64') {
     return x86_64 satisfies Arch;
+  }
+  if (process.arch === 'ppc64' && endianness === 'LE') {
+    return ppc64 satisfies Arch;
   }
   throw new UnsupportedArchError(process.arch, endianness);
 }

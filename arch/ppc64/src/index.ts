@@ -1,0 +1,3 @@
+export * from './parasite.js';
+export * from './regs.js';
+export { ppc64, syscallRegs, syscallResult, callRegs, INSN_SC, INSN_TRAP, STACK_FRAME_MIN_SIZE } from './infect.js';
