@@ -1,13 +1,29 @@
 // CRIU's own commands. Each is a row here from the start so that its options parse and its
 // name is known; `run` is filled in as the engine grows.
+import { runDump } from './dump.js';
+import { runRestore } from './restore.js';
 import type { CommandSpec } from './types.js';
 
 const todo = (name: string, summary: string, usage = '[<options>]'): CommandSpec => ({ name, summary, usage, options: [] });
 
 export const CRIU_COMMANDS: readonly CommandSpec[] = [
-  todo('dump', 'checkpoint a process/tree identified by pid', '-t PID [<options>]'),
+  {
+    name: 'dump',
+    summary: 'checkpoint a process/tree identified by pid',
+    usage: '-t PID [<options>]',
+    options: [],
+    positionals: { min: 0, max: 0 },
+    run: runDump,
+  },
   todo('pre-dump', 'pre-dump task(s) minimizing their frozen time', '-t PID [<options>]'),
-  todo('restore', 'restore a process/tree'),
+  {
+    name: 'restore',
+    summary: 'restore a process/tree',
+    usage: '[<options>]',
+    options: [],
+    positionals: { min: 0, max: 0 },
+    run: runRestore,
+  },
   todo('check', 'checks whether the kernel support is up-to-date', '[--feature FEAT]'),
   todo('page-server', 'launch page server'),
   todo('service', 'launch service'),

@@ -1,0 +1,74 @@
+// `criu dump -t PID -D DIR [-o LOG] [-v[N]] [--leave-running] [--shell-job]`: the dump engine
+// of @criu/core with CRIU's command-line conventions.
+import * as fs from 'fs';
+import { dump, type DumpResult } from '@criu/core';
+import { CliUsageError } from '../errors.js';
+import { checkOptions, engineDirs, openLog, optFlag, progressPrinter, reportEngineError, type OptionPolicy } from './engine.js';
+import type { CommandContext } from './types.js';
+
+export const DUMP_POLICY: OptionPolicy = {
+  honoured: ['tree', 'leave-running', 'shell-job', 'display-stats'],
+  // They allow resources (sockets, locks, cgroups, ...) that the engine refuses anyway, or
+  // tune machinery it does not have; a dump with them is the same dump.
+  ignored: [
+    'tcp-established', 'skip-in-flight', 'ext-unix-sk', 'file-locks', 'link-remap', 'evasive-devices', 'ghost-limit',
+    'ghost-fiemap', 'force-irmap', 'irmap-scan-path', 'manage-cgroups', 'cgroup-props', 'cgroup-props-file',
+    'cgroup-dump-controller', 'skip-mnt', 'enable-fs', 'external', 'ext-mount-map', 'timeout', 'log-pid',
+    'network-lock', 'cpu-cap', 'file-validation', 'pidfile', 'freeze-cgroup', 'weak-sysctls',
+  ],
+};
+
+/** `--display-stats` as CRIU prints it. */
+function statsText(r: DumpResult): string {
+  const n = (v: number) => `${v} (0x${v.toString(16)})`;
+  const s = r.stats;
+  return [
+    'Displaying dump stats:',
+    `Freezing time: ${s.freezingTimeUs} us`,
+    `Frozen time: ${s.frozenTimeUs} us`,
+    `Memory dump time: ${s.memdumpTimeUs} us`,
+    `Memory write time: ${s.memwriteTimeUs} us`,
+    `Memory pages scanned: ${n(s.pagesScanned)}`,
+    `Memory pages skipped from parent: ${n(0)}`,
+    `Memory pages written: ${n(s.pagesWritten)}`,
+    '',
+  ].join('\n');
+}
+
+export async function runDump(ctx: CommandContext): Promise<number> {
+  const pid = ctx.args.options.tree;
+  // CRIU: "No pid specified (-t option)"
+  if (typeof pid !== 'number') throw new CliUsageError('no pid specified (-t option)');
+  if (pid <= 0) throw new CliUsageError(`invalid pid ${pid} (-t option)`);
+  const warnings = checkOptions('dump', ctx.args.options, DUMP_POLICY);
+  const dirs = engineDirs(ctx);
+  // CRIU wants the directories to exist; the engine creates the images dir, so we do it first
+  // for the log file that lives in it.
+  try {
+    fs.mkdirSync(dirs.imagesDir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new CliUsageError(`can't create the images directory ${dirs.imagesDir}: ${(err as Error).message}`);
+  }
+  if (!fs.existsSync(dirs.workDir)) throw new CliUsageError(`can't change directory to ${dirs.workDir}: No such file or directory`);
+  const log = openLog(ctx, dirs);
+  try {
+    for (const w of warnings) log.logger.warn(w);
+    log.logger.info(`Dumping task ${pid} into ${dirs.imagesDir}`);
+    const result = await dump({
+      pid,
+      imagesDir: dirs.imagesDir,
+      leaveRunning: optFlag(ctx, 'leave-running'),
+      shellJob: optFlag(ctx, 'shell-job'),
+      logger: log.logger,
+      onProgress: progressPrinter(ctx.io, log, 'dump'),
+    });
+    log.logger.info('Dumping finished successfully');
+    log.flushHeldErrors();
+    if (optFlag(ctx, 'display-stats')) ctx.io.writeStdout(statsText(result));
+    return 0;
+  } catch (err) {
+    return reportEngineError(ctx.io, err, log);
+  } finally {
+    log.close();
+  }
+}

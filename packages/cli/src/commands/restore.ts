@@ -1,0 +1,86 @@
+// `criu restore -D DIR [-d] [--pidfile FILE] [-o LOG] [-v[N]] [--shell-job]`: the restore engine
+// of @criu/core with CRIU's command-line conventions. Without -d, CRIU stays until the restored
+// task exits and then exits 0 itself; so do we.
+import * as fs from 'fs';
+import * as core from '@criu/core';
+import { CliUsageError } from '../errors.js';
+import { checkOptions, engineDirs, inWorkDir, openLog, optFlag, optString, progressPrinter, reportEngineError, type OptionPolicy } from './engine.js';
+import type { CommandContext } from './types.js';
+
+/** The part of @criu/core's RestoreOptions / RestoreResult the CLI uses. */
+interface RestoreOptionsUsed {
+  imagesDir: string;
+  detach?: boolean;
+  pidfile?: string;
+  shellJob?: boolean;
+  logger?: core.Logger;
+  onProgress?: (p: { step: string; index: number; total: number }) => void;
+}
+interface RestoreResultUsed {
+  pid: number;
+  exit?: { code?: number; signal?: number };
+}
+type RestoreFn = (opts: RestoreOptionsUsed) => Promise<RestoreResultUsed>;
+
+/** The engine's restore(), looked up by name so the CLI builds against a core without it. */
+function restoreEngine(): RestoreFn | undefined {
+  const f = (core as unknown as Record<string, unknown>).restore;
+  return typeof f === 'function' ? (f as RestoreFn) : undefined;
+}
+
+/** The restore engine is missing from the installed @criu/core. */
+export class RestoreUnavailableError extends Error {
+  override readonly name = 'RestoreUnavailableError';
+  readonly hint = 'this build of @criu/core has no restore engine yet; the oracle CRIU can restore these images';
+  constructor() {
+    super('restore is not available: @criu/core does not export restore()');
+  }
+}
+
+export const RESTORE_POLICY: OptionPolicy = {
+  honoured: ['restore-detached', 'pidfile', 'shell-job'],
+  ignored: [
+    'tcp-established', 'tcp-close', 'ext-unix-sk', 'file-locks', 'link-remap', 'evasive-devices', 'manage-cgroups',
+    'cgroup-props', 'cgroup-props-file', 'cgroup-root', 'skip-mnt', 'enable-fs', 'external', 'ext-mount-map', 'log-pid',
+    'network-lock', 'cpu-cap', 'file-validation', 'skip-file-rwx-check', 'weak-sysctls', 'display-stats',
+  ],
+};
+
+function exitText(exit: RestoreResultUsed['exit']): string {
+  if (!exit) return 'exited';
+  if (exit.signal !== undefined) return `was killed by signal ${exit.signal}`;
+  return `exited with status ${exit.code ?? 0}`;
+}
+
+export async function runRestore(ctx: CommandContext): Promise<number> {
+  const warnings = checkOptions('restore', ctx.args.options, RESTORE_POLICY);
+  const dirs = engineDirs(ctx);
+  for (const d of [dirs.imagesDir, dirs.workDir]) {
+    if (!fs.existsSync(d)) throw new CliUsageError(`can't change directory to ${d}: No such file or directory`);
+  }
+  const log = openLog(ctx, dirs);
+  try {
+    for (const w of warnings) log.logger.warn(w);
+    const restore = restoreEngine();
+    if (!restore) throw new RestoreUnavailableError();
+    const detach = optFlag(ctx, 'restore-detached');
+    const pidfile = optString(ctx, 'pidfile');
+    log.logger.info(`Restoring from ${dirs.imagesDir}${detach ? ' (detached)' : ''}`);
+    const result = await restore({
+      imagesDir: dirs.imagesDir,
+      detach,
+      pidfile: pidfile === undefined ? undefined : inWorkDir(dirs, pidfile),
+      shellJob: optFlag(ctx, 'shell-job'),
+      logger: log.logger,
+      onProgress: progressPrinter(ctx.io, log, 'restore'),
+    });
+    log.logger.info('Restore finished successfully. Tasks resumed.');
+    if (!detach) log.logger.info(`Restored task ${result.pid} ${exitText(result.exit)}`);
+    log.flushHeldErrors();
+    return 0;
+  } catch (err) {
+    return reportEngineError(ctx.io, err, log);
+  } finally {
+    log.close();
+  }
+}
