@@ -35,9 +35,11 @@ fi
 for src in "$here"/*.c; do
   name="$(basename "$src" .c)"
   bin="$out/$name"
-  if [ -x "$bin" ] && [ "$bin" -nt "$src" ] && [ "$bin" -nt "$here/common.h" ] && [ "$bin" -nt "$0" ]; then
-    continue
-  fi
+  fresh=1
+  for dep in "$src" "$here"/*.h "$0"; do
+    [ -x "$bin" ] && [ "$bin" -nt "$dep" ] || { fresh=0; break; }
+  done
+  [ "$fresh" = 1 ] && continue
   # shellcheck disable=SC2086  # flags are a word list on purpose
   "$cc" $flags -o "$bin.bin.tmp" "$src"
   mv -f "$bin.bin.tmp" "$bin"

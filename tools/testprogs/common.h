@@ -15,7 +15,7 @@
 
 static volatile sig_atomic_t tp_term_requested;
 
-static void tp_on_term(int sig)
+static inline void tp_on_term(int sig)
 {
 	(void)sig;
 	tp_term_requested = 1;
@@ -23,7 +23,7 @@ static void tp_on_term(int sig)
 
 /* SIGTERM only sets a flag: the main loop notices it and reports. No SA_RESTART, so blocking
  * calls return EINTR and the loops re-check the flag. */
-static void tp_install_term_handler(void)
+static inline void tp_install_term_handler(void)
 {
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
@@ -35,7 +35,7 @@ static void tp_install_term_handler(void)
 	}
 }
 
-static void tp_sleep_ms(long ms)
+static inline void tp_sleep_ms(long ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 	/* An interrupted sleep is fine: the caller re-checks tp_term_requested. */
@@ -43,15 +43,138 @@ static void tp_sleep_ms(long ms)
 }
 
 /* Line-buffered output so a reader of the log file sees each line as soon as it is printed. */
-static void tp_setup_stdout(void)
+static inline void tp_setup_stdout(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 }
 
-static void tp_ready(const char *name)
+static inline void tp_ready(const char *name)
 {
 	printf("READY %s %d\n", name, (int)getpid());
 	fflush(stdout);
+}
+
+/* ---- helpers used by several programs (static inline: unused ones cost nothing) ---- */
+
+static inline long long tp_now_ns(clockid_t clk)
+{
+	struct timespec ts;
+	clock_gettime(clk, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Reads a whole file (a /proc file has no size) into a malloc'd buffer with a NUL appended.
+ * Returns the byte count, or -1. */
+static inline long tp_read_file(const char *path, char **out)
+{
+	FILE *f = fopen(path, "r");
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap + 1);
+	if (!f || !buf) {
+		if (f)
+			fclose(f);
+		free(buf);
+		return -1;
+	}
+	for (;;) {
+		size_t n = fread(buf + len, 1, cap - len, f);
+		len += n;
+		if (len < cap)
+			break;
+		cap *= 2;
+		char *bigger = realloc(buf, cap + 1);
+		if (!bigger) {
+			fclose(f);
+			free(buf);
+			return -1;
+		}
+		buf = bigger;
+	}
+	fclose(f);
+	buf[len] = 0;
+	*out = buf;
+	return (long)len;
+}
+
+/* Copies the /proc/self/maps line of the mapping that contains addr (without the newline).
+ * Returns 0, or -1 when no mapping contains it. */
+static inline int tp_maps_line(const void *addr, char *line, size_t cap)
+{
+	unsigned long a = (unsigned long)addr;
+	char buf[1024];
+	int found = -1;
+	FILE *f = fopen("/proc/self/maps", "r");
+	if (!f)
+		return -1;
+	while (fgets(buf, sizeof(buf), f)) {
+		unsigned long lo, hi;
+		if (sscanf(buf, "%lx-%lx", &lo, &hi) == 2 && a >= lo && a < hi) {
+			buf[strcspn(buf, "\n")] = 0;
+			snprintf(line, cap, "%s", buf);
+			found = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* The permission field ("rw-p") of the mapping containing addr, or "none" when unmapped. */
+static inline void tp_maps_perms(const void *addr, char perms[8])
+{
+	char line[1024];
+	if (tp_maps_line(addr, line, sizeof(line)) != 0 || sscanf(line, "%*s %7s", perms) != 1)
+		strcpy(perms, "none");
+}
+
+/* The VmFlags line of /proc/self/smaps for the mapping containing addr ("" if not found). */
+static inline void tp_smaps_vmflags(const void *addr, char *flags, size_t cap)
+{
+	unsigned long a = (unsigned long)addr;
+	char buf[1024];
+	int inside = 0;
+	FILE *f = fopen("/proc/self/smaps", "r");
+	flags[0] = 0;
+	if (!f)
+		return;
+	while (fgets(buf, sizeof(buf), f)) {
+		unsigned long lo, hi;
+		char c;
+		/* A mapping header starts with a hex range; the field lines start with a name. */
+		if (sscanf(buf, "%lx-%lx %c", &lo, &hi, &c) == 3 && strchr(buf, '-') < strchr(buf, ' ')) {
+			inside = a >= lo && a < hi;
+			continue;
+		}
+		if (inside && strncmp(buf, "VmFlags:", 8) == 0) {
+			buf[strcspn(buf, "\n")] = 0;
+			snprintf(flags, cap, "%s", buf + 8);
+			break;
+		}
+	}
+	fclose(f);
+}
+
+/* 1 when the two-letter flag (e.g. "dc") is one of the words of a VmFlags value. */
+static inline int tp_has_vmflag(const char *flags, const char *flag)
+{
+	char word[8];
+	int off = 0, n;
+	while (sscanf(flags + off, "%7s%n", word, &n) == 1) {
+		if (strcmp(word, flag) == 0)
+			return 1;
+		off += n;
+	}
+	return 0;
+}
+
+/* FNV-1a over bytes. */
+static inline unsigned long long tp_hash(const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	unsigned long long h = 1469598103934665603ULL;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 1099511628211ULL;
+	return h;
 }
 
 #endif
