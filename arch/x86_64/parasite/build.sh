@@ -15,3 +15,10 @@ cflags=(-O2 -fpie -ffreestanding -fno-builtin -nostdlib -fno-stack-protector -fn
 "$CC" "${cflags[@]}" -c "$core_parasite/parasite.c" -o "$out/parasite.o"
 "$CC" -nostdlib -static-pie -Wl,--no-dynamic-linker -Wl,-z,noexecstack -Wl,--build-id=none \
       -Wl,-z,max-page-size=4096 -Wl,-e,parasite_head -o "$out/parasite.elf" "$out/head.o" "$out/parasite.o"
+
+# The restore helper (see packages/core/restorer/restore-helper.c).
+core_restorer="$here/../../../packages/core/restorer"
+"$CC" "${cflags[@]}" -c "$here/restore-helper-start.S" -o "$out/restore-helper-start.o"
+"$CC" "${cflags[@]}" -c "$core_restorer/restore-helper.c" -o "$out/restore-helper.o"
+"$CC" -nostdlib -static -Wl,-z,noexecstack -Wl,--build-id=none -Wl,-e,_start \
+      -o "$out/restore-helper" "$out/restore-helper-start.o" "$out/restore-helper.o"

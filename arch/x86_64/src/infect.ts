@@ -2,6 +2,9 @@ import { SYSCALLS_X86_64 } from '@criu/sys';
 import { GP_REGS_SIZE, getReg, setReg } from './regs.js';
 import { EM_X86_64, R_X86_64_RELATIVE, parasiteElfPath } from './parasite.js';
 import { dumpThreadInfo } from './thread-info.js';
+import { buildSigframe, sigreturnRsp, stateOutsideSigframe } from './sigframe.js';
+import { restoreHelperPath } from './parasite.js';
+import type { Msg } from '@criu/images';
 
 const EFLAGS_TF = 1n << 8n;
 const EFLAGS_DF = 1n << 10n;
@@ -46,6 +49,25 @@ export const x86_64 = {
   callResult: (regs: Buffer) => BigInt.asIntN(64, getReg(regs, 'rax')),
   image: { march: 1 /* core_entry.march X86_64 */, threadInfoField: 'thread_info' },
   dumpThreadInfo: (tid: number, savedRegs: Buffer) => dumpThreadInfo(tid, savedRegs),
+  restoreHelperPath,
+  restoreFrame(ti: Record<string, unknown>, sigmask: bigint, frameAddr: bigint, sigaltstack?: { sp: bigint; size: bigint; flags: number }) {
+    const frame = buildSigframe(ti as Msg, sigmask, { frameAddr, sigaltstack });
+    return { frame, sp: sigreturnRsp(frameAddr) };
+  },
+  // 440-byte frame + an XSAVE area (AVX-512 needs ~2.7 KiB) + alignment.
+  maxRestoreFrameSize: 16 * 1024,
+  preSigreturnSyscalls(ti: Record<string, unknown>) {
+    // fs/gs base go in with the registers of the rt_sigreturn call (see sigreturnRegs).
+    if (stateOutsideSigframe(ti as Msg).tls.length) throw new Error('restoring GDT TLS entries (set_thread_area) is not supported yet');
+    return [];
+  },
+  sigreturnRegs(saved: Buffer, ip: bigint, sp: bigint, ti: Record<string, unknown>): Buffer {
+    const r = x86_64.syscallRegs(saved, ip, SYSCALLS_X86_64.rt_sigreturn, []);
+    setReg(r, 'rsp', sp);
+    // The frame cannot carry fs/gs base; PTRACE_SETREGSET can, and rt_sigreturn leaves them.
+    for (const a of stateOutsideSigframe(ti as Msg).archPrctl) setReg(r, a.code === 0x1002 ? 'fs_base' : 'gs_base', a.value);
+    return r;
+  },
   sysno(name: string): number {
     const nr = (SYSCALLS_X86_64 as Record<string, number>)[name];
     if (nr === undefined) throw new Error(`x86_64 has no syscall named ${name}`);

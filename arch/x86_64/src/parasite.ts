@@ -10,11 +10,20 @@ export const R_X86_64_RELATIVE = 8;
  * from this module so it is found from src/ (tests), dist/ and an installed package.
  */
 export function parasiteElfPath(): string {
+  return builtFile('parasite.elf');
+}
+
+/** Path of the restore helper program `parasite/build.sh` builds. */
+export function restoreHelperPath(): string {
+  return builtFile('restore-helper');
+}
+
+function builtFile(name: string): string {
   let dir = __dirname;
   for (let i = 0; i < 4; i++) {
-    const candidate = path.join(dir, 'build', 'parasite.elf');
+    const candidate = path.join(dir, 'build', name);
     if (fs.existsSync(candidate)) return candidate;
     dir = path.dirname(dir);
   }
-  throw new Error(`x86_64 parasite not built: run 'bash parasite/build.sh' in @criu/arch-x86_64 (searched from ${__dirname})`);
+  throw new Error(`x86_64 ${name} not built: run 'bash parasite/build.sh' in @criu/arch-x86_64 (searched from ${__dirname})`);
 }

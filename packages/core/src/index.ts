@@ -17,3 +17,7 @@ export { checkFilesSupported, collectFiles, mappedFileId } from './dump/files.js
 export { UnsupportedFileError, FilesDumpError } from './dump/files-kinds.js';
 export { TtyError } from './dump/files-tty.js';
 export { FileRegistry, FD_TYPE } from './dump/file-registry.js';
+export { restore } from './restore/restore.js';
+export type { RestoreOptions, RestoreResult, RestoreProgress } from './restore/options.js';
+export { RestoreError } from './restore/errors.js';
+export { RESTORE_STEPS, type RestoreStep } from './restore/steps.js';

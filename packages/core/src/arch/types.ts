@@ -40,4 +40,19 @@ export interface Arch {
   };
   /** thread_info_<arch> for a thread at a ptrace-stop; `savedRegs` are its NT_PRSTATUS bytes. */
   dumpThreadInfo(tid: number, savedRegs: Buffer): Record<string, unknown>;
+
+  // --- restore
+  /** Path of the arch's restore helper: a tiny program that becomes the restored task. */
+  restoreHelperPath(): string;
+  /**
+   * The rt_sigreturn frame that gives a restored thread its registers, signal mask and
+   * sigaltstack, to be written at `frameAddr`; `sp` is the stack pointer to enter rt_sigreturn with.
+   */
+  restoreFrame(threadInfo: Record<string, unknown>, sigmask: bigint, frameAddr: bigint, sigaltstack?: { sp: bigint; size: bigint; flags: number }): { frame: Buffer; sp: bigint };
+  /** Upper bound of restoreFrame()'s size, to reserve room for it. */
+  readonly maxRestoreFrameSize: number;
+  /** Syscalls the thread must make before rt_sigreturn, for state the frame cannot carry. */
+  preSigreturnSyscalls(threadInfo: Record<string, unknown>): Array<{ name: string; args: bigint[] }>;
+  /** A copy of `saved` set up to run rt_sigreturn from the trap code at `ip` with stack `sp` (and any registers the frame cannot carry). */
+  sigreturnRegs(saved: Buffer, ip: bigint, sp: bigint, threadInfo: Record<string, unknown>): Buffer;
 }

@@ -12,9 +12,11 @@ const ALL_SIGNALS_BLOCKED = 0xffffffffffffffffn;
 
 export class FrozenTask {
   /** The registers at the moment the task was frozen. */
-  readonly savedRegs: Buffer;
-  readonly savedSigmask: bigint;
+  savedRegs: Buffer;
+  savedSigmask: bigint;
   private codeAddr = 0n;
+  /** Whether codeAddr is the task's own code (borrowed per syscall) or memory we own. */
+  private codeBorrowed = true;
   private savedCode: bigint | undefined;
   /** Signals that stopped the task while we ran injected code; re-sent on release. */
   private readonly deferredSignals: number[] = [];
@@ -26,9 +28,9 @@ export class FrozenTask {
   }
 
   /** Seizes and interrupts `pid` and waits until it is stopped. */
-  static freeze(pid: number, arch: Arch): FrozenTask {
+  static freeze(pid: number, arch: Arch, ptraceOptions = 0): FrozenTask {
     try {
-      sys.ptrace.seize(pid, 0);
+      sys.ptrace.seize(pid, ptraceOptions);
     } catch (e) {
       throw new InfectError(pid, 'seize', (e as Error).message, { cause: e });
     }
@@ -42,6 +44,31 @@ export class FrozenTask {
       try { sys.ptrace.detach(pid); } catch { /* it may be gone */ }
       throw e instanceof InfectError ? e : new InfectError(pid, 'freeze', (e as Error).message, { cause: e });
     }
+  }
+
+  /**
+   * Takes over a task that is already traced by us and stopped (e.g. a child auto-attached by
+   * PTRACE_O_TRACEFORK, or a thread at a syscall-exit stop): its current state becomes the saved one.
+   */
+  static adopt(pid: number, arch: Arch): FrozenTask {
+    const regs = sys.ptrace.getRegset(pid, NT.PRSTATUS, arch.gpRegsSize);
+    return new FrozenTask(pid, arch, Buffer.from(regs), sys.ptrace.getSigMask(pid));
+  }
+
+  /**
+   * Runs injected syscalls from `addr`: memory we own that already holds the arch's syscall trap
+   * code (`borrowed` = false), or the task's own code, borrowed one syscall at a time.
+   */
+  useCodeAt(addr: bigint, borrowed: boolean): void {
+    this.returnCode();
+    this.codeAddr = addr;
+    this.codeBorrowed = borrowed;
+  }
+
+  /** Replaces the state put back by cure() (after the restorer has rebuilt the task). */
+  setSavedState(regs: Buffer, sigmask: bigint): void {
+    this.savedRegs = Buffer.from(regs);
+    this.savedSigmask = sigmask;
   }
 
   /** Runs one syscall inside the task and returns its raw result (-errno on failure). */
@@ -131,7 +158,7 @@ export class FrozenTask {
   }
 
   private borrowCode(): void {
-    if (this.savedCode !== undefined) return;
+    if (this.savedCode !== undefined || !this.codeBorrowed) return;
     if (this.codeAddr === 0n) {
       const exec = readMaps(this.pid).find((m) => m.perms[2] === 'x' && m.name !== '[vsyscall]');
       if (!exec) throw new InfectError(this.pid, 'find code area', 'no executable mapping to borrow');
@@ -151,7 +178,8 @@ export class FrozenTask {
     sys.ptrace.pokeData(this.pid, this.codeAddr, word);
   }
 
-  private runUntilTrap(regs: Buffer, step: string): Buffer {
+  /** Runs the task with `regs` until its next trap and returns the registers there. */
+  runUntilTrap(regs: Buffer, step: string): Buffer {
     sys.ptrace.setRegset(this.pid, NT.PRSTATUS, regs);
     sys.ptrace.setSigMask(this.pid, ALL_SIGNALS_BLOCKED);
     sys.ptrace.cont(this.pid, 0);

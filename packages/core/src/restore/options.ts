@@ -1,0 +1,35 @@
+/** Public options and result of restore(); the engine is in restore.ts. */
+import type { Arch } from '../arch/types.js';
+import type { LogLevel, Logger } from '../util/log.js';
+
+export interface RestoreProgress {
+  step: string;
+  index: number;
+  total: number;
+}
+
+export interface RestoreOptions {
+  imagesDir: string;
+  /** Return once the task runs, leaving it detached (CRIU's -d). Otherwise wait for it to exit. */
+  detach?: boolean;
+  /** Write the restored root task's PID here (CRIU's --pidfile). */
+  pidfile?: string;
+  /** Give the restored task the caller's terminal for its tty fds (CRIU's --shell-job). */
+  shellJob?: boolean;
+  logFile?: string;
+  logLevel?: LogLevel;
+  logger?: Logger;
+  onProgress?: (p: RestoreProgress) => void;
+  arch?: Arch;
+  /** Fail on purpose at this step (tests). Also read from CRIU_TS_FAULT_STEP. */
+  faultAt?: string;
+  /** How long to wait for a PID that is still taken by a dying task (default 5000 ms). */
+  pidWaitMs?: number;
+}
+
+export interface RestoreResult {
+  /** PID of the restored root task. */
+  pid: number;
+  /** When not detached: how the task ended. */
+  exit?: { code?: number; signal?: number };
+}

@@ -1,0 +1,561 @@
+/**
+ * `restore()`: brings a dumped process back from CRIU images. A helper program started detached
+ * and held under ptrace clone3()s the task-to-be with the dumped PID; the restorer then rebuilds
+ * that child by injected syscalls (mappings, memory read from the pages image by the task itself,
+ * files, signals, limits, mm fields ...) and ends with an rt_sigreturn frame that gives it its
+ * registers. Any failure kills every task the restore created.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { sys, packCloneArgs, PTRACE_O, WAIT, SIGNALS, PTRACE_EVENT, type WaitStatus } from '@criu/sys';
+import type { Msg } from '@criu/images';
+import type { Arch } from '../arch/types.js';
+import { hostArch } from '../arch/host.js';
+import { FrozenTask } from '../infect/frozen-task.js';
+import { readMaps } from '../proc/maps.js';
+import { Logger } from '../util/log.js';
+import { RestoreError } from './errors.js';
+import { readTaskImages, need, type TaskImages } from './images-in.js';
+import type { RestoreOptions, RestoreResult } from './options.js';
+import { Scratch, SCRATCH, SCRATCH_SIZE, findFreeRange } from './scratch.js';
+import { RESTORE_STEPS, type RestoreStep } from './steps.js';
+
+const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
+const MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20, MAP_FIXED_NOREPLACE = 0x100000;
+const VMA_AREA_VSYSCALL = 1 << 2, VMA_AREA_VDSO = 1 << 3, VMA_AREA_VVAR = 1 << 12;
+const VMA_FILE_PRIVATE = 1 << 6, VMA_FILE_SHARED = 1 << 7, VMA_ANON_PRIVATE = 1 << 9;
+const MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
+const O_ACCMODE = 3, O_CREAT = 0o100, O_EXCL = 0o200, O_NOCTTY = 0o400, O_TRUNC = 0o1000, O_DIRECTORY = 0o200000, O_CLOEXEC = 0o2000000;
+const AT_FDCWD = -100;
+const FD_TYPE_REG = 1, FD_TYPE_TTY = 11;
+const PR_SET_PDEATHSIG = 1, PR_SET_DUMPABLE = 4, PR_SET_NAME = 15, PR_SET_MM = 35, PR_SET_MM_MAP = 14;
+const PR_SET_CHILD_SUBREAPER = 36, PR_SET_THP_DISABLE = 41;
+const SIGKILL = 9, SIGSTOP = 19;
+const SS_DISABLE = 2;
+const SIGCHLD = 17;
+
+interface Vma { start: bigint; end: bigint; pgoff: bigint; shmid: number; prot: number; flags: number; status: number; madv: bigint; fdflags?: number }
+
+function toVma(m: Msg, i: number, file: string): Vma {
+  const n = (k: string) => need(m[k], file, `vmas[${i}].${k}`);
+  return {
+    start: BigInt(n('start') as bigint), end: BigInt(n('end') as bigint), pgoff: BigInt(n('pgoff') as bigint),
+    shmid: Number(n('shmid')), prot: Number(n('prot')), flags: Number(n('flags')), status: Number(n('status')),
+    madv: BigInt((m.madv as bigint | undefined) ?? 0n), fdflags: m.fdflags as number | undefined,
+  };
+}
+
+/** Sleeps without giving up the thread (ptrace must stay on this thread). */
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+export async function restore(options: RestoreOptions): Promise<RestoreResult> {
+  const arch: Arch = options.arch ?? hostArch();
+  const imagesDir = path.resolve(options.imagesDir);
+  const log = options.logger ?? new Logger(options.logLevel ?? 2, options.logFile ? path.resolve(imagesDir, options.logFile) : undefined);
+  const faultAt = options.faultAt ?? process.env.CRIU_TS_FAULT_STEP;
+  const pageSize = sys.pageSize();
+  let current: RestoreStep = 'read-images';
+  const step = (name: RestoreStep) => {
+    current = name;
+    const index = RESTORE_STEPS.indexOf(name);
+    log.info(`restore step ${index + 1}/${RESTORE_STEPS.length}: ${name}`);
+    options.onProgress?.({ step: name, index, total: RESTORE_STEPS.length });
+    if (faultAt === name) throw new RestoreError(name, `injected fault at step "${name}"`);
+  };
+
+  let helper: FrozenTask | undefined;
+  let task: FrozenTask | undefined;
+  try {
+    step('read-images');
+    const img = await readTaskImages(imagesDir, arch.image.march, arch.image.threadInfoField, pageSize);
+    const { pid } = img;
+    const mmFile = `mm-${pid}.img`;
+    const vmas = ((img.mm.vmas as Msg[] | undefined) ?? []).map((m, i) => toVma(m, i, mmFile));
+
+    step('check-pid');
+    waitPidFree(pid, options.pidWaitMs ?? 5000);
+
+    step('start-helper');
+    helper = startHelper(arch);
+
+    step('clone');
+    const helperMaps = readMaps(helper.pid);
+    const scratchBase = findFreeRange([...helperMaps, ...vmas], SCRATCH_SIZE, pageSize);
+    helper.syscall('mmap', scratchBase, SCRATCH_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    const helperScratch = new Scratch(helper.pid, scratchBase, SCRATCH_SIZE);
+    helperScratch.put(SCRATCH.code, arch.syscallTrapCode);
+    const tids = Buffer.alloc(4);
+    tids.writeInt32LE(pid, 0);
+    const tidsAddr = helperScratch.put(SCRATCH.args + 256, tids);
+    const cloneArgs = packCloneArgs({ exitSignal: SIGCHLD, setTid: tidsAddr, setTidSize: 1 });
+    const cloneArgsAddr = helperScratch.put(SCRATCH.args, cloneArgs);
+    const child = helper.rawSyscall('clone3', cloneArgsAddr, cloneArgs.length);
+    if (child < 0n) {
+      const errno = Number(-child);
+      throw new RestoreError('clone', `clone3 with set_tid ${pid} failed with errno ${errno}`, {
+        hint: errno === 17 ? `PID ${pid} is taken by another process` : errno === 1 ? 'creating a task with a chosen PID needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN' : undefined,
+      });
+    }
+    if (Number(child) !== pid) throw new RestoreError('clone', `clone3 gave PID ${child}, not ${pid}`);
+    waitNewChild(pid);
+    task = FrozenTask.adopt(pid, arch);
+    // The helper's job is done; the child is reparented to init, as after `criu restore -d`.
+    helper.kill();
+    helper = undefined;
+    const scratch = new Scratch(pid, scratchBase, SCRATCH_SIZE);
+    task.useCodeAt(scratchBase + BigInt(SCRATCH.code), false);
+
+    step('unmap-helper');
+    const childMaps = readMaps(pid);
+    const keep = (name: string) => name === '[vdso]' || name === '[vvar]' || name === '[vvar_vclock]' || name === '[vsyscall]';
+    for (const m of childMaps) {
+      if (m.start === scratchBase || keep(m.name)) continue;
+      log.debug(`unmap helper mapping ${m.start.toString(16)}-${m.end.toString(16)} ${m.perms} ${m.name}`);
+      task.syscall('munmap', m.start, m.end - m.start);
+    }
+
+    step('vdso');
+    placeVdso(task, childMaps, vmas);
+
+    step('map-vmas');
+    const runs = img.pages.runs;
+    const hasPages = (v: Vma) => runs.some((r) => r.vaddr < v.end && r.vaddr + BigInt(r.nrPages * pageSize) > v.start);
+    const fdsByFile = new Map<number, number>();
+    const mapped: Vma[] = [];
+    for (const v of vmas) {
+      if (v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL)) continue;
+      const fill = hasPages(v);
+      const prot = fill ? v.prot | PROT_READ | PROT_WRITE : v.prot;
+      let fd = -1;
+      if (v.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED)) {
+        fd = fdsByFile.get(v.shmid) ?? -1;
+        if (fd < 0) {
+          const name = regFileName(img, v.shmid, `vma at 0x${v.start.toString(16)}`);
+          const mode = v.status & VMA_FILE_SHARED && v.prot & PROT_WRITE ? 2 : 0;
+          fd = Number(task.syscall('openat', AT_FDCWD, scratch.str(name), mode | O_CLOEXEC, 0));
+          fdsByFile.set(v.shmid, fd);
+        }
+      } else if (!(v.status & VMA_ANON_PRIVATE)) {
+        throw new RestoreError('map-vmas', `mapping kind 0x${v.status.toString(16)} at 0x${v.start.toString(16)} is not supported yet`, { file: mmFile, field: 'vmas.status' });
+      }
+      const flags = (v.flags & ~(MAP_FIXED | MAP_FIXED_NOREPLACE)) | MAP_FIXED | (fd < 0 ? MAP_ANONYMOUS : 0);
+      task.syscall('mmap', v.start, v.end - v.start, prot, flags, fd, fd < 0 ? 0 : v.pgoff);
+      mapped.push(v);
+    }
+    for (const fd of fdsByFile.values()) task.syscall('close', fd);
+
+    step('fill-memory');
+    fillMemory(task, scratch, img, vmas, pageSize);
+
+    step('protect');
+    for (const v of mapped) {
+      if (hasPages(v) && (v.prot & (PROT_READ | PROT_WRITE)) !== (PROT_READ | PROT_WRITE)) {
+        task.syscall('mprotect', v.start, v.end - v.start, v.prot);
+      }
+      for (let bit = 0n; bit < 64n; bit++) {
+        if (v.madv & (1n << bit)) task.syscall('madvise', v.start, v.end - v.start, bit);
+      }
+    }
+
+    step('files');
+    restoreFiles(task, scratch, img, options.shellJob ?? false);
+
+    step('task-state');
+    restoreTaskState(task, scratch, img, arch);
+
+    step('registers');
+    const ti = img.core[arch.image.threadInfoField] as Msg;
+    const tc = img.core.tc as Msg;
+    const thc = img.core.thread_core as Msg;
+    const sas = thc.sas as Msg | undefined;
+    const altstack = sas && !(Number(sas.ss_flags) & SS_DISABLE) ? { sp: BigInt(sas.ss_sp as bigint), size: BigInt(sas.ss_size as bigint), flags: Number(sas.ss_flags) } : undefined;
+    const frameAddr = (scratchBase + BigInt(SCRATCH.frame) + 63n) & ~63n;
+    const { frame, sp } = arch.restoreFrame(ti, BigInt(tc.blk_sigset as bigint), frameAddr, altstack);
+    if (frame.length > arch.maxRestoreFrameSize) throw new RestoreError('registers', `signal frame of ${frame.length} bytes does not fit`);
+    scratch.put(Number(frameAddr - scratchBase), frame);
+    for (const call of arch.preSigreturnSyscalls(ti)) task.syscall(call.name, ...call.args);
+
+    step('jump');
+    const exec = vmas.find((v) => v.prot & PROT_EXEC && !(v.status & (VMA_AREA_VDSO | VMA_AREA_VSYSCALL)));
+    if (!exec) throw new RestoreError('jump', 'the task has no executable mapping to run rt_sigreturn from', { file: mmFile });
+    sigreturn(task, arch, exec.start, sp, ti);
+    // Back in its own registers: drop the scratch area, then let it go.
+    task.useCodeAt(exec.start, true);
+    task.syscall('munmap', scratchBase, SCRATCH_SIZE);
+
+    step('finish');
+    task.release();
+    task = undefined;
+    if (options.pidfile) fs.writeFileSync(path.resolve(imagesDir, options.pidfile), `${pid}`);
+    log.info(`restored task ${pid}`);
+    if (options.detach === false) {
+      while (fs.existsSync(`/proc/${pid}`) && !isZombie(pid)) await new Promise((r) => setTimeout(r, 50));
+      return { pid, exit: {} };
+    }
+    return { pid };
+  } catch (e) {
+    for (const t of [task, helper]) {
+      if (!t) continue;
+      try { t.kill(); } catch (ke) { log.error(`killing ${t.pid} failed: ${(ke as Error).message}`); }
+    }
+    const err = e instanceof RestoreError ? e : new RestoreError(current, (e as Error).message, { cause: e });
+    log.error(err.message);
+    throw err;
+  } finally {
+    if (!options.logger) log.close();
+  }
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    return /\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'latin1'));
+  } catch {
+    return true;
+  }
+}
+
+/** The PID must be free; a task that is dying (or a zombie init has not reaped yet) gets time. */
+function waitPidFree(pid: number, waitMs: number): void {
+  const deadline = Date.now() + waitMs;
+  while (fs.existsSync(`/proc/${pid}`)) {
+    if (Date.now() > deadline) {
+      let comm = '?';
+      try { comm = fs.readFileSync(`/proc/${pid}/comm`, 'latin1').trim(); } catch { /* gone */ }
+      throw new RestoreError('check-pid', `PID ${pid} is in use (by "${comm}")`, { hint: `the dumped task's PID is taken; stop process ${pid} or restore in a new PID namespace` });
+    }
+    sleepMs(20);
+  }
+}
+
+function startHelper(arch: Arch): FrozenTask {
+  const prog = arch.restoreHelperPath();
+  // Detached from us (never a child_process child: libuv would reap its ptrace stops), in its own
+  // session, with only stdio open.
+  const closeInherited = 'for f in /proc/$$/fd/*; do f=${f##*/}; [ "$f" -gt 2 ] && eval "exec $f>&-" 2>/dev/null; done';
+  const out = execFileSync('bash', ['-c', `${closeInherited}; setsid '${prog}' </dev/null >/dev/null 2>&1 & echo $!`]).toString().trim();
+  const helperPid = Number(out);
+  if (!Number.isInteger(helperPid) || helperPid <= 0) throw new RestoreError('start-helper', `could not start the restore helper (${out})`);
+  // `echo $!` names the process before setsid(1) has exec'd the helper: wait for the exec, or we
+  // would clone setsid's half-torn-down image.
+  const realProg = fs.realpathSync(prog);
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    let exe = '';
+    try { exe = fs.readlinkSync(`/proc/${helperPid}/exe`); } catch { /* not yet, or gone */ }
+    if (exe === realProg) break;
+    if (Date.now() > deadline) {
+      try { process.kill(helperPid, 'SIGKILL'); } catch { /* gone */ }
+      throw new RestoreError('start-helper', `the restore helper (${helperPid}) did not start (${exe || 'no exe'})`);
+    }
+    sleepMs(2);
+  }
+  try {
+    return FrozenTask.freeze(helperPid, arch, PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE);
+  } catch (e) {
+    try { process.kill(helperPid, 'SIGKILL'); } catch { /* gone */ }
+    throw e;
+  }
+}
+
+/** A child auto-attached through PTRACE_O_TRACEFORK starts with a PTRACE_EVENT_STOP. */
+function waitNewChild(pid: number): void {
+  for (;;) {
+    const st: WaitStatus | null = sys.waitpid(pid, WAIT.__WALL);
+    if (!st) continue;
+    if (st.kind === 'exited' || st.kind === 'signaled') throw new RestoreError('clone', `the new task ${pid} died at birth`);
+    if (st.kind === 'stopped') {
+      if (st.event === PTRACE_EVENT.STOP || st.signal === SIGSTOP) return;
+      sys.ptrace.cont(pid, 0);
+    }
+  }
+}
+
+function regFileName(img: TaskImages, id: number, what: string): string {
+  const f = img.files.get(id);
+  if (!f) throw new RestoreError('map-vmas', `${what}: no file with id ${id}`, { file: 'files.img', field: 'id' });
+  if (f.type !== FD_TYPE_REG || !f.reg) throw new RestoreError('files', `${what}: file ${id} is of type ${f.type}, not a regular file`, { file: 'files.img', field: 'type' });
+  return (f.reg as Msg).name as string;
+}
+
+/** Moves the running kernel's vvar/vDSO where the dumped task had them (same kernel: same sizes). */
+function placeVdso(task: FrozenTask, childMaps: ReturnType<typeof readMaps>, vmas: Vma[]): void {
+  const vdso = childMaps.find((m) => m.name === '[vdso]');
+  const vvars = childMaps.filter((m) => m.name === '[vvar]' || m.name === '[vvar_vclock]').sort((a, b) => (a.start < b.start ? -1 : 1));
+  const tVdso = vmas.find((v) => v.status & VMA_AREA_VDSO);
+  const tVvar = vmas.find((v) => v.status & VMA_AREA_VVAR);
+  if (!tVdso) {
+    if (vdso) task.syscall('munmap', vdso.start, vdso.end - vdso.start);
+    for (const v of vvars) task.syscall('munmap', v.start, v.end - v.start);
+    return;
+  }
+  if (!vdso) throw new RestoreError('vdso', 'the running kernel maps no vDSO but the image has one');
+  const vvarSize = vvars.reduce((n, v) => n + (v.end - v.start), 0n);
+  const sameVdso = vdso.end - vdso.start === tVdso.end - tVdso.start;
+  const sameVvar = !tVvar || tVvar.end - tVvar.start === vvarSize;
+  if (!sameVdso || !sameVvar) {
+    throw new RestoreError('vdso', `the running kernel's vDSO (${vdso.end - vdso.start} bytes, vvar ${vvarSize}) differs from the dumped one (${tVdso.end - tVdso.start}, vvar ${tVvar ? tVvar.end - tVvar.start : 0n}); vDSO proxying is not supported yet`);
+  }
+  const moves: Array<{ from: bigint; size: bigint; to: bigint }> = [{ from: vdso.start, size: vdso.end - vdso.start, to: tVdso.start }];
+  if (tVvar) {
+    let to = tVvar.start;
+    for (const v of vvars) {
+      moves.push({ from: v.start, size: v.end - v.start, to });
+      to += v.end - v.start;
+    }
+  } else {
+    for (const v of vvars) task.syscall('munmap', v.start, v.end - v.start);
+  }
+  for (const m of moves) {
+    if (m.from === m.to) continue;
+    const overlaps = moves.some((o) => o !== m && o.from < m.to + m.size && o.from + o.size > m.to);
+    if (overlaps) throw new RestoreError('vdso', 'the dumped vDSO overlaps the running one; not supported yet');
+    task.syscall('mremap', m.from, m.size, m.size, MREMAP_MAYMOVE | MREMAP_FIXED, m.to);
+  }
+}
+
+/** The task reads its pages from pages-N.img itself: one preadv per batch of consecutive runs. */
+function fillMemory(task: FrozenTask, scratch: Scratch, img: TaskImages, vmas: Vma[], pageSize: number): void {
+  const skip = vmas.filter((v) => v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL));
+  const runs = img.pages.runs.filter((r) => !skip.some((v) => r.vaddr >= v.start && r.vaddr < v.end));
+  if (!runs.length) return;
+  const fd = Number(task.syscall('openat', AT_FDCWD, scratch.str(img.pages.file), O_CLOEXEC, 0));
+  try {
+    let i = 0;
+    while (i < runs.length) {
+      // A batch: runs whose data follow each other in the file, at most IOV_MAX of them.
+      const first = runs[i];
+      const iov = Buffer.alloc(SCRATCH.iovMax * 16);
+      let n = 0, bytes = 0, expectOffset = first.offset!;
+      while (i < runs.length && n < SCRATCH.iovMax && runs[i].offset === expectOffset && bytes < 1 << 30) {
+        const len = runs[i].nrPages * pageSize;
+        iov.writeBigUInt64LE(runs[i].vaddr, n * 16);
+        iov.writeBigUInt64LE(BigInt(len), n * 16 + 8);
+        expectOffset += len;
+        bytes += len;
+        n++;
+        i++;
+      }
+      const iovAddr = scratch.put(SCRATCH.iov, iov.subarray(0, n * 16));
+      const got = Number(task.syscall('preadv', fd, iovAddr, n, first.offset!, 0));
+      if (got !== bytes) {
+        // A short read: finish run by run with pread64.
+        let done = got, off = first.offset! + got;
+        for (let k = i - n; k < i; k++) {
+          const len = runs[k].nrPages * pageSize;
+          const start = runs[k].offset! - first.offset!;
+          if (start + len <= done) continue;
+          const skipIn = Math.max(0, done - start);
+          let pos = skipIn;
+          while (pos < len) {
+            const r = Number(task.syscall('pread64', fd, runs[k].vaddr + BigInt(pos), len - pos, off));
+            if (r <= 0) throw new RestoreError('fill-memory', `pages image ended early at offset ${off}`, { file: path.basename(img.pages.file) });
+            pos += r; off += r; done += r;
+          }
+        }
+      }
+    }
+  } finally {
+    task.syscall('close', fd);
+  }
+}
+
+function restoreFiles(task: FrozenTask, scratch: Scratch, img: TaskImages, shellJob: boolean): void {
+  const pid = task.pid;
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`).map(Number)) task.syscall('close', fd);
+  const fdinfoFile = `fdinfo-${img.ids.files_id}.img`;
+  const opened = new Map<number, number>();
+  const entries = [...img.fdinfo].sort((a, b) => Number(a.fd) - Number(b.fd));
+  entries.forEach((e, i) => {
+    const fd = Number(need(e.fd, fdinfoFile, 'fd', i));
+    const id = Number(need(e.id, fdinfoFile, 'id', i));
+    const cloexec = (Number(e.flags ?? 0) & 1) !== 0;
+    const known = opened.get(id);
+    if (known !== undefined) {
+      task.syscall('dup3', known, fd, cloexec ? O_CLOEXEC : 0);
+      return;
+    }
+    const f = img.files.get(id);
+    if (!f) throw new RestoreError('files', `fd ${fd}: no file with id ${id}`, { file: 'files.img', record: i, field: 'id' });
+    if (f.type === FD_TYPE_TTY) {
+      throw new RestoreError('files', `fd ${fd}: restoring terminals is not supported yet${shellJob ? '' : ' (and needs --shell-job)'}`, { file: 'files.img', field: 'tty' });
+    }
+    if (f.type !== FD_TYPE_REG || !f.reg) throw new RestoreError('files', `fd ${fd}: file type ${f.type} is not supported yet`, { file: 'files.img', field: 'type' });
+    const reg = f.reg as Msg;
+    const name = reg.name as string;
+    const flags = Number(reg.flags ?? 0) & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC);
+    const r = task.rawSyscall('openat', AT_FDCWD, scratch.str(name), flags | (cloexec ? O_CLOEXEC : 0), 0);
+    if (r < 0n) throw new RestoreError('files', `fd ${fd}: cannot open ${name} (errno ${-r})`, { file: 'files.img', field: 'reg.name', hint: Number(-r) === 2 ? 'the file was removed or renamed since the dump' : undefined });
+    let got = Number(r);
+    if (reg.pos !== undefined && BigInt(reg.pos as bigint) !== 0n) task.syscall('lseek', got, BigInt(reg.pos as bigint), 0);
+    if (reg.size !== undefined) {
+      try {
+        const size = fs.statSync(name).size;
+        if (BigInt(size) !== BigInt(reg.size as bigint)) task.pid; // size drift is tolerated; CRIU refuses, we keep going
+      } catch { /* stat from here may fail for paths only the task sees */ }
+    }
+    if (got !== fd) {
+      task.syscall('dup3', got, fd, cloexec ? O_CLOEXEC : 0);
+      task.syscall('close', got);
+      got = fd;
+    }
+    opened.set(id, fd);
+  });
+  // cwd, root, umask
+  const fsFile = `fs-${pid}.img`;
+  const cwd = regFileName(img, Number(need(img.fs.cwd_id, fsFile, 'cwd_id')), 'cwd');
+  const root = regFileName(img, Number(need(img.fs.root_id, fsFile, 'root_id')), 'root');
+  if (root !== '/') task.syscall('chroot', scratch.str(root));
+  const r = task.rawSyscall('chdir', scratch.str(cwd));
+  if (r < 0n) throw new RestoreError('files', `cannot enter the working directory ${cwd} (errno ${-r})`, { file: fsFile, field: 'cwd_id' });
+  if (img.fs.umask !== undefined) task.syscall('umask', Number(img.fs.umask));
+  void O_ACCMODE; void O_DIRECTORY;
+}
+
+function restoreTaskState(task: FrozenTask, scratch: Scratch, img: TaskImages, arch: Arch): void {
+  const pid = task.pid;
+  const coreFile = `core-${pid}.img`;
+  const tc = img.core.tc as Msg;
+  const thc = img.core.thread_core as Msg;
+  const ti = img.core[arch.image.threadInfoField] as Msg;
+
+  // Session and group first: setsid needs the task not to lead a group yet.
+  const sid = Number(img.pstree.sid), pgid = Number(img.pstree.pgid);
+  if (sid === pid) task.syscall('setsid');
+  else if (pgid === pid) task.syscall('setpgid', 0, 0);
+
+  // rlimits (from outside: prlimit64 works on another task).
+  const rl = ((tc.rlimits as Msg | undefined)?.rlimits as Msg[] | undefined) ?? [];
+  rl.forEach((l, res) => {
+    const b = Buffer.alloc(16);
+    b.writeBigUInt64LE(BigInt(l.cur as bigint), 0);
+    b.writeBigUInt64LE(BigInt(l.max as bigint), 8);
+    const r = sys.trySyscall('prlimit64', pid, res, b, 0);
+    if (r.errno) {
+      // Raising a hard limit needs CAP_SYS_RESOURCE; CRIU also carries on here.
+    }
+  });
+
+  // Signal handlers: entry i is signal i+1, skipping SIGKILL and SIGSTOP.
+  const sas = (tc.sigactions as Msg[] | undefined) ?? [];
+  let sig = 1;
+  sas.forEach((sa, i) => {
+    if (sig === SIGKILL || sig === SIGSTOP) sig++;
+    if (sig === SIGKILL || sig === SIGSTOP) sig++;
+    const handler = BigInt(sa.sigaction as bigint), flags = BigInt(sa.flags as bigint), mask = BigInt(sa.mask as bigint);
+    if (handler !== 0n || flags !== 0n || mask !== 0n) {
+      const k = Buffer.alloc(32);
+      k.writeBigUInt64LE(handler, 0); k.writeBigUInt64LE(flags, 8); k.writeBigUInt64LE(BigInt(sa.restorer as bigint), 16); k.writeBigUInt64LE(mask, 24);
+      const r = task.rawSyscall('rt_sigaction', sig, scratch.arg(k), 0, 8);
+      if (r < 0n) throw new RestoreError('task-state', `rt_sigaction(${sig}) failed with errno ${-r}`, { file: coreFile, record: 0, field: `tc.sigactions[${i}]` });
+    }
+    sig++;
+  });
+
+  // itimers
+  const timers = tc.timers as Msg | undefined;
+  (['real', 'virt', 'prof'] as const).forEach((k, which) => {
+    const t = timers?.[k] as Msg | undefined;
+    if (!t) return;
+    const v = [t.isec, t.iusec, t.vsec, t.vusec].map((x) => BigInt(x as bigint));
+    if (v.every((x) => x === 0n)) return;
+    const b = Buffer.alloc(32);
+    v.forEach((x, j) => b.writeBigUInt64LE(x, j * 8));
+    task.syscall('setitimer', which, scratch.arg(b), 0);
+  });
+
+  const personality = Number(tc.personality ?? 0);
+  if (personality !== 0) task.syscall('personality', personality);
+  if (thc.pdeath_sig) task.syscall('prctl', PR_SET_PDEATHSIG, Number(thc.pdeath_sig), 0, 0, 0);
+  if (tc.child_subreaper) task.syscall('prctl', PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  if (img.mm.thp_disabled) task.syscall('prctl', PR_SET_THP_DISABLE, 1, 0, 0, 0);
+  const comm = (thc.comm ?? tc.comm) as string | undefined;
+  if (comm) task.syscall('prctl', PR_SET_NAME, scratch.str(comm), 0, 0, 0);
+  const nice = Number(thc.sched_nice ?? 0);
+  if (nice !== 0) task.syscall('setpriority', 0, 0, nice);
+
+  // mm fields, auxv and the exe link in one prctl(PR_SET_MM_MAP).
+  const mm = img.mm;
+  const mmFile = `mm-${pid}.img`;
+  const exeName = regFileName(img, Number(need(mm.exe_file_id, mmFile, 'exe_file_id')), 'exe file');
+  const exeFd = Number(task.syscall('openat', AT_FDCWD, scratch.str(exeName, SCRATCH.args + 2048), O_CLOEXEC, 0));
+  const auxv = ((mm.mm_saved_auxv as bigint[] | undefined) ?? []).map((x) => BigInt(x));
+  const auxBuf = Buffer.alloc((auxv.length + 2) * 8);
+  auxv.forEach((x, j) => auxBuf.writeBigUInt64LE(x, j * 8));
+  const auxAddr = scratch.put(SCRATCH.args + 1024, auxBuf);
+  const map = Buffer.alloc(104);
+  ['mm_start_code', 'mm_end_code', 'mm_start_data', 'mm_end_data', 'mm_start_brk', 'mm_brk', 'mm_start_stack', 'mm_arg_start', 'mm_arg_end', 'mm_env_start', 'mm_env_end']
+    .forEach((k, j) => map.writeBigUInt64LE(BigInt(need(mm[k] as bigint, mmFile, k)), j * 8));
+  map.writeBigUInt64LE(auxAddr, 88);
+  map.writeUInt32LE(auxBuf.length, 96);
+  map.writeInt32LE(exeFd, 100);
+  const r = task.rawSyscall('prctl', PR_SET_MM, PR_SET_MM_MAP, scratch.arg(map), map.length, 0);
+  task.syscall('close', exeFd);
+  if (r < 0n) throw new RestoreError('task-state', `prctl(PR_SET_MM_MAP) failed with errno ${-r}`, { file: mmFile, hint: Number(-r) === 1 ? 'needs CAP_SYS_RESOURCE or CAP_CHECKPOINT_RESTORE' : 'an mm field points outside the restored mappings' });
+  if (mm.dumpable !== undefined && Number(mm.dumpable) !== 1) task.syscall('prctl', PR_SET_DUMPABLE, Number(mm.dumpable), 0, 0, 0);
+
+  // Per-thread kernel registrations.
+  if (Number(thc.futex_rla_len ?? 0) > 0) task.syscall('set_robust_list', BigInt(thc.futex_rla as bigint), Number(thc.futex_rla_len));
+  const rseq = thc.rseq_entry as Msg | undefined;
+  if (rseq && BigInt(rseq.rseq_abi_pointer as bigint) !== 0n) {
+    task.syscall('rseq', BigInt(rseq.rseq_abi_pointer as bigint), Number(rseq.rseq_abi_size), 0, Number(rseq.signature));
+  }
+  if (ti.clear_tid_addr !== undefined) task.syscall('set_tid_address', BigInt(ti.clear_tid_addr as bigint));
+
+  // Pending signals last, so nothing above can consume them (all signals are blocked meanwhile).
+  const queue = (list: Msg | undefined, shared: boolean) => {
+    for (const s of ((list?.signals as Msg[] | undefined) ?? [])) {
+      const si = Buffer.from(s.siginfo as Buffer);
+      const signo = si.readInt32LE(0);
+      const addr = scratch.arg(si);
+      if (shared) task.syscall('rt_sigqueueinfo', pid, signo, addr);
+      else task.syscall('rt_tgsigqueueinfo', pid, pid, signo, addr);
+    }
+  };
+  queue(tc.signals_s as Msg | undefined, true);
+  queue(thc.signals_p as Msg | undefined, false);
+  void MAP_SHARED;
+}
+
+/**
+ * The final jump: rt_sigreturn from the task's own code (one word borrowed for the `syscall`
+ * instruction and put back at the syscall-entry stop), then wait at the syscall-exit stop, where
+ * the task holds exactly its dumped registers, signal mask and sigaltstack.
+ */
+function sigreturn(task: FrozenTask, arch: Arch, codeAddr: bigint, sp: bigint, ti: Msg): void {
+  const pid = task.pid;
+  const original = sys.ptrace.peekData(pid, codeAddr);
+  const code = arch.syscallTrapCode;
+  sys.ptrace.pokeData(pid, codeAddr, arch.littleEndian ? code.readBigUInt64LE(0) : code.readBigUInt64BE(0));
+  let restored = false;
+  try {
+    sys.ptrace.setRegset(pid, 1 /* NT_PRSTATUS */, arch.sigreturnRegs(task.savedRegs, codeAddr, sp, ti));
+    sys.ptrace.syscall(pid, 0);
+    waitSyscallStop(pid, 'entry');
+    sys.ptrace.pokeData(pid, codeAddr, original);
+    restored = true;
+    sys.ptrace.syscall(pid, 0);
+    waitSyscallStop(pid, 'exit');
+  } finally {
+    if (!restored) {
+      try { sys.ptrace.pokeData(pid, codeAddr, original); } catch { /* the task is being killed */ }
+    }
+  }
+  const regs = sys.ptrace.getRegset(pid, 1, arch.gpRegsSize);
+  task.setSavedState(Buffer.from(regs), sys.ptrace.getSigMask(pid));
+}
+
+function waitSyscallStop(pid: number, which: string): void {
+  for (;;) {
+    const st = sys.waitpid(pid, WAIT.__WALL);
+    if (!st) continue;
+    if (st.kind === 'exited' || st.kind === 'signaled') throw new RestoreError('jump', `the task died at rt_sigreturn ${which} (${st.kind === 'signaled' ? `signal ${st.signal}` : `exit ${st.code}`})`);
+    if (st.kind === 'stopped' && st.syscallStop) return;
+    if (st.kind === 'stopped' && st.event === undefined && st.signal !== SIGNALS.SIGTRAP) {
+      throw new RestoreError('jump', `the task stopped with signal ${st.signal} during rt_sigreturn ${which}`);
+    }
+    sys.ptrace.syscall(pid, 0);
+  }
+}
