@@ -96,6 +96,18 @@ static inline long tp_read_file(const char *path, char **out)
 	return (long)len;
 }
 
+/* Copies src into dst (cap bytes), truncating. */
+static inline void tp_copy(char *dst, size_t cap, const char *src)
+{
+	size_t n = strlen(src);
+	if (cap == 0)
+		return;
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(dst, src, n);
+	dst[n] = 0;
+}
+
 /* Copies the /proc/self/maps line of the mapping that contains addr (without the newline).
  * Returns 0, or -1 when no mapping contains it. */
 static inline int tp_maps_line(const void *addr, char *line, size_t cap)
@@ -110,7 +122,7 @@ static inline int tp_maps_line(const void *addr, char *line, size_t cap)
 		unsigned long lo, hi;
 		if (sscanf(buf, "%lx-%lx", &lo, &hi) == 2 && a >= lo && a < hi) {
 			buf[strcspn(buf, "\n")] = 0;
-			snprintf(line, cap, "%s", buf);
+			tp_copy(line, cap, buf);
 			found = 0;
 			break;
 		}
@@ -147,7 +159,7 @@ static inline void tp_smaps_vmflags(const void *addr, char *flags, size_t cap)
 		}
 		if (inside && strncmp(buf, "VmFlags:", 8) == 0) {
 			buf[strcspn(buf, "\n")] = 0;
-			snprintf(flags, cap, "%s", buf + 8);
+			tp_copy(flags, cap, buf + 8);
 			break;
 		}
 	}
