@@ -1,0 +1,307 @@
+#!/usr/bin/env node
+/*
+ * The ppc64le infection suite, run by node inside the ppc64le VM (tools/ppc64/run-vm-tests.sh).
+ * Plain CommonJS on the built dist/ of the packages: the guest has no jest, swc or turbo. It does
+ * what packages/core/test/infect.test.ts does on x86_64, with the ppc64 arch object passed
+ * explicitly, on real processes under the VM's kernel (64 KiB pages).
+ *
+ *   node guest-suite.cjs <dir with the cross-built fixtures>
+ *
+ * Prints one line per test, then "N passed, N failed"; exits 1 when a test failed.
+ */
+'use strict';
+const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const root = path.resolve(__dirname, '..', '..');
+const fixtureDir = path.resolve(process.argv[2] || path.join(__dirname, 'build'));
+const core = require(path.join(root, 'packages/core/dist/index.cjs'));
+const { ppc64, getReg, TRAP } = require(path.join(root, 'arch/ppc64/dist/index.cjs'));
+const { sys } = require(path.join(root, 'packages/sys/dist/index.cjs'));
+const { FrozenTask, Parasite, InfectError, readMaps } = core;
+
+const arch = ppc64;
+
+/*
+ * KNOWN CORE BUG (packages/core/src/infect/control-socket.ts): it sets SO_RCVTIMEO/SO_SNDTIMEO with
+ * the x86_64 numbers 20/21; on powerpc they are 18/19 (20/21 are SO_PASSCRED/SO_PEERCRED, and
+ * setting SO_PEERCRED fails with ENOPROTOOPT), so Parasite.inject fails on ppc64 before anything
+ * arch-specific runs. To still exercise this arch's infection, the suite translates exactly that
+ * call; the test 'core control socket uses the ppc64 socket option numbers' keeps failing until
+ * core is fixed (then the translation never triggers).
+ */
+const SOL_SOCKET = 1, X86_SO_RCVTIMEO = 20, X86_SO_SNDTIMEO = 21, PPC_SO_RCVTIMEO = 18, PPC_SO_SNDTIMEO = 19;
+let x86SockoptSeen = 0;
+{
+  const original = sys.syscall.bind(sys);
+  sys.syscall = (nr, ...args) => {
+    if (nr === 'setsockopt' && args[1] === SOL_SOCKET && (args[2] === X86_SO_RCVTIMEO || args[2] === X86_SO_SNDTIMEO) && Buffer.isBuffer(args[3]) && args[4] === 16) {
+      x86SockoptSeen++;
+      args[2] = args[2] === X86_SO_RCVTIMEO ? PPC_SO_RCVTIMEO : PPC_SO_SNDTIMEO;
+    }
+    return original(nr, ...args);
+  };
+}
+const SIGUSR1 = 10, SIGALRM = 14;
+const SA_RESTART = 0x10000000n, SA_ONSTACK = 0x08000000n;
+const PROT_READ_WRITE = 3, MAP_PRIVATE_ANON = 0x22;
+// Node under TCG is 15-35x slower than on the host: generous waits.
+const WAIT_MS = 60_000;
+const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-ppc64-'));
+const started = [];
+
+// --- tiny assertion and test harness --------------------------------------------------------
+class AssertionError extends Error {}
+function ok(cond, what) {
+  if (!cond) throw new AssertionError(what);
+}
+function eq(actual, expected, what) {
+  if (actual !== expected) throw new AssertionError(`${what}: expected ${fmt(expected)}, got ${fmt(actual)}`);
+}
+function fmt(v) {
+  return typeof v === 'bigint' ? `${v}n (0x${BigInt.asUintN(64, v).toString(16)})` : JSON.stringify(v);
+}
+function throwsMatching(fn, check, what) {
+  try {
+    fn();
+  } catch (e) {
+    ok(check(e), `${what}: threw the wrong error: ${e && e.stack}`);
+    return;
+  }
+  throw new AssertionError(`${what}: did not throw`);
+}
+
+const tests = [];
+function test(name, fn) {
+  tests.push({ name, fn });
+}
+
+// --- processes ------------------------------------------------------------------------------
+function fixture(name) {
+  const p = path.join(fixtureDir, name);
+  ok(fs.existsSync(p), `fixture ${p} is missing (cross-built by run-vm-tests.sh)`);
+  return p;
+}
+
+/** Starts `prog args` in its own session, stdout to a log; not a child of node. */
+function startDetached(prog, args = []) {
+  const log = path.join(logDir, `${path.basename(prog)}-${started.length}.log`);
+  const quoted = [prog, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  const pid = Number(execFileSync('sh', ['-c', `setsid ${quoted} </dev/null >${log} 2>&1 & echo $!`]).toString().trim());
+  const v = { pid, log };
+  started.push(v);
+  return v;
+}
+const readLog = (v) => (fs.existsSync(v.log) ? fs.readFileSync(v.log, 'utf8') : '');
+function isAlive(pid) {
+  try {
+    return !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'latin1'));
+  } catch {
+    return false;
+  }
+}
+async function waitFor(what, probe, timeoutMs = WAIT_MS) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v) return v;
+    if (Date.now() > end) throw new AssertionError(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+function lastCounter(v) {
+  const nums = readLog(v).split('\n').filter((l) => /^\d+$/.test(l));
+  return nums.length ? Number(nums[nums.length - 1]) : -1;
+}
+async function expectStillCounting(v) {
+  const before = lastCounter(v);
+  await waitFor(`victim ${v.pid} counting past ${before + 2}`, () => lastCounter(v) > before + 2);
+}
+async function startVictim() {
+  const v = startDetached(fixture('victim'), ['/etc/hostname']);
+  const m = await waitFor('victim READY', () => /READY (0x[0-9a-f]+) (\d+)/.exec(readLog(v)));
+  return { v, pattern: BigInt(m[1]), fd: Number(m[2]) };
+}
+async function finishVictim(v) {
+  process.kill(v.pid, 'SIGTERM');
+  await waitFor('victim verdict', () => /PASS|FAIL/.exec(readLog(v)));
+  ok(/PASS counter=\d+/.test(readLog(v)), `victim verdict: ${readLog(v).split('\n').filter((l) => !/^\d+$/.test(l)).join(' | ')}`);
+  await waitFor('victim exit', () => !isAlive(v.pid));
+}
+const mapsText = (pid) => fs.readFileSync(`/proc/${pid}/maps`, 'latin1');
+
+// --- the tests ------------------------------------------------------------------------------
+test('the guest is ppc64le with 64 KiB pages, and core picks the ppc64 arch', () => {
+  eq(process.arch, 'ppc64', 'process.arch');
+  eq(os.endianness(), 'LE', 'endianness');
+  const ps = sys.pageSize();
+  eq(ps, Number(execFileSync('getconf', ['PAGESIZE']).toString().trim()), 'sys.pageSize() vs getconf');
+  eq(ps, 65536, 'page size of the VM kernel');
+  eq(core.hostArch().name, 'ppc64', 'hostArch().name');
+  eq(core.hostArch().image.march, 4, 'hostArch().image.march');
+});
+
+test('syscalls run inside a frozen task (sc + trap, CR0.SO errors), which then runs on', async () => {
+  const { v } = await startVictim();
+  const ps = sys.pageSize();
+  const mapsBefore = mapsText(v.pid);
+  const vmasBefore = readMaps(v.pid);
+  const task = FrozenTask.freeze(v.pid, arch);
+  try {
+    eq(task.savedRegs.length, arch.gpRegsSize, 'NT_PRSTATUS size');
+    eq(Number(task.syscall('getpid')), v.pid, 'remote getpid');
+    const addr = task.syscall('mmap', 0, ps, PROT_READ_WRITE, MAP_PRIVATE_ANON, -1, 0);
+    eq(addr % BigInt(ps), 0n, 'mmap result is page aligned');
+    const covers = (x) => x.start <= addr && addr + BigInt(ps) <= x.end;
+    ok(!vmasBefore.some((x) => x.start < addr + BigInt(ps) && addr < x.end), 'the address was free before the mmap');
+    const m = readMaps(v.pid).find(covers); // may have merged with a neighbouring anonymous vma
+    ok(m !== undefined, `the remote mmap at 0x${addr.toString(16)} shows in /proc/${v.pid}/maps`);
+    ok(m.perms.startsWith('rw'), `mapping perms ${m.perms}`);
+    eq(task.syscall('munmap', addr, ps), 0n, 'remote munmap');
+    eq(mapsText(v.pid), mapsBefore, 'maps after munmap');
+    eq(task.rawSyscall('close', 9999), -9n, 'close(9999) = -EBADF');
+    eq(task.rawSyscall('munmap', 1, 10), -22n, 'munmap(1, 10) = -EINVAL');
+    throwsMatching(() => task.syscall('close', 9999), (e) => e instanceof core.RemoteSyscallError, 'syscall() throws on -errno');
+  } finally {
+    task.release();
+  }
+  eq(mapsText(v.pid), mapsBefore, 'maps after release');
+  await expectStillCounting(v);
+  await finishVictim(v);
+});
+
+test('the parasite reports task state, hands over fds, vmsplices memory, then the task is cured', async () => {
+  const { v, pattern, fd } = await startVictim();
+  const mapsBefore = mapsText(v.pid);
+  const task = FrozenTask.freeze(v.pid, arch);
+  let pipe;
+  try {
+    const parasite = Parasite.inject(task, { timeoutMs: WAIT_MS });
+    try {
+      const st = parasite.taskState();
+      eq(st.umask, 0o27, 'umask');
+      const usr1 = st.sigactions[SIGUSR1 - 1];
+      ok(usr1.handler !== 0n, 'SIGUSR1 has a handler');
+      eq(usr1.flags & SA_RESTART, SA_RESTART, 'SIGUSR1 SA_RESTART');
+      eq(usr1.mask, 1n << 11n, 'SIGUSR1 sa_mask (SIGUSR2)');
+      eq(st.sigactions[SIGALRM - 1].flags & SA_ONSTACK, SA_ONSTACK, 'SIGALRM SA_ONSTACK');
+      eq(st.itimers[0].intervalSec, 1n, 'ITIMER_REAL interval');
+      eq(st.sigaltstack.size, 65536n, 'sigaltstack size');
+      ok(st.tidAddress !== 0n, 'tid address');
+
+      const [dup] = parasite.receiveFds([fd]);
+      try {
+        eq(fs.readlinkSync(`/proc/self/fd/${dup}`), '/etc/hostname', 'received fd target');
+      } finally {
+        sys.close(dup);
+      }
+      throwsMatching(() => parasite.receiveFds([987]), (e) => e instanceof InfectError, 'receiveFds of a closed fd');
+
+      pipe = sys.pipe2(0);
+      parasite.setPipe(pipe[1]);
+      eq(parasite.dumpPages([{ start: pattern, length: 8192 }]), 8192, 'bytes vmspliced');
+      const got = Buffer.alloc(8192);
+      let off = 0;
+      while (off < got.length) off += fs.readSync(pipe[0], got, off, got.length - off, null);
+      for (let i = 0; i < 8192; i++) if (got[i] !== ((i * 7 + 3) & 0xff)) throw new AssertionError(`pattern byte ${i} differs`);
+    } finally {
+      parasite.finish();
+    }
+  } finally {
+    if (pipe) pipe.forEach((f) => sys.close(f));
+    task.release();
+  }
+  eq(mapsText(v.pid), mapsBefore, 'maps after the parasite is gone');
+  await expectStillCounting(v);
+  await finishVictim(v);
+});
+
+test('a parasite torn down mid-session leaves the task as it was', async () => {
+  const { v } = await startVictim();
+  const mapsBefore = mapsText(v.pid);
+  const task = FrozenTask.freeze(v.pid, arch);
+  try {
+    const parasite = Parasite.inject(task, { timeoutMs: WAIT_MS });
+    parasite.taskState();
+    parasite.abort();
+  } finally {
+    task.release();
+  }
+  eq(mapsText(v.pid), mapsBefore, 'maps after abort');
+  await expectStillCounting(v);
+  await finishVictim(v);
+});
+
+test('a blocking read() the task was frozen in restarts after injection and release', async () => {
+  const fifo = path.join(logDir, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  const r = startDetached(fixture('fifo-reader'), [fifo]);
+  await waitFor('fifo-reader READY', () => /READY/.test(readLog(r)));
+  // Until it sleeps in read (ppc64 __NR_read = 3).
+  await waitFor('fifo-reader blocked in read', () => /^3 /.test(fs.readFileSync(`/proc/${r.pid}/syscall`, 'latin1')));
+  const task = FrozenTask.freeze(r.pid, arch);
+  let trap;
+  try {
+    trap = Number(getReg(task.savedRegs, 'trap')) & ~0x1f;
+    ok(trap === TRAP.SYSCALL || trap === TRAP.SCV, `frozen in a syscall (trap 0x${trap.toString(16)})`);
+    eq(Number(task.syscall('getpid')), r.pid, 'remote getpid');
+    const parasite = Parasite.inject(task, { timeoutMs: WAIT_MS });
+    parasite.taskState();
+    parasite.finish();
+  } finally {
+    task.release();
+  }
+  // Frozen again, it is back in the same read: same nip and syscall, every non-volatile register
+  // as before (the kernel rewound it to re-execute the syscall instruction).
+  await waitFor('fifo-reader blocked in read again', () => /^3 /.test(fs.readFileSync(`/proc/${r.pid}/syscall`, 'latin1')));
+  const again = FrozenTask.freeze(r.pid, arch);
+  try {
+    const names = ['nip', 'r0', 'r1', 'r2', 'orig_gpr3', 'link', 'trap', ...Array.from({ length: 19 }, (_, i) => `r${13 + i}`)];
+    for (const n of names) eq(getReg(again.savedRegs, n), getReg(task.savedRegs, n), `${n} after the restart`);
+  } finally {
+    again.release();
+  }
+  fs.writeFileSync(fifo, 'hello');
+  await waitFor('fifo-reader verdict', () => /GOT|BAD/.test(readLog(r)));
+  eq(readLog(r).trim().split('\n').pop(), 'GOT hello', `reader (frozen in ${trap === TRAP.SCV ? 'scv' : 'sc'})`);
+  await waitFor('fifo-reader exit', () => !isAlive(r.pid));
+  return trap === TRAP.SCV ? 'task was in scv' : 'task was in sc';
+});
+
+test('freezing a task that does not exist fails at seize', () => {
+  throwsMatching(() => FrozenTask.freeze(2 ** 22 + 17, arch), (e) => /seize/.test(e.message), 'freeze of a missing pid');
+});
+
+test('core control socket uses the ppc64 socket option numbers (SO_RCVTIMEO 18, SO_SNDTIMEO 19)', () => {
+  eq(x86SockoptSeen, 0, 'setsockopt calls core made with the x86_64 SO_RCVTIMEO/SO_SNDTIMEO numbers (20/21)');
+});
+
+// --- run ------------------------------------------------------------------------------------
+async function main() {
+  let passed = 0, failed = 0;
+  for (const t of tests) {
+    const t0 = Date.now();
+    try {
+      const note = await t.fn();
+      passed++;
+      console.log(`ok   ${t.name} (${Date.now() - t0} ms)${note ? ` [${note}]` : ''}`);
+    } catch (e) {
+      failed++;
+      console.log(`FAIL ${t.name} (${Date.now() - t0} ms)\n     ${String(e && e.stack ? e.stack : e).split('\n').join('\n     ')}`);
+    }
+  }
+  for (const v of started) {
+    if (isAlive(v.pid)) {
+      try { process.kill(v.pid, 'SIGKILL'); } catch { /* gone */ }
+    }
+  }
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exitCode = failed ? 1 : 0;
+}
+
+main().catch((e) => {
+  console.log(`suite crashed: ${e && e.stack}`);
+  process.exitCode = 2;
+});

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Runs the ppc64le infection suite (guest-suite.cjs) in the ppc64le VM, booted once.
+#
+#   tools/ppc64/run-vm-tests.sh [--no-build]
+#
+# On the host: builds @criu/core and @criu/arch-ppc64 (turbo: their dist/ and the cross-built
+# parasite) unless --no-build, and cross-builds the C fixtures into tools/ppc64/build/. Then boots
+# the VM (../shared/ppc64-vm/run.sh) with the repo shared in at the same path, where node 18 runs
+# the suite on the built dist/*.cjs. Exits with the suite's status (run.sh: 124 timeout, 125 VM
+# died). Env: CRIU_TS_SHARED (default <repo>/../shared), PPC64_CC (default
+# powerpc64le-linux-gnu-gcc), PPC64_VM_TIMEOUT (seconds, default 900), (run.sh reads PPC64_VM_CPU etc. itself).
+{
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+shared="${CRIU_TS_SHARED:-$root/../shared}"
+vm="$shared/ppc64-vm"
+out="$here/build"
+cc="${PPC64_CC:-powerpc64le-linux-gnu-gcc}"
+log() { printf '[ppc64-vm-tests] %s\n' "$*" >&2; }
+
+build=1
+for a in "$@"; do
+  case "$a" in
+    --no-build) build=0 ;;
+    *) echo "usage: $0 [--no-build]" >&2; exit 2 ;;
+  esac
+done
+
+[ -x "$vm/run.sh" ] || { log "no VM runner at $vm/run.sh (set CRIU_TS_SHARED)"; exit 1; }
+command -v "$cc" >/dev/null || { log "$cc not found (Debian package gcc-powerpc64le-linux-gnu)"; exit 1; }
+
+if [ "$build" = 1 ]; then
+  log "building @criu/core and @criu/arch-ppc64 (turbo)"
+  # CC must stay the host compiler here: arch-x86_64's parasite is built in the same run.
+  (cd "$root" && env -u CC pnpm exec turbo run build --filter=@criu/core --filter=@criu/arch-ppc64 --output-logs=errors-only) >&2
+  # turbo's build inputs/outputs do not cover parasite/ and build/: rebuild the blob itself.
+  bash "$root/arch/ppc64/parasite/build.sh" >&2
+fi
+for f in packages/core/dist/index.cjs packages/sys/dist/index.cjs arch/ppc64/dist/index.cjs arch/ppc64/build/parasite.elf; do
+  [ -f "$root/$f" ] || { log "$f is missing: build first (drop --no-build)"; exit 1; }
+done
+
+log "cross-building fixtures with $cc"
+mkdir -p "$out"
+"$cc" -O1 -Wall -o "$out/victim" "$root/packages/core/test/fixtures/victim.c"
+"$cc" -O1 -Wall -o "$out/fifo-reader" "$here/fixtures/fifo-reader.c"
+
+cache="${PPC64_VM_CACHE:-/var/tmp/ppc64-vm}"
+if [ ! -f "$cache/rootfs.img" ] || [ ! -f "$cache/vmlinux" ]; then
+  log "VM image missing in $cache: building it (build-image.sh)"
+  bash "$vm/build-image.sh" >&2
+fi
+
+args=(-t "${PPC64_VM_TIMEOUT:-900}")
+log "booting the VM: node guest-suite.cjs"
+exec "$vm/run.sh" "${args[@]}" "$root" node "$here/guest-suite.cjs" "$out"
+}
