@@ -179,6 +179,19 @@ static inline int tp_has_vmflag(const char *flags, const char *flag)
 	return 0;
 }
 
+/* The thread pointer as the ABI defines it (what __rseq_offset and TLS offsets are relative
+ * to): the fs base on x86_64, r13 on ppc64 (GCC 12 has no __builtin_thread_pointer there). */
+static inline void *tp_thread_pointer(void)
+{
+#if defined(__powerpc64__)
+	void *tp;
+	__asm__("mr %0, 13" : "=r"(tp));
+	return tp;
+#else
+	return __builtin_thread_pointer();
+#endif
+}
+
 /* FNV-1a over bytes. */
 static inline unsigned long long tp_hash(const void *p, size_t n)
 {
