@@ -1,0 +1,53 @@
+/**
+ * Runs the ppc64le infection suite in the ppc64le VM (tools/ppc64/run-vm-tests.sh: host build,
+ * cross-built fixtures, one VM boot, node 18 in the guest on the built dist/) and checks every
+ * guest test passed. Needs qemu-system-ppc64 and the image of ../shared/ppc64-vm (the runner
+ * builds the image when it is missing).
+ */
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+
+const root = path.resolve(__dirname, '..', '..', '..');
+const runner = path.join(root, 'tools', 'ppc64', 'run-vm-tests.sh');
+
+/** The guest tests, by the name the suite prints. */
+const GUEST_TESTS = [
+  'the guest is ppc64le with 64 KiB pages, and core picks the ppc64 arch',
+  'syscalls run inside a frozen task (sc + trap, CR0.SO errors), which then runs on',
+  'the parasite reports task state, hands over fds, vmsplices memory, then the task is cured',
+  'a parasite torn down mid-session leaves the task as it was',
+  'a blocking read() the task was frozen in restarts after injection and release',
+  'freezing a task that does not exist fails at seize',
+  'core control socket uses the ppc64 socket option numbers (SO_RCVTIMEO 18, SO_SNDTIMEO 19)',
+];
+
+describe('ppc64le VM: syscall injection and the parasite on the real ppc64le kernel', () => {
+  let output = '';
+  let status: number | null = null;
+
+  beforeAll(() => {
+    const r = spawnSync('bash', [runner], { cwd: root, encoding: 'utf8', timeout: 20 * 60_000, maxBuffer: 64 << 20 });
+    output = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+    status = r.status;
+    if (r.error) output += `\nrunner error: ${r.error.message}`;
+  }, 21 * 60_000);
+
+  it('the VM booted and the guest suite ran to its summary', () => {
+    const summary = /^(\d+) passed, (\d+) failed$/m.exec(output);
+    if (!summary) throw new Error(`no summary from the guest suite (runner exit ${status}):\n${output}`);
+    expect(Number(summary[1]) + Number(summary[2])).toBe(GUEST_TESTS.length);
+  });
+
+  it.each(GUEST_TESTS)('guest: %s', (name) => {
+    const line = output.split('\n').find((l) => l.slice(5).startsWith(name));
+    if (!line || !line.startsWith('ok   ')) {
+      const at = output.indexOf(name);
+      throw new Error(`guest test did not pass:\n${at >= 0 ? output.slice(Math.max(0, at - 5), at + 2000) : output}`);
+    }
+  });
+
+  it('the runner exits 0 exactly when every guest test passed', () => {
+    const failed = Number(/^\d+ passed, (\d+) failed$/m.exec(output)?.[1] ?? -1);
+    expect(status).toBe(failed === 0 ? 0 : 1);
+  });
+});
