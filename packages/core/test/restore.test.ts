@@ -19,18 +19,130 @@ async function start(name: string, args: string[] = []): Promise<Victim> {
   return v;
 }
 
-describe('restore on x86_64', () => {
-  it('brings back what criu-ts dumped: the counter continues', async () => {
+/** PIDs of running restore helpers (none may outlive a restore). */
+function helpers(): number[] {
+  const out: number[] = [];
+  for (const p of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (fs.readlinkSync(`/proc/${p}/exe`).endsWith('/restore-helper')) out.push(Number(p));
+    } catch { /* gone or kernel thread */ }
+  }
+  return out;
+}
+
+async function dumpAndWait(v: Victim, dir: string): Promise<void> {
+  await dump({ pid: v.pid, imagesDir: dir });
+  await waitPidGone(v.pid);
+}
+
+function fileioArgs(name: string): string[] {
+  const input = path.join(tmp, `${name}.in`);
+  fs.writeFileSync(input, Buffer.from(Array.from({ length: 1 << 20 }, (_, i) => i % 251)));
+  return [input, path.join(tmp, `${name}.log`)];
+}
+
+describe('restore on x86_64 of what criu-ts dumped', () => {
+  it('the counter continues, twice over (dump, restore, dump again, restore again)', async () => {
     const v = await start('counter');
-    await waitFor('a few ticks', () => readLog(v).split('\n').length > 3);
-    const dir = path.join(tmp, 'counter');
-    await dump({ pid: v.pid, imagesDir: dir });
-    const atDump = readLog(v).length;
-    await waitPidGone(v.pid);
-    const res = await restore({ imagesDir: dir, detach: true, logFile: 'restore.log', logLevel: 4 });
-    expect(res.pid).toBe(v.pid);
-    await waitFor('output after restore', () => readLog(v).length > atDump + 20);
-    expect(fs.readFileSync(`/proc/${v.pid}/maps`, 'latin1')).not.toMatch(/restore-helper/);
+    for (let round = 1; round <= 2; round++) {
+      await waitFor('a few ticks', () => readLog(v).split('\n').length > 3 * round);
+      const dir = path.join(tmp, `counter-${round}`);
+      await dumpAndWait(v, dir);
+      const atDump = readLog(v).length;
+      const res = await restore({ imagesDir: dir, logFile: 'restore.log', logLevel: 4 });
+      expect(res.pid).toBe(v.pid);
+      await waitFor('output after restore', () => readLog(v).length > atDump + 10);
+      expect(fs.readFileSync(`/proc/${v.pid}/maps`, 'latin1')).not.toMatch(/restore-helper/);
+    }
     expect(await verdict(v)).toMatch(/^PASS counter/);
+    expect(helpers()).toEqual([]);
+  });
+
+  it('64 MiB keeps its checksum', async () => {
+    const v = await start('mem64');
+    const dir = path.join(tmp, 'mem64');
+    await dumpAndWait(v, dir);
+    await restore({ imagesDir: dir });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await verdict(v)).toMatch(/^PASS mem64/);
+  });
+
+  it('an open file keeps its offset and an O_APPEND log keeps growing', async () => {
+    const args = fileioArgs('fileio');
+    const v = await start('fileio', args);
+    await waitFor('some lines', () => fs.readFileSync(args[1], 'utf8').split('\n').length > 5);
+    const dir = path.join(tmp, 'fileio');
+    await dumpAndWait(v, dir);
+    const lines = fs.readFileSync(args[1], 'utf8').split('\n').length;
+    await restore({ imagesDir: dir });
+    await waitFor('log to grow', () => fs.readFileSync(args[1], 'utf8').split('\n').length > lines + 3);
+    expect(await verdict(v)).toMatch(/^PASS fileio/);
+  });
+});
+
+describe('restore of images the oracle CRIU wrote', () => {
+  beforeAll(() => requireOracle());
+
+  it.each(['counter', 'mem64'])('%s', async (name) => {
+    const v = await start(name);
+    const dir = path.join(tmp, `oracle-${name}`);
+    fs.mkdirSync(dir, { recursive: true });
+    const r = oracle(['dump', '-t', String(v.pid), '-D', dir, '-o', 'dump.log', '-v4']);
+    expect(r.status).toBe(0);
+    await waitPidGone(v.pid);
+    const atDump = readLog(v).length;
+    await restore({ imagesDir: dir });
+    await waitFor('output after restore', () => readLog(v).length > atDump);
+    expect(await verdict(v)).toMatch(new RegExp(`^PASS ${name}`));
+  });
+});
+
+describe('a failed restore leaves nothing running and says why', () => {
+  it('PID taken: the dumped task is still alive', async () => {
+    const v = await start('counter');
+    const dir = path.join(tmp, 'taken');
+    await dump({ pid: v.pid, imagesDir: dir, leaveRunning: true });
+    const err = await restore({ imagesDir: dir, pidWaitMs: 200 }).catch((e) => e);
+    expect(err).toBeInstanceOf(RestoreError);
+    expect(err.message).toMatch(new RegExp(`PID ${v.pid} is in use`));
+    expect(isAlive(v.pid)).toBe(true);
+    expect(helpers()).toEqual([]);
+  });
+
+  it('a pages image cut short is refused before anything is created, naming the file', async () => {
+    const v = await start('mem64');
+    const dir = path.join(tmp, 'cut');
+    await dumpAndWait(v, dir);
+    const pages = path.join(dir, 'pages-1.img');
+    fs.truncateSync(pages, Math.floor(fs.statSync(pages).size / 2));
+    const err = await restore({ imagesDir: dir }).catch((e) => e);
+    expect(err).toBeInstanceOf(RestoreError);
+    expect(err.file).toBe('pages-1.img');
+    expect(fs.existsSync(`/proc/${v.pid}`)).toBe(false);
+    expect(helpers()).toEqual([]);
+  });
+
+  it('a file that disappeared: the error names it and the half-built task is killed', async () => {
+    const args = fileioArgs('gone');
+    const v = await start('fileio', args);
+    const dir = path.join(tmp, 'gone');
+    await dumpAndWait(v, dir);
+    fs.rmSync(args[0]);
+    const err = await restore({ imagesDir: dir }).catch((e) => e);
+    expect(err).toBeInstanceOf(RestoreError);
+    expect(err.message).toContain(args[0]);
+    await waitPidGone(v.pid);
+    expect(helpers()).toEqual([]);
+  });
+
+  it.each(RESTORE_STEPS.filter((s) => s !== 'read-images'))('fault at %s', async (step) => {
+    const dir = path.join(tmp, 'counter-1'); // the first test's images: its task was killed there
+    const pid = Number(fs.readdirSync(dir).find((f) => /^core-\d+\.img$/.test(f))!.match(/\d+/)![0]);
+    await waitPidGone(pid);
+    const err = await restore({ imagesDir: dir, faultAt: step }).catch((e) => e);
+    expect(err).toBeInstanceOf(RestoreError);
+    expect(err.step).toBe(step);
+    await waitPidGone(pid);
+    expect(helpers()).toEqual([]);
   });
 });

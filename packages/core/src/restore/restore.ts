@@ -102,9 +102,6 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     if (Number(child) !== pid) throw new RestoreError('clone', `clone3 gave PID ${child}, not ${pid}`);
     waitNewChild(pid);
     task = FrozenTask.adopt(pid, arch);
-    // The helper's job is done; the child is reparented to init, as after `criu restore -d`.
-    helper.kill();
-    helper = undefined;
     const scratch = new Scratch(pid, scratchBase, SCRATCH_SIZE);
     task.useCodeAt(scratchBase + BigInt(SCRATCH.code), false);
 
@@ -189,6 +186,9 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     step('finish');
     task.release();
     task = undefined;
+    // The helper's job is done; the task is reparented to init, as after `criu restore -d`.
+    helper.kill();
+    helper = undefined;
     if (options.pidfile) fs.writeFileSync(path.resolve(imagesDir, options.pidfile), `${pid}`);
     log.info(`restored task ${pid}`);
     if (options.detach === false) {
@@ -197,9 +197,14 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     }
     return { pid };
   } catch (e) {
-    for (const t of [task, helper]) {
-      if (!t) continue;
-      try { t.kill(); } catch (ke) { log.error(`killing ${t.pid} failed: ${(ke as Error).message}`); }
+    if (task) {
+      const pid = task.pid;
+      try { task.kill(); } catch (ke) { log.error(`killing ${pid} failed: ${(ke as Error).message}`); }
+      // Its parent, the helper, reaps it at once, so the PID is free again right away.
+      try { helper?.syscall('wait4', pid, 0, 0x40000000 /* __WALL */, 0); } catch { /* init will */ }
+    }
+    if (helper) {
+      try { helper.kill(); } catch (ke) { log.error(`killing the helper ${helper.pid} failed: ${(ke as Error).message}`); }
     }
     const err = e instanceof RestoreError ? e : new RestoreError(current, (e as Error).message, { cause: e });
     log.error(err.message);
