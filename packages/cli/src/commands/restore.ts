@@ -2,40 +2,10 @@
 // of @criu/core with CRIU's command-line conventions. Without -d, CRIU stays until the restored
 // task exits and then exits 0 itself; so do we.
 import * as fs from 'fs';
-import * as core from '@criu/core';
+import { restore, type RestoreResult } from '@criu/core';
 import { CliUsageError } from '../errors.js';
 import { checkOptions, engineDirs, inWorkDir, openLog, optFlag, optString, progressPrinter, reportEngineError, type OptionPolicy } from './engine.js';
 import type { CommandContext } from './types.js';
-
-/** The part of @criu/core's RestoreOptions / RestoreResult the CLI uses. */
-interface RestoreOptionsUsed {
-  imagesDir: string;
-  detach?: boolean;
-  pidfile?: string;
-  shellJob?: boolean;
-  logger?: core.Logger;
-  onProgress?: (p: { step: string; index: number; total: number }) => void;
-}
-interface RestoreResultUsed {
-  pid: number;
-  exit?: { code?: number; signal?: number };
-}
-type RestoreFn = (opts: RestoreOptionsUsed) => Promise<RestoreResultUsed>;
-
-/** The engine's restore(), looked up by name so the CLI builds against a core without it. */
-function restoreEngine(): RestoreFn | undefined {
-  const f = (core as unknown as Record<string, unknown>).restore;
-  return typeof f === 'function' ? (f as RestoreFn) : undefined;
-}
-
-/** The restore engine is missing from the installed @criu/core. */
-export class RestoreUnavailableError extends Error {
-  override readonly name = 'RestoreUnavailableError';
-  readonly hint = 'this build of @criu/core has no restore engine yet; the oracle CRIU can restore these images';
-  constructor() {
-    super('restore is not available: @criu/core does not export restore()');
-  }
-}
 
 export const RESTORE_POLICY: OptionPolicy = {
   honoured: ['restore-detached', 'pidfile', 'shell-job'],
@@ -46,7 +16,7 @@ export const RESTORE_POLICY: OptionPolicy = {
   ],
 };
 
-function exitText(exit: RestoreResultUsed['exit']): string {
+function exitText(exit: RestoreResult['exit']): string {
   if (!exit) return 'exited';
   if (exit.signal !== undefined) return `was killed by signal ${exit.signal}`;
   return `exited with status ${exit.code ?? 0}`;
@@ -61,8 +31,6 @@ export async function runRestore(ctx: CommandContext): Promise<number> {
   const log = openLog(ctx, dirs);
   try {
     for (const w of warnings) log.logger.warn(w);
-    const restore = restoreEngine();
-    if (!restore) throw new RestoreUnavailableError();
     const detach = optFlag(ctx, 'restore-detached');
     const pidfile = optString(ctx, 'pidfile');
     log.logger.info(`Restoring from ${dirs.imagesDir}${detach ? ' (detached)' : ''}`);
