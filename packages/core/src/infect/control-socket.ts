@@ -2,15 +2,14 @@
  * The dumper's end of the parasite control channel: an abstract AF_UNIX SOCK_SEQPACKET socket,
  * driven through raw syscalls because Node's net module cannot pass file descriptors.
  */
-import { sys, SysError } from '@criu/sys';
+import { sys, SysError, SOCKOPT } from '@criu/sys';
 import * as crypto from 'node:crypto';
 
 const AF_UNIX = 1;
 const SOCK_SEQPACKET = 5;
 const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
-const SO_RCVTIMEO = 20;
-const SO_SNDTIMEO = 21;
+const { SO_RCVTIMEO, SO_SNDTIMEO } = SOCKOPT;
 const SCM_RIGHTS = 1;
 const MSG_CMSG_CLOEXEC = 0x40000000;
 const MSG_NOSIGNAL = 0x4000;

@@ -69,3 +69,13 @@ export const AT = Object.freeze({
   NULL: 0, PHDR: 3, PHENT: 4, PHNUM: 5, PAGESZ: 6, BASE: 7, ENTRY: 9, HWCAP: 16, CLKTCK: 17,
   SECURE: 23, RANDOM: 25, HWCAP2: 26, EXECFN: 31, SYSINFO_EHDR: 33, MINSIGSTKSZ: 51,
 });
+
+/**
+ * SOL_SOCKET option numbers that differ between arches (asm/socket.h): powerpc keeps the old
+ * low numbers for the receive/send timeouts and low-water marks.
+ */
+export const SOCKOPT_X86_64 = Object.freeze({ SO_RCVLOWAT: 18, SO_SNDLOWAT: 19, SO_RCVTIMEO: 20, SO_SNDTIMEO: 21, SO_PASSCRED: 16, SO_PEERCRED: 17 });
+export const SOCKOPT_PPC64 = Object.freeze({ SO_RCVLOWAT: 16, SO_SNDLOWAT: 17, SO_RCVTIMEO: 18, SO_SNDTIMEO: 19, SO_PASSCRED: 20, SO_PEERCRED: 21 });
+
+/** The host arch's SOL_SOCKET option numbers. */
+export const SOCKOPT = process.arch === 'ppc64' ? SOCKOPT_PPC64 : SOCKOPT_X86_64;
