@@ -1,0 +1,90 @@
+/**
+ * The manifest of tools/testprogs: every C test program with how to run it, for tests that
+ * iterate over all of them (dump/restore by the oracle, by criu-ts, or a mix).
+ *
+ * The protocol, the same for all (see tools/testprogs/README.md):
+ *   1. make a scratch directory `tmp` for the run (one per program and run) and call
+ *      `setup?.(tmp)` (writes the files the program uses);
+ *   2. start it detached with `startTestprog(name, args?.(tmp) ?? [])` (waits for READY);
+ *   3. let it run `settleMs` more (default 0) so the dump catches it in the state the program
+ *      is about (e.g. inside nanosleep), then dump, wait for the PID to vanish, restore;
+ *   4. `verdict(v)` sends SIGTERM and returns the last line: it must start with `PASS <name>`.
+ *      A verdict may take a few seconds (sleeper finishes the sleep in progress), so allow
+ *      at least 10 s.
+ * `tree: true` marks multi-threaded or multi-process programs (single-task engines skip them).
+ * `shellJob: true` would mark one that needs `--shell-job` (none of these: startDetached runs
+ * every program in its own session without a controlling terminal).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export interface TestProgram {
+  name: string;
+  args?(tmp: string): string[];
+  setup?(tmp: string): void;
+  shellJob?: boolean;
+  settleMs?: number;
+  tree?: boolean;
+}
+
+/** 1 MiB where byte i = i % 251 (what fileio expects to read). */
+function writeFileioInput(file: string): void {
+  fs.writeFileSync(file, Buffer.from(Array.from({ length: 1 << 20 }, (_, i) => i % 251)));
+}
+
+/** 512 KiB of pseudo-random bytes: 8 pages even with 64 KiB pages (ppc64). */
+function writeFilemapInput(file: string): void {
+  const b = Buffer.alloc(8 * 65536);
+  let x = 0x2545f491;
+  for (let i = 0; i < b.length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    b[i] = x & 0xff;
+  }
+  fs.writeFileSync(file, b);
+}
+
+export const PROGRAMS: TestProgram[] = [
+  { name: 'counter', settleMs: 200 },
+  { name: 'threads4', tree: true, settleMs: 200 },
+  { name: 'tree', tree: true, settleMs: 200 },
+  { name: 'mem64' },
+  { name: 'mem', args: () => ['96'] },
+  {
+    name: 'fileio',
+    setup: (tmp) => writeFileioInput(path.join(tmp, 'fileio.in')),
+    args: (tmp) => [path.join(tmp, 'fileio.in'), path.join(tmp, 'fileio.log')],
+    settleMs: 300,
+  },
+  { name: 'cpuloop', settleMs: 300 },
+  // Dumped ~1 s into a 5 s nanosleep.
+  { name: 'sleeper', settleMs: 1000 },
+  { name: 'envargs', args: () => ['alpha', 'two words', '', '--opt=ü', "it's"] },
+  {
+    name: 'umaskcwd',
+    setup: (tmp) => fs.mkdirSync(path.join(tmp, 'cwd'), { recursive: true }),
+    args: (tmp) => [path.join(tmp, 'cwd')],
+  },
+  { name: 'rlimits' },
+  { name: 'mprotect' },
+  { name: 'madvise' },
+  {
+    name: 'filemap',
+    setup: (tmp) => writeFilemapInput(path.join(tmp, 'filemap.bin')),
+    args: (tmp) => [path.join(tmp, 'filemap.bin')],
+  },
+  { name: 'brk' },
+  { name: 'selfexe' },
+  { name: 'signals' },
+  { name: 'itimer', settleMs: 200 },
+  { name: 'altstack', settleMs: 200 },
+  { name: 'tls', settleMs: 200 },
+  { name: 'rseq' },
+];
+
+export function program(name: string): TestProgram {
+  const p = PROGRAMS.find((q) => q.name === name);
+  if (!p) throw new Error(`no test program ${name}`);
+  return p;
+}
