@@ -19,18 +19,18 @@ const root = path.resolve(__dirname, '..', '..');
 const fixtureDir = path.resolve(process.argv[2] || path.join(__dirname, 'build'));
 const core = require(path.join(root, 'packages/core/dist/index.cjs'));
 const { ppc64, getReg, TRAP } = require(path.join(root, 'arch/ppc64/dist/index.cjs'));
+const images = require(path.join(root, 'packages/images/dist/index.cjs'));
 const { sys } = require(path.join(root, 'packages/sys/dist/index.cjs'));
 const { FrozenTask, Parasite, InfectError, readMaps } = core;
 
 const arch = ppc64;
 
 /*
- * KNOWN CORE BUG (packages/core/src/infect/control-socket.ts): it sets SO_RCVTIMEO/SO_SNDTIMEO with
- * the x86_64 numbers 20/21; on powerpc they are 18/19 (20/21 are SO_PASSCRED/SO_PEERCRED, and
- * setting SO_PEERCRED fails with ENOPROTOOPT), so Parasite.inject fails on ppc64 before anything
- * arch-specific runs. To still exercise this arch's infection, the suite translates exactly that
- * call; the test 'core control socket uses the ppc64 socket option numbers' keeps failing until
- * core is fixed (then the translation never triggers).
+ * Regression guard: core's control socket once set SO_RCVTIMEO/SO_SNDTIMEO with the x86_64
+ * numbers 20/21; on powerpc they are 18/19 (20/21 are SO_PASSCRED/SO_PEERCRED, and setting
+ * SO_PEERCRED fails with ENOPROTOOPT), which broke Parasite.inject on ppc64 (fixed in 2231c0d).
+ * Should it come back, exactly that call is translated so the arch tests still run, and the test
+ * 'core control socket uses the ppc64 socket option numbers' fails.
  */
 const SOL_SOCKET = 1, X86_SO_RCVTIMEO = 20, X86_SO_SNDTIMEO = 21, PPC_SO_RCVTIMEO = 18, PPC_SO_SNDTIMEO = 19;
 let x86SockoptSeen = 0;
@@ -268,6 +268,46 @@ test('a blocking read() the task was frozen in restarts after injection and rele
   eq(readLog(r).trim().split('\n').pop(), 'GOT hello', `reader (frozen in ${trap === TRAP.SCV ? 'scv' : 'sc'})`);
   await waitFor('fifo-reader exit', () => !isAlive(r.pid));
   return trap === TRAP.SCV ? 'task was in scv' : 'task was in sc';
+});
+
+test('thread_info_ppc64 of a task blocked in read: restart fix-up, FP/VSX/VMX values; the parasite leaves them intact', async () => {
+  const fifo = path.join(logDir, 'fifo-regs');
+  execFileSync('mkfifo', [fifo]);
+  const r = startDetached(fixture('regs-reader'), [fifo]);
+  await waitFor('regs-reader READY', () => /READY/.test(readLog(r)));
+  await waitFor('regs-reader blocked in read', () => /^3 /.test(fs.readFileSync(`/proc/${r.pid}/syscall`, 'latin1')));
+  const task = FrozenTask.freeze(r.pid, arch);
+  try {
+    const saved = task.savedRegs;
+    const ti = arch.dumpThreadInfo(r.pid, saved);
+    const gp = ti.gpregs;
+    // read() returned -ERESTARTSYS: the image resumes at the syscall instruction with r3 = fd.
+    eq(gp.nip, getReg(saved, 'nip') - 4n, 'gpregs.nip rewound to the syscall instruction');
+    eq(gp.gpr[3], getReg(saved, 'orig_gpr3'), 'gpregs.gpr[3] = orig_gpr3');
+    eq(gp.gpr[0], 3n, 'gpregs.gpr[0] = __NR_read');
+    eq(gp.trap, 0n, 'gpregs.trap cleared');
+    eq(gp.gpr.length, 32, 'gpr count');
+    for (const n of [1, 2, 13, 31]) eq(gp.gpr[n], getReg(saved, `r${n}`), `gpr[${n}]`);
+    eq(ti.fpstate.fpregs.length, 33, 'fpregs count (FPR0-31 + FPSCR)');
+    eq(ti.fpstate.fpregs[14], 0x3ff8000000000000n, 'FPR14 (= VSR14 doubleword 0)');
+    eq(ti.vsxstate.vsxregs.length, 32, 'vsxregs count');
+    eq(ti.vsxstate.vsxregs[14], 0x1122334455667788n, 'VSR14 doubleword 1');
+    eq(ti.vrstate.vrregs.length, 66, 'vrregs count (VR0-31 + VSCR)');
+    eq(ti.vrstate.vrregs[40], 0xa7a6a5a4a3a2a1a0n, 'VR20 low doubleword');
+    eq(ti.vrstate.vrregs[41], 0xafaeadacabaaa9a8n, 'VR20 high doubleword');
+    eq(ti.vrstate.vrsave, 0x5a5, 'VRSAVE');
+    const back = images.decodeMessage('thread_info_ppc64', images.encodeMessage('thread_info_ppc64', ti));
+    eq(back.gpregs.nip, gp.nip, 'thread_info_ppc64 encodes and decodes (nip)');
+    eq(back.vrstate.vrregs[41], ti.vrstate.vrregs[41], 'thread_info_ppc64 encodes and decodes (vrregs)');
+    const parasite = Parasite.inject(task, { timeoutMs: WAIT_MS });
+    parasite.taskState();
+    parasite.finish();
+  } finally {
+    task.release();
+  }
+  fs.writeFileSync(fifo, 'hello');
+  await waitFor('regs-reader verdict', () => /GOT|BAD/.test(readLog(r)));
+  eq(readLog(r).trim().split('\n').pop(), 'GOT hello', 'regs-reader: read restarted and VSR14/VR20 intact');
 });
 
 test('freezing a task that does not exist fails at seize', () => {

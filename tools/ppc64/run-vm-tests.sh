@@ -37,7 +37,7 @@ if [ "$build" = 1 ]; then
   # turbo's build inputs/outputs do not cover parasite/ and build/: rebuild the blob itself.
   bash "$root/arch/ppc64/parasite/build.sh" >&2
 fi
-for f in packages/core/dist/index.cjs packages/sys/dist/index.cjs arch/ppc64/dist/index.cjs arch/ppc64/build/parasite.elf; do
+for f in packages/core/dist/index.cjs packages/sys/dist/index.cjs packages/images/dist/index.cjs arch/ppc64/dist/index.cjs arch/ppc64/build/parasite.elf; do
   [ -f "$root/$f" ] || { log "$f is missing: build first (drop --no-build)"; exit 1; }
 done
 
@@ -45,6 +45,7 @@ log "cross-building fixtures with $cc"
 mkdir -p "$out"
 "$cc" -O1 -Wall -o "$out/victim" "$root/packages/core/test/fixtures/victim.c"
 "$cc" -O1 -Wall -o "$out/fifo-reader" "$here/fixtures/fifo-reader.c"
+"$cc" -O1 -Wall -o "$out/regs-reader" "$here/fixtures/regs-reader.c"
 
 cache="${PPC64_VM_CACHE:-/var/tmp/ppc64-vm}"
 if [ ! -f "$cache/rootfs.img" ] || [ ! -f "$cache/vmlinux" ]; then

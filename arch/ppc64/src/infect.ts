@@ -1,6 +1,7 @@
 import { SYSCALLS_PPC64 } from '@criu/sys';
 import { CR0_SO, GP_REGS_SIZE, getReg, setReg } from './regs.js';
 import { EM_PPC64, R_PPC64_RELATIVE, parasiteElfPath } from './parasite.js';
+import { dumpThreadInfo } from './thread-info.js';
 
 /** `sc`: system call (the classic vector 0xc00: errors come back as CR0.SO + positive errno). */
 export const INSN_SC = 0x44000002;
@@ -70,10 +71,7 @@ export const ppc64 = {
   callRegs,
   callResult: (regs: Buffer) => BigInt.asIntN(64, getReg(regs, 'r3')),
   image: { march: 4 /* core_entry.march PPC64 */, threadInfoField: 'ti_ppc64' },
-  dumpThreadInfo(tid: number, savedRegs: Buffer): Record<string, unknown> {
-    void savedRegs;
-    throw new Error(`ppc64: dumping thread ${tid}'s registers (thread_info_ppc64) is not implemented yet`);
-  },
+  dumpThreadInfo: (tid: number, savedRegs: Buffer): Record<string, unknown> => dumpThreadInfo(tid, savedRegs),
   // --- restore (not implemented on ppc64 yet; sigreturnRegs is the only piece that needs no frame)
   restoreHelperPath(): string {
     throw new Error('ppc64: the restore helper is not implemented yet');

@@ -17,6 +17,7 @@ const GUEST_TESTS = [
   'the parasite reports task state, hands over fds, vmsplices memory, then the task is cured',
   'a parasite torn down mid-session leaves the task as it was',
   'a blocking read() the task was frozen in restarts after injection and release',
+  'thread_info_ppc64 of a task blocked in read: restart fix-up, FP/VSX/VMX values; the parasite leaves them intact',
   'freezing a task that does not exist fails at seize',
   'core control socket uses the ppc64 socket option numbers (SO_RCVTIMEO 18, SO_SNDTIMEO 19)',
 ];
