@@ -15,6 +15,8 @@ export const DUMP_POLICY: OptionPolicy = {
     'ghost-fiemap', 'force-irmap', 'irmap-scan-path', 'manage-cgroups', 'cgroup-props', 'cgroup-props-file',
     'cgroup-dump-controller', 'skip-mnt', 'enable-fs', 'external', 'ext-mount-map', 'timeout', 'log-pid',
     'network-lock', 'cpu-cap', 'file-validation', 'pidfile', 'freeze-cgroup', 'weak-sysctls',
+    // restore's options: CRIU accepts them on dump too and does nothing with them
+    'restore-detached', 'restore-sibling',
   ],
 };
 

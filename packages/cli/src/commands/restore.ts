@@ -13,6 +13,8 @@ export const RESTORE_POLICY: OptionPolicy = {
     'tcp-established', 'tcp-close', 'ext-unix-sk', 'file-locks', 'link-remap', 'evasive-devices', 'manage-cgroups',
     'cgroup-props', 'cgroup-props-file', 'cgroup-root', 'skip-mnt', 'enable-fs', 'external', 'ext-mount-map', 'log-pid',
     'network-lock', 'cpu-cap', 'file-validation', 'skip-file-rwx-check', 'weak-sysctls', 'display-stats',
+    // dump's options: CRIU accepts them on restore too and does nothing with them
+    'tree', 'leave-running', 'timeout',
   ],
 };
 
