@@ -9,7 +9,7 @@
  * the same open file description (kcmp KCMP_FILE), never with the path-registered ones.
  */
 import * as fs from 'node:fs';
-import { sys } from '@criu/sys';
+import { sys, SOCKOPT } from '@criu/sys';
 import type { Msg } from '@criu/images';
 import { FD_TYPE } from './file-registry.js';
 import type { TaskDumpContext } from './model.js';
@@ -30,13 +30,11 @@ const O_WRONLY = 0o1;
 const O_APPEND = 0o2000;
 const O_CLOEXEC = 0o2000000;
 const O_PATH = 0o10000000;
-const O_DIRECTORY = 0o200000;
 const FD_CLOEXEC = 1;
 const F_GETSIG = 11;
 const F_GETOWN_EX = 16;
 const F_GETOWNER_UIDS = 17;
 const SOL_SOCKET = 1;
-const SO_PEERCRED = 17;
 
 export interface FilesResult {
   /** fdinfo_entry per descriptor, by fd number, for fdinfo-<files_id>.img. */
@@ -73,7 +71,7 @@ function regFileEntry(id: number, name: string, flags: number, pos: bigint, fown
 
 function openRead(p: string, dir = false): number | undefined {
   try {
-    return fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOCTTY | (dir ? O_DIRECTORY : 0));
+    return fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOCTTY | (dir ? fs.constants.O_DIRECTORY : 0));
   } catch {
     return undefined;
   }
@@ -173,7 +171,7 @@ function peerPid(lfd: number): number | undefined {
   const cred = Buffer.alloc(12);
   const len = Buffer.alloc(4);
   len.writeUInt32LE(12, 0);
-  const r = sys.trySyscall('getsockopt', lfd, SOL_SOCKET, SO_PEERCRED, cred, len);
+  const r = sys.trySyscall('getsockopt', lfd, SOL_SOCKET, SOCKOPT.SO_PEERCRED, cred, len);
   return r.errno === 0 ? cred.readInt32LE(0) : undefined;
 }
 

@@ -26,7 +26,8 @@ const MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20, M
 const VMA_AREA_VSYSCALL = 1 << 2, VMA_AREA_VDSO = 1 << 3, VMA_AREA_VVAR = 1 << 12;
 const VMA_FILE_PRIVATE = 1 << 6, VMA_FILE_SHARED = 1 << 7, VMA_ANON_PRIVATE = 1 << 9;
 const MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
-const O_ACCMODE = 3, O_CREAT = 0o100, O_EXCL = 0o200, O_NOCTTY = 0o400, O_TRUNC = 0o1000, O_DIRECTORY = 0o200000, O_CLOEXEC = 0o2000000;
+// These open flags have the same values on x86_64 and ppc64 (O_DIRECTORY and O_DIRECT do not).
+const O_CREAT = 0o100, O_EXCL = 0o200, O_NOCTTY = 0o400, O_TRUNC = 0o1000, O_CLOEXEC = 0o2000000;
 const AT_FDCWD = -100;
 const FD_TYPE_REG = 1, FD_TYPE_TTY = 11;
 const PR_SET_PDEATHSIG = 1, PR_SET_DUMPABLE = 4, PR_SET_NAME = 15, PR_SET_MM = 35, PR_SET_MM_MAP = 14;
@@ -416,7 +417,6 @@ function restoreFiles(task: FrozenTask, scratch: Scratch, img: TaskImages, shell
   const r = task.rawSyscall('chdir', scratch.str(cwd));
   if (r < 0n) throw new RestoreError('files', `cannot enter the working directory ${cwd} (errno ${-r})`, { file: fsFile, field: 'cwd_id' });
   if (img.fs.umask !== undefined) task.syscall('umask', Number(img.fs.umask));
-  void O_ACCMODE; void O_DIRECTORY;
 }
 
 function restoreTaskState(task: FrozenTask, scratch: Scratch, img: TaskImages, arch: Arch): void {

@@ -34,7 +34,8 @@ export const MFD = Object.freeze({
 export const SPLICE_F = Object.freeze({ MOVE: 1, NONBLOCK: 2, MORE: 4, GIFT: 8 });
 
 /** open/pipe2 flags used by these wrappers. */
-export const O = Object.freeze({ NONBLOCK: 0o4000, CLOEXEC: 0o2000000, DIRECT: 0o40000 });
+/** Open flags the engine passes itself (the same on x86_64 and ppc64; O_DIRECT/O_DIRECTORY differ, so they are not here). */
+export const O = Object.freeze({ NONBLOCK: 0o4000, CLOEXEC: 0o2000000 });
 
 /** pidfd_open flags. */
 export const PIDFD = Object.freeze({ NONBLOCK: 0o4000, THREAD: 0o200 });
