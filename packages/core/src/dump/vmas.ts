@@ -30,12 +30,13 @@ export const MADV = Object.freeze({
 });
 
 /**
- * VmFlags codes CRIU 4.1 turns into madv bits. 'wf' (MADV_WIPEONFORK) is not among them:
- * CRIU 4.1 does not record it (its mm image for a WIPEONFORK region has no madv), so neither do we.
+ * VmFlags codes turned into madv bits. CRIU 4.1 does not record 'wf' (MADV_WIPEONFORK), so its
+ * restore loses it; we record it: a restorer (ours or CRIU's) applies every madv bit it finds
+ * with madvise(), so the image stays compatible and the flag survives.
  */
 const MADV_CODES: Record<string, number> = {
   sr: MADV.SEQUENTIAL, rr: MADV.RANDOM, dc: MADV.DONTFORK, dd: MADV.DONTDUMP, mg: MADV.MERGEABLE,
-  hg: MADV.HUGEPAGE, nh: MADV.NOHUGEPAGE,
+  hg: MADV.HUGEPAGE, nh: MADV.NOHUGEPAGE, wf: MADV.WIPEONFORK,
 };
 const FLAG_CODES: Record<string, number> = { gd: MAP.GROWSDOWN, lo: MAP.LOCKED, nr: MAP.NORESERVE };
 

@@ -1,0 +1,68 @@
+/**
+ * The whole C test-program suite through criu-ts: each program is dumped and restored by
+ * criu-ts twice over (the restored task is dumped again), and images the oracle CRIU wrote
+ * for the same programs are restored by criu-ts. Every program checks its own state on SIGTERM.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { dump, restore } from '../src';
+import { killVictim, type Victim } from './helpers/victims';
+import { oracle, requireOracle, waitPidGone } from './helpers/oracle';
+import { startTestprog, verdict } from './helpers/testprogs';
+import { PROGRAMS, type TestProgram } from './helpers/programs';
+
+jest.setTimeout(120_000);
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-suite-'));
+const started: Victim[] = [];
+afterAll(() => {
+  started.forEach(killVictim);
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+const single = PROGRAMS.filter((p) => !p.tree);
+
+async function launch(p: TestProgram, tag: string): Promise<{ v: Victim; dir: string }> {
+  const work = fs.mkdtempSync(path.join(tmp, `${p.name}-${tag}-`));
+  p.setup?.(work);
+  const v = await startTestprog(p.name, p.args?.(work) ?? []);
+  started.push(v);
+  if (p.settleMs) await new Promise((r) => setTimeout(r, p.settleMs));
+  return { v, dir: path.join(work, 'images') };
+}
+
+describe('every single-task test program: criu-ts dump + criu-ts restore, two rounds', () => {
+  it.each(single.map((p) => [p.name, p] as const))('%s', async (_name, p) => {
+    const { v, dir } = await launch(p, 'ours');
+    for (let round = 1; round <= 2; round++) {
+      const images = `${dir}-${round}`;
+      await dump({ pid: v.pid, imagesDir: images });
+      await waitPidGone(v.pid);
+      await restore({ imagesDir: images, logFile: 'restore.log', logLevel: 4 });
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    expect(await verdict(v, 15_000)).toMatch(new RegExp(`^PASS ${p.name}\\b`));
+  });
+});
+
+describe('every single-task test program: oracle CRIU dump + criu-ts restore', () => {
+  beforeAll(() => requireOracle());
+  // CRIU 4.1 does not record MADV_WIPEONFORK, so madvise runs without that region here
+  // (tools/testprogs/madvise.c "nowipe"; see testprogs-oracle.test.ts).
+  const args = (p: TestProgram, work: string) => (p.name === 'madvise' ? ['nowipe'] : p.args?.(work) ?? []);
+  it.each(single.map((p) => [p.name, p] as const))('%s', async (_name, p) => {
+    const work = fs.mkdtempSync(path.join(tmp, `${p.name}-oracle-`));
+    p.setup?.(work);
+    const v = await startTestprog(p.name, args(p, work));
+    started.push(v);
+    if (p.settleMs) await new Promise((r) => setTimeout(r, p.settleMs));
+    const dir = path.join(work, 'images');
+    fs.mkdirSync(dir);
+    const r = oracle(['dump', '-t', String(v.pid), '-D', dir, '-o', 'dump.log', '-v4']);
+    expect(r.status).toBe(0);
+    await waitPidGone(v.pid);
+    await restore({ imagesDir: dir, logFile: 'restore.log', logLevel: 4 });
+    await new Promise((r2) => setTimeout(r2, 150));
+    expect(await verdict(v, 15_000)).toMatch(new RegExp(`^PASS ${p.name}\\b`));
+  });
+});
