@@ -41,3 +41,18 @@ describe('/proc readers on this very process', () => {
     expect(mounts.some((m) => m.mountPoint === '/')).toBe(true);
   });
 });
+
+describe('rlimits from /proc/PID/limits', () => {
+  it('match prlimit64 for this process', () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { rlimitsFromProc } = require('../src/dump/task-state');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { sys } = require('@criu/sys');
+    const fromProc = rlimitsFromProc(process.pid).rlimits;
+    const buf = Buffer.alloc(16);
+    for (let r = 0; r < 16; r++) {
+      sys.syscall('prlimit64', process.pid, r, 0, buf);
+      expect(fromProc[r]).toEqual({ cur: buf.readBigUInt64LE(0), max: buf.readBigUInt64LE(8) });
+    }
+  });
+});

@@ -1,10 +1,11 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { readImageFile, writeImageFile, type Msg } from '@criu/images';
 import { dump, restore, RestoreError, RESTORE_STEPS } from '../src';
-import { isAlive, killVictim, readLog, waitFor, type Victim } from './helpers/victims';
+import { isAlive, killVictim, readLog, startDetached, waitFor, type Victim } from './helpers/victims';
 import { oracle, requireOracle, waitPidGone } from './helpers/oracle';
-import { startTestprog, verdict } from './helpers/testprogs';
+import { startTestprog, testprog, verdict } from './helpers/testprogs';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-restore-'));
 const started: Victim[] = [];
@@ -77,6 +78,49 @@ describe('restore on x86_64 of what criu-ts dumped', () => {
     await restore({ imagesDir: dir });
     await waitFor('log to grow', () => fs.readFileSync(args[1], 'utf8').split('\n').length > lines + 3);
     expect(await verdict(v)).toMatch(/^PASS fileio/);
+  });
+});
+
+describe('credentials', () => {
+  it("a task running as nobody comes back as nobody, without the restorer's capabilities", async () => {
+    const v = startDetached('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', testprog('counter')]);
+    started.push(v);
+    await waitFor('READY', () => /READY counter/.test(readLog(v)));
+    const statusBefore = fs.readFileSync(`/proc/${v.pid}/status`, 'latin1');
+    const dir = path.join(tmp, 'nobody');
+    await dumpAndWait(v, dir);
+    const atDump = readLog(v).length;
+    await restore({ imagesDir: dir });
+    await waitFor('output after restore', () => readLog(v).length > atDump + 5);
+    const status = fs.readFileSync(`/proc/${v.pid}/status`, 'latin1');
+    for (const k of ['Uid', 'Gid', 'Groups', 'CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) {
+      const line = (t: string) => t.split('\n').find((l) => l.startsWith(`${k}:`));
+      expect(line(status)).toBe(line(statusBefore));
+    }
+    expect(status).toMatch(/Uid:\s+65534\s+65534\s+65534\s+65534/);
+    expect(await verdict(v)).toMatch(/^PASS counter/);
+  });
+
+  it('refuses an image that would give the task a capability the restorer lacks', async () => {
+    // This machine's root lacks CAP_SYS_RESOURCE (24): an image claiming it must not be restored.
+    const capEff = BigInt('0x' + /CapEff:\s+([0-9a-f]+)/.exec(fs.readFileSync('/proc/self/status', 'latin1'))![1]);
+    const missing = [...Array(41).keys()].find((c) => !(capEff & (1n << BigInt(c))));
+    if (missing === undefined) throw new Error('this test needs a restorer that lacks some capability');
+    const v = await start('counter');
+    const dir = path.join(tmp, 'caps');
+    await dumpAndWait(v, dir);
+    const coreFile = path.join(dir, `core-${v.pid}.img`);
+    const img = await readImageFile(coreFile);
+    const creds = (img.entries[0].message.thread_core as Msg).creds as Msg;
+    const eff = creds.cap_eff as number[];
+    eff[missing >> 5] = (eff[missing >> 5] | (1 << (missing & 31))) >>> 0;
+    await writeImageFile(coreFile, 'CORE', [{ message: img.entries[0].message }]);
+    const err = await restore({ imagesDir: dir }).catch((e) => e);
+    expect(err).toBeInstanceOf(RestoreError);
+    expect(err.message).toMatch(/capabilities the restorer lacks/);
+    expect(err.file).toBe(`core-${v.pid}.img`);
+    await waitPidGone(v.pid);
+    expect(helpers()).toEqual([]);
   });
 });
 

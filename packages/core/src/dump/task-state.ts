@@ -29,13 +29,30 @@ function capWords(v: bigint): number[] {
   return [Number(v & 0xffffffffn), Number(v >> 32n)];
 }
 
+const RLIM_INFINITY = 0xffffffffffffffffn;
+
 function rlimits(pid: number): Msg {
   const out: Msg[] = [];
   const buf = Buffer.alloc(16);
   for (let r = 0; r < RLIMIT_NLIMITS; r++) {
-    sys.syscall('prlimit64', pid, r, 0, buf);
+    const res = sys.trySyscall('prlimit64', pid, r, 0, buf);
+    // prlimit64 on a task of another user needs CAP_SYS_RESOURCE; /proc/PID/limits does not.
+    if (res.errno) return rlimitsFromProc(pid);
     out.push({ cur: buf.readBigUInt64LE(0), max: buf.readBigUInt64LE(8) });
   }
+  return { rlimits: out };
+}
+
+/** /proc/PID/limits lists the 16 resources in RLIMIT_* order: "<name>  <soft>  <hard>  <units>". */
+export function rlimitsFromProc(pid: number): Msg {
+  const lines = fs.readFileSync(`/proc/${pid}/limits`, 'latin1').split('\n').slice(1).filter(Boolean);
+  const value = (v: string) => (v === 'unlimited' ? RLIM_INFINITY : BigInt(v));
+  const out = lines.slice(0, RLIMIT_NLIMITS).map((l) => {
+    const m = /^.{26}(\S+)\s+(\S+)/.exec(l);
+    if (!m) throw new Error(`/proc/${pid}/limits: cannot parse "${l}"`);
+    return { cur: value(m[1]), max: value(m[2]) };
+  });
+  if (out.length !== RLIMIT_NLIMITS) throw new Error(`/proc/${pid}/limits lists ${out.length} resources`);
   return { rlimits: out };
 }
 

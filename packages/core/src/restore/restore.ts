@@ -14,6 +14,7 @@ import type { Arch } from '../arch/types.js';
 import { hostArch } from '../arch/host.js';
 import { FrozenTask } from '../infect/frozen-task.js';
 import { readMaps } from '../proc/maps.js';
+import { readStatus } from '../proc/status.js';
 import { Logger } from '../util/log.js';
 import { RestoreError } from './errors.js';
 import { readTaskImages, need, type TaskImages } from './images-in.js';
@@ -499,7 +500,6 @@ function restoreTaskState(task: FrozenTask, scratch: Scratch, img: TaskImages, a
   const r = task.rawSyscall('prctl', PR_SET_MM, PR_SET_MM_MAP, scratch.arg(map), map.length, 0);
   task.syscall('close', exeFd);
   if (r < 0n) throw new RestoreError('task-state', `prctl(PR_SET_MM_MAP) failed with errno ${-r}`, { file: mmFile, hint: Number(-r) === 1 ? 'needs CAP_SYS_RESOURCE or CAP_CHECKPOINT_RESTORE' : 'an mm field points outside the restored mappings' });
-  if (mm.dumpable !== undefined && Number(mm.dumpable) !== 1) task.syscall('prctl', PR_SET_DUMPABLE, Number(mm.dumpable), 0, 0, 0);
 
   // Per-thread kernel registrations.
   if (Number(thc.futex_rla_len ?? 0) > 0) task.syscall('set_robust_list', BigInt(thc.futex_rla as bigint), Number(thc.futex_rla_len));
@@ -508,6 +508,12 @@ function restoreTaskState(task: FrozenTask, scratch: Scratch, img: TaskImages, a
     task.syscall('rseq', BigInt(rseq.rseq_abi_pointer as bigint), Number(rseq.rseq_abi_size), 0, Number(rseq.signature));
   }
   if (ti.clear_tid_addr !== undefined) task.syscall('set_tid_address', BigInt(ti.clear_tid_addr as bigint));
+
+  // Credentials after everything that needs privilege inside the task (PR_SET_MM_MAP's exe link);
+  // changing them resets dumpable, so that comes after.
+  restoreCreds(task, scratch, thc.creds as Msg | undefined, coreFile);
+  if (mm.dumpable !== undefined && Number(mm.dumpable) !== 1) task.syscall('prctl', PR_SET_DUMPABLE, Number(mm.dumpable), 0, 0, 0);
+  else if (thc.creds) task.syscall('prctl', PR_SET_DUMPABLE, 1, 0, 0, 0);
 
   // Pending signals last, so nothing above can consume them (all signals are blocked meanwhile).
   const queue = (list: Msg | undefined, shared: boolean) => {
@@ -522,6 +528,67 @@ function restoreTaskState(task: FrozenTask, scratch: Scratch, img: TaskImages, a
   queue(tc.signals_s as Msg | undefined, true);
   queue(thc.signals_p as Msg | undefined, false);
   void MAP_SHARED;
+}
+
+const PR_CAPBSET_DROP = 24, PR_SET_SECUREBITS = 28, PR_CAP_AMBIENT = 47, PR_CAP_AMBIENT_RAISE = 2;
+const SECBIT_NO_SETUID_FIXUP = 1 << 2;
+const CAP_VERSION_3 = 0x20080522;
+
+function caps64(words: unknown): bigint {
+  const w = (words as number[] | undefined) ?? [];
+  return BigInt(w[0] ?? 0) | (BigInt(w[1] ?? 0) << 32n);
+}
+
+/**
+ * Gives the task its dumped credentials. Nothing is changed when they equal the restorer's own;
+ * a restore never grants capabilities (or, without CAP_SETUID/CAP_SETGID, ids) the caller lacks.
+ */
+function restoreCreds(task: FrozenTask, scratch: Scratch, creds: Msg | undefined, coreFile: string): void {
+  if (!creds) return;
+  const me = readStatus(process.pid);
+  const ids = ['uid', 'euid', 'suid', 'fsuid'].map((k) => Number(creds[k]));
+  const gids = ['gid', 'egid', 'sgid', 'fsgid'].map((k) => Number(creds[k]));
+  const groups = ((creds.groups as number[] | undefined) ?? []).map(Number);
+  const want = { inh: caps64(creds.cap_inh), prm: caps64(creds.cap_prm), eff: caps64(creds.cap_eff), bnd: caps64(creds.cap_bnd), amb: caps64(creds.cap_amb) };
+  const sameIds = ids.join() === [me.uid[0], me.uid[1], me.uid[2], me.uid[3]].join() && gids.join() === [me.gid[0], me.gid[1], me.gid[2], me.gid[3]].join()
+    && groups.join() === me.groups.join();
+  const sameCaps = want.inh === me.capInh && want.prm === me.capPrm && want.eff === me.capEff && want.bnd === me.capBnd && want.amb === me.capAmb;
+  if (sameIds && sameCaps && Number(creds.secbits ?? 0) === 0) return;
+  const extra = (want.prm | want.eff | want.inh | want.amb) & ~me.capEff;
+  if (extra) {
+    throw new RestoreError('task-state', `the image gives the task capabilities the restorer lacks (mask 0x${extra.toString(16)})`, { file: coreFile, field: 'thread_core.creds', hint: 'restore as a user who holds them' });
+  }
+  const CAP_SETGID = 6n, CAP_SETUID = 7n;
+  if (!sameIds && (!(me.capEff & (1n << CAP_SETUID)) || !(me.capEff & (1n << CAP_SETGID)))) {
+    throw new RestoreError('task-state', 'the image has other user/group ids and the restorer cannot change ids (no CAP_SETUID/CAP_SETGID)', { file: coreFile, field: 'thread_core.creds' });
+  }
+  const lastCap = Number(fs.readFileSync('/proc/sys/kernel/cap_last_cap', 'latin1').trim());
+  for (let c = 0; c <= lastCap; c++) {
+    if (!(want.bnd & (1n << BigInt(c))) && me.capBnd & (1n << BigInt(c))) task.syscall('prctl', PR_CAPBSET_DROP, c, 0, 0, 0);
+  }
+  const g = Buffer.alloc(Math.max(4, groups.length * 4));
+  groups.forEach((x, i) => g.writeUInt32LE(x, i * 4));
+  task.syscall('setgroups', groups.length, scratch.arg(g));
+  task.syscall('setresgid', gids[0], gids[1], gids[2]);
+  task.syscall('setfsgid', gids[3]);
+  // Keep the capabilities through the uid change; the dumped securebits are set at the end.
+  task.syscall('prctl', PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP, 0, 0, 0);
+  task.syscall('setresuid', ids[0], ids[1], ids[2]);
+  task.syscall('setfsuid', ids[3]);
+  const capArgs = Buffer.alloc(8 + 24);
+  capArgs.writeUInt32LE(CAP_VERSION_3, 0);
+  capArgs.writeInt32LE(0, 4);
+  [want.eff, want.prm, want.inh].forEach((v, i) => {
+    capArgs.writeUInt32LE(Number(v & 0xffffffffn), 8 + i * 4);
+    capArgs.writeUInt32LE(Number(v >> 32n), 20 + i * 4);
+  });
+  // The dumped securebits while CAP_SETPCAP is still held, then the dumped capability sets.
+  task.syscall('prctl', PR_SET_SECUREBITS, Number(creds.secbits ?? 0), 0, 0, 0);
+  const hdr = scratch.arg(capArgs);
+  task.syscall('capset', hdr, hdr + 8n);
+  for (let c = 0; c <= lastCap; c++) {
+    if (want.amb & (1n << BigInt(c))) task.syscall('prctl', PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0);
+  }
 }
 
 /**
