@@ -3,7 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readImageFile, type Msg } from '@criu/images';
 import { FrozenTask } from '../../../packages/core/src/infect/frozen-task';
-import { hostArch } from '../../../packages/core/src/arch/host';
+import { x86_64 } from '../src';
+import type { Arch } from '../../../packages/core/src/arch/types';
 import {
   ARCH_SET_FS, ARCH_SET_GS, FP_XSTATE_MAGIC1, FP_XSTATE_MAGIC2, RT_SIGFRAME, RT_SIGFRAME_SIZE, SIGCONTEXT, SigframeError,
   UC_FP_XSTATE, UC_SIGCONTEXT_SS, UC_STRICT_RESTORE_SS, XFEATURE, buildSigframe, dumpThreadInfo, getReg, sigframeAddrBelow,
@@ -12,7 +13,7 @@ import {
 import { buildDir, buildFixture, isAlive, killProc, readLog, startDetached, waitFor, type Proc } from './helpers/procs';
 import { sigreturnInto } from './helpers/sigreturn';
 
-const arch = hostArch();
+const arch = (x86_64 satisfies Arch);
 const MAGIC = 0x1234567887654321n;
 const CRIU = process.env.CRIU_ORACLE || '/var/tmp/criu-oracle/bin/criu';
 const started: Proc[] = [];

@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import { sys } from '@criu/sys';
 import { decodeMessage, encodeMessage, readImageFile, type Msg } from '@criu/images';
 import { FrozenTask } from '../../../packages/core/src/infect/frozen-task';
-import { hostArch } from '../../../packages/core/src/arch/host';
+import { x86_64 } from '../src';
+import type { Arch } from '../../../packages/core/src/arch/types';
 import {
   GP_REGS_SIZE, ThreadStateError, XFEATURE, dumpThreadInfo, fixupSyscallRestart, getReg, gpregsBytes, gpregsEntry,
   readXsaveLayout, setReg, xsaveLayout, buildSigframe, sigframeAddrBelow, sigreturnRsp,
@@ -12,7 +13,7 @@ import {
 import { blockedSyscall, buildDir, buildFixture, isAlive, killProc, readLog, startDetached, symbol, waitFor, type Proc } from './helpers/procs';
 import { sigreturnInto } from './helpers/sigreturn';
 
-const arch = hostArch();
+const arch = (x86_64 satisfies Arch);
 const CRIU = process.env.CRIU_ORACLE || '/var/tmp/criu-oracle/bin/criu';
 const hasAvx512 = /\bavx512f\b/.test(fs.readFileSync('/proc/cpuinfo', 'latin1'));
 const started: Proc[] = [];
