@@ -25,3 +25,12 @@ if [ -n "$bad" ]; then
   echo "parasite/build.sh: unsupported relocations in parasite.elf: $bad" >&2
   exit 1
 fi
+
+# The restore helper (packages/core/restorer/restore-helper.c): a static ELFv2 program without
+# libc, built with the same flags (no FP/vector code: it never touches the FP/VMX/VSX units, so
+# the task it clone3()s starts with them unused).
+core_restorer="$here/../../../packages/core/restorer"
+"$CC" "${cflags[@]}" -c "$here/restore-helper-start.S" -o "$out/restore-helper-start.o"
+"$CC" "${cflags[@]}" -c "$core_restorer/restore-helper.c" -o "$out/restore-helper.o"
+"$CC" -nostdlib -static -no-pie -Wl,-z,noexecstack -Wl,--build-id=none -Wl,-e,_start \
+      -o "$out/restore-helper" "$out/restore-helper-start.o" "$out/restore-helper.o"

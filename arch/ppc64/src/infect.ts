@@ -1,6 +1,8 @@
 import { SYSCALLS_PPC64 } from '@criu/sys';
 import { CR0_SO, GP_REGS_SIZE, getReg, setReg } from './regs.js';
-import { EM_PPC64, R_PPC64_RELATIVE, parasiteElfPath } from './parasite.js';
+import { EM_PPC64, R_PPC64_RELATIVE, parasiteElfPath, restoreHelperPath } from './parasite.js';
+import { RT_SIGFRAME_SIZE, buildSigframe } from './sigframe.js';
+import type { Msg } from '@criu/images';
 import { dumpThreadInfo } from './thread-info.js';
 
 /** `sc`: system call (the classic vector 0xc00: errors come back as CR0.SO + positive errno). */
@@ -72,21 +74,21 @@ export const ppc64 = {
   callResult: (regs: Buffer) => BigInt.asIntN(64, getReg(regs, 'r3')),
   image: { march: 4 /* core_entry.march PPC64 */, threadInfoField: 'ti_ppc64' },
   dumpThreadInfo: (tid: number, savedRegs: Buffer): Record<string, unknown> => dumpThreadInfo(tid, savedRegs),
-  // --- restore (not implemented on ppc64 yet; sigreturnRegs is the only piece that needs no frame)
-  restoreHelperPath(): string {
-    throw new Error('ppc64: the restore helper is not implemented yet');
+  // --- restore
+  restoreHelperPath,
+  /** The ucontext rt_sigreturn reads at r1 (see sigframe.ts); r1 = the frame's address. */
+  restoreFrame(ti: Record<string, unknown>, sigmask: bigint, frameAddr: bigint, sigaltstack?: { sp: bigint; size: bigint; flags: number }): { frame: Buffer; sp: bigint } {
+    return { frame: buildSigframe(ti as Msg, sigmask, { frameAddr, sigaltstack }), sp: frameAddr };
   },
-  restoreFrame(threadInfo: Record<string, unknown>, sigmask: bigint, frameAddr: bigint): { frame: Buffer; sp: bigint } {
-    void threadInfo; void sigmask; void frameAddr;
-    throw new Error('ppc64: building the rt_sigreturn frame is not implemented yet');
-  },
-  /** rt_sigframe with both ucontexts (TM) and the 512-byte ABI gap stays far below this. */
-  maxRestoreFrameSize: 16 * 1024,
-  preSigreturnSyscalls(threadInfo: Record<string, unknown>): Array<{ name: string; args: bigint[] }> {
-    void threadInfo;
+  maxRestoreFrameSize: RT_SIGFRAME_SIZE,
+  /** Nothing lives outside the frame: the TLS pointer is r13, a GPR. */
+  preSigreturnSyscalls(ti: Record<string, unknown>): Array<{ name: string; args: bigint[] }> {
+    void ti;
     return [];
   },
-  sigreturnRegs(saved: Buffer, ip: bigint, sp: bigint): Buffer {
+  /** r0 = __NR_rt_sigreturn, r1 = the frame, nip (and r12) = the `sc` word, trap = 0. */
+  sigreturnRegs(saved: Buffer, ip: bigint, sp: bigint, ti?: Record<string, unknown>): Buffer {
+    void ti;
     const r = syscallRegs(saved, ip, SYSCALLS_PPC64.rt_sigreturn, []);
     setReg(r, 'r1', sp);
     return r;

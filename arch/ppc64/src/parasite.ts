@@ -14,18 +14,27 @@ const PACKAGE = '@criu/arch-ppc64';
  * bundled into another package's dist, the package is found through module resolution.
  */
 export function parasiteElfPath(): string {
+  return builtFile('parasite.elf', 'parasite');
+}
+
+/** Path of the restore helper program (restore-helper.c with restore-helper-start.S) `parasite/build.sh` builds. */
+export function restoreHelperPath(): string {
+  return builtFile('restore-helper', 'restore helper');
+}
+
+function builtFile(name: string, what: string): string {
   let dir = __dirname;
   for (let i = 0; i < 4; i++) {
-    const candidate = path.join(dir, 'build', 'parasite.elf');
+    const candidate = path.join(dir, 'build', name);
     if (fs.existsSync(candidate) && isThisPackage(dir)) return candidate;
     dir = path.dirname(dir);
   }
   try {
     const pkg = createRequire(__filename).resolve(`${PACKAGE}/package.json`);
-    const candidate = path.join(path.dirname(pkg), 'build', 'parasite.elf');
+    const candidate = path.join(path.dirname(pkg), 'build', name);
     if (fs.existsSync(candidate)) return candidate;
   } catch { /* not resolvable from here */ }
-  throw new Error(`ppc64 parasite not built: run 'bash parasite/build.sh' in ${PACKAGE} (searched from ${__dirname})`);
+  throw new Error(`ppc64 ${what} not built: run 'bash parasite/build.sh' in ${PACKAGE} (searched from ${__dirname})`);
 }
 
 function isThisPackage(dir: string): boolean {
