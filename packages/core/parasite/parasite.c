@@ -20,6 +20,7 @@
 #define PR_GET_TID_ADDRESS 40
 #define PR_GET_THP_DISABLE 42
 #define SPLICE_F_GIFT 8
+#define SIGPIPE 13
 
 typedef unsigned long u64;
 
@@ -39,6 +40,12 @@ struct stack_k { u64 sp; int flags; int pad; u64 size; };
 static char in_buf[BUF_SIZE] __attribute__((aligned(16)));
 static char out_buf[sizeof(struct parasite_msg) + sizeof(struct parasite_task_state)] __attribute__((aligned(16)));
 static char cmsg_buf[sizeof(struct cmsghdr_k) + PARASITE_MAX_FDS * 4 + 8] __attribute__((aligned(8)));
+
+/*
+ * rt_sigreturn with the stack pointer set to `sp` (arch entry code, next to parasite_head).
+ * Weak: an arch whose head does not provide it gets the old behaviour (return to the trap).
+ */
+extern void parasite_sigreturn(unsigned long sp) __attribute__((weak, noreturn));
 
 /* gcc may emit calls to these even with -ffreestanding. */
 void *memset(void *d, int c, u64 n) { char *p = d; while (n--) *p++ = (char)c; return d; }
@@ -155,27 +162,61 @@ static long do_mprotect(const char *p, unsigned int n)
 	return 0;
 }
 
+static int sigpipe_pending(void)
+{
+	u64 set = 0;
+	sys6(__NR_rt_sigpending, (long)&set, 8, 0, 0, 0, 0);
+	return (set >> (SIGPIPE - 1)) & 1;
+}
+
+/*
+ * The dumper is gone: give the task back its own execution. Closes what the parasite opened,
+ * drops a SIGPIPE that a vmsplice into the dumper's dead pipe queued (it was blocked, and would
+ * kill the task once its own mask is back), then rt_sigreturn. Returns only when the arch cannot
+ * sigreturn or no frame was given.
+ */
+static void resume_task(const struct parasite_args *args, int sk, int pipe_fd, int had_sigpipe)
+{
+	if (pipe_fd >= 0)
+		sys6(__NR_close, pipe_fd, 0, 0, 0, 0, 0);
+	if (sk >= 0)
+		sys6(__NR_close, sk, 0, 0, 0, 0, 0);
+	if (!args->sigreturn_sp || !parasite_sigreturn)
+		return;
+	if (!had_sigpipe && sigpipe_pending()) {
+		u64 set = 1ul << (SIGPIPE - 1);
+		long ts[2] = { 0, 0 };
+		sys6(__NR_rt_sigtimedwait, (long)&set, 0, (long)ts, 8, 0, 0);
+	}
+	parasite_sigreturn(args->sigreturn_sp);
+}
+
 long parasite_main(struct parasite_args *args)
 {
 	struct sockaddr_un_k addr;
 	struct parasite_task_state *st;
-	int sk, pipe_fd = -1;
+	int sk, pipe_fd = -1, had_sigpipe;
 	long ret;
 
 	if (args->magic != PARASITE_MAGIC || args->version != PARASITE_VERSION || args->sock_name_len > 100)
 		return -22;
-	sk = (int)sys6(__NR_socket, AF_UNIX, SOCK_SEQPACKET, 0, 0, 0, 0);
-	if (sk < 0)
-		return sk;
-	memset(&addr, 0, sizeof(addr));
-	addr.family = AF_UNIX;
-	memcpy(addr.path + 1, args->sock_name, args->sock_name_len); /* abstract name */
-	ret = sys6(__NR_connect, sk, (long)&addr, 2 + 1 + args->sock_name_len, 0, 0, 0);
-	if (ret < 0)
-		goto out;
+	had_sigpipe = sigpipe_pending();
+	if (args->sock_fd >= 0) {
+		sk = args->sock_fd;
+	} else {
+		sk = (int)sys6(__NR_socket, AF_UNIX, SOCK_SEQPACKET, 0, 0, 0, 0);
+		if (sk < 0)
+			return sk;
+		memset(&addr, 0, sizeof(addr));
+		addr.family = AF_UNIX;
+		memcpy(addr.path + 1, args->sock_name, args->sock_name_len); /* abstract name */
+		ret = sys6(__NR_connect, sk, (long)&addr, 2 + 1 + args->sock_name_len, 0, 0, 0);
+		if (ret < 0)
+			goto out;
+	}
 	ret = send_msg(sk, PCMD_READY, 0, 0, 0, 0, 0);
 	if (ret < 0)
-		goto out;
+		goto lost;
 
 	/* The task state goes into out_buf right after the header slot. */
 	st = (struct parasite_task_state *)(out_buf + sizeof(struct parasite_msg));
@@ -187,7 +228,7 @@ long parasite_main(struct parasite_args *args)
 		unsigned int cnt;
 
 		/* A closed control socket (dumper gone) ends the parasite: never hang the task. */
-		if (n <= 0) { ret = n ? n : -104; break; }
+		if (n <= 0) { ret = n ? n : -104; goto lost; }
 		if (n < (long)sizeof(*m) || m->len != (unsigned long)n - sizeof(*m)) {
 			send_msg(sk, m->cmd, -22, 0, 0, 0, 0);
 			continue;
@@ -245,9 +286,12 @@ long parasite_main(struct parasite_args *args)
 		}
 		if (fd >= 0 && m->cmd != PCMD_SET_PIPE)
 			sys6(__NR_close, fd, 0, 0, 0, 0, 0);
-		if (ret < 0)
-			break;
+		if (ret < 0) /* a reply could not be sent: the dumper is gone */
+			goto lost;
 	}
+lost:
+	resume_task(args, sk, pipe_fd, had_sigpipe);
+	return ret; /* no frame: back to the trap */
 out:
 	if (pipe_fd >= 0)
 		sys6(__NR_close, pipe_fd, 0, 0, 0, 0, 0);

@@ -9,7 +9,7 @@
 #define CRIU_TS_PARASITE_PROTOCOL_H
 
 #define PARASITE_MAGIC 0x50415253u /* "PARS" */
-#define PARASITE_VERSION 1u
+#define PARASITE_VERSION 2u
 
 enum parasite_cmd {
 	PCMD_READY = 1,       /* parasite -> dumper, first message after connect */
@@ -19,6 +19,7 @@ enum parasite_cmd {
 	PCMD_DUMP_PAGES = 5,  /* payload: u32 n, u32 pad, struct { u64 base, len } iov[n] */
 	PCMD_MPROTECT = 6,    /* payload: u32 n, u32 pad, struct { u64 start, len, prot } r[n] */
 	PCMD_FINI = 7,        /* parasite closes everything and returns to its trap */
+	/* A closed or broken socket is not a command: the parasite resumes the task (sigreturn_sp). */
 };
 
 struct parasite_msg {
@@ -35,6 +36,19 @@ struct parasite_args {
 	unsigned long page_size;
 	unsigned int sock_name_len;   /* abstract unix socket name, without the leading NUL */
 	char sock_name[100];
+	/*
+	 * The control socket, already connected by syscalls the dumper injected before starting the
+	 * parasite; -1: the parasite connects to sock_name itself.
+	 */
+	int sock_fd;
+	unsigned int pad;
+	/*
+	 * Non-zero: the stack pointer to make rt_sigreturn with, on an rt_sigreturn frame the dumper
+	 * built from the task's own registers, signal mask and sigaltstack. When the dumper is lost
+	 * (control socket closed or broken) the parasite resumes the task through it, exactly where it
+	 * was frozen, instead of returning to its trap (which, without a tracer, would kill the task).
+	 */
+	unsigned long sigreturn_sp;
 };
 
 /* Kernel rt_sigaction layout (handler, flags, restorer, mask) is the same on x86_64 and ppc64. */

@@ -1,8 +1,10 @@
-/** A step of infecting or curing a task failed; names the task and the step. */
+/** A step of infecting or curing a task failed; names the task and the step, and a hint when the cause is known. */
 export class InfectError extends Error {
-  constructor(readonly pid: number, readonly step: string, reason: string, options?: { cause?: unknown }) {
-    super(`task ${pid}: ${step}: ${reason}`, options);
+  readonly hint: string | undefined;
+  constructor(readonly pid: number, readonly step: string, reason: string, options?: { cause?: unknown; hint?: string }) {
+    super(`task ${pid}: ${step}: ${reason}${options?.hint ? ` (hint: ${options.hint})` : ''}`, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'InfectError';
+    this.hint = options?.hint;
   }
 }
 

@@ -2,7 +2,14 @@
  * A task held under ptrace, with its original state saved so it can be put back exactly:
  * registers, signal mask, and the code word we borrow to run injected syscalls. Every
  * ptrace request is made from the calling (main) thread.
+ *
+ * Surviving the dumper's death: a frozen task (freeze()) is "parked" whenever we are not running
+ * code in it: its own registers, signal mask and code word are back in place and it sits in a
+ * PTRACE_EVENT_STOP (not in the SIGTRAP signal-delivery-stop that ends an injected syscall).
+ * If the tracer dies then, the kernel detaches the task and it runs on exactly as before; had it
+ * been left in the SIGTRAP stop, the detach would deliver that SIGTRAP and kill it.
  */
+import * as fs from 'node:fs';
 import { sys, NT, PTRACE_EVENT, SIGNALS, WAIT, type WaitStatus } from '@criu/sys';
 import type { Arch } from '../arch/types.js';
 import { readMaps } from '../proc/maps.js';
@@ -21,8 +28,13 @@ export class FrozenTask {
   /** Signals that stopped the task while we ran injected code; re-sent on release. */
   private readonly deferredSignals: number[] = [];
   private released = false;
+  /**
+   * Which stop the task is in: a PTRACE_EVENT_STOP ('event', harmless if we die) or a
+   * signal-delivery-stop ('signal': the trap of injected code, a fault, a stray signal).
+   */
+  private stopKind: 'event' | 'signal' = 'event';
 
-  private constructor(readonly pid: number, readonly arch: Arch, savedRegs: Buffer, savedSigmask: bigint) {
+  private constructor(readonly pid: number, readonly arch: Arch, savedRegs: Buffer, savedSigmask: bigint, private readonly parkWhenIdle: boolean) {
     this.savedRegs = savedRegs;
     this.savedSigmask = savedSigmask;
   }
@@ -32,14 +44,14 @@ export class FrozenTask {
     try {
       sys.ptrace.seize(pid, ptraceOptions);
     } catch (e) {
-      throw new InfectError(pid, 'seize', (e as Error).message, { cause: e });
+      throw seizeError(pid, e);
     }
     try {
       sys.ptrace.interrupt(pid);
       waitStop(pid, 'freeze');
       const regs = sys.ptrace.getRegset(pid, NT.PRSTATUS, arch.gpRegsSize);
       const mask = sys.ptrace.getSigMask(pid);
-      return new FrozenTask(pid, arch, Buffer.from(regs), mask);
+      return new FrozenTask(pid, arch, Buffer.from(regs), mask, true);
     } catch (e) {
       try { sys.ptrace.detach(pid); } catch { /* it may be gone */ }
       throw e instanceof InfectError ? e : new InfectError(pid, 'freeze', (e as Error).message, { cause: e });
@@ -52,7 +64,8 @@ export class FrozenTask {
    */
   static adopt(pid: number, arch: Arch): FrozenTask {
     const regs = sys.ptrace.getRegset(pid, NT.PRSTATUS, arch.gpRegsSize);
-    return new FrozenTask(pid, arch, Buffer.from(regs), sys.ptrace.getSigMask(pid));
+    // Not parked: such a task is ours to build (a restore), not a user's task to protect.
+    return new FrozenTask(pid, arch, Buffer.from(regs), sys.ptrace.getSigMask(pid), false);
   }
 
   /**
@@ -86,6 +99,7 @@ export class FrozenTask {
       throw e;
     }
     this.returnCode();
+    this.settle();
     return this.arch.syscallResult(after);
   }
 
@@ -110,7 +124,62 @@ export class FrozenTask {
   /** Waits for code started with startCall() to trap; returns its return value. */
   waitCallTrap(step: string): bigint {
     const regs = this.waitTrap(step);
+    this.settle();
     return this.arch.callResult(regs);
+  }
+
+  /**
+   * After startCall(): gives the code `graceMs` to stop by itself (its trap, a fault), then
+   * interrupts it wherever it is. Returns the registers where it stopped (not yet cured). Never
+   * delivers a signal: one that stopped the task meanwhile is kept for release().
+   */
+  haltCall(step: string, graceMs: number): Buffer {
+    const deadline = Date.now() + graceMs;
+    let interrupted = false;
+    for (;;) {
+      let st: WaitStatus | null;
+      if (interrupted) {
+        st = sys.waitpid(this.pid, WAIT.__WALL);
+        if (!st) continue;
+      } else {
+        st = sys.waitpid(this.pid, WAIT.WNOHANG | WAIT.__WALL);
+        if (!st) {
+          if (Date.now() >= deadline) {
+            sys.ptrace.interrupt(this.pid);
+            interrupted = true;
+          } else {
+            sleepMs(1);
+          }
+          continue;
+        }
+      }
+      if (st.kind === 'exited' || st.kind === 'signaled') {
+        this.released = true;
+        throw new InfectError(this.pid, step, `the task died (${describe(st)})`);
+      }
+      if (st.kind !== 'stopped') continue;
+      if (st.event === PTRACE_EVENT.STOP) {
+        this.stopKind = 'event';
+      } else if (st.event !== undefined) {
+        sys.ptrace.cont(this.pid, 0); // some other event: not a place to stop at
+        continue;
+      } else {
+        this.stopKind = 'signal';
+        if (!isTrapOrFault(st.signal)) this.deferredSignals.push(st.signal);
+      }
+      return Buffer.from(sys.ptrace.getRegset(this.pid, NT.PRSTATUS, this.arch.gpRegsSize));
+    }
+  }
+
+  /**
+   * Makes the task's current state its saved one: after injected code handed control back to the
+   * task's own code by itself (the parasite's rt_sigreturn), putting back the state of the freeze
+   * would rewind a task that has run on since.
+   */
+  adoptCurrentState(): void {
+    this.savedCode = undefined;
+    this.savedRegs = Buffer.from(sys.ptrace.getRegset(this.pid, NT.PRSTATUS, this.arch.gpRegsSize));
+    this.savedSigmask = sys.ptrace.getSigMask(this.pid);
   }
 
   /** Non-blocking: has the task stopped or died (e.g. the parasite crashed)? */
@@ -120,15 +189,15 @@ export class FrozenTask {
 
   /** Stops a running task again (after startCall) so it can be cured. */
   interruptRunning(): void {
-    sys.ptrace.interrupt(this.pid);
-    waitStop(this.pid, 'interrupt');
+    this.haltCall('interrupt', 0);
   }
 
-  /** Puts back the code word, the registers and the signal mask. Idempotent. */
+  /** Puts back the code word, the registers and the signal mask (and parks the task). Idempotent. */
   cure(): void {
     this.returnCode();
     sys.ptrace.setRegset(this.pid, NT.PRSTATUS, this.savedRegs);
     sys.ptrace.setSigMask(this.pid, this.savedSigmask);
+    if (this.parkWhenIdle) this.park();
   }
 
   /** Cures and detaches: the task runs on exactly as before. */
@@ -155,6 +224,38 @@ export class FrozenTask {
       }
       if (st && (st.kind === 'exited' || st.kind === 'signaled')) return;
     }
+  }
+
+  /** After injected code trapped: the task's own state back, and parked (see the class comment). */
+  private settle(): void {
+    if (!this.parkWhenIdle) return;
+    sys.ptrace.setRegset(this.pid, NT.PRSTATUS, this.savedRegs);
+    sys.ptrace.setSigMask(this.pid, this.savedSigmask);
+    this.park();
+  }
+
+  /**
+   * Moves the task from a signal-delivery-stop to a PTRACE_EVENT_STOP without running any of its
+   * code: PTRACE_INTERRUPT queues the trap, PTRACE_CONT with no signal drops the pending SIGTRAP,
+   * and the kernel traps again at once, before leaving get_signal().
+   */
+  private park(): void {
+    if (this.stopKind === 'event') return;
+    sys.ptrace.interrupt(this.pid);
+    sys.ptrace.cont(this.pid, 0);
+    for (;;) {
+      const st = sys.waitpid(this.pid, WAIT.__WALL);
+      if (!st) continue;
+      if (st.kind === 'exited' || st.kind === 'signaled') {
+        this.released = true;
+        throw new InfectError(this.pid, 'park', `the task died (${describe(st)})`);
+      }
+      if (st.kind !== 'stopped') continue;
+      if (st.event === PTRACE_EVENT.STOP) break;
+      if (st.event === undefined && !isTrapOrFault(st.signal)) this.deferredSignals.push(st.signal);
+      sys.ptrace.cont(this.pid, 0);
+    }
+    this.stopKind = 'event';
   }
 
   private borrowCode(): void {
@@ -196,6 +297,7 @@ export class FrozenTask {
       }
       if (st.kind !== 'stopped') continue;
       if (st.signal === SIGNALS.SIGTRAP && st.event === undefined) {
+        this.stopKind = 'signal';
         return Buffer.from(sys.ptrace.getRegset(this.pid, NT.PRSTATUS, this.arch.gpRegsSize));
       }
       if (st.event !== undefined) {
@@ -203,7 +305,8 @@ export class FrozenTask {
         sys.ptrace.cont(this.pid, 0);
         continue;
       }
-      if (st.signal === SIGNALS.SIGSEGV || st.signal === SIGNALS.SIGBUS || st.signal === SIGNALS.SIGILL || st.signal === SIGNALS.SIGFPE) {
+      if (isTrapOrFault(st.signal)) {
+        this.stopKind = 'signal';
         throw new InfectError(this.pid, step, `injected code faulted with signal ${st.signal} at ip 0x${this.currentIp().toString(16)}`);
       }
       // Blocked signals are not delivered, so this is SIGSTOP or the like: keep it for later.
@@ -215,6 +318,42 @@ export class FrozenTask {
   private currentIp(): bigint {
     try { return this.arch.ip(sys.ptrace.getRegset(this.pid, NT.PRSTATUS, this.arch.gpRegsSize)); } catch { return 0n; }
   }
+}
+
+function isTrapOrFault(sig: number): boolean {
+  return sig === SIGNALS.SIGTRAP || sig === SIGNALS.SIGSEGV || sig === SIGNALS.SIGBUS || sig === SIGNALS.SIGILL || sig === SIGNALS.SIGFPE;
+}
+
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** TracerPid of `pid` from /proc, or 0. */
+export function tracerOf(pid: number): number {
+  try {
+    const m = /^TracerPid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'latin1'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** PTRACE_SEIZE failed: say why in terms of what the caller can do about it. */
+function seizeError(pid: number, e: unknown): InfectError {
+  const errno = (e as { errno?: number }).errno;
+  const base = (e as Error).message;
+  if (errno === 3 /* ESRCH */) return new InfectError(pid, 'seize', `no such process (${base})`, { cause: e, hint: 'check the PID' });
+  if (errno === 1 /* EPERM */) {
+    const tracer = tracerOf(pid);
+    if (tracer !== 0) {
+      return new InfectError(pid, 'seize', `the task is being dumped or traced by process ${tracer}${tracer === process.pid ? ' (this process)' : ''}`, { cause: e, hint: 'wait for the other dump (or debugger) to finish' });
+    }
+    return new InfectError(pid, 'seize', `not allowed to trace it (${base})`, {
+      cause: e,
+      hint: 'a non-root caller can dump only its own processes, and needs ptrace rights over them (kernel.yama.ptrace_scope, CAP_SYS_PTRACE or CAP_CHECKPOINT_RESTORE)',
+    });
+  }
+  return new InfectError(pid, 'seize', base, { cause: e });
 }
 
 function describe(st: WaitStatus): string {

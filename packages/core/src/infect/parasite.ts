@@ -35,6 +35,36 @@ function loadBlob(arch: Arch): ParasiteBlob {
 /** A contiguous range of the task's memory. */
 export interface MemRange { start: bigint; length: number }
 
+export interface InjectOptions {
+  /** Bounds connect, accept and every reply (default 10 s). */
+  timeoutMs?: number;
+  /**
+   * The task's thread state (arch.dumpThreadInfo of its saved registers) for the self-resume
+   * frame; read here when not given. `false`: no self-resume frame (a lost dumper then leaves the
+   * parasite to return to its trap, which kills an untraced task).
+   */
+  threadInfo?: Record<string, unknown> | false;
+}
+
+const AF_UNIX = 1;
+const SOCK_SEQPACKET = 5;
+const ECONNREFUSED = 111;
+/** Room after the frame for the injected syscalls' arguments (sockaddr_un, stack_t). */
+const SCRATCH_ROOM = 256;
+
+/**
+ * Where things live in the parasite area:
+ *   [blob][args][rt_sigreturn frame (64-byte aligned)][scratch][stack ... top]
+ * The frame is there so the parasite can resume the task by itself if the dumper dies.
+ */
+function areaLayout(blobSize: number, frameRoom: number, pageSize: number) {
+  const argsOff = (blobSize + 15) & ~15;
+  const frameOff = (argsOff + ARGS_LAYOUT.size + 63) & ~63;
+  const scratchOff = frameOff + frameRoom;
+  const size = Math.ceil((scratchOff + SCRATCH_ROOM + STACK_SIZE) / pageSize) * pageSize;
+  return { argsOff, frameOff, scratchOff, size };
+}
+
 export class Parasite {
   private finished = false;
 
@@ -43,38 +73,94 @@ export class Parasite {
     private readonly base: bigint,
     private readonly size: number,
     private readonly sock: ControlSocket,
+    /** Whether the parasite can resume the task by itself (rt_sigreturn frame in place). */
+    readonly selfResume: boolean,
   ) {}
 
-  /** Maps, relocates and starts the parasite; returns once it has connected back. */
-  static inject(task: FrozenTask, opts: { timeoutMs?: number } = {}): Parasite {
+  /** Address and size of the parasite's mapping in the task. */
+  get area(): { start: bigint; end: bigint } {
+    return { start: this.base, end: this.base + BigInt(this.size) };
+  }
+
+  /**
+   * Maps, relocates and starts the parasite; returns once it has connected back. The control
+   * socket is connected by syscalls injected before the parasite starts, and the parasite gets an
+   * rt_sigreturn frame of the task's own state: if the dumper dies while the parasite runs, the
+   * socket closes and the parasite resumes the task exactly where it was frozen (its mapping stays
+   * behind in the task: nobody is left to unmap it).
+   */
+  static inject(task: FrozenTask, opts: InjectOptions = {}): Parasite {
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const pageSize = sys.pageSize();
-    const blob = loadBlob(task.arch);
-    const argsOff = (blob.bytes.length + 15) & ~15;
-    const size = Math.ceil((argsOff + ARGS_LAYOUT.size + STACK_SIZE) / pageSize) * pageSize;
+    const arch = task.arch;
+    const blob = loadBlob(arch);
+    const wantFrame = opts.threadInfo !== false;
+    const lay = areaLayout(blob.bytes.length, wantFrame ? arch.maxRestoreFrameSize : 0, pageSize);
+    const { size } = lay;
     const base = task.syscall('mmap', 0, size, PROT_RWX, MAP_PRIVATE_ANON, -1, 0);
     let listener: ControlSocket | undefined;
     let sock: ControlSocket | undefined;
+    let taskFd = -1;
     let started = false;
     try {
       const { listener: l, name } = ControlSocket.listen(timeoutMs);
       listener = l;
-      const image = Buffer.concat([Buffer.from(relocateBlob(blob, base, task.arch.littleEndian)), Buffer.alloc(argsOff - blob.bytes.length), encodeArgs(pageSize, name)]);
-      const written = sys.writeMemory(task.pid, base, image);
-      if (written !== image.length) throw new InfectError(task.pid, 'write parasite', `wrote ${written} of ${image.length} bytes`);
-      task.startCall(base + BigInt(blob.entry), base + BigInt(size), base + BigInt(argsOff));
-      started = true;
+      const code = Buffer.concat([Buffer.from(relocateBlob(blob, base, arch.littleEndian)), Buffer.alloc(lay.argsOff - blob.bytes.length)]);
+      writeAll(task, base, code, 'write parasite');
+
+      let sigreturnSp = 0n;
+      if (wantFrame) {
+        const ti = opts.threadInfo || arch.dumpThreadInfo(task.pid, task.savedRegs);
+        const ssAddr = base + BigInt(lay.scratchOff);
+        task.syscall('sigaltstack', 0, ssAddr);
+        const ss = sys.readMemory(task.pid, ssAddr, 24);
+        const u64 = (o: number) => (arch.littleEndian ? ss.readBigUInt64LE(o) : ss.readBigUInt64BE(o));
+        const sigaltstack = { sp: u64(0), flags: arch.littleEndian ? ss.readInt32LE(8) : ss.readInt32BE(8), size: u64(16) };
+        const frameAddr = base + BigInt(lay.frameOff);
+        const { frame, sp } = arch.restoreFrame(ti as Record<string, unknown>, task.savedSigmask, frameAddr, sigaltstack);
+        if (frame.length > arch.maxRestoreFrameSize) throw new InfectError(task.pid, 'self-resume frame', `frame of ${frame.length} bytes exceeds the arch's ${arch.maxRestoreFrameSize}`);
+        writeAll(task, frameAddr, frame, 'write self-resume frame');
+        sigreturnSp = sp;
+      }
+
+      // The task connects to us by injected syscalls: a failure is seen here, while the task is
+      // still stopped in its own state, never by a parasite left running on its own.
+      const addr = Buffer.alloc(110);
+      if (arch.littleEndian) addr.writeUInt16LE(AF_UNIX, 0); else addr.writeUInt16BE(AF_UNIX, 0);
+      const addrLen = 3 + addr.write(name, 3, 'latin1');
+      const addrAt = base + BigInt(lay.scratchOff + 64);
+      writeAll(task, addrAt, addr, 'write socket address');
+      taskFd = Number(task.syscall('socket', AF_UNIX, SOCK_SEQPACKET, 0));
+      const rc = task.rawSyscall('connect', taskFd, addrAt, addrLen);
+      if (rc < 0n) {
+        const errno = Number(-rc);
+        throw new InfectError(task.pid, 'parasite connect', `the task could not connect to the dumper's control socket (errno ${errno})`, {
+          hint: errno === ECONNREFUSED ? 'the task may live in another network namespace (abstract unix sockets are per namespace)' : undefined,
+        });
+      }
       try {
         sock = listener.accept(timeoutMs);
       } catch (e) {
-        throw new InfectError(task.pid, 'parasite connect', `the parasite did not connect (${(e as Error).message}); task status: ${JSON.stringify(task.pollStatus())}`, { cause: e });
+        throw new InfectError(task.pid, 'parasite connect', `accepting the task's connection failed (${(e as Error).message})`, { cause: e });
       }
-      const p = new Parasite(task, base, size, sock);
-      p.expect(PCMD.READY, 0);
+      writeAll(task, base + BigInt(lay.argsOff), encodeArgs(pageSize, name, taskFd, sigreturnSp), 'write parasite args');
+      task.startCall(base + BigInt(blob.entry), base + BigInt(size), base + BigInt(lay.argsOff));
+      started = true;
+      const p = new Parasite(task, base, size, sock, sigreturnSp !== 0n);
+      try {
+        p.expect(PCMD.READY, 0);
+      } catch (e) {
+        throw new InfectError(task.pid, 'parasite connect', `the parasite did not report ready (${(e as Error).message})`, { cause: e });
+      }
       return p;
     } catch (e) {
+      if (started) {
+        // The parasite holds the socket (it closes it itself); stop it before we close ours.
+        try { haltAndCure(task, base, size, 200); } catch { /* keep the first error */ }
+      } else if (taskFd >= 0) {
+        try { task.syscall('close', taskFd); } catch { /* keep the first error */ }
+      }
       sock?.close();
-      if (started) stopAndCure(task);
       try { task.syscall('munmap', base, size); } catch { /* keep the first error */ }
       throw e;
     } finally {
@@ -149,23 +235,37 @@ export class Parasite {
       const ret = this.task.waitCallTrap('parasite fini');
       if (ret !== 0n) throw new InfectError(this.task.pid, 'parasite fini', `parasite exited with ${ret}`);
     } catch (e) {
+      try { haltAndCure(this.task, this.base, this.size, 2000); } catch { /* keep the first error */ }
       this.sock.close();
-      stopAndCure(this.task);
+      try { this.task.syscall('munmap', this.base, this.size); } catch { /* keep the first error */ }
       throw e;
-    } finally {
-      this.sock.close();
-      this.task.cure();
-      this.task.syscall('munmap', this.base, this.size);
     }
+    this.sock.close();
+    this.task.cure();
+    this.task.syscall('munmap', this.base, this.size);
   }
 
-  /** Tears the parasite down after an error, without talking to it. */
-  abort(): void {
-    if (this.finished) return;
+  /**
+   * Tears the parasite down after an error: asks it to finish (FINI, without waiting for the
+   * reply), stops the task wherever it is after a grace period, and only then closes the socket
+   * (a parasite that sees it close resumes the task on its own, which must not happen while we
+   * still hold it). Returns what became of the task.
+   */
+  abort(graceMs = 2000): 'cured' | 'resumed-by-parasite' {
+    if (this.finished) return 'cured';
     this.finished = true;
-    this.sock.close(); // the parasite sees the socket close and returns to its trap
-    stopAndCure(this.task);
+    let outcome: 'cured' | 'resumed-by-parasite';
+    try {
+      try {
+        this.sock.setTimeout(200);
+        this.request(PCMD.FINI, Buffer.alloc(0));
+      } catch { /* the parasite may be stuck, crashed or gone: the stop below copes */ }
+      outcome = haltAndCure(this.task, this.base, this.size, graceMs);
+    } finally {
+      this.sock.close();
+    }
     try { this.task.syscall('munmap', this.base, this.size); } catch { /* best effort */ }
+    return outcome;
   }
 
   private request(cmd: number, payload: Buffer, fds: readonly number[] = []): void {
@@ -187,16 +287,25 @@ export class Parasite {
   }
 }
 
-/** After a failure while the parasite ran: stop the task wherever it is and put it back. */
-function stopAndCure(task: FrozenTask, graceMs = 2000): void {
-  const sleeper = new Int32Array(new SharedArrayBuffer(4));
-  const deadline = Date.now() + graceMs;
-  let st = task.pollStatus();
-  // The parasite returns to its trap once its socket closes; give it a moment, then force a stop.
-  while (!st && Date.now() < deadline) {
-    Atomics.wait(sleeper, 0, 0, 2);
-    st = task.pollStatus();
+function writeAll(task: FrozenTask, addr: bigint, data: Buffer, step: string): void {
+  const written = sys.writeMemory(task.pid, addr, data);
+  if (written !== data.length) throw new InfectError(task.pid, step, `wrote ${written} of ${data.length} bytes`);
+}
+
+/**
+ * After a failure while the parasite ran: stop the task wherever it is and put it back. If it
+ * stopped outside the parasite's area, the parasite had already resumed it by rt_sigreturn (it
+ * lost its socket): the task runs its own code again, so its current state becomes the one to
+ * keep, instead of rewinding it to the registers of the freeze.
+ */
+function haltAndCure(task: FrozenTask, base: bigint, size: number, graceMs: number): 'cured' | 'resumed-by-parasite' {
+  const regs = task.haltCall('parasite teardown', graceMs);
+  const ip = task.arch.ip(regs);
+  if (ip >= base && ip <= base + BigInt(size)) {
+    task.cure();
+    return 'cured';
   }
-  if (!st) task.interruptRunning();
+  task.adoptCurrentState();
   task.cure();
+  return 'resumed-by-parasite';
 }

@@ -3,7 +3,7 @@
  * compiles the header and checks these offsets). Native-endian LP64 layouts.
  */
 export const PARASITE_MAGIC = 0x50415253;
-export const PARASITE_VERSION = 1;
+export const PARASITE_VERSION = 2;
 
 export const PCMD = Object.freeze({
   READY: 1, TASK_STATE: 2, SEND_FDS: 3, SET_PIPE: 4, DUMP_PAGES: 5, MPROTECT: 6, FINI: 7,
@@ -13,7 +13,7 @@ export const MAX_FDS_PER_MSG = 250;
 export const MAX_IOVS_PER_MSG = 512;
 export const NSIG = 64;
 
-export const ARGS_LAYOUT = Object.freeze({ magic: 0, version: 4, pageSize: 8, sockNameLen: 16, sockName: 20, size: 120, sockNameMax: 100 });
+export const ARGS_LAYOUT = Object.freeze({ magic: 0, version: 4, pageSize: 8, sockNameLen: 16, sockName: 20, sockFd: 120, sigreturnSp: 128, size: 136, sockNameMax: 100 });
 
 export const TASK_STATE_LAYOUT = Object.freeze({
   sa: 0, saSize: 32, itimers: 2048, itimerSize: 32, sasSp: 2144, sasSize: 2152, sasFlags: 2160,
@@ -52,7 +52,12 @@ export function decodeHeader(b: Buffer): { cmd: number; status: number; len: num
   return { cmd: b.readUInt32LE(0), status: b.readInt32LE(4), len: b.readUInt32LE(8) };
 }
 
-export function encodeArgs(pageSize: number, sockName: string): Buffer {
+/**
+ * parasite_args. `sockFd`: the task's end of the control socket when the dumper connected it by
+ * injected syscalls (-1: the parasite connects to `sockName` itself). `sigreturnSp`: non-zero to
+ * let the parasite resume the task by rt_sigreturn if the dumper is lost.
+ */
+export function encodeArgs(pageSize: number, sockName: string, sockFd = -1, sigreturnSp = 0n): Buffer {
   const L = ARGS_LAYOUT;
   const name = Buffer.from(sockName, 'latin1');
   if (name.length > L.sockNameMax) throw new Error(`parasite socket name too long (${name.length})`);
@@ -62,6 +67,8 @@ export function encodeArgs(pageSize: number, sockName: string): Buffer {
   b.writeBigUInt64LE(BigInt(pageSize), L.pageSize);
   b.writeUInt32LE(name.length, L.sockNameLen);
   name.copy(b, L.sockName);
+  b.writeInt32LE(sockFd, L.sockFd);
+  b.writeBigUInt64LE(sigreturnSp, L.sigreturnSp);
   return b;
 }
 
