@@ -8,7 +8,7 @@ import { sys } from '@criu/sys';
 import type { Arch } from '../arch/types.js';
 import { elfToBlob, relocateBlob, type ParasiteBlob } from '../parasite/elf-blob.js';
 import { ControlSocket } from './control-socket.js';
-import { InfectError } from './errors.js';
+import { InfectError, RemoteSyscallError } from './errors.js';
 import type { FrozenTask } from './frozen-task.js';
 import {
   ARGS_LAYOUT, MAX_FDS_PER_MSG, MAX_IOVS_PER_MSG, MSG_HEADER_SIZE, PCMD, TASK_STATE_LAYOUT,
@@ -75,6 +75,8 @@ export class Parasite {
     private readonly sock: ControlSocket,
     /** Whether the parasite can resume the task by itself (rt_sigreturn frame in place). */
     readonly selfResume: boolean,
+    /** Why there is no self-resume frame, when there is none. */
+    readonly selfResumeError?: Error,
   ) {}
 
   /** Address and size of the parasite's mapping in the task. */
@@ -102,6 +104,7 @@ export class Parasite {
     let sock: ControlSocket | undefined;
     let taskFd = -1;
     let started = false;
+    let selfResumeError: Error | undefined;
     try {
       const { listener: l, name } = ControlSocket.listen(timeoutMs);
       listener = l;
@@ -110,17 +113,13 @@ export class Parasite {
 
       let sigreturnSp = 0n;
       if (wantFrame) {
-        const ti = opts.threadInfo || arch.dumpThreadInfo(task.pid, task.savedRegs);
-        const ssAddr = base + BigInt(lay.scratchOff);
-        task.syscall('sigaltstack', 0, ssAddr);
-        const ss = sys.readMemory(task.pid, ssAddr, 24);
-        const u64 = (o: number) => (arch.littleEndian ? ss.readBigUInt64LE(o) : ss.readBigUInt64BE(o));
-        const sigaltstack = { sp: u64(0), flags: arch.littleEndian ? ss.readInt32LE(8) : ss.readInt32BE(8), size: u64(16) };
-        const frameAddr = base + BigInt(lay.frameOff);
-        const { frame, sp } = arch.restoreFrame(ti as Record<string, unknown>, task.savedSigmask, frameAddr, sigaltstack);
-        if (frame.length > arch.maxRestoreFrameSize) throw new InfectError(task.pid, 'self-resume frame', `frame of ${frame.length} bytes exceeds the arch's ${arch.maxRestoreFrameSize}`);
-        writeAll(task, frameAddr, frame, 'write self-resume frame');
-        sigreturnSp = sp;
+        try {
+          sigreturnSp = writeResumeFrame(task, base + BigInt(lay.frameOff), base + BigInt(lay.scratchOff), opts.threadInfo || undefined);
+        } catch (e) {
+          // No frame: the dump works as before, only without the self-resume safety net.
+          if (e instanceof InfectError && e.step !== 'self-resume frame') throw e;
+          selfResumeError = e as Error;
+        }
       }
 
       // The task connects to us by injected syscalls: a failure is seen here, while the task is
@@ -146,7 +145,7 @@ export class Parasite {
       writeAll(task, base + BigInt(lay.argsOff), encodeArgs(pageSize, name, taskFd, sigreturnSp), 'write parasite args');
       task.startCall(base + BigInt(blob.entry), base + BigInt(size), base + BigInt(lay.argsOff));
       started = true;
-      const p = new Parasite(task, base, size, sock, sigreturnSp !== 0n);
+      const p = new Parasite(task, base, size, sock, sigreturnSp !== 0n, selfResumeError);
       try {
         p.expect(PCMD.READY, 0);
       } catch (e) {
@@ -284,6 +283,31 @@ export class Parasite {
     const data = msg.data.subarray(MSG_HEADER_SIZE);
     if (data.length < minLen) throw new InfectError(this.task.pid, 'parasite reply', `payload of ${data.length} bytes, expected ${minLen}`);
     return { data, fds: msg.fds };
+  }
+}
+
+/**
+ * Writes the rt_sigreturn frame of the task's own state (saved registers, FPU state, signal
+ * mask, and its sigaltstack, read by an injected syscall into `scratch`) at `frameAddr`; returns
+ * the stack pointer to make rt_sigreturn with.
+ */
+function writeResumeFrame(task: FrozenTask, frameAddr: bigint, scratch: bigint, threadInfo?: Record<string, unknown>): bigint {
+  const arch = task.arch;
+  try {
+    const ti = threadInfo ?? arch.dumpThreadInfo(task.pid, task.savedRegs);
+    const r = task.rawSyscall('sigaltstack', 0, scratch);
+    if (r < 0n) throw new Error(`sigaltstack failed with errno ${-r}`);
+    const ss = sys.readMemory(task.pid, scratch, 24);
+    const le = arch.littleEndian;
+    const u64 = (o: number) => (le ? ss.readBigUInt64LE(o) : ss.readBigUInt64BE(o));
+    const sigaltstack = { sp: u64(0), flags: le ? ss.readInt32LE(8) : ss.readInt32BE(8), size: u64(16) };
+    const { frame, sp } = arch.restoreFrame(ti, task.savedSigmask, frameAddr, sigaltstack);
+    if (frame.length > arch.maxRestoreFrameSize) throw new Error(`frame of ${frame.length} bytes exceeds the arch's ${arch.maxRestoreFrameSize}`);
+    writeAll(task, frameAddr, frame, 'self-resume frame');
+    return sp;
+  } catch (e) {
+    if (e instanceof InfectError && !(e instanceof RemoteSyscallError) && e.step !== 'self-resume frame') throw e; // the task died, ptrace failed ...
+    throw new InfectError(task.pid, 'self-resume frame', (e as Error).message, { cause: e });
   }
 }
 

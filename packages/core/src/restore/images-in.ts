@@ -1,10 +1,15 @@
 /**
- * Reads and checks what restore needs from an images directory. Every problem becomes a
- * RestoreError naming the file, record and field.
+ * Reads and checks what restore needs from a set of images. Every problem becomes a
+ * RestoreError naming the step, file, record and field.
+ *
+ * - readTaskImages(dir): the images of the one task (what restore() reads today).
+ * - planRestore(source): readTaskImages plus every check restore makes before it creates
+ *   anything (mappings, page runs, files, required fields), with no side effect; works on a
+ *   directory or on images held in memory (memorySource), so damaged image sets can be fuzzed.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readImageFile, ImageFormatError, pageRuns, PE_PRESENT, PE_PARENT, type Msg, type PageRun } from '@criu/images';
+import { decodeImageEntries, ImageFormatError, type DecodedImage, pageRuns, PE_PRESENT, PE_PARENT, type Msg, type PageRun } from '@criu/images';
 import { INCOMPLETE_MARKER } from '../dump/dump.js';
 import { RestoreError } from './errors.js';
 
@@ -14,7 +19,7 @@ export interface TaskImages {
   core: Msg;
   ids: Msg;
   mm: Msg;
-  /** PE_PRESENT runs and where they are in pages-<id>.img. */
+  /** PE_PRESENT runs and where they are in pages-<id>.img (`file`: a path for a directory source). */
   pages: { file: string; runs: PageRun[] };
   fdinfo: Msg[];
   fs: Msg;
@@ -22,18 +27,82 @@ export interface TaskImages {
   files: Map<number, Msg>;
 }
 
-async function read(dir: string, name: string, magic: string): Promise<Msg[]> {
-  const file = path.join(dir, name);
-  if (!fs.existsSync(file)) throw new RestoreError('read-images', 'image missing', { file: name });
+/** Where images come from: a directory, or a map of file name to bytes. */
+export interface ImageSource {
+  /** For messages: the directory, or '<memory>'. */
+  readonly label: string;
+  has(name: string): boolean;
+  read(name: string): Uint8Array;
+  /** Optional: a decode cache (see memorySource). */
+  decoded?(name: string, bytes: Uint8Array, decode: () => DecodedImage): DecodedImage;
+  size(name: string): number;
+  /** What restore opens for `name` (a path for a directory). */
+  locate(name: string): string;
+}
+
+export function dirSource(dir: string): ImageSource {
+  const p = (name: string) => path.join(dir, name);
+  return {
+    label: dir,
+    has: (name) => fs.existsSync(p(name)),
+    read: (name) => {
+      try {
+        return fs.readFileSync(p(name));
+      } catch (e) {
+        throw new RestoreError('read-images', `cannot read the image (${(e as Error).message})`, { cause: e, file: name, hint: permissionHint(e) });
+      }
+    },
+    size: (name) => fs.statSync(p(name)).size,
+    locate: p,
+  };
+}
+
+/**
+ * Images held in memory. With `cache`, each buffer is decoded once and the result reused for the
+ * same buffer object (buffers must then never be changed in place): a fuzzer that damages one
+ * file of a set re-decodes only that one.
+ */
+export type DecodeCache = WeakMap<Uint8Array, Map<string, DecodedImage | Error>>;
+
+export function memorySource(files: ReadonlyMap<string, Uint8Array>, cache?: DecodeCache): ImageSource {
+  return {
+    label: '<memory>',
+    decoded: cache && ((name, bytes, decode) => {
+      let byName = cache.get(bytes);
+      if (!byName) cache.set(bytes, (byName = new Map()));
+      let d = byName.get(name);
+      if (d === undefined) {
+        try { d = decode(); } catch (e) { d = e as Error; }
+        byName.set(name, d);
+      }
+      if (d instanceof Error) throw d;
+      return d;
+    }),
+    has: (name) => files.has(name),
+    read: (name) => files.get(name)!,
+    size: (name) => files.get(name)!.length,
+    locate: (name) => name,
+  };
+}
+
+function permissionHint(e: unknown): string | undefined {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === 'EACCES' || code === 'EPERM' ? 'image files are 0600: restore as the user who dumped, or as root' : undefined;
+}
+
+function read(src: ImageSource, name: string, magic: string): Msg[] {
+  if (!src.has(name)) throw new RestoreError('read-images', 'image missing', { file: name, hint: 'the image set is incomplete' });
+  const bytes = src.read(name);
+  let img: DecodedImage;
   try {
-    const img = await readImageFile(file);
-    if (img.magic !== magic) throw new RestoreError('read-images', `expected a ${magic} image, found ${img.magic}`, { file: name });
-    return img.entries.map((e) => e.message);
+    const decode = () => decodeImageEntries(bytes, { file: name });
+    img = src.decoded ? src.decoded(name, bytes, decode) : decode();
   } catch (e) {
-    if (e instanceof RestoreError) throw e;
     const ie = e as ImageFormatError;
-    throw new RestoreError('read-images', (e as Error).message, { cause: e, file: name, record: ie.recordIndex, field: ie.field });
+    throw new RestoreError('read-images', ie instanceof ImageFormatError ? ie.reason : (e as Error).message, { cause: e, file: name, record: ie.recordIndex, field: ie.field, hint: 'the image is damaged' });
   }
+  if (img.magic !== magic) throw new RestoreError('read-images', `expected a ${magic} image, found ${img.magic}`, { file: name });
+  return img.entries.map((e) => e.message);
 }
 
 function one(entries: Msg[], file: string): Msg {
@@ -46,51 +115,287 @@ export function need<T>(v: T | undefined | null, file: string, field: string, re
   return v;
 }
 
-export async function readTaskImages(dir: string, march: number, threadInfoField: string, pageSize: number): Promise<TaskImages> {
-  if (!fs.existsSync(dir)) throw new RestoreError('read-images', `no images directory ${dir}`);
-  if (fs.existsSync(path.join(dir, INCOMPLETE_MARKER))) {
-    throw new RestoreError('read-images', 'the images directory is marked incomplete: its dump did not finish', { file: INCOMPLETE_MARKER });
+/** The images of the one task, checked for presence, kind and the fields restore cannot do without. */
+export function readTaskImagesFrom(src: ImageSource, march: number, threadInfoField: string, pageSize: number): TaskImages {
+  if (src.has(INCOMPLETE_MARKER)) {
+    throw new RestoreError('read-images', 'the images directory is marked incomplete: its dump did not finish', { file: INCOMPLETE_MARKER, hint: 'dump again' });
   }
-  const inv = one(await read(dir, 'inventory.img', 'INVENTORY'), 'inventory.img');
+  const inv = one(read(src, 'inventory.img', 'INVENTORY'), 'inventory.img');
   if (inv.img_version !== 2) throw new RestoreError('read-images', `unsupported img_version ${inv.img_version}`, { file: 'inventory.img', field: 'img_version' });
   if (!inv.fdinfo_per_id) throw new RestoreError('read-images', 'too old image (no fdinfo_per_id)', { file: 'inventory.img', field: 'fdinfo_per_id' });
-  const tree = await read(dir, 'pstree.img', 'PSTREE');
+  const tree = read(src, 'pstree.img', 'PSTREE');
   if (tree.length !== 1) throw new RestoreError('read-images', `${tree.length} tasks in the tree; restoring process trees is not supported yet`, { file: 'pstree.img' });
   const pstree = tree[0];
   const pid = need(pstree.pid as number, 'pstree.img', 'pid');
+  if (!Number.isInteger(pid) || pid <= 0 || pid > 4194304) throw new RestoreError('read-images', `invalid pid ${pid}`, { file: 'pstree.img', field: 'pid' });
   const threads = (pstree.threads as number[] | undefined) ?? [];
   if (threads.length > 1) throw new RestoreError('read-images', `task ${pid} has ${threads.length} threads; multi-threaded restore is not supported yet`, { file: 'pstree.img', field: 'threads' });
 
   const coreFile = `core-${pid}.img`;
-  const core = one(await read(dir, coreFile, 'CORE'), coreFile);
+  const core = one(read(src, coreFile, 'CORE'), coreFile);
   if (core.mtype !== march) throw new RestoreError('read-images', `image is for machine type ${core.mtype}, this arch is ${march}`, { file: coreFile, field: 'mtype', hint: 'images are not portable between architectures' });
   need(core[threadInfoField], coreFile, threadInfoField);
   const tc = need(core.tc as Msg | undefined, coreFile, 'tc');
   if (tc.task_state !== 1) throw new RestoreError('read-images', `task state ${tc.task_state} (only live tasks are supported yet)`, { file: coreFile, field: 'tc.task_state' });
   need(core.thread_core, coreFile, 'thread_core');
 
-  const ids = one(await read(dir, `ids-${pid}.img`, 'IDS'), `ids-${pid}.img`);
-  const mm = one(await read(dir, `mm-${pid}.img`, 'MM'), `mm-${pid}.img`);
+  const ids = one(read(src, `ids-${pid}.img`, 'IDS'), `ids-${pid}.img`);
+  const mm = one(read(src, `mm-${pid}.img`, 'MM'), `mm-${pid}.img`);
   const pmFile = `pagemap-${pid}.img`;
-  const pm = await read(dir, pmFile, 'PAGEMAP');
+  const pm = read(src, pmFile, 'PAGEMAP');
   const pagesId = need(pm[0]?.pages_id as number | undefined, pmFile, 'pages_id');
   const runs = pageRuns(pm, pageSize);
   runs.forEach((r, i) => {
     if (r.flags & PE_PARENT) throw new RestoreError('read-images', 'pages in a parent image (incremental dumps) are not supported yet', { file: pmFile, record: i + 1, field: 'flags' });
   });
-  const pagesFile = path.join(dir, `pages-${pagesId}.img`);
+  const pagesName = `pages-${pagesId}.img`;
   const present = runs.filter((r) => r.flags & PE_PRESENT);
   const needBytes = present.reduce((n, r) => Math.max(n, (r.offset ?? 0) + r.nrPages * pageSize), 0);
-  const have = fs.existsSync(pagesFile) ? fs.statSync(pagesFile).size : -1;
+  const have = src.has(pagesName) ? src.size(pagesName) : -1;
   if (have < needBytes) {
-    throw new RestoreError('read-images', have < 0 ? 'pages image missing' : `pages image has ${have} bytes, the pagemap needs ${needBytes}`, { file: path.basename(pagesFile), hint: 'the image set is truncated or damaged' });
+    throw new RestoreError('read-images', have < 0 ? 'pages image missing' : `pages image has ${have} bytes, the pagemap needs ${needBytes}`, { file: pagesName, hint: 'the image set is truncated or damaged' });
   }
-  const fdinfoFile = `fdinfo-${ids.files_id}.img`;
-  const fdinfo = await read(dir, fdinfoFile, 'FDINFO');
-  const fsImg = one(await read(dir, `fs-${pid}.img`, 'FS'), `fs-${pid}.img`);
+  const filesId = need(ids.files_id as number | undefined, `ids-${pid}.img`, 'files_id');
+  const fdinfoFile = `fdinfo-${filesId}.img`;
+  const fdinfo = read(src, fdinfoFile, 'FDINFO');
+  const fsImg = one(read(src, `fs-${pid}.img`, 'FS'), `fs-${pid}.img`);
   const files = new Map<number, Msg>();
-  (await read(dir, 'files.img', 'FILES')).forEach((f, i) => {
-    files.set(need(f.id as number | undefined, 'files.img', 'id', i), f);
+  read(src, 'files.img', 'FILES').forEach((f, i) => {
+    const id = need(f.id as number | undefined, 'files.img', 'id', i);
+    if (files.has(id)) throw new RestoreError('read-images', `file id ${id} appears twice`, { file: 'files.img', record: i, field: 'id' });
+    files.set(id, f);
   });
-  return { pid, pstree, core, ids, mm, pages: { file: pagesFile, runs: present }, fdinfo, fs: fsImg, files };
+  return { pid, pstree, core, ids, mm, pages: { file: src.locate(pagesName), runs: present }, fdinfo, fs: fsImg, files };
+}
+
+/** readTaskImagesFrom over a directory (what restore() calls). */
+export async function readTaskImages(dir: string, march: number, threadInfoField: string, pageSize: number): Promise<TaskImages> {
+  if (!fs.existsSync(dir)) throw new RestoreError('read-images', `no images directory ${dir}`, { hint: 'check the -D/--images-dir path' });
+  return readTaskImagesFrom(dirSource(dir), march, threadInfoField, pageSize);
+}
+
+// ---- planRestore: everything restore checks before it creates anything
+
+export const VMA_STATUS = Object.freeze({
+  REGULAR: 1 << 0, STACK: 1 << 1, VSYSCALL: 1 << 2, VDSO: 1 << 3, HEAP: 1 << 5,
+  FILE_PRIVATE: 1 << 6, FILE_SHARED: 1 << 7, ANON_SHARED: 1 << 8, ANON_PRIVATE: 1 << 9, VVAR: 1 << 12,
+});
+const SPECIAL = VMA_STATUS.VDSO | VMA_STATUS.VVAR | VMA_STATUS.VSYSCALL;
+const FD_TYPE_REG = 1;
+/** Highest user address any supported arch hands out (x86_64 5-level paging: 2^56). */
+const USER_ADDR_LIMIT = 1n << 56n;
+/** The rt_sigaction table: signals 1..64 without SIGKILL and SIGSTOP. */
+const MAX_SIGACTIONS = 64;
+const RLIM_NLIMITS = 16;
+const SIGINFO_SIZE = 128;
+const MM_MAP_FIELDS = ['mm_start_code', 'mm_end_code', 'mm_start_data', 'mm_end_data', 'mm_start_brk', 'mm_brk', 'mm_start_stack', 'mm_arg_start', 'mm_arg_end', 'mm_env_start', 'mm_env_end'] as const;
+
+/** One mapping as restore builds it. */
+export interface PlannedVma { start: bigint; end: bigint; pgoff: bigint; shmid: number; prot: number; flags: number; status: number; madv: bigint; fdflags?: number; fileName?: string }
+
+export interface PlannedFd { fd: number; id: number; cloexec: boolean; type: number; name?: string; flags: number; pos: bigint }
+
+export interface RestorePlan {
+  images: TaskImages;
+  /** Sorted, non-overlapping, each of a supported kind, file mappings resolved to a path. */
+  vmas: PlannedVma[];
+  /** Sorted by fd, each resolved to a file restore can open. */
+  fds: PlannedFd[];
+  cwd: string;
+  root: string;
+  exe: string;
+  /** Pages restore will read into the task (present runs outside vDSO/vvar/vsyscall). */
+  pagesToFill: number;
+}
+
+export interface PlanOptions {
+  march: number;
+  threadInfoField: string;
+  pageSize: number;
+  /** file_entry types restore() can open for an fd (default: regular files only). */
+  fdTypes?: readonly number[];
+}
+
+/** A check of planRestore itself failed on unexpected input: a bug to fix, never a user error. */
+export class ImageCheckBug extends RestoreError {
+  constructor(cause: unknown) {
+    super('read-images', `unexpected failure while checking the images: ${(cause as Error)?.message ?? String(cause)}`, { cause, hint: 'this is a bug in criu-ts: please report it with the images' });
+    this.name = 'ImageCheckBug';
+  }
+}
+
+/**
+ * Reads the task's images and makes every check restore() makes before it creates anything,
+ * with no side effect (no process, no file opened but the images). Throws RestoreError (the
+ * step, file, record and field involved); never anything else.
+ */
+export function planRestore(source: ImageSource | string, opts: PlanOptions): RestorePlan {
+  try {
+    const src = typeof source === 'string' ? checkedDir(source) : source;
+    const images = readTaskImagesFrom(src, opts.march, opts.threadInfoField, opts.pageSize);
+    return checkPlan(images, opts);
+  } catch (e) {
+    if (e instanceof RestoreError) throw e;
+    throw new ImageCheckBug(e);
+  }
+}
+
+function checkedDir(dir: string): ImageSource {
+  if (!fs.existsSync(dir)) throw new RestoreError('read-images', `no images directory ${dir}`, { hint: 'check the -D/--images-dir path' });
+  return dirSource(dir);
+}
+
+function isInt(v: unknown): v is number | bigint {
+  return typeof v === 'bigint' || (typeof v === 'number' && Number.isInteger(v));
+}
+
+function big(v: unknown, file: string, field: string, record = 0): bigint {
+  if (v === undefined || v === null) throw new RestoreError('read-images', 'required value missing', { file, field, record });
+  if (!isInt(v)) throw new RestoreError('read-images', `expected an integer, found ${typeof v}`, { file, field, record });
+  return BigInt(v);
+}
+
+function int(v: unknown, file: string, field: string, record = 0): number {
+  const b = big(v, file, field, record);
+  if (b > BigInt(Number.MAX_SAFE_INTEGER) || b < BigInt(Number.MIN_SAFE_INTEGER)) throw new RestoreError('read-images', `value ${b} out of range`, { file, field, record });
+  return Number(b);
+}
+
+const hex = (v: bigint) => `0x${v.toString(16)}`;
+
+function regFile(img: TaskImages, id: number, what: string, file: string, field: string, record = 0): string {
+  const f = img.files.get(id);
+  if (!f) throw new RestoreError('read-images', `${what}: no file with id ${id} in files.img`, { file, field, record });
+  if (f.type !== FD_TYPE_REG || !f.reg) throw new RestoreError('read-images', `${what}: file ${id} is of type ${f.type}, not a regular file`, { file: 'files.img', field: 'type' });
+  const name = (f.reg as Msg).name;
+  if (typeof name !== 'string' || name === '' || name.includes('\0')) throw new RestoreError('read-images', `${what}: file ${id} has no usable path`, { file: 'files.img', field: 'reg.name' });
+  return name;
+}
+
+function checkPlan(img: TaskImages, opts: PlanOptions): RestorePlan {
+  const { pid } = img;
+  const ps = BigInt(opts.pageSize);
+  const mmFile = `mm-${pid}.img`;
+  const coreFile = `core-${pid}.img`;
+  const mm = img.mm;
+
+  // mm fields for PR_SET_MM_MAP, the exe link and auxv.
+  for (const k of MM_MAP_FIELDS) big(mm[k], mmFile, k);
+  const exe = regFile(img, int(mm.exe_file_id, mmFile, 'exe_file_id'), 'exe file', mmFile, 'exe_file_id');
+  const auxv = (mm.mm_saved_auxv as unknown[] | undefined) ?? [];
+  auxv.forEach((x, i) => big(x, mmFile, `mm_saved_auxv[${i}]`));
+
+  // Mappings: complete, aligned, in order, not overlapping, of a kind restore can build.
+  const vmas: PlannedVma[] = [];
+  ((mm.vmas as Msg[] | undefined) ?? []).forEach((m, i) => {
+    const f = (k: string) => `vmas[${i}].${k}`;
+    const v: PlannedVma = {
+      start: big(m.start, mmFile, f('start')), end: big(m.end, mmFile, f('end')), pgoff: big(m.pgoff, mmFile, f('pgoff')),
+      shmid: int(m.shmid, mmFile, f('shmid')), prot: int(m.prot, mmFile, f('prot')), flags: int(m.flags, mmFile, f('flags')),
+      status: int(m.status, mmFile, f('status')), madv: m.madv === undefined ? 0n : big(m.madv, mmFile, f('madv')),
+      fdflags: m.fdflags === undefined ? undefined : int(m.fdflags, mmFile, f('fdflags')),
+    };
+    const where = `mapping ${hex(v.start)}-${hex(v.end)}`;
+    if (v.start >= v.end) throw new RestoreError('read-images', `${where} is empty or inverted`, { file: mmFile, field: f('end') });
+    if (v.start % ps || v.end % ps) throw new RestoreError('read-images', `${where} is not page aligned`, { file: mmFile, field: f('start') });
+    if (v.end > USER_ADDR_LIMIT && !(v.status & VMA_STATUS.VSYSCALL)) throw new RestoreError('read-images', `${where} lies outside user space`, { file: mmFile, field: f('end') });
+    if (v.pgoff % ps) throw new RestoreError('read-images', `${where}: file offset ${hex(v.pgoff)} is not page aligned`, { file: mmFile, field: f('pgoff') });
+    if (v.prot & ~7) throw new RestoreError('read-images', `${where}: unknown protection bits ${hex(BigInt(v.prot))}`, { file: mmFile, field: f('prot') });
+    const prev = vmas[vmas.length - 1];
+    if (prev && v.start < prev.end) {
+      throw new RestoreError('read-images', `${where} ${v.start < prev.start ? 'is out of order' : 'overlaps'} ${hex(prev.start)}-${hex(prev.end)}`, { file: mmFile, field: f('start') });
+    }
+    if (!(v.status & SPECIAL)) {
+      if (v.status & (VMA_STATUS.FILE_PRIVATE | VMA_STATUS.FILE_SHARED)) {
+        v.fileName = regFile(img, v.shmid, where, mmFile, f('shmid'));
+      } else if (!(v.status & VMA_STATUS.ANON_PRIVATE)) {
+        throw new RestoreError('map-vmas', `${where}: mapping kind ${hex(BigInt(v.status))} is not supported yet`, { file: mmFile, field: f('status') });
+      }
+    }
+    vmas.push(v);
+  });
+  if (vmas.filter((v) => v.status & VMA_STATUS.VDSO).length > 1) throw new RestoreError('read-images', 'more than one vDSO mapping', { file: mmFile, field: 'vmas.status' });
+
+  // Page runs: aligned, in order, each inside mappings with no gap.
+  const pmFile = `pagemap-${pid}.img`;
+  let prevEnd = 0n;
+  let pagesToFill = 0;
+  let vi = 0;
+  img.pages.runs.forEach((r) => {
+    const where = { file: pmFile, record: r.entry, field: 'vaddr' };
+    if (!Number.isSafeInteger(r.nrPages) || r.nrPages <= 0) throw new RestoreError('read-images', `page run at ${hex(r.vaddr)} has ${r.nrPages} pages`, { ...where, field: 'nr_pages' });
+    const end = r.vaddr + BigInt(r.nrPages) * ps;
+    if (r.vaddr % ps) throw new RestoreError('read-images', `page run at ${hex(r.vaddr)} is not page aligned`, where);
+    if (r.vaddr < prevEnd) throw new RestoreError('read-images', `page run at ${hex(r.vaddr)} overlaps or precedes the one before`, where);
+    prevEnd = end;
+    while (vi < vmas.length && vmas[vi].end <= r.vaddr) vi++;
+    let at = r.vaddr;
+    let k = vi;
+    while (at < end) {
+      const v = vmas[k];
+      if (!v || v.start > at) throw new RestoreError('read-images', `page run ${hex(r.vaddr)}-${hex(end)} is not inside the mappings (nothing mapped at ${hex(at)})`, { ...where, hint: 'mm and pagemap images do not match' });
+      at = v.end;
+      k++;
+    }
+    if (!(vmas[vi].status & SPECIAL)) pagesToFill += r.nrPages;
+  });
+
+  // Descriptors: unique, each resolvable to a file restore can open.
+  const fdTypes = new Set(opts.fdTypes ?? [FD_TYPE_REG]);
+  const fdinfoFile = `fdinfo-${img.ids.files_id}.img`;
+  const seen = new Set<number>();
+  const fds: PlannedFd[] = img.fdinfo.map((e, i) => {
+    const fd = int(e.fd, fdinfoFile, 'fd', i);
+    if (fd < 0 || fd > 1 << 20) throw new RestoreError('read-images', `invalid fd ${fd}`, { file: fdinfoFile, record: i, field: 'fd' });
+    if (seen.has(fd)) throw new RestoreError('read-images', `fd ${fd} appears twice`, { file: fdinfoFile, record: i, field: 'fd' });
+    seen.add(fd);
+    const id = int(e.id, fdinfoFile, 'id', i);
+    const f = img.files.get(id);
+    if (!f) throw new RestoreError('read-images', `fd ${fd}: no file with id ${id} in files.img`, { file: fdinfoFile, record: i, field: 'id' });
+    const type = int(f.type, 'files.img', 'type');
+    if (!fdTypes.has(type)) {
+      throw new RestoreError('files', `fd ${fd}: file type ${type} is not supported yet`, { file: 'files.img', field: 'type', hint: type === 11 ? 'terminals need --shell-job, and restoring them is not supported yet' : undefined });
+    }
+    const reg = f.reg as Msg | undefined;
+    let name: string | undefined;
+    if (type === FD_TYPE_REG) name = regFile(img, id, `fd ${fd}`, fdinfoFile, 'id', i);
+    return {
+      fd, id, type, name, cloexec: (Number(e.flags ?? 0) & 1) !== 0,
+      flags: reg?.flags === undefined ? 0 : int(reg.flags, 'files.img', 'reg.flags'),
+      pos: reg?.pos === undefined ? 0n : big(reg.pos, 'files.img', 'reg.pos'),
+    };
+  }).sort((a, b) => a.fd - b.fd);
+
+  const fsFile = `fs-${pid}.img`;
+  const cwd = regFile(img, int(img.fs.cwd_id, fsFile, 'cwd_id'), 'cwd', fsFile, 'cwd_id');
+  const root = regFile(img, int(img.fs.root_id, fsFile, 'root_id'), 'root', fsFile, 'root_id');
+  if (img.fs.umask !== undefined) int(img.fs.umask, fsFile, 'umask');
+
+  // Task state restore feeds to syscalls.
+  const tc = img.core.tc as Msg;
+  const thc = img.core.thread_core as Msg;
+  const ti = img.core[opts.threadInfoField] as Msg;
+  if (typeof ti !== 'object') throw new RestoreError('read-images', 'thread info is not a record', { file: coreFile, field: opts.threadInfoField });
+  const sas = (tc.sigactions as Msg[] | undefined) ?? [];
+  if (sas.length > MAX_SIGACTIONS) throw new RestoreError('read-images', `${sas.length} signal actions (at most ${MAX_SIGACTIONS})`, { file: coreFile, field: 'tc.sigactions' });
+  sas.forEach((sa, i) => ['sigaction', 'flags', 'restorer', 'mask'].forEach((k) => big(sa[k], coreFile, `tc.sigactions[${i}].${k}`)));
+  const rl = ((tc.rlimits as Msg | undefined)?.rlimits as Msg[] | undefined) ?? [];
+  if (rl.length > RLIM_NLIMITS) throw new RestoreError('read-images', `${rl.length} rlimits (at most ${RLIM_NLIMITS})`, { file: coreFile, field: 'tc.rlimits' });
+  rl.forEach((l, i) => { big(l.cur, coreFile, `tc.rlimits[${i}].cur`); big(l.max, coreFile, `tc.rlimits[${i}].max`); });
+  const timers = tc.timers as Msg | undefined;
+  for (const k of ['real', 'virt', 'prof']) {
+    const t = timers?.[k] as Msg | undefined;
+    if (t) for (const x of ['isec', 'iusec', 'vsec', 'vusec']) big(t[x], coreFile, `tc.timers.${k}.${x}`);
+  }
+  for (const [list, field] of [[tc.signals_s, 'tc.signals_s'], [thc.signals_p, 'thread_core.signals_p']] as const) {
+    ((((list as Msg | undefined)?.signals) as Msg[] | undefined) ?? []).forEach((s, i) => {
+      const si = s.siginfo as Uint8Array | undefined;
+      if (!(si instanceof Uint8Array) || si.length !== SIGINFO_SIZE) throw new RestoreError('read-images', `pending signal ${i}: siginfo of ${si?.length ?? 0} bytes, expected ${SIGINFO_SIZE}`, { file: coreFile, field: `${field}[${i}].siginfo` });
+    });
+  }
+  const rseq = thc.rseq_entry as Msg | undefined;
+  if (rseq) for (const k of ['rseq_abi_pointer', 'rseq_abi_size', 'signature']) big(rseq[k], coreFile, `thread_core.rseq_entry.${k}`);
+  if (thc.futex_rla_len !== undefined && int(thc.futex_rla_len, coreFile, 'thread_core.futex_rla_len') > 0) big(thc.futex_rla, coreFile, 'thread_core.futex_rla');
+
+  return { images: img, vmas, fds, cwd, root, exe, pagesToFill };
 }

@@ -1,0 +1,256 @@
+/**
+ * Fuzzing restore planning: 100,000 damaged image sets, made from real image sets that criu-ts
+ * dumped of test programs, go through decode and planRestore() in memory. Each must end in a
+ * typed error (RestoreError, never ImageCheckBug, which marks an unexpected failure inside the
+ * checks) or a plan, quickly.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { decodeImageEntries, encodeImageEntries, ImageFormatError, type Msg } from '@criu/images';
+import { sys } from '@criu/sys';
+import { dump, hostArch } from '../src';
+import { RestoreError } from '../src/restore/errors';
+import { planRestore, memorySource, ImageCheckBug, type DecodeCache, type PlanOptions } from '../src/restore/images-in';
+import { killVictim, type Victim } from './helpers/victims';
+import { startTestprog } from './helpers/testprogs';
+import { PROGRAMS } from './helpers/programs';
+
+const SETS = Number(process.env.CRIU_TS_FUZZ_SETS ?? 100_000);
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-fuzz-'));
+const started: Victim[] = [];
+afterAll(() => {
+  started.forEach(killVictim);
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+const arch = hostArch();
+const opts: PlanOptions = { march: arch.image.march, threadInfoField: arch.image.threadInfoField, pageSize: sys.pageSize() };
+
+/** A small deterministic PRNG (xorshift32) so a failure can be replayed from its seed. */
+function rng(seed: number) {
+  let x = seed >>> 0 || 1;
+  const next = () => {
+    x ^= x << 13; x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5; x >>>= 0;
+    return x;
+  };
+  return { next, below: (n: number) => next() % n, pick: <T>(a: readonly T[]): T => a[next() % a.length] };
+}
+
+type ImageSet = Map<string, Buffer>;
+
+async function dumpProgram(name: string): Promise<ImageSet> {
+  const prog = PROGRAMS.find((p) => p.name === name)!;
+  const work = path.join(tmp, `${name}-work`);
+  fs.mkdirSync(work, { recursive: true });
+  prog.setup?.(work);
+  const v = await startTestprog(name, prog.args?.(work) ?? []);
+  started.push(v);
+  const dir = path.join(tmp, name);
+  await dump({ pid: v.pid, imagesDir: dir, leaveRunning: true });
+  killVictim(v);
+  const set: ImageSet = new Map();
+  for (const f of fs.readdirSync(dir)) set.set(f, fs.readFileSync(path.join(dir, f)));
+  return set;
+}
+
+/** Leaf paths of a decoded message: [container, key] pairs a mutation can change. */
+function leaves(m: unknown, out: Array<[Record<string, unknown> | unknown[], string | number]> = []) {
+  if (Array.isArray(m)) {
+    m.forEach((v, i) => (v !== null && typeof v === 'object' && !(v instanceof Uint8Array) ? leaves(v, out) : out.push([m, i])));
+  } else if (m && typeof m === 'object' && !(m instanceof Uint8Array)) {
+    for (const [k, v] of Object.entries(m)) {
+      if (v !== null && typeof v === 'object' && !(v instanceof Uint8Array)) leaves(v, out);
+      out.push([m as Record<string, unknown>, k]);
+    }
+  }
+  return out;
+}
+
+const INTERESTING = [0, 1, -1, 7, 4095, 4096, 0x7fffffff, -0x80000000, 0xffffffff];
+const INTERESTING_BIG = [0n, 1n, -1n, 4095n, 4096n, (1n << 47n), (1n << 56n), (1n << 63n) - 1n, -(1n << 63n), (1n << 64n) - 1n];
+
+function mutateValue(r: ReturnType<typeof rng>, v: unknown): unknown {
+  switch (r.below(4)) {
+    case 0: return undefined; // drop it
+    case 1: if (typeof v === 'bigint') return r.pick(INTERESTING_BIG); if (typeof v === 'number') return r.pick(INTERESTING); break;
+    case 2: if (typeof v === 'bigint') return v + BigInt(r.pick([1, -1, 4096, -4096, 1 << 20])); if (typeof v === 'number') return v + r.pick([1, -1, 2, 4096]); break;
+  }
+  if (typeof v === 'string') return r.pick(['', '/', '/nonexistent', 'x'.repeat(5000), 'a\0b']);
+  if (typeof v === 'boolean') return !v;
+  if (v instanceof Uint8Array) return v.subarray(0, r.below(v.length + 1));
+  if (typeof v === 'bigint') return BigInt(r.next()) << BigInt(r.below(40));
+  if (typeof v === 'number') return r.next() | 0;
+  return undefined;
+}
+
+/** Decode, change one field or record, encode: damage that passes framing and reaches the checks. */
+function semantic(r: ReturnType<typeof rng>, set: ImageSet, name: string, decoded: Map<string, { magic: string; entries: Msg[] }>): boolean {
+  const d = decoded.get(name);
+  if (!d || !d.entries.length) return false;
+  const entries = structuredClone(d.entries);
+  const what = r.below(10);
+  if (what === 0) {
+    entries.push(entries[r.below(entries.length)]); // a duplicate record
+  } else if (what === 1) {
+    entries.splice(r.below(entries.length), 1); // a record lost
+  } else {
+    const all = leaves(entries);
+    if (!all.length) return false;
+    for (let n = 1 + r.below(3); n > 0; n--) {
+      const [obj, key] = r.pick(all);
+      (obj as Record<string | number, unknown>)[key] = mutateValue(r, (obj as Record<string | number, unknown>)[key]);
+    }
+  }
+  try {
+    set.set(name, encodeImageEntries(d.magic, entries.map((message) => ({ message })), { file: name }));
+    return true;
+  } catch (e) {
+    if (!(e instanceof ImageFormatError)) throw e; // the encoder refused the value: try another mutation
+    return false;
+  }
+}
+
+function mutate(r: ReturnType<typeof rng>, base: ImageSet, decoded: Map<string, { magic: string; entries: Msg[] }>): { set: ImageSet; did: string[] } {
+  const set = new Map(base);
+  const names = [...set.keys()].filter((n) => n.endsWith('.img'));
+  const small = names.filter((n) => !n.startsWith('pages-'));
+  const did: string[] = [];
+  for (let n = 1 + r.below(3); n > 0; n--) {
+    const name = r.pick(small);
+    const cur = set.get(name);
+    switch (r.below(8)) {
+      case 0: case 1: { // flip bytes
+        if (!cur || !cur.length) break;
+        const b = Buffer.from(cur);
+        for (let k = 1 + r.below(8); k > 0; k--) b[r.below(b.length)] ^= 1 << r.below(8);
+        set.set(name, b);
+        did.push(`flip ${name}`);
+        break;
+      }
+      case 2: { // truncate (pages images too)
+        const victim = r.below(4) === 0 ? r.pick(names) : name;
+        const b = set.get(victim);
+        if (!b) break;
+        set.set(victim, b.subarray(0, r.below(b.length + 1)));
+        did.push(`truncate ${victim}`);
+        break;
+      }
+      case 3: { // swap two files
+        const other = r.pick(small);
+        const a = set.get(name), b = set.get(other);
+        if (a && b) { set.set(name, b); set.set(other, a); did.push(`swap ${name} ${other}`); }
+        break;
+      }
+      case 4: // remove
+        set.delete(name);
+        did.push(`remove ${name}`);
+        break;
+      case 5: { // garbage appended
+        if (!cur) break;
+        set.set(name, Buffer.concat([cur, Buffer.from(Array.from({ length: 1 + r.below(64) }, () => r.below(256)))]));
+        did.push(`append ${name}`);
+        break;
+      }
+      default:
+        if (semantic(r, set, name, decoded)) did.push(`field ${name}`);
+    }
+  }
+  return { set, did };
+}
+
+describe('fuzzing restore planning', () => {
+  const bases: Array<{ name: string; set: ImageSet; decoded: Map<string, { magic: string; entries: Msg[] }> }> = [];
+
+  beforeAll(async () => {
+    for (const name of ['counter', 'fileio', 'filemap']) {
+      const set = await dumpProgram(name);
+      const decoded = new Map<string, { magic: string; entries: Msg[] }>();
+      for (const [f, b] of set) {
+        if (!f.endsWith('.img') || f.startsWith('pages-')) continue;
+        const d = decodeImageEntries(b, { file: f });
+        decoded.set(f, { magic: d.magic, entries: d.entries.map((e) => e.message) });
+      }
+      bases.push({ name, set, decoded });
+    }
+  }, 60_000);
+
+  it('plans the undamaged image sets (file mappings and fds resolved)', () => {
+    for (const b of bases) {
+      const plan = planRestore(memorySource(b.set), opts);
+      expect(plan.vmas.length).toBeGreaterThan(5);
+      expect(plan.pagesToFill).toBeGreaterThan(0);
+      expect(plan.exe).toMatch(new RegExp(`/${b.name}$`));
+      if (b.name === 'fileio') expect(plan.fds.some((f) => f.name?.endsWith('fileio.in') && f.pos > 0n)).toBe(true);
+      if (b.name === 'filemap') expect(plan.vmas.some((v) => v.fileName?.endsWith('filemap.bin'))).toBe(true);
+    }
+  });
+
+  it('names what is wrong in hand-made damage', () => {
+    const b = bases[0];
+    const pid = [...b.set.keys()].find((f) => f.startsWith('core-'))!.slice(5, -4);
+    const err = (set: ImageSet) => { try { planRestore(memorySource(set), opts); } catch (e) { return e as RestoreError; } throw new Error('no error'); };
+    const withMm = (change: (vmas: Msg[]) => void) => {
+      const set = new Map(b.set);
+      const mm = structuredClone(b.decoded.get(`mm-${pid}.img`)!.entries);
+      change(mm[0].vmas as Msg[]);
+      set.set(`mm-${pid}.img`, encodeImageEntries('MM', mm.map((message) => ({ message }))));
+      return set;
+    };
+    const overlap = err(withMm((v) => { v[2].start = BigInt(v[1].start as bigint); }));
+    expect(overlap.message).toMatch(/overlaps/);
+    expect(overlap.file).toBe(`mm-${pid}.img`);
+    expect(overlap.field).toBe('vmas[2].start');
+    const noPages = err(withMm((v) => { const i = v.findIndex((m) => (Number(m.status) & (1 << 9)) && !(Number(m.status) & 2)); v.splice(i, 1); }));
+    expect(noPages.message).toMatch(/not inside the mappings/);
+    expect(noPages.file).toBe(`pagemap-${pid}.img`);
+    const set = new Map(b.set);
+    set.delete('files.img');
+    expect(err(set).message).toMatch(/image missing \(file files\.img\)/);
+    const trunc = new Map(b.set);
+    trunc.set('pages-1.img', trunc.get('pages-1.img')!.subarray(0, 4096));
+    expect(err(trunc).message).toMatch(/pages image has 4096 bytes.*file pages-1\.img.*hint: the image set is truncated/);
+  });
+
+  it(`${SETS} damaged image sets: a typed error or a plan each time, never a crash or a hang`, () => {
+    const r = rng(0x5eed1234);
+    // Undamaged files are decoded once; every damaged one is decoded anew.
+    const cache: DecodeCache = new WeakMap();
+    const outcomes = new Map<string, number>();
+    let worstMs = 0;
+    let planNs = 0n;
+    let worst = '';
+    const t0 = Date.now();
+    for (let i = 0; i < SETS; i++) {
+      const base = bases[i % bases.length];
+      const { set, did } = mutate(r, base.set, base.decoded);
+      const t = process.hrtime.bigint();
+      let outcome: string;
+      try {
+        planRestore(memorySource(set, cache), opts);
+        outcome = 'plan';
+      } catch (e) {
+        if (e instanceof ImageCheckBug || !(e instanceof RestoreError)) {
+          throw new Error(`set ${i} (${base.name}: ${did.join(', ')}): untyped failure ${(e as Error)?.stack ?? e}`);
+        }
+        if (!e.opts.file && !/no images directory/.test(e.message)) throw new Error(`set ${i} (${did.join(', ')}): error names no file: ${e.message}`);
+        outcome = `${e.step}: ${e.message.replace(/0x[0-9a-f]+|\d+/g, 'N').slice(0, 90)}`;
+      }
+      const dt = process.hrtime.bigint() - t;
+      planNs += dt;
+      const ms = Number(dt) / 1e6;
+      if (ms > worstMs) { worstMs = ms; worst = `${base.name}: ${did.join(', ')}`; }
+      outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+    }
+    const elapsed = Date.now() - t0;
+    const top = [...outcomes].sort((a, b) => b[1] - a[1]);
+    console.log(`${SETS} sets in ${elapsed} ms (decode + planRestore: ${Number(planNs / 1000000n)} ms, the rest making the damage); slowest ${worstMs.toFixed(1)} ms (${worst}); ${top.length} distinct outcomes:\n` + top.slice(0, 200).filter(([k], i) => i < 12 || !/record length|image missing|field number|unknown magic/.test(k)).map(([k, n]) => `${String(n).padStart(7)}  ${k}`).join('\n'));
+    expect(worstMs).toBeLessThan(250);
+    expect(elapsed).toBeLessThan(60_000);
+    // The damage reaches the deep checks, not only the decoder.
+    const deep = top.filter(([k]) => /overlaps|not inside the mappings|not page aligned|no file with id|appears twice|required value missing/.test(k)).reduce((n, [, c]) => n + c, 0);
+    expect(deep).toBeGreaterThan(SETS / 100);
+  }, 180_000);
+});

@@ -1,0 +1,137 @@
+/**
+ * Shared by the reliability tests: a dumper in a separate node process (so it can be SIGKILLed),
+ * and checks of a victim's health.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export const repoRoot = path.resolve(__dirname, '../../..');
+
+/**
+ * A CommonJS prelude that lets plain node load the TypeScript sources (swc, as jest does), so the
+ * child never runs a stale dist/.
+ */
+const PRELUDE = `
+const Module = require('module');
+const path = require('path');
+const fs = require('fs');
+const root = process.env.CRIU_TS_ROOT;
+const { transformSync } = require(require.resolve('@swc/core', { paths: [path.join(root, 'packages/core')] }));
+const aliases = {
+  '@criu/sys': 'packages/sys/src/index.ts',
+  '@criu/images': 'packages/images/src/index.ts',
+  '@criu/core': 'packages/core/src/index.ts',
+  '@criu/arch-x86_64': 'arch/x86_64/src/index.ts',
+  '@criu/arch-ppc64': 'arch/ppc64/src/index.ts',
+};
+const resolve = Module._resolveFilename;
+Module._resolveFilename = function (req, parent, ...rest) {
+  if (aliases[req]) return path.join(root, aliases[req]);
+  if (req.startsWith('.') && req.endsWith('.js') && parent && parent.filename && parent.filename.endsWith('.ts')) {
+    const ts = path.resolve(path.dirname(parent.filename), req.slice(0, -3) + '.ts');
+    if (fs.existsSync(ts)) return ts;
+  }
+  return resolve.call(this, req, parent, ...rest);
+};
+require.extensions['.ts'] = (m, filename) => {
+  const { code } = transformSync(fs.readFileSync(filename, 'utf8'), {
+    filename, jsc: { target: 'es2022', parser: { syntax: 'typescript' } }, module: { type: 'commonjs' },
+  });
+  m._compile(code, filename);
+};
+`;
+
+/**
+ * The dumper process. argv: pid, imagesDir, mode. Modes:
+ *   none             dump to the end
+ *   step:<name>      SIGKILL itself when step <name> begins
+ *   delay:<name>:<us> a killer thread SIGKILLs the process <us> µs after step <name> began
+ *                    (the main thread is then anywhere, e.g. blocked in a ptrace loop)
+ * Prints "step <name>" per step, then "done" or "error <message>".
+ */
+const DUMPER = `${PRELUDE}
+const { Worker } = require('worker_threads');
+const [pid, dir, mode] = process.argv.slice(2);
+const [kind, stepName, usArg] = mode.split(':');
+const shared = new Int32Array(new SharedArrayBuffer(8));
+let killer;
+if (kind === 'delay') {
+  killer = new Worker(\`
+    const { workerData } = require('worker_threads');
+    const a = workerData.shared;
+    Atomics.wait(a, 0, 0);
+    const end = process.hrtime.bigint() + BigInt(workerData.us) * 1000n;
+    while (process.hrtime.bigint() < end) { /* spin: sub-millisecond precision */ }
+    process.kill(process.pid, 'SIGKILL');
+  \`, { eval: true, workerData: { shared, us: Number(usArg) } });
+}
+const { dump } = require(path.join(root, 'packages/core/src/index.ts'));
+const go = () => dump({
+  pid: Number(pid), imagesDir: dir, leaveRunning: true,
+  onProgress: (p) => {
+    fs.writeSync(1, 'step ' + p.step + '\\n');
+    if (kind === 'step' && p.step === stepName) process.kill(process.pid, 'SIGKILL');
+    if (kind === 'delay' && p.step === stepName) { Atomics.store(shared, 0, 1); Atomics.notify(shared, 0); }
+  },
+}).then(() => fs.writeSync(1, 'done\\n'), (e) => { fs.writeSync(1, 'error ' + e.message + '\\n'); process.exitCode = 1; })
+  .finally(() => killer && killer.terminate());
+if (killer) killer.once('online', go); else go();
+`;
+
+let dumperFile: string | undefined;
+
+function dumperScript(): string {
+  if (!dumperFile) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-reliability-'));
+    dumperFile = path.join(dir, 'dumper.cjs');
+    fs.writeFileSync(dumperFile, DUMPER);
+  }
+  return dumperFile;
+}
+
+export interface DumperRun { code: number | null; signal: NodeJS.Signals | null; out: string; ms: number }
+
+/** Runs the dumper process to its end (or its death); never ptraces it. */
+export function runDumper(pid: number, dir: string, mode = 'none', extraEnv: Record<string, string> = {}): Promise<DumperRun> {
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [dumperScript(), String(pid), dir, mode], {
+      env: { ...process.env, CRIU_TS_ROOT: repoRoot, ...extraEnv },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { out += d; });
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, out, ms: Date.now() - t0 }));
+  });
+}
+
+/** Fields of /proc/PID/status as a map. */
+export function procStatus(pid: number): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of fs.readFileSync(`/proc/${pid}/status`, 'latin1').split('\n')) {
+    const i = line.indexOf(':');
+    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1).trim();
+  }
+  return out;
+}
+
+/** Resolves once the task has been scheduled again (voluntary context switches grow). */
+export async function waitProgress(pid: number, timeoutMs = 5000): Promise<void> {
+  const first = Number(procStatus(pid).voluntary_ctxt_switches);
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const st = procStatus(pid);
+    if (Number(st.voluntary_ctxt_switches) > first + 1) return;
+    if (Date.now() > end) throw new Error(`task ${pid} made no progress in ${timeoutMs} ms (State: ${st.State}, TracerPid: ${st.TracerPid})`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Mappings of `pid` that look like a parasite left behind (anonymous rwx, unnamed). */
+export function leftoverParasites(pid: number): string[] {
+  return fs.readFileSync(`/proc/${pid}/maps`, 'latin1').split('\n').filter((l) => /^\S+ rwxp 00000000 00:00 0\s*$/.test(l));
+}
