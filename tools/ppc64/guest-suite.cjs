@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 /*
- * The ppc64le infection suite, run by node inside the ppc64le VM (tools/ppc64/run-vm-tests.sh).
- * Plain CommonJS on the built dist/ of the packages: the guest has no jest, swc or turbo. It does
- * what packages/core/test/infect.test.ts does on x86_64, with the ppc64 arch object passed
- * explicitly, on real processes under the VM's kernel (64 KiB pages).
+ * The ppc64le suite, run by node inside the ppc64le VM (tools/ppc64/run-vm-tests.sh). Plain
+ * CommonJS on the built dist/ of the packages: the guest has no jest, swc or turbo. It does what
+ * packages/core/test/infect.test.ts does on x86_64, with the ppc64 arch object passed explicitly,
+ * then dumps and restores the cross-built test programs (tools/testprogs) and the vector fixtures
+ * with core's dump() and restore(), on real processes under the VM's kernel (64 KiB pages).
  *
- *   node guest-suite.cjs <dir with the cross-built fixtures>
+ *   node guest-suite.cjs <dir with the cross-built fixtures> <dir with the cross-built testprogs> [name regex]
  *
  * Prints one line per test, then "N passed, N failed"; exits 1 when a test failed.
  */
@@ -17,11 +18,12 @@ const path = require('node:path');
 
 const root = path.resolve(__dirname, '..', '..');
 const fixtureDir = path.resolve(process.argv[2] || path.join(__dirname, 'build'));
+const testprogDir = path.resolve(process.argv[3] || path.join(root, 'tools/testprogs/build/powerpc64le-linux-gnu'));
 const core = require(path.join(root, 'packages/core/dist/index.cjs'));
-const { ppc64, getReg, TRAP } = require(path.join(root, 'arch/ppc64/dist/index.cjs'));
+const { ppc64, getReg, TRAP, MSR, vectorUse } = require(path.join(root, 'arch/ppc64/dist/index.cjs'));
 const images = require(path.join(root, 'packages/images/dist/index.cjs'));
 const { sys } = require(path.join(root, 'packages/sys/dist/index.cjs'));
-const { FrozenTask, Parasite, InfectError, readMaps } = core;
+const { FrozenTask, Parasite, InfectError, readMaps, dump, restore } = core;
 
 const arch = ppc64;
 
@@ -85,11 +87,16 @@ function fixture(name) {
   return p;
 }
 
-/** Starts `prog args` in its own session, stdout to a log; not a child of node. */
+/**
+ * Starts `prog args` in its own session, stdout to a log; not a child of node. Every inherited
+ * descriptor beyond stdio is closed first: the guest's command runner leaks a unix socket (fd 4)
+ * into its children, which a dump rightly refuses.
+ */
 function startDetached(prog, args = []) {
   const log = path.join(logDir, `${path.basename(prog)}-${started.length}.log`);
   const quoted = [prog, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-  const pid = Number(execFileSync('sh', ['-c', `setsid ${quoted} </dev/null >${log} 2>&1 & echo $!`]).toString().trim());
+  const closeInherited = 'for f in /proc/$$/fd/*; do f=${f##*/}; [ "$f" -gt 2 ] && eval "exec $f>&-" 2>/dev/null; done';
+  const pid = Number(execFileSync('bash', ['-c', `${closeInherited}; setsid ${quoted} </dev/null >${log} 2>&1 & echo $!`]).toString().trim());
   const v = { pid, log };
   started.push(v);
   return v;
@@ -318,10 +325,152 @@ test('core control socket uses the ppc64 socket option numbers (SO_RCVTIMEO 18, 
   eq(x86SockoptSeen, 0, 'setsockopt calls core made with the x86_64 SO_RCVTIMEO/SO_SNDTIMEO numbers (20/21)');
 });
 
+// --- dump and restore of real programs ------------------------------------------------------
+/*
+ * The single-task programs of tools/testprogs, with their arguments and setup: mirrors
+ * packages/core/test/helpers/programs.ts (TypeScript, which the guest cannot load).
+ */
+function writeFileioInput(file) {
+  fs.writeFileSync(file, Buffer.from(Array.from({ length: 1 << 20 }, (_, i) => i % 251)));
+}
+function writeFilemapInput(file) {
+  const b = Buffer.alloc(8 * 65536);
+  let x = 0x2545f491;
+  for (let i = 0; i < b.length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    b[i] = x & 0xff;
+  }
+  fs.writeFileSync(file, b);
+}
+const PROGRAMS = [
+  { name: 'counter', settleMs: 200, rounds: 2 },
+  { name: 'mem64' },
+  { name: 'fileio', setup: (tmp) => writeFileioInput(path.join(tmp, 'fileio.in')), args: (tmp) => [path.join(tmp, 'fileio.in'), path.join(tmp, 'fileio.log')], settleMs: 300 },
+  { name: 'cpuloop', settleMs: 300 },
+  { name: 'sleeper', settleMs: 1000 },
+  { name: 'signals' },
+  { name: 'itimer', settleMs: 200 },
+  { name: 'altstack', settleMs: 200 },
+  { name: 'tls', settleMs: 200 },
+  { name: 'rseq' },
+  { name: 'envargs', args: () => ['alpha', 'two words', '', '--opt=\u00fc', "it's"] },
+  { name: 'umaskcwd', setup: (tmp) => fs.mkdirSync(path.join(tmp, 'cwd'), { recursive: true }), args: (tmp) => [path.join(tmp, 'cwd')] },
+  { name: 'rlimits' },
+  { name: 'mprotect' },
+  { name: 'madvise' },
+  { name: 'filemap', setup: (tmp) => writeFilemapInput(path.join(tmp, 'filemap.bin')), args: (tmp) => [path.join(tmp, 'filemap.bin')] },
+  { name: 'brk' },
+  { name: 'selfexe' },
+];
+
+function testprog(name) {
+  const p = path.join(testprogDir, name);
+  ok(fs.existsSync(p), `test program ${p} is missing (CC=powerpc64le-linux-gnu-gcc tools/testprogs/build.sh)`);
+  return p;
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+function tail(file, lines = 25) {
+  try {
+    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n       ');
+  } catch {
+    return `(no ${path.basename(file)})`;
+  }
+}
+/** The program's verdict line after SIGTERM (it may take a while: sleeper finishes a 5 s cycle). */
+async function verdictOf(v, name) {
+  process.kill(v.pid, 'SIGTERM');
+  const m = await waitFor(`${name} verdict`, () => /^(PASS|FAIL) .*$/m.exec(readLog(v)), 90_000);
+  await waitFor(`${name} exit`, () => !isAlive(v.pid));
+  return m[0];
+}
+/** dump() then restore() of `v`, `rounds` times; returns the image directory of the last round. */
+async function dumpAndRestore(v, work, rounds = 1) {
+  let dir;
+  for (let round = 1; round <= rounds; round++) {
+    dir = path.join(work, `images-${round}`);
+    fs.mkdirSync(dir); // dump() opens its log file before it creates the directory
+    try {
+      await dump({ pid: v.pid, imagesDir: dir, logFile: 'dump.log', logLevel: 4, arch });
+    } catch (e) {
+      throw new AssertionError(`dump (round ${round}): ${e.message}\n       dump.log: ${tail(path.join(dir, 'dump.log'))}`);
+    }
+    await waitFor(`dumped task ${v.pid} gone`, () => !fs.existsSync(`/proc/${v.pid}`));
+    try {
+      const r = await restore({ imagesDir: dir, logFile: 'restore.log', logLevel: 4, arch });
+      eq(r.pid, v.pid, 'restored PID');
+    } catch (e) {
+      throw new AssertionError(`restore (round ${round}): ${e.message}\n       restore.log: ${tail(path.join(dir, 'restore.log'))}`);
+    }
+    await sleep(150);
+    ok(isAlive(v.pid), `restored task ${v.pid} is running (round ${round}); its output: ${readLog(v).split('\n').slice(-5).join(' | ')}`);
+  }
+  return dir;
+}
+async function launch(prog, name, args) {
+  const v = startDetached(prog, args);
+  await waitFor(`${name} READY`, () => new RegExp(`READY ${name} `).test(readLog(v)));
+  return v;
+}
+
+for (const p of PROGRAMS) {
+  test(`criu-ts dump + restore${p.rounds > 1 ? ` (${p.rounds} rounds)` : ''}: ${p.name} passes its own checks`, async () => {
+    const work = fs.mkdtempSync(path.join(logDir, `${p.name}-`));
+    if (p.setup) p.setup(work);
+    const v = await launch(testprog(p.name), p.name, p.args ? p.args(work) : []);
+    if (p.settleMs) await sleep(p.settleMs);
+    await dumpAndRestore(v, work, p.rounds || 1);
+    const verdict = await verdictOf(v, p.name);
+    ok(verdict.startsWith(`PASS ${p.name}`), `verdict: ${verdict}`);
+  });
+}
+
+test('criu-ts dump + restore (2 rounds): all 64 VSRs, FPSCR, VSCR and VRSAVE hold their patterns; the thread stays a VMX/VSX user', async () => {
+  const work = fs.mkdtempSync(path.join(logDir, 'vecregs-'));
+  const v = await launch(fixture('vecregs'), 'vecregs', []);
+  // Sleeping in pause() with every pattern in place (the asm prints READY after loading them).
+  await waitFor('vecregs in pause', () => /^29 /.test(fs.readFileSync(`/proc/${v.pid}/syscall`, 'latin1')));
+  const dir = await dumpAndRestore(v, work, 2);
+  const core = await images.readImageFile(path.join(dir, `core-${v.pid}.img`));
+  const ti = core.entries[0].message.ti_ppc64;
+  const use = vectorUse(ti);
+  ok(use.vmx && use.vsx, `the image shows VMX and VSX in use: ${JSON.stringify(use)}`);
+  const verdict = await verdictOf(v, 'vecregs');
+  ok(verdict.startsWith('PASS vecregs'), `verdict: ${verdict}`);
+  return verdict.replace(/^PASS vecregs /, '');
+});
+
+test('criu-ts dump + restore of a program that never used VMX/VSX: MSR_VEC/MSR_VSX stay off (signal frame, ptrace)', async () => {
+  const work = fs.mkdtempSync(path.join(logDir, 'novec-'));
+  const v = await launch(fixture('novec'), 'novec', []);
+  await waitFor('novec in pause', () => /^29 /.test(fs.readFileSync(`/proc/${v.pid}/syscall`, 'latin1')));
+  const dir = await dumpAndRestore(v, work, 1);
+  const core = await images.readImageFile(path.join(dir, `core-${v.pid}.img`));
+  const ti = core.entries[0].message.ti_ppc64;
+  const vr = ti.vrstate.vrregs;
+  eq(JSON.stringify(vectorUse(ti)), JSON.stringify({ vmx: false, vsx: false }),
+    `units in use by the image (VSCR slot ${fmt(vr[64])} ${fmt(vr[65])}, vrsave ${ti.vrstate.vrsave})`);
+  // The MSR the kernel holds for the restored task (user MSR as ptrace shows it).
+  const task = FrozenTask.freeze(v.pid, arch);
+  let msr;
+  try {
+    msr = getReg(task.savedRegs, 'msr');
+  } finally {
+    task.release();
+  }
+  eq(msr & (MSR.VEC | MSR.VSX), 0n, `MSR_VEC | MSR_VSX of the restored task (msr ${fmt(msr)})`);
+  const verdict = await verdictOf(v, 'novec');
+  ok(verdict.startsWith('PASS novec'), `verdict: ${verdict}`);
+  return `ptrace msr 0x${msr.toString(16)}, ${verdict.replace(/^PASS novec /, 'frame ')}`;
+});
+
 // --- run ------------------------------------------------------------------------------------
 async function main() {
   let passed = 0, failed = 0;
+  const only = process.argv[4] ? new RegExp(process.argv[4]) : undefined;
   for (const t of tests) {
+    if (only && !only.test(t.name)) continue;
     const t0 = Date.now();
     try {
       const note = await t.fn();

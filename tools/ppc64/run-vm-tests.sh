@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Runs the ppc64le infection suite (guest-suite.cjs) in the ppc64le VM, booted once.
+# Runs the ppc64le suite (guest-suite.cjs: injection, parasite, dump + restore of real programs)
+# in the ppc64le VM, booted once.
 #
-#   tools/ppc64/run-vm-tests.sh [--no-build]
+#   tools/ppc64/run-vm-tests.sh [--no-build] [--only REGEX]
 #
 # On the host: builds @criu/core and @criu/arch-ppc64 (turbo: their dist/ and the cross-built
-# parasite) unless --no-build, and cross-builds the C fixtures into tools/ppc64/build/. Then boots
+# parasite, restore helper) unless --no-build, and cross-builds the C fixtures into tools/ppc64/build/
+# and the test programs into tools/testprogs/build/<triple>/. Then boots
 # the VM (../shared/ppc64-vm/run.sh) with the repo shared in at the same path, where node 18 runs
 # the suite on the built dist/*.cjs. Exits with the suite's status (run.sh: 124 timeout, 125 VM
 # died). Env: CRIU_TS_SHARED (default <repo>/../shared), PPC64_CC (default
@@ -20,11 +22,14 @@ cc="${PPC64_CC:-powerpc64le-linux-gnu-gcc}"
 log() { printf '[ppc64-vm-tests] %s\n' "$*" >&2; }
 
 build=1
-for a in "$@"; do
-  case "$a" in
+only=''
+while [ $# -gt 0 ]; do
+  case "$1" in
     --no-build) build=0 ;;
-    *) echo "usage: $0 [--no-build]" >&2; exit 2 ;;
+    --only) only="${2:?--only needs a regular expression}"; shift ;;
+    *) echo "usage: $0 [--no-build] [--only REGEX]  (--only: run just the guest tests whose name matches)" >&2; exit 2 ;;
   esac
+  shift
 done
 
 [ -x "$vm/run.sh" ] || { log "no VM runner at $vm/run.sh (set CRIU_TS_SHARED)"; exit 1; }
@@ -37,7 +42,7 @@ if [ "$build" = 1 ]; then
   # turbo's build inputs/outputs do not cover parasite/ and build/: rebuild the blob itself.
   bash "$root/arch/ppc64/parasite/build.sh" >&2
 fi
-for f in packages/core/dist/index.cjs packages/sys/dist/index.cjs packages/images/dist/index.cjs arch/ppc64/dist/index.cjs arch/ppc64/build/parasite.elf; do
+for f in packages/core/dist/index.cjs packages/sys/dist/index.cjs packages/images/dist/index.cjs arch/ppc64/dist/index.cjs arch/ppc64/build/parasite.elf arch/ppc64/build/restore-helper; do
   [ -f "$root/$f" ] || { log "$f is missing: build first (drop --no-build)"; exit 1; }
 done
 
@@ -46,6 +51,13 @@ mkdir -p "$out"
 "$cc" -O1 -Wall -o "$out/victim" "$root/packages/core/test/fixtures/victim.c"
 "$cc" -O1 -Wall -o "$out/fifo-reader" "$here/fixtures/fifo-reader.c"
 "$cc" -O1 -Wall -o "$out/regs-reader" "$here/fixtures/regs-reader.c"
+"$cc" -O1 -Wall -Wextra -Werror -o "$out/vecregs" "$here/fixtures/vecregs.c" "$here/fixtures/vecregs-asm.S"
+# novec never touches the FP/vector units: no libc, no FP or vector code generation.
+"$cc" -O2 -Wall -Wextra -Werror -static -nostdlib -ffreestanding -fno-builtin -fno-stack-protector -fno-pie -no-pie \
+      -mno-altivec -mno-vsx -msoft-float -o "$out/novec" "$here/fixtures/novec.c"
+log "cross-building the test programs (tools/testprogs)"
+CC="$cc" bash "$root/tools/testprogs/build.sh" >&2
+testprogs="$root/tools/testprogs/build/$("$cc" -dumpmachine)"
 
 cache="${PPC64_VM_CACHE:-/var/tmp/ppc64-vm}"
 if [ ! -f "$cache/rootfs.img" ] || [ ! -f "$cache/vmlinux" ]; then
@@ -55,5 +67,5 @@ fi
 
 args=(-t "${PPC64_VM_TIMEOUT:-900}")
 log "booting the VM: node guest-suite.cjs"
-exec "$vm/run.sh" "${args[@]}" "$root" node "$here/guest-suite.cjs" "$out"
+exec "$vm/run.sh" "${args[@]}" "$root" node "$here/guest-suite.cjs" "$out" "$testprogs" ${only:+"$only"}
 }

@@ -1,7 +1,8 @@
 /**
- * Runs the ppc64le infection suite in the ppc64le VM (tools/ppc64/run-vm-tests.sh: host build,
- * cross-built fixtures, one VM boot, node 18 in the guest on the built dist/) and checks every
- * guest test passed. Needs qemu-system-ppc64 and the image of ../shared/ppc64-vm (the runner
+ * Runs the ppc64le suite in the ppc64le VM (tools/ppc64/run-vm-tests.sh: host build, cross-built
+ * fixtures and test programs, one VM boot, one node 18 process in the guest on the built dist/):
+ * syscall injection, the parasite, and core's dump() + restore() of real programs; checks every
+ * guest test passed, by name. Needs qemu-system-ppc64 and the image of ../shared/ppc64-vm (the runner
  * builds the image when it is missing).
  */
 import { spawnSync } from 'node:child_process';
@@ -20,9 +21,15 @@ const GUEST_TESTS = [
   'thread_info_ppc64 of a task blocked in read: restart fix-up, FP/VSX/VMX values; the parasite leaves them intact',
   'freezing a task that does not exist fails at seize',
   'core control socket uses the ppc64 socket option numbers (SO_RCVTIMEO 18, SO_SNDTIMEO 19)',
+  // core's dump() + restore() of the cross-built tools/testprogs (the restore hooks of this package).
+  'criu-ts dump + restore (2 rounds): counter passes its own checks',
+  ...['mem64', 'fileio', 'cpuloop', 'sleeper', 'signals', 'itimer', 'altstack', 'tls', 'rseq', 'envargs', 'umaskcwd', 'rlimits',
+    'mprotect', 'madvise', 'filemap', 'brk', 'selfexe'].map((name) => `criu-ts dump + restore: ${name} passes its own checks`),
+  'criu-ts dump + restore (2 rounds): all 64 VSRs, FPSCR, VSCR and VRSAVE hold their patterns; the thread stays a VMX/VSX user',
+  'criu-ts dump + restore of a program that never used VMX/VSX: MSR_VEC/MSR_VSX stay off (signal frame, ptrace)',
 ];
 
-describe('ppc64le VM: syscall injection and the parasite on the real ppc64le kernel', () => {
+describe('ppc64le VM: injection, the parasite, dump and restore on the real ppc64le kernel', () => {
   let output = '';
   let status: number | null = null;
 
