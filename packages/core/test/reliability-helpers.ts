@@ -49,6 +49,8 @@ require.extensions['.ts'] = (m, filename) => {
  *   step:<name>      SIGKILL itself when step <name> begins
  *   delay:<name>:<us> a killer thread SIGKILLs the process <us> µs after step <name> began
  *                    (the main thread is then anywhere, e.g. blocked in a ptrace loop)
+ *   access           prints "access <json>": ptraceAccessProblem(pid) as this user sees it
+ *   pause:<name>:<ms> holds the task (blocks) for <ms> ms when step <name> begins, then goes on
  * Prints "step <name>" per step, then "done" or "error <message>".
  */
 const DUMPER = `${PRELUDE}
@@ -68,11 +70,17 @@ if (kind === 'delay') {
   \`, { eval: true, workerData: { shared, us: Number(usArg) } });
 }
 const { dump } = require(path.join(root, 'packages/core/src/index.ts'));
+if (kind === 'access') {
+  const { ptraceAccessProblem } = require(path.join(root, 'packages/core/src/infect/frozen-task.ts'));
+  fs.writeSync(1, 'access ' + JSON.stringify(ptraceAccessProblem(Number(pid)) ?? null) + '\\n');
+  process.exit(0);
+}
 const go = () => dump({
   pid: Number(pid), imagesDir: dir, leaveRunning: true,
   onProgress: (p) => {
     fs.writeSync(1, 'step ' + p.step + '\\n');
     if (kind === 'step' && p.step === stepName) process.kill(process.pid, 'SIGKILL');
+    if (kind === 'pause' && p.step === stepName) Atomics.wait(shared, 1, 0, Number(usArg));
     if (kind === 'delay' && p.step === stepName) { Atomics.store(shared, 0, 1); Atomics.notify(shared, 0); }
   },
 }).then(() => fs.writeSync(1, 'done\\n'), (e) => { fs.writeSync(1, 'error ' + e.message + '\\n'); process.exitCode = 1; })
@@ -80,29 +88,95 @@ const go = () => dump({
 if (killer) killer.once('online', go); else go();
 `;
 
-let dumperFile: string | undefined;
-
-function dumperScript(): string {
-  if (!dumperFile) {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-reliability-'));
-    dumperFile = path.join(dir, 'dumper.cjs');
-    fs.writeFileSync(dumperFile, DUMPER);
+/**
+ * The soak: argv prog, cycles, work dir. The process makes itself a child subreaper, so the test
+ * program (started detached through bash, as everywhere) and every restored copy of it become its
+ * children once their launcher exits: killing one at the end of a dump then reaps it at once (we
+ * are its tracer and its parent) and its PID is free for the restore, instead of staying taken
+ * until init reaps the zombie. Prints "sample <json>" lines and "soak done <ms>".
+ */
+const SOAK = `${PRELUDE}
+const { execFileSync } = require('child_process');
+const { sys } = require(path.join(root, 'packages/sys/src/index.ts'));
+const { dump, restore } = require(path.join(root, 'packages/core/src/index.ts'));
+const [prog, cyclesArg, work] = process.argv.slice(2);
+const cycles = Number(cyclesArg);
+sys.syscall('prctl', 36 /* PR_SET_CHILD_SUBREAPER */, 1, 0, 0, 0);
+const log = path.join(work, 'victim.log');
+const closeInherited = 'for f in /proc/$$/fd/*; do f=\${f##*/}; [ "$f" -gt 2 ] && eval "exec $f>&-" 2>/dev/null; done';
+const pid = Number(execFileSync('bash', ['-c', closeInherited + "; setsid '" + prog + "' </dev/null >" + log + ' 2>&1 & echo $!']).toString().trim());
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const lines = () => fs.readFileSync(log, 'latin1').split('\\n').length;
+(async () => {
+  for (let t = 0; !/READY/.test(fs.readFileSync(log, 'latin1')); t++) { if (t > 500) throw new Error('no READY'); await sleep(10); }
+  const dir = path.join(work, 'images');
+  const t0 = Date.now();
+  const sample = (i) => {
+    global.gc(); global.gc();
+    const m = process.memoryUsage();
+    fs.writeSync(1, 'sample ' + JSON.stringify({ i, fds: fs.readdirSync('/proc/self/fd').length, heap: m.heapUsed, external: m.external, rss: m.rss, ms: Date.now() - t0 }) + '\\n');
+  };
+  for (let i = 0; i < cycles; i++) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    const before = lines();
+    await dump({ pid, imagesDir: dir });
+    const r = await restore({ imagesDir: dir });
+    if (r.pid !== pid) throw new Error('restored as ' + r.pid);
+    if (i % 10 === 9) { // the restored task runs: its counter goes on
+      for (let t = 0; lines() <= before; t++) { if (t > 300) throw new Error('cycle ' + i + ': no output after restore'); await sleep(5); }
+    }
+    if (i === 0 || i % 20 === 19) sample(i);
   }
-  return dumperFile;
+  process.kill(pid, 'SIGTERM');
+  for (let t = 0; !/PASS|FAIL/.test(fs.readFileSync(log, 'latin1')); t++) { if (t > 1000) break; await sleep(10); }
+  try { sys.waitpid(pid); } catch {}
+  fs.writeSync(1, 'verdict ' + (/^(PASS|FAIL).*$/m.exec(fs.readFileSync(log, 'latin1')) || ['none'])[0] + '\\n');
+  fs.writeSync(1, 'soak done ' + (Date.now() - t0) + '\\n');
+})().catch((e) => { fs.writeSync(1, 'error ' + (e && e.stack || e) + '\\n'); process.exitCode = 1; });
+`;
+
+let scriptDir: string | undefined;
+
+function script(name: string, text: string): string {
+  if (!scriptDir) {
+    scriptDir = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-reliability-'));
+    fs.chmodSync(scriptDir, 0o755); // a dumper run as another user (setpriv) reads it too
+  }
+  const file = path.join(scriptDir, name);
+  if (!fs.existsSync(file)) fs.writeFileSync(file, text, { mode: 0o644 });
+  return file;
+}
+
+const dumperScript = () => script('dumper.cjs', DUMPER);
+
+/** Runs the soak in its own node (with --expose-gc) and returns its output. */
+export function runSoak(prog: string, cycles: number, work: string): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--expose-gc', script('soak.cjs', SOAK), prog, String(cycles), work], {
+      env: { ...process.env, CRIU_TS_ROOT: repoRoot },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { out += d; });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, out }));
+  });
 }
 
 export interface DumperRun { code: number | null; signal: NodeJS.Signals | null; out: string; ms: number }
 
 /** Runs the dumper process to its end (or its death); never ptraces it. */
-export function runDumper(pid: number, dir: string, mode = 'none', extraEnv: Record<string, string> = {}): Promise<DumperRun> {
+export function runDumper(pid: number, dir: string, mode = 'none', o: { wrapper?: string[]; onOutput?: (out: string, child: number) => void } = {}): Promise<DumperRun> {
   const t0 = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [dumperScript(), String(pid), dir, mode], {
-      env: { ...process.env, CRIU_TS_ROOT: repoRoot, ...extraEnv },
+    const argv = [...(o.wrapper ?? []), process.execPath, dumperScript(), String(pid), dir, mode];
+    const child = spawn(argv[0], argv.slice(1), {
+      env: { ...process.env, CRIU_TS_ROOT: repoRoot },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
-    child.stdout.on('data', (d) => { out += d; });
+    child.stdout.on('data', (d) => { out += d; o.onOutput?.(out, child.pid!); });
     child.stderr.on('data', (d) => { out += d; });
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code, signal, out, ms: Date.now() - t0 }));

@@ -338,6 +338,52 @@ export function tracerOf(pid: number): number {
   }
 }
 
+const CAP_SYS_PTRACE = 19;
+
+function statusIds(text: string, key: string): number[] {
+  const m = new RegExp(`^${key}:\\s+(.*)$`, 'm').exec(text);
+  return m ? m[1].trim().split(/\s+/).map(Number) : [];
+}
+
+/**
+ * Whether this process may trace `pid` (as the kernel's ptrace access check decides), and if not,
+ * why and what to do: a dump needs it for /proc/PID/fd, PTRACE_SEIZE and the parasite. Call it
+ * before touching the task, to refuse with a clear message instead of an EACCES halfway.
+ * Returns undefined when access looks allowed (the kernel has the last word).
+ */
+export function ptraceAccessProblem(pid: number): { reason: string; hint: string } | undefined {
+  let target: string;
+  let self: string;
+  try {
+    target = fs.readFileSync(`/proc/${pid}/status`, 'latin1');
+    self = fs.readFileSync('/proc/self/status', 'latin1');
+  } catch {
+    return undefined; // a missing task is reported elsewhere
+  }
+  const capEff = BigInt('0x' + (/^CapEff:\s+([0-9a-f]+)/m.exec(self)?.[1] ?? '0'));
+  const has = (cap: number) => (capEff & (1n << BigInt(cap))) !== 0n;
+  if (has(CAP_SYS_PTRACE)) return undefined;
+  const uid = process.getuid?.() ?? 0, gid = process.getgid?.() ?? 0;
+  const [tUids, tGids] = [statusIds(target, 'Uid').slice(0, 3), statusIds(target, 'Gid').slice(0, 3)];
+  if (!tUids.every((u) => u === uid) || !tGids.every((g) => g === gid)) {
+    return {
+      reason: `not allowed to trace it: it runs as uid ${tUids.join('/')} gid ${tGids.join('/')}, this process as uid ${uid} gid ${gid}`,
+      hint: 'a non-root caller can dump only its own processes; dump as root (or with CAP_SYS_PTRACE)',
+    };
+  }
+  let scope = 0;
+  try { scope = Number(fs.readFileSync('/proc/sys/kernel/yama/ptrace_scope', 'latin1')); } catch { /* no Yama */ }
+  if (scope >= 2) return { reason: `not allowed to trace it: kernel.yama.ptrace_scope is ${scope}`, hint: 'dump as root (or with CAP_SYS_PTRACE)' };
+  if (scope === 1) {
+    let p = pid;
+    for (let i = 0; i < 4096 && p > 1 && p !== process.pid; i++) {
+      try { p = Number(/^PPid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${p}/status`, 'latin1'))?.[1] ?? 0); } catch { p = 0; }
+    }
+    if (p !== process.pid) return { reason: 'not allowed to trace it: kernel.yama.ptrace_scope is 1 and it is not a descendant of this process', hint: 'dump as root, with CAP_SYS_PTRACE, or set kernel.yama.ptrace_scope=0' };
+  }
+  return undefined;
+}
+
 /** PTRACE_SEIZE failed: say why in terms of what the caller can do about it. */
 function seizeError(pid: number, e: unknown): InfectError {
   const errno = (e as { errno?: number }).errno;
@@ -348,9 +394,10 @@ function seizeError(pid: number, e: unknown): InfectError {
     if (tracer !== 0) {
       return new InfectError(pid, 'seize', `the task is being dumped or traced by process ${tracer}${tracer === process.pid ? ' (this process)' : ''}`, { cause: e, hint: 'wait for the other dump (or debugger) to finish' });
     }
-    return new InfectError(pid, 'seize', `not allowed to trace it (${base})`, {
+    const why = ptraceAccessProblem(pid);
+    return new InfectError(pid, 'seize', why?.reason ?? `not allowed to trace it (${base})`, {
       cause: e,
-      hint: 'a non-root caller can dump only its own processes, and needs ptrace rights over them (kernel.yama.ptrace_scope, CAP_SYS_PTRACE or CAP_CHECKPOINT_RESTORE)',
+      hint: why?.hint ?? 'a non-root caller can dump only its own processes (not set-id or otherwise undumpable ones); root or CAP_SYS_PTRACE can dump any',
     });
   }
   return new InfectError(pid, 'seize', base, { cause: e });
