@@ -14,6 +14,8 @@ import { INCOMPLETE_MARKER } from '../dump/dump.js';
 import { RestoreError } from './errors.js';
 
 export interface TaskImages {
+  /** core_entry of every thread but the main one (which is `core`), in pstree order. */
+  threadCores: Array<{ tid: number; core: Msg }>;
   pid: number;
   pstree: Msg;
   core: Msg;
@@ -128,8 +130,19 @@ export function readTaskImagesFrom(src: ImageSource, march: number, threadInfoFi
   const pstree = tree[0];
   const pid = need(pstree.pid as number, 'pstree.img', 'pid');
   if (!Number.isInteger(pid) || pid <= 0 || pid > 4194304) throw new RestoreError('read-images', `invalid pid ${pid}`, { file: 'pstree.img', field: 'pid' });
-  const threads = (pstree.threads as number[] | undefined) ?? [];
-  if (threads.length > 1) throw new RestoreError('read-images', `task ${pid} has ${threads.length} threads; multi-threaded restore is not supported yet`, { file: 'pstree.img', field: 'threads' });
+  const threads = (pstree.threads as number[] | undefined) ?? [pid];
+  if (threads[0] !== pid) throw new RestoreError('read-images', `the first thread of task ${pid} is ${threads[0]}`, { file: 'pstree.img', field: 'threads' });
+  const threadCores = threads.slice(1).map((tid, i) => {
+    if (!Number.isInteger(tid) || tid <= 0 || tid > 4194304 || threads.indexOf(tid) !== i + 1) {
+      throw new RestoreError('read-images', `invalid or repeated thread id ${tid}`, { file: 'pstree.img', field: 'threads', record: 0 });
+    }
+    const file = `core-${tid}.img`;
+    const c = one(read(src, file, 'CORE'), file);
+    if (c.mtype !== march) throw new RestoreError('read-images', `image is for machine type ${c.mtype}, this arch is ${march}`, { file, field: 'mtype' });
+    need(c[threadInfoField], file, threadInfoField);
+    need(c.thread_core, file, 'thread_core');
+    return { tid, core: c };
+  });
 
   const coreFile = `core-${pid}.img`;
   const core = one(read(src, coreFile, 'CORE'), coreFile);
@@ -165,7 +178,7 @@ export function readTaskImagesFrom(src: ImageSource, march: number, threadInfoFi
     if (files.has(id)) throw new RestoreError('read-images', `file id ${id} appears twice`, { file: 'files.img', record: i, field: 'id' });
     files.set(id, f);
   });
-  return { pid, pstree, core, ids, mm, pages: { file: src.locate(pagesName), runs: present }, fdinfo, fs: fsImg, files };
+  return { pid, pstree, core, threadCores, ids, mm, pages: { file: src.locate(pagesName), runs: present }, fdinfo, fs: fsImg, files };
 }
 
 /** readTaskImagesFrom over a directory (what restore() calls). */
