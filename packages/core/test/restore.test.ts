@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { readImageFile, writeImageFile, type Msg } from '@criu/images';
-import { dump, restore, RestoreError, RESTORE_STEPS } from '../src';
+import { dump, restore as restoreTask, Logger, RestoreError, RESTORE_STEPS } from '../src';
 import { isAlive, killVictim, readLog, startDetached, waitFor, type Victim } from './helpers/victims';
 import { oracle, requireOracle, waitPidGone } from './helpers/oracle';
 import { startTestprog, testprog, verdict } from './helpers/testprogs';
@@ -20,16 +20,22 @@ async function start(name: string, args: string[] = []): Promise<Victim> {
   return v;
 }
 
-/** PIDs of running restore helpers (none may outlive a restore). */
+/** Every restore helper our restores started (from their logs); none may outlive its restore. */
+const helperPids: number[] = [];
+const logger = new Logger(3, undefined, (line) => {
+  const m = /restore helper (\d+) started/.exec(line);
+  if (m) helperPids.push(Number(m[1]));
+});
 function helpers(): number[] {
-  const out: number[] = [];
-  for (const p of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+  return helperPids.filter((p) => {
     try {
-      if (fs.readlinkSync(`/proc/${p}/exe`).endsWith('/restore-helper')) out.push(Number(p));
-    } catch { /* gone or kernel thread */ }
-  }
-  return out;
+      return fs.readlinkSync(`/proc/${p}/exe`).endsWith('/restore-helper');
+    } catch {
+      return false;
+    }
+  });
 }
+const restore = (o: Parameters<typeof restoreTask>[0]) => restoreTask({ logger, ...o });
 
 async function dumpAndWait(v: Victim, dir: string): Promise<void> {
   await dump({ pid: v.pid, imagesDir: dir });

@@ -25,7 +25,8 @@ import { checkFilesSupported, collectFiles, mappedFileId } from './files.js';
 import { dumpMemory } from './memory.js';
 import type { Msg, TaskDumpContext } from './model.js';
 import { DUMP_STEPS, type DumpStep } from './steps.js';
-import { collectPtraceState, collectTaskCore, PR_GET_SECUREBITS, savedAuxv } from './task-state.js';
+import { collectPtraceState, collectTaskCore, collectThreadCore, PR_GET_SECUREBITS, savedAuxv } from './task-state.js';
+import { collectThreadSelfState, freezeThreads, killThreads, releaseThreads } from './threads.js';
 import { collectVmas } from './vmas.js';
 
 export const INCOMPLETE_MARKER = 'criu-ts.incomplete';
@@ -97,6 +98,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
   };
 
   let task: FrozenTask | undefined;
+  let threads: FrozenTask[] = [];
   let parasite: Parasite | undefined;
   let frozenAt = 0n;
   const t0 = process.hrtime.bigint();
@@ -104,7 +106,6 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     step('check-task');
     const status = readStatusOrFail(pid);
     if (status.tracerPid !== 0) throw new DumpError('check-task', pid, `the task is already traced by process ${status.tracerPid}`, { hint: 'another dump or a debugger holds it' });
-    if (status.threads !== 1) throw new DumpError('check-task', pid, `the task has ${status.threads} threads; multi-threaded tasks are not supported yet`);
     const children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1').trim();
     if (children) throw new DumpError('check-task', pid, `the task has children (${children}); process trees are not supported yet`);
 
@@ -116,7 +117,8 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     fs.writeFileSync(path.join(imagesDir, INCOMPLETE_MARKER), `dump of ${pid} in progress\n`, { mode: 0o600 });
 
     step('freeze');
-    task = FrozenTask.freeze(pid, arch);
+    threads = freezeThreads(pid, arch);
+    task = threads[0];
     frozenAt = process.hrtime.bigint();
     const freezingTimeUs = usSince(t0);
 
@@ -126,11 +128,23 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     const maps = readMaps(pid);
     const vmFlags = readSmapsVmFlags(pid);
     const auxv = savedAuxv(pid);
+    const brk = task.syscall('brk', 0);
+    const securebits = Number(task.syscall('prctl', PR_GET_SECUREBITS, 0, 0, 0, 0));
     // ptrace reads need the task stopped, so they come before the parasite runs in it.
     const ptraceState = collectPtraceState(pid);
     const threadInfo = arch.dumpThreadInfo(pid, task.savedRegs);
-    const brk = task.syscall('brk', 0);
-    const securebits = Number(task.syscall('prctl', PR_GET_SECUREBITS, 0, 0, 0, 0));
+    const others = threads.slice(1);
+    const selfStates = collectThreadSelfState(task, others, sys.pageSize());
+    const extraCores: Array<{ tid: number; core: Msg }> = others.map((t) => {
+      const ti = arch.dumpThreadInfo(t.pid, t.savedRegs);
+      const self = selfStates.get(t.pid)!;
+      ti.clear_tid_addr = self.tidAddress;
+      const threadCore = collectThreadCore({
+        tid: t.pid, stat: readStat(pid, t.pid), status: readStatus(pid, t.pid), ptrace: collectPtraceState(t.pid),
+        securebits, self, sigmask: t.savedSigmask,
+      });
+      return { tid: t.pid, core: { mtype: arch.image.march, [arch.image.threadInfoField]: ti, thread_core: threadCore } };
+    });
 
     step('infect');
     parasite = Parasite.inject(task);
@@ -180,8 +194,9 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
         root_ids: { vm_id: 1, files_id: 1, fs_id: 1, sighand_id: 1, pid_ns_id: 1, net_ns_id: 2, ipc_ns_id: 3, uts_ns_id: 4, mnt_ns_id: 6, user_ns_id: 7, cgroup_ns_id: 8, time_ns_id: 5 },
         ns_per_id: true, root_cg_set: 1, lsmtype: 0, network_lock_method: 0, plugins_entry: {}, dump_criu_run_id: crypto.randomUUID(),
       }]],
-      ['pstree.img', 'PSTREE', [{ pid, ppid: 0, pgid: stat.pgid, sid: stat.sid, threads: [pid] }]],
+      ['pstree.img', 'PSTREE', [{ pid, ppid: 0, pgid: stat.pgid, sid: stat.sid, threads: threads.map((t) => t.pid) }]],
       [`core-${pid}.img`, 'CORE', [core]],
+      ...extraCores.map((x): [string, string, Msg[]] => [`core-${x.tid}.img`, 'CORE', [x.core]]),
       [`ids-${pid}.img`, 'IDS', [ids]],
       [`mm-${pid}.img`, 'MM', [mm]],
       [`pagemap-${pid}.img`, 'PAGEMAP', mem.pagemap],
@@ -205,8 +220,8 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
 
     step('finish');
     fs.rmSync(out(INCOMPLETE_MARKER), { force: true });
-    if (options.leaveRunning) task.release();
-    else task.kill();
+    if (options.leaveRunning) releaseThreads(threads);
+    else killThreads(threads);
     log.info(`dump of ${pid} finished: ${stats.pagesWritten} pages, frozen ${(stats.frozenTimeUs / 1000).toFixed(1)} ms`);
     return { pid, imagesDir, stats };
   } catch (e) {
@@ -218,7 +233,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
       log.error(`removing the parasite from ${pid} failed: ${(ce as Error).message}`);
     }
     try {
-      task?.release();
+      releaseThreads(threads);
     } catch (ce) {
       resumed = false;
       log.error(`resuming ${pid} failed: ${(ce as Error).message}`);

@@ -128,14 +128,37 @@ export function collectTaskCore(input: TaskStateInput): { tc: Msg; threadCore: M
     sigactions,
     child_subreaper: parasite.childSubreaper !== 0,
   };
-  const robust = robustList(pid);
+  const threadCore = collectThreadCore({
+    tid: pid, stat, status, ptrace: input.ptrace, securebits: input.securebits,
+    self: { sas: parasite.sigaltstack, tidAddress: parasite.tidAddress, pdeathSig: parasite.pdeathSig },
+  });
+  return { tc, threadCore };
+}
+
+export interface ThreadCoreInput {
+  tid: number;
+  stat: ProcStat;
+  status: ProcStatus;
+  ptrace: PtraceTaskState;
+  securebits: number;
+  /** What the thread reported about itself (sigaltstack, pdeath signal). */
+  self: { sas: { sp: bigint; size: bigint; flags: number }; tidAddress: bigint; pdeathSig: number };
+  /** The thread's blocked mask; CRIU records it here for every thread but the main one. */
+  sigmask?: bigint;
+}
+
+/** thread_core_entry of one thread. */
+export function collectThreadCore(input: ThreadCoreInput): Msg {
+  const { tid, stat, status, self } = input;
+  const robust = robustList(tid);
   const rseq = input.ptrace.rseq;
   const threadCore: Msg = {
     futex_rla: robust.head,
     futex_rla_len: robust.len,
     sched_nice: stat.nice,
     sched_policy: stat.policy,
-    sas: { ss_sp: parasite.sigaltstack.sp, ss_size: parasite.sigaltstack.size, ss_flags: parasite.sigaltstack.flags },
+    ...(input.sigmask !== undefined ? { blk_sigset: input.sigmask } : {}),
+    sas: { ss_sp: self.sas.sp, ss_size: self.sas.size, ss_flags: self.sas.flags },
     signals_p: input.ptrace.signalsPrivate,
     creds: {
       uid: status.uid[0], gid: status.gid[0], euid: status.uid[1], egid: status.gid[1],
@@ -149,8 +172,8 @@ export function collectTaskCore(input: TaskStateInput): { tc: Msg; threadCore: M
     ...(rseq.rseqAbiPointer !== 0n ? { rseq_entry: { rseq_abi_pointer: rseq.rseqAbiPointer, rseq_abi_size: rseq.rseqAbiSize, signature: rseq.signature } } : {}),
     cg_set: 1,
   };
-  if (parasite.pdeathSig) threadCore.pdeath_sig = parasite.pdeathSig;
-  return { tc, threadCore };
+  if (self.pdeathSig) threadCore.pdeath_sig = self.pdeathSig;
+  return threadCore;
 }
 
 export { PR_GET_SECUREBITS };

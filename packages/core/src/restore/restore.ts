@@ -19,7 +19,8 @@ import { Logger } from '../util/log.js';
 import { RestoreError } from './errors.js';
 import { readTaskImages, need, type TaskImages } from './images-in.js';
 import type { RestoreOptions, RestoreResult } from './options.js';
-import { Scratch, SCRATCH, SCRATCH_SIZE, findFreeRange } from './scratch.js';
+import { Scratch, SCRATCH, findFreeRange } from './scratch.js';
+import { killThreads } from '../dump/threads.js';
 import { RESTORE_STEPS, type RestoreStep } from './steps.js';
 
 const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
@@ -70,6 +71,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
 
   let helper: FrozenTask | undefined;
   let task: FrozenTask | undefined;
+  let threads: FrozenTask[] = [];
   try {
     step('read-images');
     const img = await readTaskImages(imagesDir, arch.image.march, arch.image.threadInfoField, pageSize);
@@ -82,12 +84,14 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
 
     step('start-helper');
     helper = startHelper(arch);
+    log.info(`restore helper ${helper.pid} started`);
 
     step('clone');
     const helperMaps = readMaps(helper.pid);
-    const scratchBase = findFreeRange([...helperMaps, ...vmas], SCRATCH_SIZE, pageSize);
-    helper.syscall('mmap', scratchBase, SCRATCH_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-    const helperScratch = new Scratch(helper.pid, scratchBase, SCRATCH_SIZE);
+    const scratchSize = Math.ceil((SCRATCH.frame + (img.threadCores.length + 1) * arch.maxRestoreFrameSize) / pageSize) * pageSize;
+    const scratchBase = findFreeRange([...helperMaps, ...vmas], scratchSize, pageSize);
+    helper.syscall('mmap', scratchBase, scratchSize, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    const helperScratch = new Scratch(helper.pid, scratchBase, scratchSize);
     helperScratch.put(SCRATCH.code, arch.syscallTrapCode);
     const tids = Buffer.alloc(4);
     tids.writeInt32LE(pid, 0);
@@ -104,7 +108,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     if (Number(child) !== pid) throw new RestoreError('clone', `clone3 gave PID ${child}, not ${pid}`);
     waitNewChild(pid);
     task = FrozenTask.adopt(pid, arch);
-    const scratch = new Scratch(pid, scratchBase, SCRATCH_SIZE);
+    threads = [task];
+    const scratch = new Scratch(pid, scratchBase, scratchSize);
     task.useCodeAt(scratchBase + BigInt(SCRATCH.code), false);
 
     step('unmap-helper');
@@ -165,28 +170,39 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     step('task-state');
     restoreTaskState(task, scratch, img, arch);
 
+    step('threads');
+    for (const { tid } of img.threadCores) threads.push(createThread(task, scratch, tid, arch));
+    const cores = [{ tid: pid, core: img.core }, ...img.threadCores];
+    const dumpable = img.mm.dumpable !== undefined ? Number(img.mm.dumpable) : 1;
+    cores.forEach(({ tid, core }, i) => restoreThreadState(threads[i], pid, scratch, core, arch, `core-${tid}.img`, i === 0 ? dumpable : undefined));
+    queueSignals(task, scratch, (img.core.tc as Msg).signals_s as Msg | undefined);
+
     step('registers');
-    const ti = img.core[arch.image.threadInfoField] as Msg;
-    const tc = img.core.tc as Msg;
-    const thc = img.core.thread_core as Msg;
-    const sas = thc.sas as Msg | undefined;
-    const altstack = sas && !(Number(sas.ss_flags) & SS_DISABLE) ? { sp: BigInt(sas.ss_sp as bigint), size: BigInt(sas.ss_size as bigint), flags: Number(sas.ss_flags) } : undefined;
-    const frameAddr = (scratchBase + BigInt(SCRATCH.frame) + 63n) & ~63n;
-    const { frame, sp } = arch.restoreFrame(ti, BigInt(tc.blk_sigset as bigint), frameAddr, altstack);
-    if (frame.length > arch.maxRestoreFrameSize) throw new RestoreError('registers', `signal frame of ${frame.length} bytes does not fit`);
-    scratch.put(Number(frameAddr - scratchBase), frame);
-    for (const call of arch.preSigreturnSyscalls(ti)) task.syscall(call.name, ...call.args);
+    const frames = cores.map(({ core }, i) => {
+      const ti = core[arch.image.threadInfoField] as Msg;
+      const thc = core.thread_core as Msg;
+      const mask = i === 0 ? BigInt((core.tc as Msg).blk_sigset as bigint) : BigInt((thc.blk_sigset as bigint | undefined) ?? 0n);
+      const sas = thc.sas as Msg | undefined;
+      const altstack = sas && !(Number(sas.ss_flags) & SS_DISABLE) ? { sp: BigInt(sas.ss_sp as bigint), size: BigInt(sas.ss_size as bigint), flags: Number(sas.ss_flags) } : undefined;
+      const frameAddr = (scratchBase + BigInt(SCRATCH.frame + i * arch.maxRestoreFrameSize) + 63n) & ~63n;
+      const { frame, sp } = arch.restoreFrame(ti, mask, frameAddr, altstack);
+      if (frame.length + 64 > arch.maxRestoreFrameSize) throw new RestoreError('registers', `signal frame of ${frame.length} bytes does not fit`);
+      scratch.put(Number(frameAddr - scratchBase), frame);
+      for (const call of arch.preSigreturnSyscalls(ti)) threads[i].syscall(call.name, ...call.args);
+      return { ti, sp };
+    });
 
     step('jump');
     const exec = vmas.find((v) => v.prot & PROT_EXEC && !(v.status & (VMA_AREA_VDSO | VMA_AREA_VSYSCALL)));
     if (!exec) throw new RestoreError('jump', 'the task has no executable mapping to run rt_sigreturn from', { file: mmFile });
-    sigreturn(task, arch, exec.start, sp, ti);
-    // Back in its own registers: drop the scratch area, then let it go.
+    frames.forEach(({ ti, sp }, i) => sigreturn(threads[i], arch, exec.start, sp, ti));
+    // Back in their own registers: drop the scratch area, then let them go.
     task.useCodeAt(exec.start, true);
-    task.syscall('munmap', scratchBase, SCRATCH_SIZE);
+    task.syscall('munmap', scratchBase, scratchSize);
 
     step('finish');
-    task.release();
+    for (const t of threads) t.release();
+    threads = [];
     task = undefined;
     // The helper's job is done; the task is reparented to init, as after `criu restore -d`.
     helper.kill();
@@ -201,7 +217,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   } catch (e) {
     if (task) {
       const pid = task.pid;
-      try { task.kill(); } catch (ke) { log.error(`killing ${pid} failed: ${(ke as Error).message}`); }
+      try { killThreads(threads); } catch (ke) { log.error(`killing ${pid} failed: ${(ke as Error).message}`); }
       // Its parent, the helper, reaps it at once, so the PID is free again right away.
       try { helper?.syscall('wait4', pid, 0, 0x40000000 /* __WALL */, 0); } catch { /* init will */ }
     }
@@ -424,8 +440,7 @@ function restoreTaskState(task: FrozenTask, scratch: Scratch, img: TaskImages, a
   const pid = task.pid;
   const coreFile = `core-${pid}.img`;
   const tc = img.core.tc as Msg;
-  const thc = img.core.thread_core as Msg;
-  const ti = img.core[arch.image.threadInfoField] as Msg;
+  void arch;
 
   // Session and group first: setsid needs the task not to lead a group yet.
   const sid = Number(img.pstree.sid), pgid = Number(img.pstree.pgid);
@@ -474,13 +489,8 @@ function restoreTaskState(task: FrozenTask, scratch: Scratch, img: TaskImages, a
 
   const personality = Number(tc.personality ?? 0);
   if (personality !== 0) task.syscall('personality', personality);
-  if (thc.pdeath_sig) task.syscall('prctl', PR_SET_PDEATHSIG, Number(thc.pdeath_sig), 0, 0, 0);
   if (tc.child_subreaper) task.syscall('prctl', PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
   if (img.mm.thp_disabled) task.syscall('prctl', PR_SET_THP_DISABLE, 1, 0, 0, 0);
-  const comm = (thc.comm ?? tc.comm) as string | undefined;
-  if (comm) task.syscall('prctl', PR_SET_NAME, scratch.str(comm), 0, 0, 0);
-  const nice = Number(thc.sched_nice ?? 0);
-  if (nice !== 0) task.syscall('setpriority', 0, 0, nice);
 
   // mm fields, auxv and the exe link in one prctl(PR_SET_MM_MAP).
   const mm = img.mm;
@@ -500,34 +510,64 @@ function restoreTaskState(task: FrozenTask, scratch: Scratch, img: TaskImages, a
   const r = task.rawSyscall('prctl', PR_SET_MM, PR_SET_MM_MAP, scratch.arg(map), map.length, 0);
   task.syscall('close', exeFd);
   if (r < 0n) throw new RestoreError('task-state', `prctl(PR_SET_MM_MAP) failed with errno ${-r}`, { file: mmFile, hint: Number(-r) === 1 ? 'needs CAP_SYS_RESOURCE or CAP_CHECKPOINT_RESTORE' : 'an mm field points outside the restored mappings' });
+}
 
-  // Per-thread kernel registrations.
-  if (Number(thc.futex_rla_len ?? 0) > 0) task.syscall('set_robust_list', BigInt(thc.futex_rla as bigint), Number(thc.futex_rla_len));
+/** Queues siginfo records as pending signals of the process (shared) or of thread `tid`. */
+function queueSignals(task: FrozenTask, scratch: Scratch, list: Msg | undefined, tid?: number): void {
+  for (const s of ((list?.signals as Msg[] | undefined) ?? [])) {
+    const si = Buffer.from(s.siginfo as Buffer);
+    const signo = si.readInt32LE(0);
+    const addr = scratch.arg(si);
+    if (tid === undefined) task.syscall('rt_sigqueueinfo', task.pid, signo, addr);
+    else task.syscall('rt_tgsigqueueinfo', task.pid, tid, signo, addr);
+  }
+}
+
+/**
+ * What each thread holds for itself: name, nice, parent-death signal, robust futex list, rseq,
+ * clear_child_tid, credentials (raw syscalls change only the calling thread's), private signals.
+ */
+function restoreThreadState(t: FrozenTask, tgid: number, scratch: Scratch, core: Msg, arch: Arch, coreFile: string, dumpable?: number): void {
+  const thc = core.thread_core as Msg;
+  const tc = core.tc as Msg | undefined;
+  const ti = core[arch.image.threadInfoField] as Msg;
+  const comm = (thc.comm ?? tc?.comm) as string | undefined;
+  if (comm) t.syscall('prctl', PR_SET_NAME, scratch.str(comm), 0, 0, 0);
+  const nice = Number(thc.sched_nice ?? 0);
+  if (nice !== 0) t.syscall('setpriority', 0, 0, nice);
+  if (thc.pdeath_sig) t.syscall('prctl', PR_SET_PDEATHSIG, Number(thc.pdeath_sig), 0, 0, 0);
+  if (Number(thc.futex_rla_len ?? 0) > 0) t.syscall('set_robust_list', BigInt(thc.futex_rla as bigint), Number(thc.futex_rla_len));
   const rseq = thc.rseq_entry as Msg | undefined;
   if (rseq && BigInt(rseq.rseq_abi_pointer as bigint) !== 0n) {
-    task.syscall('rseq', BigInt(rseq.rseq_abi_pointer as bigint), Number(rseq.rseq_abi_size), 0, Number(rseq.signature));
+    t.syscall('rseq', BigInt(rseq.rseq_abi_pointer as bigint), Number(rseq.rseq_abi_size), 0, Number(rseq.signature));
   }
-  if (ti.clear_tid_addr !== undefined) task.syscall('set_tid_address', BigInt(ti.clear_tid_addr as bigint));
-
+  if (ti.clear_tid_addr !== undefined) t.syscall('set_tid_address', BigInt(ti.clear_tid_addr as bigint));
   // Credentials after everything that needs privilege inside the task (PR_SET_MM_MAP's exe link);
   // changing them resets dumpable, so that comes after.
-  restoreCreds(task, scratch, thc.creds as Msg | undefined, coreFile);
-  if (mm.dumpable !== undefined && Number(mm.dumpable) !== 1) task.syscall('prctl', PR_SET_DUMPABLE, Number(mm.dumpable), 0, 0, 0);
-  else if (thc.creds) task.syscall('prctl', PR_SET_DUMPABLE, 1, 0, 0, 0);
+  restoreCreds(t, scratch, thc.creds as Msg | undefined, coreFile);
+  if (dumpable !== undefined) t.syscall('prctl', PR_SET_DUMPABLE, dumpable, 0, 0, 0);
+  queueSignals(t, scratch, thc.signals_p as Msg | undefined, t.pid);
+  void tgid;
+}
 
-  // Pending signals last, so nothing above can consume them (all signals are blocked meanwhile).
-  const queue = (list: Msg | undefined, shared: boolean) => {
-    for (const s of ((list?.signals as Msg[] | undefined) ?? [])) {
-      const si = Buffer.from(s.siginfo as Buffer);
-      const signo = si.readInt32LE(0);
-      const addr = scratch.arg(si);
-      if (shared) task.syscall('rt_sigqueueinfo', pid, signo, addr);
-      else task.syscall('rt_tgsigqueueinfo', pid, pid, signo, addr);
-    }
-  };
-  queue(tc.signals_s as Msg | undefined, true);
-  queue(thc.signals_p as Msg | undefined, false);
-  void MAP_SHARED;
+const CLONE_THREAD_FLAGS = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000; // VM FS FILES SIGHAND THREAD SYSVSEM
+
+/** Creates a thread with the dumped TID inside the rebuilt task; it stops at birth, traced by us. */
+function createThread(task: FrozenTask, scratch: Scratch, tid: number, arch: Arch): FrozenTask {
+  const tids = Buffer.alloc(4);
+  tids.writeInt32LE(tid, 0);
+  const tidsAddr = scratch.put(SCRATCH.args + 256, tids);
+  const args = packCloneArgs({ flags: CLONE_THREAD_FLAGS, setTid: tidsAddr, setTidSize: 1 });
+  const r = task.rawSyscall('clone3', scratch.put(SCRATCH.args, args), args.length);
+  if (r < 0n) {
+    const errno = Number(-r);
+    throw new RestoreError('threads', `clone3 of thread ${tid} failed with errno ${errno}`, { hint: errno === 17 ? `TID ${tid} is taken by another task` : undefined });
+  }
+  if (Number(r) !== tid) throw new RestoreError('threads', `clone3 gave TID ${r}, not ${tid}`);
+  waitNewChild(tid);
+  const t = FrozenTask.adopt(tid, arch);
+  t.useCodeAt(scratch.base + BigInt(SCRATCH.code), false);
+  return t;
 }
 
 const PR_CAPBSET_DROP = 24, PR_SET_SECUREBITS = 28, PR_CAP_AMBIENT = 47, PR_CAP_AMBIENT_RAISE = 2;

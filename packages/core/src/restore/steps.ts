@@ -10,7 +10,8 @@ export const RESTORE_STEPS = [
   'fill-memory',    // pages read by the task from pages-N.img
   'protect',        // final protections and madvise flags
   'files',          // descriptors, cwd, root, umask
-  'task-state',     // signals, timers, limits, rseq, robust list, mm fields ...
+  'task-state',     // signal handlers, timers, limits, mm fields ...
+  'threads',        // the other threads, with their TIDs; per-thread state for all
   'registers',      // the rt_sigreturn frame
   'jump',           // rt_sigreturn: the task runs its own code again
   'finish',         // detach, pidfile
