@@ -1,4 +1,5 @@
-import { readStat, readStatus, readSmapsVmFlags, listFds, readFdInfo, readMountinfo, readMaps, parseStat } from '../src/proc';
+import * as fs from 'node:fs';
+import { readStat, readStatus, readSmapsVmFlags, listFds, readFdInfo, readMountinfo, readMaps, parseStat, parseMaps, parseSmapsVmFlags } from '../src/proc';
 
 describe('/proc readers on this very process', () => {
   it('reads status and stat consistently', () => {
@@ -24,12 +25,16 @@ describe('/proc readers on this very process', () => {
   });
 
   it('reads maps with VmFlags for every mapping', () => {
-    const maps = readMaps(process.pid);
-    const flags = readSmapsVmFlags(process.pid);
+    // One read of smaps holds both: this process's mappings change between two separate reads.
+    const text = fs.readFileSync(`/proc/${process.pid}/smaps`, 'latin1');
+    const maps = parseMaps(text.split('\n').filter((l) => /^[0-9a-f]+-[0-9a-f]+ /.test(l)).join('\n'));
+    const flags = parseSmapsVmFlags(text);
     expect(maps.length).toBeGreaterThan(5);
     for (const m of maps) expect(flags.get(m.start)).toBeDefined();
     const stack = maps.find((m) => m.name === '[stack]')!;
     expect(flags.get(stack.start)!.has('gd')).toBe(true); // grows down
+    expect(readMaps(process.pid).some((m) => m.name === '[stack]')).toBe(true);
+    expect(readSmapsVmFlags(process.pid).size).toBeGreaterThan(5);
   });
 
   it('reads fdinfo and mountinfo', () => {
