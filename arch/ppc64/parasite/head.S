@@ -14,4 +14,20 @@ parasite_head:
 	nop
 	trap			/* tw 31,0,0: SIGTRAP with nip at this instruction */
 	.size parasite_head, . - parasite_head
+
+/*
+ * void parasite_sigreturn(unsigned long sp): rt_sigreturn on the frame the dumper wrote for the
+ * task's own state (a struct ucontext at sp: the kernel reads it at r1). The task resumes where
+ * it was frozen with its registers (r13, its TLS pointer, included), FP/VMX/VSX state, signal
+ * mask and sigaltstack. Does not return: a bad frame makes the kernel send SIGSEGV.
+ */
+	.text
+	.globl parasite_sigreturn
+	.type parasite_sigreturn, @function
+parasite_sigreturn:
+	mr	1, 3
+	li	0, 172		/* __NR_rt_sigreturn */
+	sc
+	trap
+	.size parasite_sigreturn, . - parasite_sigreturn
 	.section .note.GNU-stack, "", @progbits

@@ -1,7 +1,7 @@
 import { SYSCALLS_PPC64 } from '@criu/sys';
 import { CR0_SO, GP_REGS_SIZE, getReg, setReg } from './regs.js';
 import { EM_PPC64, R_PPC64_RELATIVE, parasiteElfPath, restoreHelperPath } from './parasite.js';
-import { RT_SIGFRAME_SIZE, buildSigframe } from './sigframe.js';
+import { buildSigframe } from './sigframe.js';
 import type { Msg } from '@criu/images';
 import { dumpThreadInfo } from './thread-info.js';
 
@@ -80,7 +80,8 @@ export const ppc64 = {
   restoreFrame(ti: Record<string, unknown>, sigmask: bigint, frameAddr: bigint, sigaltstack?: { sp: bigint; size: bigint; flags: number }): { frame: Buffer; sp: bigint } {
     return { frame: buildSigframe(ti as Msg, sigmask, { frameAddr, sigaltstack }), sp: frameAddr };
   },
-  maxRestoreFrameSize: RT_SIGFRAME_SIZE,
+  /** Room core reserves per frame: the 1696-byte ucontext plus alignment slack. */
+  maxRestoreFrameSize: 4096,
   /** Nothing lives outside the frame: the TLS pointer is r13, a GPR. */
   preSigreturnSyscalls(ti: Record<string, unknown>): Array<{ name: string; args: bigint[] }> {
     void ti;

@@ -7,6 +7,7 @@
 import { sys, NT, SysError } from '@criu/sys';
 import type { Msg } from '@criu/images';
 import { CR0_SO, GP_REGS_SIZE, TRAP, getReg, setReg } from './regs.js';
+import { MSR, vectorUse } from './sigframe.js';
 
 const ERESTARTSYS = 512n;
 const ERESTARTNOINTR = 513n;
@@ -161,5 +162,22 @@ export function dumpThreadInfo(tid: number, savedRegs: Buffer, opts: DumpThreadI
     const vsx = regset(tid, NT.PPC_VSX, VSX_REGS_SIZE, 'NT_PPC_VSX', true);
     if (vsx) ti.vsxstate = vsxstateEntry(vsx);
   }
+  markVectorUse(ti);
   return ti;
+}
+
+/**
+ * Sets MSR_VEC / MSR_VSX in `ti.gpregs.msr` exactly for the units the thread uses (state unlike a
+ * never-used unit's: see sigframe.ts vectorUse). The live MSR cannot tell (the kernel drops the
+ * bits whenever it saves the unit), and CRIU's restore loads VMX/VSX from the image only when the
+ * image's MSR has them (its own dump sets both whenever the state exists), so without them a CRIU
+ * restore of our images would lose the vector registers. Our restore decides from the state itself.
+ */
+export function markVectorUse(ti: Msg): void {
+  const gp = ti.gpregs as Msg;
+  const use = vectorUse(ti);
+  let msr = BigInt(gp.msr as bigint) & ~(MSR.VEC | MSR.VSX);
+  if (use.vmx) msr |= MSR.VEC;
+  if (use.vsx) msr |= MSR.VSX;
+  gp.msr = msr;
 }

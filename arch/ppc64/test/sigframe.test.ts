@@ -4,7 +4,8 @@ import { SYSCALLS_PPC64 } from '@criu/sys';
 import { decodeMessage, encodeMessage, type Msg } from '@criu/images';
 import { ppc64 } from '../src/infect';
 import { GP_REGS_SIZE, PT, getReg, setReg } from '../src/regs';
-import { restoreHelperPath } from '../src/parasite';
+import { parasiteElfPath, restoreHelperPath } from '../src/parasite';
+import { markVectorUse } from '../src/thread-info';
 import {
   ELF_NFPREG, ELF_NVRREG, MSR, RT_SIGFRAME_SIZE, SIGCONTEXT, SS_DISABLE, SS_ONSTACK, SigframeError, UCONTEXT, VMX_AREA_OFFSET,
   VSCR_INIT, VSX_AREA_OFFSET, buildSigframe, vectorUse,
@@ -154,6 +155,18 @@ describe('ppc64 rt_sigframe contents', () => {
     expect(c.subarray(VMX_AREA_OFFSET, RT_SIGFRAME_SIZE).every((x) => x === 0)).toBe(true);
   });
 
+  it('the dump records the units in use in gpregs.msr (what CRIU\'s restore goes by)', () => {
+    for (const vec of [{ vmx: true, vsx: true }, { vmx: true, vsx: false }, { vmx: false, vsx: true }, { vmx: false, vsx: false }]) {
+      for (const live of [0n, MSR.VEC | MSR.VSX]) {
+        const ti = threadInfo(vec, MSR_USER | live);
+        markVectorUse(ti);
+        expect((ti.gpregs as Msg).msr).toBe(MSR_USER | (vec.vmx ? MSR.VEC : 0n) | (vec.vsx ? MSR.VSX : 0n));
+        // Our frame agrees with the image's MSR.
+        expect(gpAt(buildSigframe(ti, 0n, { frameAddr: FRAME }), PT.msr)).toBe((ti.gpregs as Msg).msr);
+      }
+    }
+  });
+
   it('the same frame from the record after an image round trip (thread_info_ppc64 encode/decode)', () => {
     const ti = threadInfo();
     const back = decodeMessage('thread_info_ppc64', encodeMessage('thread_info_ppc64', ti));
@@ -187,7 +200,7 @@ describe('ppc64 restore hooks', () => {
     const { frame, sp } = ppc64.restoreFrame(ti, 3n, FRAME);
     expect(sp).toBe(FRAME);
     expect(frame.equals(buildSigframe(ti, 3n, { frameAddr: FRAME }))).toBe(true);
-    expect(frame.length).toBeLessThanOrEqual(ppc64.maxRestoreFrameSize);
+    expect(frame.length + 64).toBeLessThanOrEqual(ppc64.maxRestoreFrameSize); // core reserves 64 bytes of alignment
     expect(ppc64.preSigreturnSyscalls(ti)).toEqual([]);
   });
 
@@ -201,6 +214,13 @@ describe('ppc64 restore hooks', () => {
     expect(getReg(r, 'nip')).toBe(0x10000000n);
     expect(getReg(r, 'trap')).toBe(0n);
     expect(getReg(saved, 'trap')).toBe(0xc01n);
+  });
+
+  it('the parasite exports parasite_sigreturn: r1 = its argument (the frame), then rt_sigreturn', () => {
+    const dis = execFileSync(`${CROSS}objdump`, ['-d', '--no-show-raw-insn', parasiteElfPath()]).toString();
+    const body = /<parasite_sigreturn>:\n((?:\s+[0-9a-f]+:.*\n)+)/.exec(dis)?.[1] ?? '';
+    const insns = body.split('\n').map((l) => /^\s+[0-9a-f]+:\s+(.*)$/.exec(l)?.[1].trim().replace(/\s+/g, ' ')).filter(Boolean);
+    expect(insns.slice(0, 4)).toEqual(['mr r1,r3', `li r0,${SYSCALLS_PPC64.rt_sigreturn}`, 'sc', 'trap']);
   });
 
   it('the restore helper: a static ELFv2 ppc64le executable without FP or vector instructions', () => {

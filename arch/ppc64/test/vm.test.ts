@@ -27,6 +27,8 @@ const GUEST_TESTS = [
     'mprotect', 'madvise', 'filemap', 'brk', 'selfexe'].map((name) => `criu-ts dump + restore: ${name} passes its own checks`),
   'criu-ts dump + restore (2 rounds): all 64 VSRs, FPSCR, VSCR and VRSAVE hold their patterns; the thread stays a VMX/VSX user',
   'criu-ts dump + restore of a program that never used VMX/VSX: MSR_VEC/MSR_VSX stay off (signal frame, ptrace)',
+  'a dumper killed while the parasite runs: the parasite resumes the task by rt_sigreturn (all vector state intact)',
+  "Debian's criu restores what criu-ts dumped: counter, and vecregs with every FP/vector register",
 ];
 
 describe('ppc64le VM: injection, the parasite, dump and restore on the real ppc64le kernel', () => {
