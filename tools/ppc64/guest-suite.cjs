@@ -518,6 +518,36 @@ test("Debian's criu restores what criu-ts dumped: counter, and vecregs with ever
   return version.stdout.trim().split('\n')[0];
 });
 
+test("criu-ts restores what Debian's criu dumped: counter, vecregs, and novec stays a non-vector thread", async () => {
+  const closeInherited = 'for f in /proc/$$/fd/*; do f=${f##*/}; [ "$f" -gt 2 ] && eval "exec $f>&-" 2>/dev/null; done';
+  const notes = [];
+  for (const [name, prog] of [['counter', testprog('counter')], ['vecregs', fixture('vecregs')], ['novec', fixture('novec')]]) {
+    const work = fs.mkdtempSync(path.join(logDir, `oracle-${name}-`));
+    const v = await launch(prog, name, []);
+    if (name === 'counter') await sleep(200);
+    else await waitFor(`${name} in pause`, () => /^29 /.test(fs.readFileSync(`/proc/${v.pid}/syscall`, 'latin1')));
+    const dir = path.join(work, 'images');
+    fs.mkdirSync(dir);
+    const r = spawnSync('bash', ['-c', `${closeInherited}; exec criu dump -t ${v.pid} -D '${dir}' -v4 -o criu-dump.log`], { encoding: 'utf8' });
+    ok(r.status === 0, `criu dump of ${name}: exit ${r.status} ${r.stderr}\n       criu-dump.log: ${tail(path.join(dir, 'criu-dump.log'))}`);
+    await waitFor(`dumped task ${v.pid} gone`, () => !fs.existsSync(`/proc/${v.pid}`));
+    if (name === 'novec') {
+      const core = await images.readImageFile(path.join(dir, `core-${v.pid}.img`));
+      const msr = BigInt(core.entries[0].message.ti_ppc64.gpregs.msr);
+      notes.push(`CRIU's novec image msr 0x${msr.toString(16)}`);
+    }
+    try {
+      await restore({ imagesDir: dir, logFile: 'restore.log', logLevel: 4, arch });
+    } catch (e) {
+      throw new AssertionError(`restore of CRIU's ${name} images: ${e.message}\n       restore.log: ${tail(path.join(dir, 'restore.log'))}`);
+    }
+    await sleep(150);
+    const verdict = await verdictOf(v, name);
+    ok(verdict.startsWith(`PASS ${name}`), `${name} after criu dump + criu-ts restore: ${verdict}`);
+  }
+  return notes.join(', ');
+});
+
 // --- run ------------------------------------------------------------------------------------
 async function main() {
   let passed = 0, failed = 0;

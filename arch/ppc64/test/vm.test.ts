@@ -29,6 +29,7 @@ const GUEST_TESTS = [
   'criu-ts dump + restore of a program that never used VMX/VSX: MSR_VEC/MSR_VSX stay off (signal frame, ptrace)',
   'a dumper killed while the parasite runs: the parasite resumes the task by rt_sigreturn (all vector state intact)',
   "Debian's criu restores what criu-ts dumped: counter, and vecregs with every FP/vector register",
+  "criu-ts restores what Debian's criu dumped: counter, vecregs, and novec stays a non-vector thread",
 ];
 
 describe('ppc64le VM: injection, the parasite, dump and restore on the real ppc64le kernel', () => {
