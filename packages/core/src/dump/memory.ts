@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { sys, O, F, SPLICE_F, SysError } from '@criu/sys';
 import { PE_LAZY, PE_PRESENT, type Msg } from '@criu/images';
+import { PCMD } from '../infect/protocol.js';
 import type { TaskDumpContext } from './model.js';
 import { PagemapScanner, PAGE_IS, type ScanMethod } from './mem-scan.js';
 import { PROT, VMA, vmaCanBeLazy, vmaIsPrivateDumpable } from './vmas.js';
@@ -27,6 +28,8 @@ export interface DumpMemoryOptions {
   chunkBytes?: number;
   /** Upper bound for the pipe size of the 'parasite' method (default: /proc/sys/fs/pipe-max-size). */
   pipeBytes?: number;
+  /** Pipes the 'parasite' method keeps in flight (default 4; 1 = one synchronous batch at a time). */
+  pipes?: number;
 }
 
 export interface MemoryDumpStats {
@@ -64,6 +67,7 @@ const MAX_RUN_PAGES = 0x40000000; // nr_pages is a uint32; keep well inside it
 const MAX_RANGES = 512; // per parasite request (PARASITE_MAX_IOVS)
 const MAX_READV_IOVS = 1024; // IOV_MAX
 const MPROTECT_BATCH = 256;
+const DEFAULT_PIPES = 4;
 
 function hex(v: bigint): string {
   return '0x' + v.toString(16);
@@ -180,47 +184,161 @@ function dropBytes(ranges: { start: bigint; length: number }[], n: number): { st
   return out;
 }
 
-function transferParasite(ctx: TaskDumpContext, runs: Run[], imgFd: number, totalBytes: number, opts: DumpMemoryOptions, stats: MemoryDumpStats): void {
+/**
+ * The request and reply halves of a parasite command. Parasite.dumpPages() is one synchronous
+ * round trip; pipelining needs the halves apart (Parasite keeps them private, so they are
+ * looked up at run time and the synchronous path is kept for a Parasite without them).
+ */
+interface ParasiteWire {
+  request(cmd: number, payload: Buffer, fds?: readonly number[]): void;
+  expect(cmd: number, minLen: number, maxFds?: number): { data: Buffer; fds: number[] };
+}
+
+function wireOf(p: TaskDumpContext['parasite']): ParasiteWire | undefined {
+  const w = p as unknown as Partial<ParasiteWire>;
+  return typeof w.request === 'function' && typeof w.expect === 'function' ? (w as ParasiteWire) : undefined;
+}
+
+function encodeRanges(ranges: readonly { start: bigint; length: number }[]): Buffer {
+  const b = Buffer.allocUnsafe(8 + ranges.length * 16);
+  b.writeUInt32LE(ranges.length, 0);
+  b.writeUInt32LE(0, 4);
+  for (let i = 0; i < ranges.length; i++) {
+    b.writeBigUInt64LE(ranges[i].start, 8 + i * 16);
+    b.writeBigUInt64LE(BigInt(ranges[i].length), 16 + i * 16);
+  }
+  return b;
+}
+
+/** A pipe of the transfer: [read end, write end, usable capacity in bytes]. */
+type Pipe = { r: number; w: number; capacity: number };
+
+function openPipes(ctx: TaskDumpContext, count: number, totalBytes: number, opts: DumpMemoryOptions): Pipe[] {
   const ps = ctx.pageSize;
-  const [rfd, wfd] = sys.pipe2(O.CLOEXEC);
+  const limit = Math.min(opts.pipeBytes ?? Infinity, pipeMaxSize());
+  let want = ps;
+  while (want < totalBytes && want * 2 <= limit) want *= 2;
+  const pipes: Pipe[] = [];
   try {
-    const limit = Math.min(opts.pipeBytes ?? Infinity, pipeMaxSize());
-    let want = ps;
-    while (want < totalBytes && want * 2 <= limit) want *= 2;
-    let size: number;
-    try {
-      size = sys.fcntl(wfd, F.SETPIPE_SZ, want);
-    } catch (e) {
-      if (!SysError.is(e, 'EPERM', 'EBUSY')) throw e;
-      size = sys.fcntl(wfd, F.GETPIPE_SZ); // per-user pipe limits: keep the default size
+    for (let i = 0; i < count; i++) {
+      const [r, w] = sys.pipe2(O.CLOEXEC);
+      pipes.push({ r, w, capacity: 0 });
+      let size: number;
+      try {
+        size = sys.fcntl(w, F.SETPIPE_SZ, want);
+      } catch (e) {
+        if (!SysError.is(e, 'EPERM', 'EBUSY')) throw e;
+        size = sys.fcntl(w, F.GETPIPE_SZ); // per-user pipe limits: keep the default size
+      }
+      pipes[i].capacity = Math.max(ps, Math.floor(Math.min(size, want) / ps) * ps);
     }
-    const capacity = Math.max(ps, Math.floor(size / ps) * ps);
-    ctx.log.debug(`memory: pipe of ${size} bytes for ${totalBytes} bytes of pages`);
-    ctx.parasite.setPipe(wfd);
-    const cursor = new RangeCursor(runs, BigInt(ps));
+  } catch (e) {
+    closePipes(pipes);
+    throw e;
+  }
+  return pipes;
+}
+
+function closePipes(pipes: Pipe[]): void {
+  for (const p of pipes) {
+    sys.close(p.r);
+    sys.close(p.w);
+  }
+}
+
+/** Moves exactly `bytes` from the pipe into the image at `offset`. */
+function drainPipe(ctx: TaskDumpContext, pipe: Pipe, imgFd: number, offset: number, bytes: number): void {
+  let left = bytes;
+  while (left > 0) {
+    const n = sys.splice(pipe.r, null, imgFd, BigInt(offset), left, SPLICE_F.MOVE);
+    if (n <= 0) throw new MemoryDumpError(ctx.pid, 'splice pages', `splice returned ${n} with ${left} bytes in the pipe`);
+    offset += n;
+    left -= n;
+  }
+}
+
+/**
+ * Zero-copy transfer through several pipes, pipelined: while we splice one pipe into the image
+ * (the copy into the page cache, the expensive part), the parasite — another process, on
+ * another CPU when there is one — is already vmsplicing the next batches into the others. The
+ * parasite holds one pipe at a time, so each batch is a SET_PIPE + DUMP_PAGES pair, sent
+ * without waiting; replies come back in order.
+ */
+function transferPipelined(ctx: TaskDumpContext, wire: ParasiteWire, runs: Run[], imgFd: number, totalBytes: number, opts: DumpMemoryOptions, stats: MemoryDumpStats): void {
+  const pipes = openPipes(ctx, Math.max(1, Math.min(opts.pipes ?? DEFAULT_PIPES, 64)), totalBytes, opts);
+  ctx.log.debug(`memory: ${pipes.length} pipes of ${pipes[0].capacity} bytes for ${totalBytes} bytes of pages`);
+  const cursor = new RangeCursor(runs, BigInt(ctx.pageSize));
+  // In flight, oldest first: the pipe, the batch's size, where it goes in the image, and whether
+  // a SET_PIPE reply precedes its DUMP_PAGES reply.
+  const inflight: Array<{ pipe: Pipe; bytes: number; offset: number; setPipe: boolean; first: bigint }> = [];
+  let current: Pipe | undefined; // the pipe the parasite holds
+  let next = 0; // image offset of the next batch
+  const issue = (pipe: Pipe): void => {
+    const ranges = cursor.next(pipe.capacity, MAX_RANGES);
+    const bytes = ranges.reduce((s, r) => s + r.length, 0);
+    const setPipe = current !== pipe;
+    if (setPipe) wire.request(PCMD.SET_PIPE, Buffer.alloc(0), [pipe.w]);
+    current = pipe;
+    wire.request(PCMD.DUMP_PAGES, encodeRanges(ranges));
+    inflight.push({ pipe, bytes, offset: next, setPipe, first: ranges[0].start });
+    next += bytes;
+    stats.pipeBufs++;
+  };
+  try {
+    for (const p of pipes) if (!cursor.done) issue(p);
+    while (inflight.length) {
+      const b = inflight[0];
+      if (b.setPipe) wire.expect(PCMD.SET_PIPE, 0);
+      b.setPipe = false;
+      const got = Number(wire.expect(PCMD.DUMP_PAGES, 8).data.readBigUInt64LE(0));
+      inflight.shift();
+      if (got !== b.bytes) throw new MemoryDumpError(ctx.pid, 'dump pages', `the parasite moved ${got} of ${b.bytes} bytes at ${hex(b.first)}`);
+      // The parasite works on the batches behind this one while we copy it out.
+      drainPipe(ctx, b.pipe, imgFd, b.offset, b.bytes);
+      if (!cursor.done) issue(b.pipe);
+    }
+    stats.bytesWritten = next;
+  } finally {
+    // After a failure, collect the replies still owed so the channel stays usable (the caller
+    // undoes mprotects through it); a dead channel fails these too, which is fine.
+    for (const b of inflight) {
+      try {
+        if (b.setPipe) wire.expect(PCMD.SET_PIPE, 0);
+        wire.expect(PCMD.DUMP_PAGES, 8);
+      } catch {
+        break;
+      }
+    }
+    closePipes(pipes);
+  }
+}
+
+/** One batch at a time through one pipe (a Parasite without the request/reply halves). */
+function transferParasite(ctx: TaskDumpContext, runs: Run[], imgFd: number, totalBytes: number, opts: DumpMemoryOptions, stats: MemoryDumpStats): void {
+  const wire = wireOf(ctx.parasite);
+  if (wire && (opts.pipes ?? DEFAULT_PIPES) > 1) return transferPipelined(ctx, wire, runs, imgFd, totalBytes, opts, stats);
+  const [pipe] = openPipes(ctx, 1, totalBytes, opts);
+  try {
+    ctx.log.debug(`memory: pipe of ${pipe.capacity} bytes for ${totalBytes} bytes of pages`);
+    ctx.parasite.setPipe(pipe.w);
+    const cursor = new RangeCursor(runs, BigInt(ctx.pageSize));
     let offset = 0;
     while (!cursor.done) {
-      let ranges = cursor.next(capacity, MAX_RANGES);
-      let want2 = ranges.reduce((s, r) => s + r.length, 0);
+      let ranges = cursor.next(pipe.capacity, MAX_RANGES);
+      let want = ranges.reduce((s, r) => s + r.length, 0);
       stats.pipeBufs++;
-      while (want2 > 0) {
+      while (want > 0) {
         const got = ctx.parasite.dumpPages(ranges);
-        if (got <= 0 || got > want2) throw new MemoryDumpError(ctx.pid, 'dump pages', `the parasite moved ${got} of ${want2} bytes at ${hex(ranges[0].start)}`);
-        let left = got;
-        while (left > 0) {
-          const n = sys.splice(rfd, null, imgFd, BigInt(offset), left, SPLICE_F.MOVE);
-          if (n <= 0) throw new MemoryDumpError(ctx.pid, 'splice pages', `splice returned ${n} with ${left} bytes in the pipe`);
-          offset += n;
-          left -= n;
-        }
-        want2 -= got;
+        if (got <= 0 || got > want) throw new MemoryDumpError(ctx.pid, 'dump pages', `the parasite moved ${got} of ${want} bytes at ${hex(ranges[0].start)}`);
+        drainPipe(ctx, pipe, imgFd, offset, got);
+        offset += got;
+        want -= got;
         ranges = dropBytes(ranges, got);
       }
     }
     stats.bytesWritten = offset;
   } finally {
-    sys.close(rfd);
-    sys.close(wfd);
+    closePipes([pipe]);
   }
 }
 
@@ -305,6 +423,8 @@ export async function dumpMemory(ctx: TaskDumpContext, vmas: Msg[], opts: DumpMe
     throw new MemoryDumpError(ctx.pid, 'create pages image', `${file}: ${(e as Error).message}`, { cause: e });
   }
   try {
+    // Allocate the blocks up front (ext4 then skips delayed allocation page by page); best effort.
+    if (totalBytes > 0) sys.trySyscall('fallocate', imgFd, 0, 0, totalBytes);
     const undo = makeReadable(ctx, unreadable);
     try {
       if (method === 'parasite') transferParasite(ctx, runs, imgFd, totalBytes, opts, stats);
