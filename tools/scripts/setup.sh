@@ -13,8 +13,9 @@ if [ "$(pnpm --version 2>/dev/null || true)" != "$want_pnpm" ]; then
   npm i -g "pnpm@$want_pnpm" >&2
 fi
 
-# Debian packages: the host C compiler for test programs and parasite blobs, python3 for crit.
-pkgs=(gcc make python3 libc6-dev linux-libc-dev-ppc64el-cross gcc-powerpc64le-linux-gnu)
+# Debian packages: the host C compiler for test programs and parasite blobs, python3 for crit,
+# time (/usr/bin/time) for the benchmark's peak RSS.
+pkgs=(gcc make python3 time libc6-dev linux-libc-dev-ppc64el-cross gcc-powerpc64le-linux-gnu)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

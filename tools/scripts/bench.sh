@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# `pnpm bench`: builds the packages, then benchmarks criu-ts (library API and CLI) against the
+# oracle CRIU on 64 MiB, 1 GiB and 4 GiB of touched memory and writes docs/benchmarks.md and
+# docs/benchmarks.svg (see tools/bench/bench.mjs). Needs root and tools/scripts/setup.sh done.
+#   BENCH_SIZES=64,1024   sizes in MiB      BENCH_REPS=2   repetitions
+#   BENCH_DIR=...         images directory  BENCH_NO_DOC=1 leave docs/ alone
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+if [ "$(id -u)" != 0 ]; then
+  echo "bench: run as root (ptrace, CRIU)" >&2
+  exit 1
+fi
+echo "[bench] building" >&2
+pnpm exec turbo run build --output-logs=errors-only >&2
+exec node tools/bench/bench.mjs "$@"
