@@ -119,22 +119,89 @@ export function need<T>(v: T | undefined | null, file: string, field: string, re
 
 /** The images of the one task, checked for presence, kind and the fields restore cannot do without. */
 export function readTaskImagesFrom(src: ImageSource, march: number, threadInfoField: string, pageSize: number): TaskImages {
+  checkInventory(src);
+  const tree = read(src, 'pstree.img', 'PSTREE');
+  if (tree.length !== 1) throw new RestoreError('read-images', `${tree.length} tasks in the tree; restoring process trees is not supported yet`, { file: 'pstree.img' });
+  return taskImagesOf(src, tree[0], 0, () => readFiles(src), march, threadInfoField, pageSize);
+}
+
+function checkInventory(src: ImageSource): void {
   if (src.has(INCOMPLETE_MARKER)) {
     throw new RestoreError('read-images', 'the images directory is marked incomplete: its dump did not finish', { file: INCOMPLETE_MARKER, hint: 'dump again' });
   }
   const inv = one(read(src, 'inventory.img', 'INVENTORY'), 'inventory.img');
   if (inv.img_version !== 2) throw new RestoreError('read-images', `unsupported img_version ${inv.img_version}`, { file: 'inventory.img', field: 'img_version' });
   if (!inv.fdinfo_per_id) throw new RestoreError('read-images', 'too old image (no fdinfo_per_id)', { file: 'inventory.img', field: 'fdinfo_per_id' });
+}
+
+function readFiles(src: ImageSource): Map<number, Msg> {
+  const files = new Map<number, Msg>();
+  read(src, 'files.img', 'FILES').forEach((f, i) => {
+    const id = need(f.id as number | undefined, 'files.img', 'id', i);
+    if (files.has(id)) throw new RestoreError('read-images', `file id ${id} appears twice`, { file: 'files.img', record: i, field: 'id' });
+    files.set(id, f);
+  });
+  return files;
+}
+
+/** A whole image set: every task of pstree.img (in its order) and the pipes' buffered data. */
+export interface TreeImages {
+  tasks: TaskImages[];
+  /** pipes-data.img by pipe_id: the pipe's buffer size and its data. */
+  pipesData: Map<number, { size: number; data: Buffer }>;
+}
+
+/** The images of every task of the tree, each checked as readTaskImagesFrom checks one. */
+export function readTreeImagesFrom(src: ImageSource, march: number, threadInfoField: string, pageSize: number): TreeImages {
+  checkInventory(src);
   const tree = read(src, 'pstree.img', 'PSTREE');
-  if (tree.length !== 1) throw new RestoreError('read-images', `${tree.length} tasks in the tree; restoring process trees is not supported yet`, { file: 'pstree.img' });
-  const pstree = tree[0];
-  const pid = need(pstree.pid as number, 'pstree.img', 'pid');
-  if (!Number.isInteger(pid) || pid <= 0 || pid > 4194304) throw new RestoreError('read-images', `invalid pid ${pid}`, { file: 'pstree.img', field: 'pid' });
+  if (tree.length === 0) throw new RestoreError('read-images', 'no task in the tree', { file: 'pstree.img' });
+  let files: Map<number, Msg> | undefined;
+  const tasks = tree.map((e, i) => taskImagesOf(src, e, i, () => (files ??= readFiles(src)), march, threadInfoField, pageSize));
+  const pids = new Set<number>();
+  tasks.forEach((t, i) => {
+    for (const tid of [t.pid, ...t.threadCores.map((c) => c.tid)]) {
+      if (pids.has(tid)) throw new RestoreError('read-images', `pid ${tid} appears twice in the tree`, { file: 'pstree.img', record: i });
+      pids.add(tid);
+    }
+    const ppid = Number(t.pstree.ppid ?? 0);
+    if (i === 0 ? ppid !== 0 && tasks.some((o) => o.pid === ppid) : !tasks.slice(0, i).some((o) => o.pid === ppid)) {
+      throw new RestoreError('read-images', `task ${t.pid}: its parent ${ppid} is not listed before it`, { file: 'pstree.img', record: i, field: 'ppid' });
+    }
+  });
+  const pipesData = new Map<number, { size: number; data: Buffer }>();
+  if (src.has('pipes-data.img')) {
+    let img: DecodedImage;
+    try {
+      img = decodeImageEntries(src.read('pipes-data.img'), { file: 'pipes-data.img' });
+    } catch (e) {
+      throw new RestoreError('read-images', (e as Error).message, { cause: e, file: 'pipes-data.img', hint: 'the image is damaged' });
+    }
+    img.entries.forEach((e, i) => {
+      const id = Number(need(e.message.pipe_id, 'pipes-data.img', 'pipe_id', i));
+      const data = e.extra?.kind === 'bytes' && e.extra.data ? Buffer.from(e.extra.data) : Buffer.alloc(0);
+      if (data.length !== Number(e.message.bytes ?? 0)) throw new RestoreError('read-images', `pipe ${id}: ${data.length} bytes of data, the record says ${e.message.bytes}`, { file: 'pipes-data.img', record: i });
+      pipesData.set(id, { size: Number(e.message.size ?? 0), data });
+    });
+  }
+  return { tasks, pipesData };
+}
+
+/** readTreeImagesFrom over a directory. */
+export async function readTreeImages(dir: string, march: number, threadInfoField: string, pageSize: number): Promise<TreeImages> {
+  if (!fs.existsSync(dir)) throw new RestoreError('read-images', `no images directory ${dir}`, { hint: 'check the -D/--images-dir path' });
+  return readTreeImagesFrom(dirSource(dir), march, threadInfoField, pageSize);
+}
+
+/** One task's images (`pstree`: its pstree.img record number `record`). */
+function taskImagesOf(src: ImageSource, pstree: Msg, record: number, filesOf: () => Map<number, Msg>, march: number, threadInfoField: string, pageSize: number): TaskImages {
+  const pid = need(pstree.pid as number, 'pstree.img', 'pid', record);
+  if (!Number.isInteger(pid) || pid <= 0 || pid > 4194304) throw new RestoreError('read-images', `invalid pid ${pid}`, { file: 'pstree.img', field: 'pid', record });
   const threads = (pstree.threads as number[] | undefined) ?? [pid];
-  if (threads[0] !== pid) throw new RestoreError('read-images', `the first thread of task ${pid} is ${threads[0]}`, { file: 'pstree.img', field: 'threads' });
+  if (threads[0] !== pid) throw new RestoreError('read-images', `the first thread of task ${pid} is ${threads[0]}`, { file: 'pstree.img', field: 'threads', record });
   const threadCores = threads.slice(1).map((tid, i) => {
     if (!Number.isInteger(tid) || tid <= 0 || tid > 4194304 || threads.indexOf(tid) !== i + 1) {
-      throw new RestoreError('read-images', `invalid or repeated thread id ${tid}`, { file: 'pstree.img', field: 'threads', record: 0 });
+      throw new RestoreError('read-images', `invalid or repeated thread id ${tid}`, { file: 'pstree.img', field: 'threads', record });
     }
     const file = `core-${tid}.img`;
     const c = one(read(src, file, 'CORE'), file);
@@ -172,12 +239,7 @@ export function readTaskImagesFrom(src: ImageSource, march: number, threadInfoFi
   const fdinfoFile = `fdinfo-${filesId}.img`;
   const fdinfo = read(src, fdinfoFile, 'FDINFO');
   const fsImg = one(read(src, `fs-${pid}.img`, 'FS'), `fs-${pid}.img`);
-  const files = new Map<number, Msg>();
-  read(src, 'files.img', 'FILES').forEach((f, i) => {
-    const id = need(f.id as number | undefined, 'files.img', 'id', i);
-    if (files.has(id)) throw new RestoreError('read-images', `file id ${id} appears twice`, { file: 'files.img', record: i, field: 'id' });
-    files.set(id, f);
-  });
+  const files = filesOf();
   return { pid, pstree, core, threadCores, ids, mm, pages: { file: src.locate(pagesName), runs: present }, fdinfo, fs: fsImg, files };
 }
 
