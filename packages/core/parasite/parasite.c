@@ -277,9 +277,22 @@ long parasite_main(struct parasite_args *args)
 			ret = send_msg(sk, PCMD_MPROTECT, (int)do_mprotect(payload + 8, cnt), 0, 0, 0, 0);
 			break;
 		case PCMD_FINI:
+			/*
+			 * Done. Not back to the trap: a trap the dumper did not live to see would kill the
+			 * task. Wait instead, on the socket, for the dumper to stop the task (PTRACE_INTERRUPT)
+			 * and put its state back; if the socket closes first, the dumper is gone: resume.
+			 */
+			if (pipe_fd >= 0)
+				sys6(__NR_close, pipe_fd, 0, 0, 0, 0, 0);
+			pipe_fd = -1;
 			send_msg(sk, PCMD_FINI, 0, 0, 0, 0, 0);
-			ret = 0;
-			goto out;
+			for (;;) {
+				n = recv_msg(sk, &fd);
+				if (n <= 0)
+					goto lost;
+				if (fd >= 0)
+					sys6(__NR_close, fd, 0, 0, 0, 0, 0);
+			}
 		default:
 			ret = send_msg(sk, m->cmd, -95, 0, 0, 0, 0); /* EOPNOTSUPP */
 			break;

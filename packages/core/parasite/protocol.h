@@ -18,7 +18,7 @@ enum parasite_cmd {
 	PCMD_SET_PIPE = 4,    /* carries SCM_RIGHTS: the pipe's write end for PCMD_DUMP_PAGES */
 	PCMD_DUMP_PAGES = 5,  /* payload: u32 n, u32 pad, struct { u64 base, len } iov[n] */
 	PCMD_MPROTECT = 6,    /* payload: u32 n, u32 pad, struct { u64 start, len, prot } r[n] */
-	PCMD_FINI = 7,        /* parasite closes everything and returns to its trap */
+	PCMD_FINI = 7,        /* parasite replies, then waits for the dumper to stop it (or for EOF) */
 	/* A closed or broken socket is not a command: the parasite resumes the task (sigreturn_sp). */
 };
 

@@ -223,6 +223,7 @@ describe('fuzzing restore planning', () => {
     let planNs = 0n;
     let worst = '';
     const t0 = Date.now();
+    const cpu0 = process.cpuUsage();
     for (let i = 0; i < SETS; i++) {
       const base = bases[i % bases.length];
       const { set, did } = mutate(r, base.set, base.decoded);
@@ -245,10 +246,14 @@ describe('fuzzing restore planning', () => {
       outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
     }
     const elapsed = Date.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    const cpuMs = (cpu.user + cpu.system) / 1000;
     const top = [...outcomes].sort((a, b) => b[1] - a[1]);
-    console.log(`${SETS} sets in ${elapsed} ms (decode + planRestore: ${Number(planNs / 1000000n)} ms, the rest making the damage); slowest ${worstMs.toFixed(1)} ms (${worst}); ${top.length} distinct outcomes:\n` + top.slice(0, 200).filter(([k], i) => i < 12 || !/record length|image missing|field number|unknown magic/.test(k)).map(([k, n]) => `${String(n).padStart(7)}  ${k}`).join('\n'));
-    expect(worstMs).toBeLessThan(250);
-    expect(elapsed).toBeLessThan(60_000);
+    console.log(`${SETS} sets in ${elapsed} ms, ${Math.round(cpuMs)} ms of CPU (decode + planRestore: ${Number(planNs / 1000000n)} ms, the rest making the damage); slowest ${worstMs.toFixed(1)} ms (${worst}); ${top.length} distinct outcomes:\n` + top.slice(0, 200).filter(([k], i) => i < 12 || !/record length|image missing|field number|unknown magic/.test(k)).map(([k, n]) => `${String(n).padStart(7)}  ${k}`).join('\n'));
+    // No hang: every set is decided quickly (the bound leaves room for GC pauses and a busy CI
+    // machine), and the whole run stays within budget on one core.
+    expect(worstMs).toBeLessThan(1000);
+    expect(cpuMs).toBeLessThan(90_000);
     // The damage reaches the deep checks, not only the decoder.
     const deep = top.filter(([k]) => /overlaps|not inside the mappings|not page aligned|no file with id|appears twice|required value missing/.test(k)).reduce((n, [, c]) => n + c, 0);
     expect(deep).toBeGreaterThan(SETS / 100);

@@ -51,7 +51,7 @@ require.extensions['.ts'] = (m, filename) => {
  *                    (the main thread is then anywhere, e.g. blocked in a ptrace loop)
  *   access           prints "access <json>": ptraceAccessProblem(pid) as this user sees it
  *   pause:<name>:<ms> holds the task (blocks) for <ms> ms when step <name> begins, then goes on
- * Prints "step <name>" per step, then "done" or "error <message>".
+ * Prints "step <name> <ms since start>" per step, then "done" or "error <message>".
  */
 const DUMPER = `${PRELUDE}
 const { Worker } = require('worker_threads');
@@ -78,7 +78,7 @@ if (kind === 'access') {
 const go = () => dump({
   pid: Number(pid), imagesDir: dir, leaveRunning: true,
   onProgress: (p) => {
-    fs.writeSync(1, 'step ' + p.step + '\\n');
+    fs.writeSync(1, 'step ' + p.step + ' ' + performance.now().toFixed(3) + '\\n');
     if (kind === 'step' && p.step === stepName) process.kill(process.pid, 'SIGKILL');
     if (kind === 'pause' && p.step === stepName) Atomics.wait(shared, 1, 0, Number(usArg));
     if (kind === 'delay' && p.step === stepName) { Atomics.store(shared, 0, 1); Atomics.notify(shared, 0); }
@@ -165,6 +165,14 @@ export function runSoak(prog: string, cycles: number, work: string): Promise<{ c
 }
 
 export interface DumperRun { code: number | null; signal: NodeJS.Signals | null; out: string; ms: number }
+
+/** How long each step of a finished run took (ms), from its "step" lines. */
+export function stepDurations(out: string): Map<string, number> {
+  const steps = [...out.matchAll(/^step (\S+) ([\d.]+)$/gm)].map((m) => ({ name: m[1], at: Number(m[2]) }));
+  const d = new Map<string, number>();
+  steps.forEach((s, i) => { if (i + 1 < steps.length) d.set(s.name, steps[i + 1].at - s.at); });
+  return d;
+}
 
 /** Runs the dumper process to its end (or its death); never ptraces it. */
 export function runDumper(pid: number, dir: string, mode = 'none', o: { wrapper?: string[]; onOutput?: (out: string, child: number) => void } = {}): Promise<DumperRun> {

@@ -33,6 +33,10 @@ export class FrozenTask {
    * signal-delivery-stop ('signal': the trap of injected code, a fault, a stray signal).
    */
   private stopKind: 'event' | 'signal' = 'event';
+  /** Pending signals (private and shared) when the task was frozen. */
+  pendingAtFreeze = 0n;
+  /** Whether we let the task run (startCall) and have not collected its stop yet. */
+  private running = false;
 
   private constructor(readonly pid: number, readonly arch: Arch, savedRegs: Buffer, savedSigmask: bigint, private readonly parkWhenIdle: boolean) {
     this.savedRegs = savedRegs;
@@ -51,7 +55,9 @@ export class FrozenTask {
       waitStop(pid, 'freeze');
       const regs = sys.ptrace.getRegset(pid, NT.PRSTATUS, arch.gpRegsSize);
       const mask = sys.ptrace.getSigMask(pid);
-      return new FrozenTask(pid, arch, Buffer.from(regs), mask, true);
+      const task = new FrozenTask(pid, arch, Buffer.from(regs), mask, true);
+      task.pendingAtFreeze = pendingOf(pid);
+      return task;
     } catch (e) {
       try { sys.ptrace.detach(pid); } catch { /* it may be gone */ }
       throw e instanceof InfectError ? e : new InfectError(pid, 'freeze', (e as Error).message, { cause: e });
@@ -119,6 +125,7 @@ export class FrozenTask {
     sys.ptrace.setRegset(this.pid, NT.PRSTATUS, regs);
     sys.ptrace.setSigMask(this.pid, ALL_SIGNALS_BLOCKED);
     sys.ptrace.cont(this.pid, 0);
+    this.running = true;
   }
 
   /** Waits for code started with startCall() to trap; returns its return value. */
@@ -134,6 +141,7 @@ export class FrozenTask {
    * delivers a signal: one that stopped the task meanwhile is kept for release().
    */
   haltCall(step: string, graceMs: number): Buffer {
+    if (!this.running) return Buffer.from(sys.ptrace.getRegset(this.pid, NT.PRSTATUS, this.arch.gpRegsSize));
     const deadline = Date.now() + graceMs;
     let interrupted = false;
     for (;;) {
@@ -155,9 +163,11 @@ export class FrozenTask {
       }
       if (st.kind === 'exited' || st.kind === 'signaled') {
         this.released = true;
+        this.running = false;
         throw new InfectError(this.pid, step, `the task died (${describe(st)})`);
       }
       if (st.kind !== 'stopped') continue;
+      this.running = false;
       if (st.event === PTRACE_EVENT.STOP) {
         this.stopKind = 'event';
       } else if (st.event !== undefined) {
@@ -293,10 +303,12 @@ export class FrozenTask {
       if (!st) continue;
       if (st.kind === 'exited' || st.kind === 'signaled') {
         this.released = true;
+        this.running = false;
         throw new InfectError(this.pid, step, `the task died (${describe(st)})`);
       }
       if (st.kind !== 'stopped') continue;
       if (st.signal === SIGNALS.SIGTRAP && st.event === undefined) {
+        this.running = false;
         this.stopKind = 'signal';
         return Buffer.from(sys.ptrace.getRegset(this.pid, NT.PRSTATUS, this.arch.gpRegsSize));
       }
@@ -306,6 +318,7 @@ export class FrozenTask {
         continue;
       }
       if (isTrapOrFault(st.signal)) {
+        this.running = false;
         this.stopKind = 'signal';
         throw new InfectError(this.pid, step, `injected code faulted with signal ${st.signal} at ip 0x${this.currentIp().toString(16)}`);
       }
@@ -326,6 +339,16 @@ function isTrapOrFault(sig: number): boolean {
 
 function sleepMs(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+function pendingOf(pid: number): bigint {
+  try {
+    const st = fs.readFileSync(`/proc/${pid}/status`, 'latin1');
+    const get = (k: string) => BigInt('0x' + (new RegExp(`^${k}:\\s+([0-9a-f]+)`, 'm').exec(st)?.[1] ?? '0'));
+    return get('SigPnd') | get('ShdPnd');
+  } catch {
+    return 0n;
+  }
 }
 
 /** TracerPid of `pid` from /proc, or 0. */

@@ -77,6 +77,8 @@ export class Parasite {
     readonly selfResume: boolean,
     /** Why there is no self-resume frame, when there is none. */
     readonly selfResumeError?: Error,
+    /** The task's end of the control socket (closed by an injected syscall once the task is cured). */
+    private readonly taskFd = -1,
   ) {}
 
   /** Address and size of the parasite's mapping in the task. */
@@ -145,7 +147,7 @@ export class Parasite {
       writeAll(task, base + BigInt(lay.argsOff), encodeArgs(pageSize, name, taskFd, sigreturnSp), 'write parasite args');
       task.startCall(base + BigInt(blob.entry), base + BigInt(size), base + BigInt(lay.argsOff));
       started = true;
-      const p = new Parasite(task, base, size, sock, sigreturnSp !== 0n, selfResumeError);
+      const p = new Parasite(task, base, size, sock, sigreturnSp !== 0n, selfResumeError, taskFd);
       try {
         p.expect(PCMD.READY, 0);
       } catch (e) {
@@ -224,46 +226,55 @@ export class Parasite {
     this.expect(PCMD.MPROTECT, 0);
   }
 
-  /** Stops the parasite, unmaps it and cures the task (still frozen afterwards). */
+  /**
+   * Stops the parasite, unmaps it and cures the task (still frozen afterwards). The parasite
+   * answers FINI and then waits on the socket; we stop the task there with PTRACE_INTERRUPT (a
+   * PTRACE_EVENT_STOP, harmless if we die) rather than let it run into its trap (a SIGTRAP stop,
+   * fatal to the task if we died before curing it).
+   */
   finish(): void {
     if (this.finished) return;
     this.finished = true;
     try {
       this.request(PCMD.FINI, Buffer.alloc(0));
       this.expect(PCMD.FINI, 0);
-      const ret = this.task.waitCallTrap('parasite fini');
-      if (ret !== 0n) throw new InfectError(this.task.pid, 'parasite fini', `parasite exited with ${ret}`);
+      const outcome = haltAndCure(this.task, this.base, this.size, 0);
+      if (outcome !== 'cured') throw new InfectError(this.task.pid, 'parasite fini', 'the parasite had already resumed the task');
     } catch (e) {
-      try { haltAndCure(this.task, this.base, this.size, 2000); } catch { /* keep the first error */ }
-      this.sock.close();
-      try { this.task.syscall('munmap', this.base, this.size); } catch { /* keep the first error */ }
+      try { this.cleanUp(haltAndCure(this.task, this.base, this.size, 2000)); } catch { /* keep the first error */ }
       throw e;
     }
+    this.cleanUp('cured');
+  }
+
+  /** With the task stopped and cured: our socket closed, the task's one too, the area unmapped. */
+  private cleanUp(outcome: 'cured' | 'resumed-by-parasite'): void {
     this.sock.close();
-    this.task.cure();
+    // A parasite that resumed the task closed its socket itself; one we stopped did not.
+    if (outcome === 'cured' && this.taskFd >= 0) this.task.syscall('close', this.taskFd);
+    dropOwnSigpipe(this.task, this.base);
     this.task.syscall('munmap', this.base, this.size);
   }
 
   /**
-   * Tears the parasite down after an error: asks it to finish (FINI, without waiting for the
-   * reply), stops the task wherever it is after a grace period, and only then closes the socket
+   * Tears the parasite down after an error: stops the task wherever it is (after `graceMs`), and
+   * only then closes the socket
    * (a parasite that sees it close resumes the task on its own, which must not happen while we
    * still hold it). Returns what became of the task.
    */
-  abort(graceMs = 2000): 'cured' | 'resumed-by-parasite' {
+  abort(graceMs = 0): 'cured' | 'resumed-by-parasite' {
     if (this.finished) return 'cured';
     this.finished = true;
     let outcome: 'cured' | 'resumed-by-parasite';
     try {
-      try {
-        this.sock.setTimeout(200);
-        this.request(PCMD.FINI, Buffer.alloc(0));
-      } catch { /* the parasite may be stuck, crashed or gone: the stop below copes */ }
+      // No FINI: the parasite would answer and wait. Stop it wherever it is (a crash already
+      // stopped it); its registers are replaced by the task's own anyway.
       outcome = haltAndCure(this.task, this.base, this.size, graceMs);
-    } finally {
+    } catch (e) {
       this.sock.close();
+      throw e;
     }
-    try { this.task.syscall('munmap', this.base, this.size); } catch { /* best effort */ }
+    try { this.cleanUp(outcome); } catch { /* best effort */ } finally { this.sock.close(); }
     return outcome;
   }
 
@@ -309,6 +320,28 @@ function writeResumeFrame(task: FrozenTask, frameAddr: bigint, scratch: bigint, 
     if (e instanceof InfectError && !(e instanceof RemoteSyscallError) && e.step !== 'self-resume frame') throw e; // the task died, ptrace failed ...
     throw new InfectError(task.pid, 'self-resume frame', (e as Error).message, { cause: e });
   }
+}
+
+const SIGPIPE_BIT = 1n << 12n; // signal 13
+
+function pendingSignals(pid: number): bigint {
+  const st = fs.readFileSync(`/proc/${pid}/status`, 'latin1');
+  const get = (k: string) => BigInt('0x' + (new RegExp(`^${k}:\\s+([0-9a-f]+)`, 'm').exec(st)?.[1] ?? '0'));
+  return get('SigPnd') | get('ShdPnd');
+}
+
+/**
+ * A vmsplice into a pipe whose reader we closed (a dump that failed mid-transfer) queues SIGPIPE
+ * while the parasite runs with every signal blocked; with the task's own mask back it would kill
+ * the task. If SIGPIPE is pending now and was not at the freeze, take it out (rt_sigtimedwait,
+ * zero timeout, in the task, using the parasite area for its arguments).
+ */
+function dropOwnSigpipe(task: FrozenTask, scratch: bigint): void {
+  if (!(pendingSignals(task.pid) & SIGPIPE_BIT) || task.pendingAtFreeze & SIGPIPE_BIT) return;
+  const args = Buffer.alloc(24); // sigset (8) + timespec {0, 0}
+  if (task.arch.littleEndian) args.writeBigUInt64LE(SIGPIPE_BIT, 0); else args.writeBigUInt64BE(SIGPIPE_BIT, 0);
+  writeAll(task, scratch, args, 'drop SIGPIPE');
+  task.rawSyscall('rt_sigtimedwait', scratch, 0, scratch + 8n, 8);
 }
 
 function writeAll(task: FrozenTask, addr: bigint, data: Buffer, step: string): void {
