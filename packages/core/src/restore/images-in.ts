@@ -347,7 +347,8 @@ function regFile(img: TaskImages, id: number, what: string, file: string, field:
   return name;
 }
 
-function checkPlan(img: TaskImages, opts: PlanOptions): RestorePlan {
+/** The checks of planRestore on one task's images already read (e.g. each task of readTreeImages). */
+export function checkPlan(img: TaskImages, opts: PlanOptions): RestorePlan {
   const { pid } = img;
   const ps = BigInt(opts.pageSize);
   const mmFile = `mm-${pid}.img`;
