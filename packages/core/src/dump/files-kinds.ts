@@ -67,6 +67,7 @@ export function kernelEncodeDev(dev: bigint): number {
 export type FdClass =
   | { kind: 'reg' }                                   // regular file, directory, symlink, mem/autofs char device
   | { kind: 'pty-slave'; index: number }              // a pseudo-terminal's slave side
+  | { kind: 'pipe'; inode: number }                   // an unnamed pipe (pipe:[inode])
   | { kind: 'socket'; inode: number }                 // only the parasite's own socket is let through
   | { kind: 'unsupported'; what: string; reason?: string };
 
@@ -86,7 +87,8 @@ const ANON_KINDS: Record<string, string> = {
 export function classifyLink(link: string, st: fs.BigIntStats | undefined, sameFileAt: (p: string) => boolean): FdClass {
   const sock = /^socket:\[(\d+)\]$/.exec(link);
   if (sock) return { kind: 'socket', inode: Number(sock[1]) };
-  if (/^pipe:\[\d+\]$/.test(link)) return { kind: 'unsupported', what: 'pipe' };
+  const pipe = /^pipe:\[(\d+)\]$/.exec(link);
+  if (pipe) return { kind: 'pipe', inode: Number(pipe[1]) };
   if (link.startsWith('anon_inode:')) {
     const a = link.slice('anon_inode:'.length);
     return { kind: 'unsupported', what: ANON_KINDS[a] ?? `anonymous inode ${a}` };
@@ -189,6 +191,7 @@ export function classifyFd(pid: number, fd: number): { link: string; st?: fs.Big
 export function refusal(pid: number, fd: number | string, link: string, cls: FdClass, shellJob: boolean): UnsupportedFileError | undefined {
   switch (cls.kind) {
     case 'reg':
+    case 'pipe':
       return undefined;
     case 'pty-slave':
       if (shellJob) return undefined;

@@ -18,6 +18,7 @@ import { listFds, readFdInfo, type FdInfo } from '../proc/fdinfo.js';
 import { readStatus } from '../proc/status.js';
 import { readBuildIdFromFd } from './files-build-id.js';
 import { ptySlaveInfo, ptyInfoId } from './files-tty.js';
+import { pipeDataOf } from './pipes.js';
 import {
   FilesDumpError, S_IFMT, S_IFREG, UnsupportedFileError, classifyLink, nameStillNames, refusal,
 } from './files-kinds.js';
@@ -237,6 +238,16 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
           if (info) ttyInfo.push(info);
           return { id: tid, tty_info_id: ptyInfoId(index, false), flags, fown: { ...fown }, regf_id: regfId };
         }));
+      } else if (cls.kind === 'pipe') {
+        // Each end (each open file description) is its own pipe_entry; pipe_id is the inode.
+        type = FD_TYPE.PIPE;
+        ({ id } = ctx.files.internOpenFile(pid, s.fd, `${gen}:${flags & O_ACCMODE}`, type, (pid_) =>
+          ({ id: pid_, pipe_id: cls.inode, flags, fown: { ...fown } })));
+        try {
+          pipeDataOf(ctx.files).capture(cls.inode, s.lfd, flags);
+        } catch (e) {
+          throw new FilesDumpError(pid, `fd ${s.fd}`, `cannot read the data buffered in ${s.link}: ${(e as Error).message}`, { cause: e });
+        }
       } else {
         type = FD_TYPE.REG;
         if (!s.link.endsWith(' (deleted)') && !nameStillNames(pid, s.link, s.st)) {
