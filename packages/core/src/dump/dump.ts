@@ -1,8 +1,10 @@
 /**
- * `dump()`: checkpoint one process into a directory of CRIU images. The task is frozen with
- * ptrace, its state collected from /proc, ptrace and the parasite, its memory spliced into
- * pages-1.img, then it is cured and killed (or left running). Any failure cures and resumes
- * the task exactly as before and leaves the images directory marked incomplete.
+ * `dump()`: checkpoint a process and all its descendants into a directory of CRIU images. Every
+ * thread of every task is frozen with ptrace; then, task by task (pstree order), its state is
+ * collected from /proc, ptrace and its own parasite and its memory spliced into its own
+ * pages-<n>.img; one file registry serves the whole tree (an inherited open file keeps one id).
+ * Then the tasks are cured and killed (or left running). Any failure cures and resumes every
+ * task exactly as before and leaves the images directory marked incomplete.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -11,7 +13,6 @@ import { writeImageFile } from '@criu/images';
 import { sys } from '@criu/sys';
 import type { Arch } from '../arch/types.js';
 import { hostArch } from '../arch/host.js';
-import { FrozenTask } from '../infect/frozen-task.js';
 import { Parasite } from '../infect/parasite.js';
 import type { ParasiteTaskState } from '../infect/protocol.js';
 import { readMaps } from '../proc/maps.js';
@@ -26,7 +27,9 @@ import { dumpMemory } from './memory.js';
 import type { Msg, TaskDumpContext } from './model.js';
 import { DUMP_STEPS, type DumpStep } from './steps.js';
 import { collectPtraceState, collectTaskCore, collectThreadCore, PR_GET_SECUREBITS, savedAuxv } from './task-state.js';
-import { collectThreadSelfState, freezeThreads, killThreads, releaseThreads } from './threads.js';
+import { collectThreadSelfState, releaseThreads } from './threads.js';
+import { checkNothingShared, freezeTree, killTree, listTree, releaseTree, type TreeTask } from './tree.js';
+import { pipeDataOf } from './pipes.js';
 import { collectVmas } from './vmas.js';
 
 export const INCOMPLETE_MARKER = 'criu-ts.incomplete';
@@ -97,8 +100,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     if (faultAt === name) throw new InjectedFault(name);
   };
 
-  let task: FrozenTask | undefined;
-  let threads: FrozenTask[] = [];
+  let tasks: TreeTask[] = [];
   let parasite: Parasite | undefined;
   let frozenAt = 0n;
   const t0 = process.hrtime.bigint();
@@ -106,137 +108,102 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     step('check-task');
     const status = readStatusOrFail(pid);
     if (status.tracerPid !== 0) throw new DumpError('check-task', pid, `the task is already traced by process ${status.tracerPid}`, { hint: 'another dump or a debugger holds it' });
-    const children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1').trim();
-    if (children) throw new DumpError('check-task', pid, `the task has children (${children}); process trees are not supported yet`);
+    const seen = listTree(pid);
+    for (const t of seen.slice(1)) {
+      let st;
+      try { st = readStatus(t.pid); } catch { continue; /* exited meanwhile */ }
+      if (st.tracerPid !== 0) throw new DumpError('check-task', t.pid, `task ${t.pid} (in the tree of ${pid}) is already traced by process ${st.tracerPid}`, { hint: 'another dump or a debugger holds it' });
+    }
 
     step('check-files');
-    checkFilesSupported(pid, options.shellJob ?? false);
+    for (const t of seen) {
+      try {
+        checkFilesSupported(t.pid, options.shellJob ?? false);
+      } catch (e) {
+        if (t.pid !== pid && !fs.existsSync(`/proc/${t.pid}`)) continue;
+        throw e;
+      }
+    }
 
     step('prepare-dir');
     fs.mkdirSync(imagesDir, { recursive: true, mode: 0o700 });
     fs.writeFileSync(path.join(imagesDir, INCOMPLETE_MARKER), `dump of ${pid} in progress\n`, { mode: 0o600 });
 
     step('freeze');
-    threads = freezeThreads(pid, arch);
-    task = threads[0];
+    tasks = freezeTree(pid, arch);
     frozenAt = process.hrtime.bigint();
     const freezingTimeUs = usSince(t0);
-
-    step('collect-proc');
-    const stat = readStat(pid);
-    const statusFrozen = readStatus(pid);
-    const maps = readMaps(pid);
-    const vmFlags = readSmapsVmFlags(pid);
-    const auxv = savedAuxv(pid);
-    const brk = task.syscall('brk', 0);
-    const securebits = Number(task.syscall('prctl', PR_GET_SECUREBITS, 0, 0, 0, 0));
-    // ptrace reads need the task stopped, so they come before the parasite runs in it.
-    const ptraceState = collectPtraceState(pid);
-    const threadInfo = arch.dumpThreadInfo(pid, task.savedRegs);
-    const others = threads.slice(1);
-    const selfStates = collectThreadSelfState(task, others, sys.pageSize());
-    const extraCores: Array<{ tid: number; core: Msg }> = others.map((t) => {
-      const ti = arch.dumpThreadInfo(t.pid, t.savedRegs);
-      const self = selfStates.get(t.pid)!;
-      ti.clear_tid_addr = self.tidAddress;
-      const threadCore = collectThreadCore({
-        tid: t.pid, stat: readStat(pid, t.pid), status: readStatus(pid, t.pid), ptrace: collectPtraceState(t.pid),
-        securebits, self, sigmask: t.savedSigmask,
-      });
-      return { tid: t.pid, core: { mtype: arch.image.march, [arch.image.threadInfoField]: ti, thread_core: threadCore } };
-    });
-
-    step('infect');
-    parasite = Parasite.inject(task);
-
-    step('task-state');
-    const pstate: ParasiteTaskState = parasite.taskState();
-    const { tc, threadCore } = collectTaskCore({ pid, stat, status: statusFrozen, parasite: pstate, sigmask: task.savedSigmask, securebits, ptrace: ptraceState });
+    checkNothingShared(tasks);
+    if (tasks.length > 1) log.info(`dump: tree of ${tasks.length} tasks: ${tasks.map((t) => `${t.pid}<${t.ppid}`).join(' ')}`);
 
     const files = new FileRegistry();
-    const ctx: TaskDumpContext = { pid, imagesDir, pageSize: sys.pageSize(), log, files, parasite, maps, shellJob: options.shellJob ?? false };
-
-    step('files');
-    const filesOut = await collectFiles(ctx);
-
-    step('vmas');
-    const vmas = collectVmas(pid, maps, vmFlags, (m) => mappedFileId(ctx, m));
-
-    step('memory');
-    const mem = await dumpMemory(ctx, vmas, { pagesId: 1, ...options.memory });
-
-    step('registers');
-    threadInfo.clear_tid_addr = pstate.tidAddress;
-
-    step('cure');
-    parasite.finish();
-    parasite = undefined;
+    const images: ImageList = [];
+    const pstree: Msg[] = [];
+    const ttyInfo: Msg[] = [];
+    const total = { pagesScanned: 0, pagesWritten: 0, pagesSkippedZero: 0, pagesSkippedFile: 0, elapsedMs: 0, pipeBufs: 0 };
+    for (let i = 0; i < tasks.length; i++) {
+      const r = await dumpTask(tasks[i], i, { arch, imagesDir, log, files, step, options, setParasite: (p) => { parasite = p; } });
+      images.push(...r.images);
+      pstree.push(r.pstree);
+      ttyInfo.push(...r.ttyInfo);
+      for (const k of Object.keys(total) as Array<keyof typeof total>) total[k] += r.mem[k];
+    }
 
     step('write-images');
-    const ids: Msg = { vm_id: 2, files_id: 2, fs_id: 2, sighand_id: 2, pid_ns_id: 1, net_ns_id: 2, ipc_ns_id: 3, uts_ns_id: 4, mnt_ns_id: 6, user_ns_id: 7, cgroup_ns_id: 8, time_ns_id: 5 };
-    const core: Msg = { mtype: arch.image.march, [arch.image.threadInfoField]: threadInfo, tc, thread_core: threadCore };
-    const mm: Msg = {
-      mm_start_code: stat.startCode, mm_end_code: stat.endCode, mm_start_data: stat.startData, mm_end_data: stat.endData,
-      mm_start_stack: stat.startStack, mm_start_brk: stat.startBrk, mm_brk: brk, mm_arg_start: stat.argStart,
-      mm_arg_end: stat.argEnd, mm_env_start: stat.envStart, mm_env_end: stat.envEnd, exe_file_id: filesOut.exeFileId,
-      mm_saved_auxv: auxv, vmas, dumpable: pstate.dumpable, thp_disabled: pstate.thpDisabled !== 0,
-    };
     const frozenTimeUs = usSince(frozenAt);
     const stats: DumpStats = {
-      freezingTimeUs, frozenTimeUs, memdumpTimeUs: Math.round(mem.stats.elapsedMs * 1000), memwriteTimeUs: 0,
-      pagesScanned: mem.stats.pagesScanned, pagesWritten: mem.stats.pagesWritten,
-      pagesSkippedZero: mem.stats.pagesSkippedZero, pagesSkippedFile: mem.stats.pagesSkippedFile,
+      freezingTimeUs, frozenTimeUs, memdumpTimeUs: Math.round(total.elapsedMs * 1000), memwriteTimeUs: 0,
+      pagesScanned: total.pagesScanned, pagesWritten: total.pagesWritten,
+      pagesSkippedZero: total.pagesSkippedZero, pagesSkippedFile: total.pagesSkippedFile,
     };
     const out = (name: string) => path.join(imagesDir, name);
-    const images: Array<[string, string, Msg[]]> = [
+    const head: ImageList = [
       ['inventory.img', 'INVENTORY', [{
         img_version: 2, fdinfo_per_id: true,
         root_ids: { vm_id: 1, files_id: 1, fs_id: 1, sighand_id: 1, pid_ns_id: 1, net_ns_id: 2, ipc_ns_id: 3, uts_ns_id: 4, mnt_ns_id: 6, user_ns_id: 7, cgroup_ns_id: 8, time_ns_id: 5 },
         ns_per_id: true, root_cg_set: 1, lsmtype: 0, network_lock_method: 0, plugins_entry: {}, dump_criu_run_id: crypto.randomUUID(),
       }]],
-      ['pstree.img', 'PSTREE', [{ pid, ppid: 0, pgid: stat.pgid, sid: stat.sid, threads: threads.map((t) => t.pid) }]],
-      [`core-${pid}.img`, 'CORE', [core]],
-      ...extraCores.map((x): [string, string, Msg[]] => [`core-${x.tid}.img`, 'CORE', [x.core]]),
-      [`ids-${pid}.img`, 'IDS', [ids]],
-      [`mm-${pid}.img`, 'MM', [mm]],
-      [`pagemap-${pid}.img`, 'PAGEMAP', mem.pagemap],
-      [`fdinfo-${ids.files_id}.img`, 'FDINFO', filesOut.fdinfo],
+      ['pstree.img', 'PSTREE', pstree],
+    ];
+    const tail: ImageList = [
       ['files.img', 'FILES', files.fileEntries()],
-      [`fs-${pid}.img`, 'FS', [filesOut.fs]],
       ['seccomp.img', 'SECCOMP', [{}]],
       ['timens-0.img', 'TIMENS', [{ monotonic: clockTimespec(1), boottime: clockTimespec(7) }]],
-      ...filesOut.extraImages.map((x): [string, string, Msg[]] => [x.file, x.magic, x.entries]),
     ];
-    if (filesOut.ttyInfo.length) images.push(['tty-info.img', 'TTY_INFO', filesOut.ttyInfo]);
-    for (const [file, magic, entries] of images) {
+    if (ttyInfo.length) tail.push(['tty-info.img', 'TTY_INFO', ttyInfo]);
+    for (const [file, magic, entries] of [...head, ...images, ...tail]) {
       await writeImageFile(out(file), magic, entries.map((message) => ({ message })));
     }
+    const pipesData = pipeDataOf(files).entries();
+    if (pipesData.length) await writeImageFile(out('pipes-data.img'), 'PIPES_DATA', pipesData);
     await writeImageFile(out('stats-dump'), 'STATS', [{ message: { dump: {
       freezing_time: stats.freezingTimeUs, frozen_time: stats.frozenTimeUs, memdump_time: stats.memdumpTimeUs,
       memwrite_time: stats.memwriteTimeUs, pages_scanned: BigInt(stats.pagesScanned), pages_skipped_parent: 0n,
       pages_written: BigInt(stats.pagesWritten), irmap_resolve: 0, pages_lazy: 0n,
-      page_pipes: BigInt(mem.stats.pipeBufs), page_pipe_bufs: BigInt(mem.stats.pipeBufs),
+      page_pipes: BigInt(total.pipeBufs), page_pipe_bufs: BigInt(total.pipeBufs),
     } } }]);
 
     step('finish');
     fs.rmSync(out(INCOMPLETE_MARKER), { force: true });
-    if (options.leaveRunning) releaseThreads(threads);
-    else killThreads(threads);
-    log.info(`dump of ${pid} finished: ${stats.pagesWritten} pages, frozen ${(stats.frozenTimeUs / 1000).toFixed(1)} ms`);
+    if (options.leaveRunning) releaseTree(tasks);
+    else killTree(tasks);
+    log.info(`dump of ${pid} finished: ${tasks.length} task(s), ${stats.pagesWritten} pages, frozen ${(stats.frozenTimeUs / 1000).toFixed(1)} ms`);
     return { pid, imagesDir, stats };
   } catch (e) {
-    // Put the task back exactly as it was; the images dir keeps its "incomplete" marker.
+    // Put the tasks back exactly as they were; the images dir keeps its "incomplete" marker.
     let resumed = true;
     try {
       parasite?.abort();
     } catch (ce) {
-      log.error(`removing the parasite from ${pid} failed: ${(ce as Error).message}`);
+      log.error(`removing the parasite failed: ${(ce as Error).message}`);
     }
-    try {
-      releaseThreads(threads);
-    } catch (ce) {
-      resumed = false;
-      log.error(`resuming ${pid} failed: ${(ce as Error).message}`);
+    for (const t of tasks) {
+      try {
+        releaseThreads(t.threads);
+      } catch (ce) {
+        resumed = false;
+        log.error(`resuming ${t.pid} failed: ${(ce as Error).message}`);
+      }
     }
     const err = e instanceof DumpError ? e : new DumpError(current, pid, (e as Error).message, { cause: e, taskResumed: resumed });
     log.error(err.message);
@@ -244,6 +211,104 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
   } finally {
     if (!options.logger) log.close();
   }
+}
+
+type ImageList = Array<[string, string, Msg[]]>;
+
+interface TaskDumpEnv {
+  arch: Arch;
+  imagesDir: string;
+  log: Logger;
+  files: FileRegistry;
+  step: (name: DumpStep) => void;
+  options: DumpOptions;
+  /** The parasite currently in a task (so a failure can remove it). */
+  setParasite: (p: Parasite | undefined) => void;
+}
+
+/** Dumps one frozen task of the tree (the `index`-th in pstree order): its images, pstree entry and memory stats. */
+async function dumpTask(t: TreeTask, index: number, env: TaskDumpEnv) {
+  const { arch, imagesDir, log, files, step, options } = env;
+  const pid = t.pid;
+  const task = t.threads[0];
+  const threads = t.threads;
+
+  step('collect-proc');
+  const stat = readStat(pid);
+  const statusFrozen = readStatus(pid);
+  const maps = readMaps(pid);
+  const vmFlags = readSmapsVmFlags(pid);
+  const auxv = savedAuxv(pid);
+  const brk = task.syscall('brk', 0);
+  const securebits = Number(task.syscall('prctl', PR_GET_SECUREBITS, 0, 0, 0, 0));
+  // ptrace reads need the task stopped, so they come before the parasite runs in it.
+  const ptraceState = collectPtraceState(pid);
+  const threadInfo = arch.dumpThreadInfo(pid, task.savedRegs);
+  const others = threads.slice(1);
+  const selfStates = collectThreadSelfState(task, others, sys.pageSize());
+  const extraCores: Array<{ tid: number; core: Msg }> = others.map((th) => {
+    const ti = arch.dumpThreadInfo(th.pid, th.savedRegs);
+    const self = selfStates.get(th.pid)!;
+    ti.clear_tid_addr = self.tidAddress;
+    const threadCore = collectThreadCore({
+      tid: th.pid, stat: readStat(pid, th.pid), status: readStatus(pid, th.pid), ptrace: collectPtraceState(th.pid),
+      securebits, self, sigmask: th.savedSigmask,
+    });
+    return { tid: th.pid, core: { mtype: arch.image.march, [arch.image.threadInfoField]: ti, thread_core: threadCore } };
+  });
+
+  step('infect');
+  const parasite = Parasite.inject(task);
+  env.setParasite(parasite);
+
+  step('task-state');
+  const pstate: ParasiteTaskState = parasite.taskState();
+  const { tc, threadCore } = collectTaskCore({ pid, stat, status: statusFrozen, parasite: pstate, sigmask: task.savedSigmask, securebits, ptrace: ptraceState });
+
+  const ctx: TaskDumpContext = { pid, imagesDir, pageSize: sys.pageSize(), log, files, parasite, maps, shellJob: options.shellJob ?? false };
+
+  step('files');
+  const filesOut = await collectFiles(ctx);
+
+  step('vmas');
+  const vmas = collectVmas(pid, maps, vmFlags, (m) => mappedFileId(ctx, m));
+
+  step('memory');
+  const mem = await dumpMemory(ctx, vmas, { pagesId: index + 1, ...options.memory });
+
+  step('registers');
+  threadInfo.clear_tid_addr = pstate.tidAddress;
+
+  step('cure');
+  parasite.finish();
+  env.setParasite(undefined);
+
+  // Per-task kernel objects get their own ids (2, 3, ... as CRIU numbers them); namespaces are shared.
+  const own = index + 2;
+  const ids: Msg = { vm_id: own, files_id: own, fs_id: own, sighand_id: own, pid_ns_id: 1, net_ns_id: 2, ipc_ns_id: 3, uts_ns_id: 4, mnt_ns_id: 6, user_ns_id: 7, cgroup_ns_id: 8, time_ns_id: 5 };
+  const core: Msg = { mtype: arch.image.march, [arch.image.threadInfoField]: threadInfo, tc, thread_core: threadCore };
+  const mm: Msg = {
+    mm_start_code: stat.startCode, mm_end_code: stat.endCode, mm_start_data: stat.startData, mm_end_data: stat.endData,
+    mm_start_stack: stat.startStack, mm_start_brk: stat.startBrk, mm_brk: brk, mm_arg_start: stat.argStart,
+    mm_arg_end: stat.argEnd, mm_env_start: stat.envStart, mm_env_end: stat.envEnd, exe_file_id: filesOut.exeFileId,
+    mm_saved_auxv: auxv, vmas, dumpable: pstate.dumpable, thp_disabled: pstate.thpDisabled !== 0,
+  };
+  const images: ImageList = [
+    [`core-${pid}.img`, 'CORE', [core]],
+    ...extraCores.map((x): [string, string, Msg[]] => [`core-${x.tid}.img`, 'CORE', [x.core]]),
+    [`ids-${pid}.img`, 'IDS', [ids]],
+    [`mm-${pid}.img`, 'MM', [mm]],
+    [`pagemap-${pid}.img`, 'PAGEMAP', mem.pagemap],
+    [`fdinfo-${ids.files_id}.img`, 'FDINFO', filesOut.fdinfo],
+    [`fs-${pid}.img`, 'FS', [filesOut.fs]],
+    ...filesOut.extraImages.map((x): [string, string, Msg[]] => [x.file, x.magic, x.entries]),
+  ];
+  const pstree: Msg = { pid, ppid: t.ppid, pgid: stat.pgid, sid: stat.sid, threads: threads.map((th) => th.pid) };
+  const m = mem.stats;
+  return {
+    images, pstree, ttyInfo: filesOut.ttyInfo,
+    mem: { pagesScanned: m.pagesScanned, pagesWritten: m.pagesWritten, pagesSkippedZero: m.pagesSkippedZero, pagesSkippedFile: m.pagesSkippedFile, elapsedMs: m.elapsedMs, pipeBufs: m.pipeBufs },
+  };
 }
 
 function readStatusOrFail(pid: number) {

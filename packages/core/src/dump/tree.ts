@@ -1,0 +1,142 @@
+/**
+ * The process tree of a dump: the root and every descendant (/proc/PID/task/TID/children of
+ * every thread), each task frozen with all its threads. The walk is repeated until a pass finds
+ * no new task: once a task is frozen it cannot fork, so its children list is final.
+ */
+import * as fs from 'node:fs';
+import { sys, KCMP } from '@criu/sys';
+import type { Arch } from '../arch/types.js';
+import type { FrozenTask } from '../infect/frozen-task.js';
+import { DumpError } from './errors.js';
+import { freezeThreads, killThreads, listThreads, releaseThreads } from './threads.js';
+
+export interface TreeTask {
+  pid: number;
+  /** 0 for the root. */
+  ppid: number;
+  /** Main thread first. */
+  threads: FrozenTask[];
+}
+
+/** Children of every thread of `pid`, in thread order then creation order. */
+export function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  let tids: number[];
+  try {
+    tids = listThreads(pid);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    let text = '';
+    try { text = fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'latin1'); } catch { continue; }
+    for (const w of text.trim().split(/\s+/)) {
+      if (w && !out.includes(Number(w))) out.push(Number(w));
+    }
+  }
+  return out;
+}
+
+function stateOf(pid: number): string | undefined {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return s.slice(s.lastIndexOf(')') + 2, s.lastIndexOf(')') + 3);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The tree as /proc shows it now (nothing frozen): pids in CRIU's order (depth first, parents first). */
+export function listTree(root: number): Array<{ pid: number; ppid: number }> {
+  const out: Array<{ pid: number; ppid: number }> = [];
+  const walk = (pid: number, ppid: number) => {
+    if (out.some((t) => t.pid === pid)) return;
+    out.push({ pid, ppid });
+    for (const c of childrenOf(pid)) walk(c, pid);
+  };
+  walk(root, 0);
+  return out;
+}
+
+/**
+ * Freezes the whole tree under `root`. Returns the tasks depth first (root first, each parent
+ * before its children), as pstree.img lists them. On failure nothing stays frozen.
+ */
+export function freezeTree(root: number, arch: Arch): TreeTask[] {
+  const frozen = new Map<number, TreeTask>();
+  const kids = new Map<number, number[]>();
+  try {
+    for (let pass = 0; ; pass++) {
+      if (pass > 100) throw new DumpError('freeze', root, 'tasks keep appearing; cannot freeze the tree');
+      let found = 0;
+      const walk = (pid: number, ppid: number) => {
+        if (!frozen.has(pid)) {
+          if (pid !== root) {
+            const st = stateOf(pid);
+            if (st === undefined) return; // exited meanwhile
+            if (st === 'Z' || st === 'X') throw new DumpError('freeze', pid, `task ${pid} (child of ${ppid}) is a zombie; dumping zombies is not supported yet`);
+          }
+          let threads: FrozenTask[];
+          try {
+            threads = freezeThreads(pid, arch);
+          } catch (e) {
+            if (pid !== root && !fs.existsSync(`/proc/${pid}`)) return;
+            throw e;
+          }
+          frozen.set(pid, { pid, ppid, threads });
+          found++;
+        }
+        const list = childrenOf(pid);
+        kids.set(pid, list);
+        for (const c of list) walk(c, pid);
+      };
+      walk(root, 0);
+      if (found === 0) break;
+    }
+  } catch (e) {
+    for (const t of frozen.values()) {
+      try { releaseThreads(t.threads); } catch { /* keep the first error */ }
+    }
+    throw e;
+  }
+  const order: TreeTask[] = [];
+  const visit = (pid: number) => {
+    const t = frozen.get(pid);
+    if (!t || order.includes(t)) return;
+    order.push(t);
+    for (const c of kids.get(pid) ?? []) visit(c);
+  };
+  visit(root);
+  return order;
+}
+
+/** Refuses tasks that share an mm, fd table, fs or signal handlers (CLONE_VM etc. without CLONE_THREAD). */
+export function checkNothingShared(tasks: TreeTask[]): void {
+  const kinds: Array<[number, string]> = [[KCMP.VM, 'address space'], [KCMP.FILES, 'descriptor table'], [KCMP.FS, 'fs info'], [KCMP.SIGHAND, 'signal handlers']];
+  for (let i = 0; i < tasks.length; i++) {
+    for (let j = i + 1; j < tasks.length; j++) {
+      for (const [kind, what] of kinds) {
+        if (sys.kcmp(tasks[i].pid, tasks[j].pid, kind) === 0) {
+          throw new DumpError('freeze', tasks[j].pid, `tasks ${tasks[i].pid} and ${tasks[j].pid} share one ${what}; not supported yet`);
+        }
+      }
+    }
+  }
+}
+
+export function releaseTree(tasks: TreeTask[]): void {
+  let first: unknown;
+  for (const t of tasks) {
+    try { releaseThreads(t.threads); } catch (e) { first ??= e; }
+  }
+  if (first) throw first;
+}
+
+/** Kills every task, leaves first, collecting each death as their tracer. */
+export function killTree(tasks: TreeTask[]): void {
+  let first: unknown;
+  for (const t of [...tasks].reverse()) {
+    try { killThreads(t.threads); } catch (e) { first ??= e; }
+  }
+  if (first) throw first;
+}
