@@ -17,7 +17,8 @@ import { readMaps } from '../proc/maps.js';
 import { readStatus } from '../proc/status.js';
 import { Logger } from '../util/log.js';
 import { RestoreError } from './errors.js';
-import { readTaskImages, need, type TaskImages } from './images-in.js';
+import { readTreeImages, need, type TaskImages } from './images-in.js';
+import { SharedFiles, checkTreeFiles } from './shared-files.js';
 import type { RestoreOptions, RestoreResult } from './options.js';
 import { Scratch, SCRATCH, findFreeRange } from './scratch.js';
 import { killThreads } from '../dump/threads.js';
@@ -32,6 +33,7 @@ const MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
 const O_CREAT = 0o100, O_EXCL = 0o200, O_NOCTTY = 0o400, O_TRUNC = 0o1000, O_CLOEXEC = 0o2000000;
 const AT_FDCWD = -100;
 const FD_TYPE_REG = 1, FD_TYPE_TTY = 11;
+const F_SETFD = 2, F_DUPFD_CLOEXEC = 1030, FD_CLOEXEC = 1;
 const PR_SET_PDEATHSIG = 1, PR_SET_DUMPABLE = 4, PR_SET_NAME = 15, PR_SET_MM = 35, PR_SET_MM_MAP = 14;
 const PR_SET_CHILD_SUBREAPER = 36, PR_SET_THP_DISABLE = 41;
 const SIGKILL = 9, SIGSTOP = 19;
@@ -70,156 +72,167 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   };
 
   let helper: FrozenTask | undefined;
-  let task: FrozenTask | undefined;
-  let threads: FrozenTask[] = [];
+  const rts: RTask[] = [];
+  const shared = new SharedFiles();
   try {
     step('read-images');
-    const img = await readTaskImages(imagesDir, arch.image.march, arch.image.threadInfoField, pageSize);
-    const { pid } = img;
-    const mmFile = `mm-${pid}.img`;
-    const vmas = ((img.mm.vmas as Msg[] | undefined) ?? []).map((m, i) => toVma(m, i, mmFile));
+    const tree = await readTreeImages(imagesDir, arch.image.march, arch.image.threadInfoField, pageSize);
+    const plan = tree.tasks.map((img) => ({ img, vmas: ((img.mm.vmas as Msg[] | undefined) ?? []).map((m, i) => toVma(m, i, `mm-${img.pid}.img`)) }));
+    const pid = plan[0].img.pid;
+    checkTreeFiles(tree, options.shellJob ?? false);
 
     step('check-pid');
-    waitPidFree(pid, options.pidWaitMs ?? 5000);
+    for (const { img } of plan) {
+      for (const tid of [img.pid, ...img.threadCores.map((c) => c.tid)]) waitPidFree(tid, options.pidWaitMs ?? 5000);
+    }
 
     step('start-helper');
     helper = startHelper(arch);
     log.info(`restore helper ${helper.pid} started`);
 
     step('clone');
+    // One scratch address free in every task: each task starts as a copy of the helper (the root
+    // cloned from it, every other task from its parent before anything is rebuilt).
     const helperMaps = readMaps(helper.pid);
-    const scratchSize = Math.ceil((SCRATCH.frame + (img.threadCores.length + 1) * arch.maxRestoreFrameSize) / pageSize) * pageSize;
-    const scratchBase = findFreeRange([...helperMaps, ...vmas], scratchSize, pageSize);
+    const maxThreads = Math.max(...plan.map((t) => t.img.threadCores.length + 1));
+    const scratchSize = Math.ceil((SCRATCH.frame + (maxThreads + 1) * arch.maxRestoreFrameSize) / pageSize) * pageSize;
+    const scratchBase = findFreeRange([...helperMaps, ...plan.flatMap((t) => t.vmas)], scratchSize, pageSize);
     helper.syscall('mmap', scratchBase, scratchSize, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     const helperScratch = new Scratch(helper.pid, scratchBase, scratchSize);
     helperScratch.put(SCRATCH.code, arch.syscallTrapCode);
-    const tids = Buffer.alloc(4);
-    tids.writeInt32LE(pid, 0);
-    const tidsAddr = helperScratch.put(SCRATCH.args + 256, tids);
-    const cloneArgs = packCloneArgs({ exitSignal: SIGCHLD, setTid: tidsAddr, setTidSize: 1 });
-    const cloneArgsAddr = helperScratch.put(SCRATCH.args, cloneArgs);
-    const child = helper.rawSyscall('clone3', cloneArgsAddr, cloneArgs.length);
-    if (child < 0n) {
-      const errno = Number(-child);
-      throw new RestoreError('clone', `clone3 with set_tid ${pid} failed with errno ${errno}`, {
-        hint: errno === 17 ? `PID ${pid} is taken by another process` : errno === 1 ? 'creating a task with a chosen PID needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN' : undefined,
+    for (const [i, { img, vmas }] of plan.entries()) {
+      const ppid = Number(img.pstree.ppid ?? 0);
+      const parent = i === 0 ? undefined : rts.find((r) => r.img.pid === ppid)!;
+      const task = cloneTask(parent ? parent.task : helper, parent ? parent.scratch : helperScratch, img.pid, arch, i === 0 ? 'clone' : 'clone');
+      const rt: RTask = { img, vmas, task, threads: [task], scratch: new Scratch(img.pid, scratchBase, scratchSize), mapped: [], frames: [] };
+      rts.push(rt);
+      task.useCodeAt(scratchBase + BigInt(SCRATCH.code), false);
+      setSessionAndGroup(rt, parent);
+      log.info(`task ${img.pid} created${parent ? ` by its parent ${parent.img.pid}` : ''}`);
+    }
+
+    for (const rt of rts) {
+      const { task, img, vmas, scratch } = rt;
+      const tpid = img.pid;
+      const mmFile = `mm-${tpid}.img`;
+
+      step('unmap-helper');
+      const childMaps = readMaps(tpid);
+      const keep = (name: string) => name === '[vdso]' || name === '[vvar]' || name === '[vvar_vclock]' || name === '[vsyscall]';
+      for (const m of childMaps) {
+        if (m.start === scratchBase || keep(m.name)) continue;
+        log.debug(`task ${tpid}: unmap helper mapping ${m.start.toString(16)}-${m.end.toString(16)} ${m.perms} ${m.name}`);
+        task.syscall('munmap', m.start, m.end - m.start);
+      }
+
+      step('vdso');
+      placeVdso(task, childMaps, vmas);
+
+      step('map-vmas');
+      const runs = img.pages.runs;
+      const hasPages = (v: Vma) => runs.some((r) => r.vaddr < v.end && r.vaddr + BigInt(r.nrPages * pageSize) > v.start);
+      const fdsByFile = new Map<number, number>();
+      for (const v of vmas) {
+        if (v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL)) continue;
+        const fill = hasPages(v);
+        const prot = fill ? v.prot | PROT_READ | PROT_WRITE : v.prot;
+        let fd = -1;
+        if (v.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED)) {
+          fd = fdsByFile.get(v.shmid) ?? -1;
+          if (fd < 0) {
+            const name = regFileName(img, v.shmid, `vma at 0x${v.start.toString(16)}`);
+            const mode = v.status & VMA_FILE_SHARED && v.prot & PROT_WRITE ? 2 : 0;
+            fd = Number(task.syscall('openat', AT_FDCWD, scratch.str(name), mode | O_CLOEXEC, 0));
+            fdsByFile.set(v.shmid, fd);
+          }
+        } else if (!(v.status & VMA_ANON_PRIVATE)) {
+          throw new RestoreError('map-vmas', `mapping kind 0x${v.status.toString(16)} at 0x${v.start.toString(16)} is not supported yet`, { file: mmFile, field: 'vmas.status' });
+        }
+        const flags = (v.flags & ~(MAP_FIXED | MAP_FIXED_NOREPLACE)) | MAP_FIXED | (fd < 0 ? MAP_ANONYMOUS : 0);
+        task.syscall('mmap', v.start, v.end - v.start, prot, flags, fd, fd < 0 ? 0 : v.pgoff);
+        rt.mapped.push(v);
+      }
+      for (const fd of fdsByFile.values()) task.syscall('close', fd);
+
+      step('fill-memory');
+      fillMemory(task, scratch, img, vmas, pageSize);
+
+      step('protect');
+      for (const v of rt.mapped) {
+        if (hasPages(v) && (v.prot & (PROT_READ | PROT_WRITE)) !== (PROT_READ | PROT_WRITE)) {
+          task.syscall('mprotect', v.start, v.end - v.start, v.prot);
+        }
+        for (let bit = 0n; bit < 64n; bit++) {
+          if (v.madv & (1n << bit)) task.syscall('madvise', v.start, v.end - v.start, bit);
+        }
+      }
+
+      step('files');
+      if (rt === rts[0]) shared.prepare(tree);
+      restoreFiles(task, scratch, img, options.shellJob ?? false, shared);
+    }
+    shared.closeAll();
+
+    for (const rt of rts) {
+      const { task, img, scratch } = rt;
+      step('task-state');
+      restoreTaskState(task, scratch, img, arch);
+
+      step('threads');
+      for (const { tid } of img.threadCores) rt.threads.push(createThread(task, scratch, tid, arch));
+      const cores = [{ tid: img.pid, core: img.core }, ...img.threadCores];
+      const dumpable = img.mm.dumpable !== undefined ? Number(img.mm.dumpable) : 1;
+      cores.forEach(({ tid, core }, i) => restoreThreadState(rt.threads[i], img.pid, scratch, core, arch, `core-${tid}.img`, i === 0 ? dumpable : undefined));
+      queueSignals(task, scratch, (img.core.tc as Msg).signals_s as Msg | undefined);
+
+      step('registers');
+      rt.frames = cores.map(({ core }, i) => {
+        const ti = core[arch.image.threadInfoField] as Msg;
+        const thc = core.thread_core as Msg;
+        const mask = i === 0 ? BigInt((core.tc as Msg).blk_sigset as bigint) : BigInt((thc.blk_sigset as bigint | undefined) ?? 0n);
+        const sas = thc.sas as Msg | undefined;
+        const altstack = sas && !(Number(sas.ss_flags) & SS_DISABLE) ? { sp: BigInt(sas.ss_sp as bigint), size: BigInt(sas.ss_size as bigint), flags: Number(sas.ss_flags) } : undefined;
+        const frameAddr = (scratchBase + BigInt(SCRATCH.frame + i * arch.maxRestoreFrameSize) + 63n) & ~63n;
+        const { frame, sp } = arch.restoreFrame(ti, mask, frameAddr, altstack);
+        if (frame.length + 64 > arch.maxRestoreFrameSize) throw new RestoreError('registers', `signal frame of ${frame.length} bytes does not fit`);
+        scratch.put(Number(frameAddr - scratchBase), frame);
+        for (const call of arch.preSigreturnSyscalls(ti)) rt.threads[i].syscall(call.name, ...call.args);
+        return { ti, sp };
       });
     }
-    if (Number(child) !== pid) throw new RestoreError('clone', `clone3 gave PID ${child}, not ${pid}`);
-    waitNewChild(pid);
-    task = FrozenTask.adopt(pid, arch);
-    threads = [task];
-    const scratch = new Scratch(pid, scratchBase, scratchSize);
-    task.useCodeAt(scratchBase + BigInt(SCRATCH.code), false);
-
-    step('unmap-helper');
-    const childMaps = readMaps(pid);
-    const keep = (name: string) => name === '[vdso]' || name === '[vvar]' || name === '[vvar_vclock]' || name === '[vsyscall]';
-    for (const m of childMaps) {
-      if (m.start === scratchBase || keep(m.name)) continue;
-      log.debug(`unmap helper mapping ${m.start.toString(16)}-${m.end.toString(16)} ${m.perms} ${m.name}`);
-      task.syscall('munmap', m.start, m.end - m.start);
-    }
-
-    step('vdso');
-    placeVdso(task, childMaps, vmas);
-
-    step('map-vmas');
-    const runs = img.pages.runs;
-    const hasPages = (v: Vma) => runs.some((r) => r.vaddr < v.end && r.vaddr + BigInt(r.nrPages * pageSize) > v.start);
-    const fdsByFile = new Map<number, number>();
-    const mapped: Vma[] = [];
-    for (const v of vmas) {
-      if (v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL)) continue;
-      const fill = hasPages(v);
-      const prot = fill ? v.prot | PROT_READ | PROT_WRITE : v.prot;
-      let fd = -1;
-      if (v.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED)) {
-        fd = fdsByFile.get(v.shmid) ?? -1;
-        if (fd < 0) {
-          const name = regFileName(img, v.shmid, `vma at 0x${v.start.toString(16)}`);
-          const mode = v.status & VMA_FILE_SHARED && v.prot & PROT_WRITE ? 2 : 0;
-          fd = Number(task.syscall('openat', AT_FDCWD, scratch.str(name), mode | O_CLOEXEC, 0));
-          fdsByFile.set(v.shmid, fd);
-        }
-      } else if (!(v.status & VMA_ANON_PRIVATE)) {
-        throw new RestoreError('map-vmas', `mapping kind 0x${v.status.toString(16)} at 0x${v.start.toString(16)} is not supported yet`, { file: mmFile, field: 'vmas.status' });
-      }
-      const flags = (v.flags & ~(MAP_FIXED | MAP_FIXED_NOREPLACE)) | MAP_FIXED | (fd < 0 ? MAP_ANONYMOUS : 0);
-      task.syscall('mmap', v.start, v.end - v.start, prot, flags, fd, fd < 0 ? 0 : v.pgoff);
-      mapped.push(v);
-    }
-    for (const fd of fdsByFile.values()) task.syscall('close', fd);
-
-    step('fill-memory');
-    fillMemory(task, scratch, img, vmas, pageSize);
-
-    step('protect');
-    for (const v of mapped) {
-      if (hasPages(v) && (v.prot & (PROT_READ | PROT_WRITE)) !== (PROT_READ | PROT_WRITE)) {
-        task.syscall('mprotect', v.start, v.end - v.start, v.prot);
-      }
-      for (let bit = 0n; bit < 64n; bit++) {
-        if (v.madv & (1n << bit)) task.syscall('madvise', v.start, v.end - v.start, bit);
-      }
-    }
-
-    step('files');
-    restoreFiles(task, scratch, img, options.shellJob ?? false);
-
-    step('task-state');
-    restoreTaskState(task, scratch, img, arch);
-
-    step('threads');
-    for (const { tid } of img.threadCores) threads.push(createThread(task, scratch, tid, arch));
-    const cores = [{ tid: pid, core: img.core }, ...img.threadCores];
-    const dumpable = img.mm.dumpable !== undefined ? Number(img.mm.dumpable) : 1;
-    cores.forEach(({ tid, core }, i) => restoreThreadState(threads[i], pid, scratch, core, arch, `core-${tid}.img`, i === 0 ? dumpable : undefined));
-    queueSignals(task, scratch, (img.core.tc as Msg).signals_s as Msg | undefined);
-
-    step('registers');
-    const frames = cores.map(({ core }, i) => {
-      const ti = core[arch.image.threadInfoField] as Msg;
-      const thc = core.thread_core as Msg;
-      const mask = i === 0 ? BigInt((core.tc as Msg).blk_sigset as bigint) : BigInt((thc.blk_sigset as bigint | undefined) ?? 0n);
-      const sas = thc.sas as Msg | undefined;
-      const altstack = sas && !(Number(sas.ss_flags) & SS_DISABLE) ? { sp: BigInt(sas.ss_sp as bigint), size: BigInt(sas.ss_size as bigint), flags: Number(sas.ss_flags) } : undefined;
-      const frameAddr = (scratchBase + BigInt(SCRATCH.frame + i * arch.maxRestoreFrameSize) + 63n) & ~63n;
-      const { frame, sp } = arch.restoreFrame(ti, mask, frameAddr, altstack);
-      if (frame.length + 64 > arch.maxRestoreFrameSize) throw new RestoreError('registers', `signal frame of ${frame.length} bytes does not fit`);
-      scratch.put(Number(frameAddr - scratchBase), frame);
-      for (const call of arch.preSigreturnSyscalls(ti)) threads[i].syscall(call.name, ...call.args);
-      return { ti, sp };
-    });
 
     step('jump');
-    const exec = vmas.find((v) => v.prot & PROT_EXEC && !(v.status & (VMA_AREA_VDSO | VMA_AREA_VSYSCALL)));
-    if (!exec) throw new RestoreError('jump', 'the task has no executable mapping to run rt_sigreturn from', { file: mmFile });
-    frames.forEach(({ ti, sp }, i) => sigreturn(threads[i], arch, exec.start, sp, ti));
-    // Back in their own registers: drop the scratch area, then let them go.
-    task.useCodeAt(exec.start, true);
-    task.syscall('munmap', scratchBase, scratchSize);
+    for (const rt of rts) {
+      const exec = rt.vmas.find((v) => v.prot & PROT_EXEC && !(v.status & (VMA_AREA_VDSO | VMA_AREA_VSYSCALL)));
+      if (!exec) throw new RestoreError('jump', `task ${rt.img.pid} has no executable mapping to run rt_sigreturn from`, { file: `mm-${rt.img.pid}.img` });
+      rt.frames.forEach(({ ti, sp }, i) => sigreturn(rt.threads[i], arch, exec.start, sp, ti));
+      // Back in their own registers: drop the scratch area.
+      rt.task.useCodeAt(exec.start, true);
+      rt.task.syscall('munmap', scratchBase, scratchSize);
+    }
 
     step('finish');
-    for (const t of threads) t.release();
-    threads = [];
-    task = undefined;
-    // The helper's job is done; the task is reparented to init, as after `criu restore -d`.
+    // Every thread of every task goes at once.
+    for (const rt of [...rts].reverse()) for (const t of rt.threads) t.release();
+    rts.length = 0;
+    // The helper's job is done; the root is reparented to init, as after `criu restore -d`.
     helper.kill();
     helper = undefined;
     if (options.pidfile) fs.writeFileSync(path.resolve(imagesDir, options.pidfile), `${pid}`);
-    log.info(`restored task ${pid}`);
+    log.info(`restored ${plan.length} task(s), root ${pid}`);
     if (options.detach === false) {
       while (fs.existsSync(`/proc/${pid}`) && !isZombie(pid)) await new Promise((r) => setTimeout(r, 50));
       return { pid, exit: {} };
     }
     return { pid };
   } catch (e) {
-    if (task) {
-      const pid = task.pid;
-      try { killThreads(threads); } catch (ke) { log.error(`killing ${pid} failed: ${(ke as Error).message}`); }
-      // Its parent, the helper, reaps it at once, so the PID is free again right away.
-      try { helper?.syscall('wait4', pid, 0, 0x40000000 /* __WALL */, 0); } catch { /* init will */ }
+    shared.closeAll();
+    // Every task created dies: leaves first; the root's parent, the helper, reaps it at once.
+    for (const rt of [...rts].reverse()) {
+      try { killThreads(rt.threads); } catch (ke) { log.error(`killing ${rt.img.pid} failed: ${(ke as Error).message}`); }
+    }
+    if (rts.length) {
+      try { helper?.syscall('wait4', rts[0].img.pid, 0, 0x40000000 /* __WALL */, 0); } catch { /* init will */ }
     }
     if (helper) {
       try { helper.kill(); } catch (ke) { log.error(`killing the helper ${helper.pid} failed: ${(ke as Error).message}`); }
@@ -229,6 +242,56 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     throw err;
   } finally {
     if (!options.logger) log.close();
+  }
+}
+
+/** One task being restored. */
+interface RTask {
+  img: TaskImages;
+  vmas: Vma[];
+  task: FrozenTask;
+  /** Main thread first. */
+  threads: FrozenTask[];
+  scratch: Scratch;
+  mapped: Vma[];
+  frames: Array<{ ti: Msg; sp: bigint }>;
+}
+
+/**
+ * Creates task `pid` as a child of `parent` (the helper, or a not yet rebuilt task: a copy of the
+ * helper with the scratch area) by clone3 with set_tid; it stops at birth, traced by us.
+ */
+function cloneTask(parent: FrozenTask, scratch: Scratch, pid: number, arch: Arch, stepName: RestoreStep): FrozenTask {
+  const tids = Buffer.alloc(4);
+  tids.writeInt32LE(pid, 0);
+  const tidsAddr = scratch.put(SCRATCH.args + 256, tids);
+  const cloneArgs = packCloneArgs({ exitSignal: SIGCHLD, setTid: tidsAddr, setTidSize: 1 });
+  const cloneArgsAddr = scratch.put(SCRATCH.args, cloneArgs);
+  const child = parent.rawSyscall('clone3', cloneArgsAddr, cloneArgs.length);
+  if (child < 0n) {
+    const errno = Number(-child);
+    throw new RestoreError(stepName, `clone3 with set_tid ${pid} failed with errno ${errno}`, {
+      hint: errno === 17 ? `PID ${pid} is taken by another process` : errno === 1 ? 'creating a task with a chosen PID needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN' : undefined,
+    });
+  }
+  if (Number(child) !== pid) throw new RestoreError(stepName, `clone3 gave PID ${child}, not ${pid}`);
+  waitNewChild(pid);
+  return FrozenTask.adopt(pid, arch);
+}
+
+/**
+ * Session and process group, right after the task is created and before it creates children
+ * that share them: setsid for a session leader, setpgid for a group leader, and joining an
+ * existing group (whose leader was created before, in pstree order) otherwise.
+ */
+function setSessionAndGroup(rt: RTask, parent: RTask | undefined): void {
+  const pid = rt.img.pid;
+  const sid = Number(rt.img.pstree.sid), pgid = Number(rt.img.pstree.pgid);
+  if (sid === pid) rt.task.syscall('setsid');
+  else if (pgid === pid) rt.task.syscall('setpgid', 0, 0);
+  else if (parent && pgid !== Number(parent.img.pstree.pgid)) {
+    const r = rt.task.rawSyscall('setpgid', 0, pgid);
+    if (r < 0n) throw new RestoreError('clone', `task ${pid} cannot join process group ${pgid} (errno ${-r})`, { file: 'pstree.img', field: 'pgid' });
   }
 }
 
@@ -385,12 +448,32 @@ function fillMemory(task: FrozenTask, scratch: Scratch, img: TaskImages, vmas: V
   }
 }
 
-function restoreFiles(task: FrozenTask, scratch: Scratch, img: TaskImages, shellJob: boolean): void {
+function restoreFiles(task: FrozenTask, scratch: Scratch, img: TaskImages, shellJob: boolean, shared: SharedFiles): void {
   const pid = task.pid;
   for (const fd of fs.readdirSync(`/proc/${pid}/fd`).map(Number)) task.syscall('close', fd);
   const fdinfoFile = `fdinfo-${img.ids.files_id}.img`;
   const opened = new Map<number, number>();
   const entries = [...img.fdinfo].sort((a, b) => Number(a.fd) - Number(b.fd));
+  const maxFd = entries.reduce((m, e) => Math.max(m, Number(e.fd)), 2);
+  // A pidfd of the restorer inside the task, above every fd it will have, to take shared files from us.
+  let pidfd = -1;
+  const takeFromUs = (lfd: number): number => {
+    if (pidfd < 0) {
+      const p = Number(task.syscall('pidfd_open', process.pid, 0));
+      pidfd = Number(task.syscall('fcntl', p, F_DUPFD_CLOEXEC, maxFd + 1));
+      task.syscall('close', p);
+    }
+    return Number(task.syscall('pidfd_getfd', pidfd, lfd, 0));
+  };
+  /** Moves the task's descriptor `got` to `fd` with the right close-on-exec flag. */
+  const place = (got: number, fd: number, cloexec: boolean) => {
+    if (got !== fd) {
+      task.syscall('dup3', got, fd, cloexec ? O_CLOEXEC : 0);
+      task.syscall('close', got);
+    } else {
+      task.syscall('fcntl', fd, F_SETFD, cloexec ? FD_CLOEXEC : 0);
+    }
+  };
   entries.forEach((e, i) => {
     const fd = Number(need(e.fd, fdinfoFile, 'fd', i));
     const id = Number(need(e.id, fdinfoFile, 'id', i));
@@ -398,6 +481,12 @@ function restoreFiles(task: FrozenTask, scratch: Scratch, img: TaskImages, shell
     const known = opened.get(id);
     if (known !== undefined) {
       task.syscall('dup3', known, fd, cloexec ? O_CLOEXEC : 0);
+      return;
+    }
+    const held = shared.heldFd(id);
+    if (held !== undefined) {
+      place(takeFromUs(held), fd, cloexec);
+      opened.set(id, fd);
       return;
     }
     const f = img.files.get(id);
@@ -411,21 +500,13 @@ function restoreFiles(task: FrozenTask, scratch: Scratch, img: TaskImages, shell
     const flags = Number(reg.flags ?? 0) & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC);
     const r = task.rawSyscall('openat', AT_FDCWD, scratch.str(name), flags | (cloexec ? O_CLOEXEC : 0), 0);
     if (r < 0n) throw new RestoreError('files', `fd ${fd}: cannot open ${name} (errno ${-r})`, { file: 'files.img', field: 'reg.name', hint: Number(-r) === 2 ? 'the file was removed or renamed since the dump' : undefined });
-    let got = Number(r);
-    if (reg.pos !== undefined && BigInt(reg.pos as bigint) !== 0n) task.syscall('lseek', got, BigInt(reg.pos as bigint), 0);
-    if (reg.size !== undefined) {
-      try {
-        const size = fs.statSync(name).size;
-        if (BigInt(size) !== BigInt(reg.size as bigint)) task.pid; // size drift is tolerated; CRIU refuses, we keep going
-      } catch { /* stat from here may fail for paths only the task sees */ }
-    }
-    if (got !== fd) {
-      task.syscall('dup3', got, fd, cloexec ? O_CLOEXEC : 0);
-      task.syscall('close', got);
-      got = fd;
-    }
+    if (reg.pos !== undefined && BigInt(reg.pos as bigint) !== 0n) task.syscall('lseek', Number(r), BigInt(reg.pos as bigint), 0);
+    place(Number(r), fd, cloexec);
     opened.set(id, fd);
+    // Other tasks hold the same open file description: they will take it from us.
+    if (shared.isShared(id)) shared.take(pid, fd, id);
   });
+  if (pidfd >= 0) task.syscall('close', pidfd);
   // cwd, root, umask
   const fsFile = `fs-${pid}.img`;
   const cwd = regFileName(img, Number(need(img.fs.cwd_id, fsFile, 'cwd_id')), 'cwd');
@@ -442,10 +523,7 @@ function restoreTaskState(task: FrozenTask, scratch: Scratch, img: TaskImages, a
   const tc = img.core.tc as Msg;
   void arch;
 
-  // Session and group first: setsid needs the task not to lead a group yet.
-  const sid = Number(img.pstree.sid), pgid = Number(img.pstree.pgid);
-  if (sid === pid) task.syscall('setsid');
-  else if (pgid === pid) task.syscall('setpgid', 0, 0);
+  // Session and group were set when the task was created (setSessionAndGroup).
 
   // rlimits (from outside: prlimit64 works on another task).
   const rl = ((tc.rlimits as Msg | undefined)?.rlimits as Msg[] | undefined) ?? [];

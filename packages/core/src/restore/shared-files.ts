@@ -1,0 +1,122 @@
+/**
+ * Open files that more than one restored task holds, and pipes. Each must come back as ONE open
+ * file description: the restorer holds it (a regular file opened by the first task that uses it
+ * and taken from there with pidfd_getfd; a pipe end created here with pipe2 and filled with its
+ * pipes-data bytes), and every other task takes it from the restorer with pidfd_getfd.
+ */
+import * as fs from 'node:fs';
+import { sys, F, O } from '@criu/sys';
+import type { Msg } from '@criu/images';
+import { RestoreError } from './errors.js';
+import type { TreeImages } from './images-in.js';
+
+export const FD_TYPE_REG = 1, FD_TYPE_PIPE = 2, FD_TYPE_TTY = 11;
+const O_ACCMODE = 3, O_RDONLY = 0, O_WRONLY = 1;
+const O_NONBLOCK = 0o4000;
+const DEFAULT_PIPE_SIZE = 65536;
+
+export class SharedFiles {
+  /** Our descriptor of each shared file id. */
+  private readonly held = new Map<number, number>();
+  /** How many tasks use each file id. */
+  private readonly users = new Map<number, number>();
+  /** Every descriptor we own (pipe ends nobody took included). */
+  private readonly owned: number[] = [];
+
+  /** Counts users of each file and creates every pipe, filled with its data. */
+  prepare(tree: TreeImages): void {
+    for (const t of tree.tasks) {
+      for (const id of new Set(t.fdinfo.map((e) => Number(e.id)))) this.users.set(id, (this.users.get(id) ?? 0) + 1);
+    }
+    const files = tree.tasks[0].files;
+    const byPipe = new Map<number, Msg[]>();
+    for (const id of this.users.keys()) {
+      const f = files.get(id);
+      if (!f || Number(f.type) !== FD_TYPE_PIPE) continue;
+      const p = f.pipe as Msg | undefined;
+      if (!p) throw new RestoreError('files', `file ${id} is a pipe without a pipe record`, { file: 'files.img', field: 'pipe' });
+      const pipeId = Number(p.pipe_id);
+      byPipe.set(pipeId, [...(byPipe.get(pipeId) ?? []), { ...p, id }]);
+    }
+    for (const [pipeId, ends] of byPipe) this.createPipe(pipeId, ends, tree.pipesData.get(pipeId));
+  }
+
+  private own(fd: number): number {
+    this.owned.push(fd);
+    return fd;
+  }
+
+  private createPipe(pipeId: number, ends: Msg[], saved: { size: number; data: Buffer } | undefined): void {
+    const [r, w] = sys.pipe2(O.CLOEXEC).map((fd) => this.own(fd));
+    const want = Math.max(saved?.size ?? 0, saved?.data.length ?? 0);
+    if (want > DEFAULT_PIPE_SIZE && sys.fcntl(w, F.GETPIPE_SZ) < want) {
+      try {
+        sys.fcntl(w, F.SETPIPE_SZ, want);
+      } catch (e) {
+        throw new RestoreError('files', `pipe ${pipeId}: cannot grow its buffer to ${want} bytes: ${(e as Error).message}`, { file: 'pipes-data.img', hint: 'see /proc/sys/fs/pipe-max-size' });
+      }
+    }
+    if (saved?.data.length) {
+      let off = 0;
+      while (off < saved.data.length) off += fs.writeSync(w, saved.data, off, saved.data.length - off);
+    }
+    let usedR = false, usedW = false;
+    for (const e of ends) {
+      const flags = Number(e.flags ?? 0);
+      const mode = flags & O_ACCMODE;
+      let fd: number;
+      if (mode === O_RDONLY && !usedR) { fd = r; usedR = true; }
+      else if (mode === O_WRONLY && !usedW) { fd = w; usedW = true; }
+      else {
+        // Another open file description of the same pipe: open it again, as through /proc.
+        fd = this.own(fs.openSync(`/proc/self/fd/${mode === O_WRONLY ? w : r}`, mode | O_NONBLOCK));
+      }
+      sys.fcntl(fd, F.SETFL, flags & O_NONBLOCK);
+      this.held.set(Number(e.id), fd);
+    }
+  }
+
+  /** Our descriptor of file `id` when we hold it (the task must take it from us). */
+  heldFd(id: number): number | undefined {
+    return this.held.get(id);
+  }
+
+  /** Whether another task will need file `id` too. */
+  isShared(id: number): boolean {
+    return (this.users.get(id) ?? 0) > 1;
+  }
+
+  /** Takes the task's descriptor `fd` (file `id`, just opened there) so other tasks can have it. */
+  take(pid: number, fd: number, id: number): void {
+    const pidfd = sys.pidfdOpen(pid);
+    try {
+      this.held.set(id, this.own(sys.pidfdGetfd(pidfd, fd)));
+    } finally {
+      sys.close(pidfd);
+    }
+  }
+
+  closeAll(): void {
+    for (const fd of this.owned.splice(0)) {
+      try { sys.close(fd); } catch { /* already closed */ }
+    }
+    this.held.clear();
+  }
+}
+
+/** Every descriptor of every task is of a kind restore handles (before anything is created). */
+export function checkTreeFiles(tree: TreeImages, shellJob: boolean): void {
+  for (const t of tree.tasks) {
+    const fdinfoFile = `fdinfo-${t.ids.files_id}.img`;
+    t.fdinfo.forEach((e, i) => {
+      const fd = Number(e.fd), id = Number(e.id);
+      const f = t.files.get(id);
+      if (!f) throw new RestoreError('read-images', `task ${t.pid} fd ${fd}: no file with id ${id}`, { file: fdinfoFile, record: i, field: 'id' });
+      const type = Number(f.type);
+      if (type === FD_TYPE_TTY) {
+        throw new RestoreError('files', `task ${t.pid} fd ${fd}: restoring terminals is not supported yet${shellJob ? '' : ' (and needs --shell-job)'}`, { file: 'files.img', field: 'tty' });
+      }
+      if (type !== FD_TYPE_REG && type !== FD_TYPE_PIPE) throw new RestoreError('files', `task ${t.pid} fd ${fd}: file type ${type} is not supported yet`, { file: 'files.img', field: 'type' });
+    });
+  }
+}
