@@ -20,7 +20,8 @@ afterAll(() => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-const single = PROGRAMS.filter((p) => !p.tree);
+// Multi-threaded and multi-process programs (tree: true) run here too.
+const single = PROGRAMS;
 
 async function launch(p: TestProgram, tag: string): Promise<{ v: Victim; dir: string }> {
   const work = fs.mkdtempSync(path.join(tmp, `${p.name}-${tag}-`));
@@ -31,7 +32,7 @@ async function launch(p: TestProgram, tag: string): Promise<{ v: Victim; dir: st
   return { v, dir: path.join(work, 'images') };
 }
 
-describe('every single-task test program: criu-ts dump + criu-ts restore, two rounds', () => {
+describe('every test program: criu-ts dump + criu-ts restore, two rounds', () => {
   it.each(single.map((p) => [p.name, p] as const))('%s', async (_name, p) => {
     const { v, dir } = await launch(p, 'ours');
     for (let round = 1; round <= 2; round++) {
@@ -45,7 +46,7 @@ describe('every single-task test program: criu-ts dump + criu-ts restore, two ro
   });
 });
 
-describe('every single-task test program: oracle CRIU dump + criu-ts restore', () => {
+describe('every test program: oracle CRIU dump + criu-ts restore', () => {
   beforeAll(() => requireOracle());
   // CRIU 4.1 does not record MADV_WIPEONFORK, so madvise runs without that region here
   // (tools/testprogs/madvise.c "nowipe"; see testprogs-oracle.test.ts).

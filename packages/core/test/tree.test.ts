@@ -1,0 +1,151 @@
+/**
+ * Process trees with a pipe (tools/testprogs/tree.c: a parent, a writer and a reader child joined
+ * by a pipe that holds unread data): criu-ts dump + oracle restore, oracle dump + criu-ts restore,
+ * criu-ts both ways twice over. The reader checks that its sequence has no gap (the pipe's data
+ * survived), the parent that both children exit 0; the test checks the tree's shape.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { readImageFile } from '@criu/images';
+import { sys, KCMP } from '@criu/sys';
+import { dump, restore } from '../src';
+import { killVictim, readLog, waitFor, type Victim } from './helpers/victims';
+import { oracle, oracleRestore, requireOracle, waitPidGone } from './helpers/oracle';
+import { startTestprog, verdict } from './helpers/testprogs';
+
+jest.setTimeout(60_000);
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-tree-'));
+const started: Array<{ v: Victim; kids: number[] }> = [];
+afterAll(() => {
+  for (const s of started) {
+    killVictim(s.v);
+    for (const k of s.kids) killVictim({ pid: k, log: '' });
+  }
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+function childrenOf(pid: number): number[] {
+  return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1').trim().split(/\s+/).filter(Boolean).map(Number).sort((a, b) => a - b);
+}
+
+function statOf(pid: number): { ppid: number; pgid: number; sid: number } {
+  const s = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return { ppid: Number(f[1]), pgid: Number(f[2]), sid: Number(f[3]) };
+}
+
+async function startTree(): Promise<{ v: Victim; kids: number[] }> {
+  const v = await startTestprog('tree');
+  const s = { v, kids: [] as number[] };
+  started.push(s);
+  s.kids = await waitFor('two children', () => { const k = childrenOf(v.pid); return k.length === 2 ? k : undefined; });
+  await new Promise((r) => setTimeout(r, 250));
+  return s;
+}
+
+async function allGone(pids: number[]): Promise<void> {
+  for (const p of pids) await waitPidGone(p);
+}
+
+/** The tree came back: same pids, children of the root, one session and group. */
+function expectShape(root: number, kids: number[]): void {
+  expect(childrenOf(root)).toEqual(kids);
+  const r = statOf(root);
+  for (const k of kids) expect(statOf(k)).toEqual({ ppid: root, pgid: r.pgid, sid: r.sid });
+  expect(r.sid).toBe(root);
+  expect(r.pgid).toBe(root);
+  // stdout/stderr of all three are one open file description (one offset), as before the dump.
+  for (const k of kids) for (const fd of [1, 2]) expect(sys.kcmp(root, k, KCMP.FILE, 1, fd)).toBe(0);
+  // The writer's and the reader's ends are of one pipe.
+  const ends = kids.map((k) => fs.readdirSync(`/proc/${k}/fd`).map((fd) => fs.readlinkSync(`/proc/${k}/fd/${fd}`)).filter((l) => l.startsWith('pipe:')));
+  expect(ends.map((e) => e.length)).toEqual([1, 1]);
+  expect(ends[0][0]).toBe(ends[1][0]);
+}
+
+/** The reader's "seq N" lines go on after the restore. */
+async function readerRunsOn(v: Victim, after: number): Promise<void> {
+  const seqs = () => readLog(v).split('\n').filter((l) => /^seq \d+$/.test(l)).map((l) => Number(l.slice(4)));
+  await waitFor('reader output after restore', () => seqs().length > after + 2, 10_000);
+  const all = seqs();
+  all.forEach((n, i) => expect(n).toBe(i + 1));
+}
+
+const seqCount = (v: Victim) => readLog(v).split('\n').filter((l) => /^seq \d+$/.test(l)).length;
+
+async function pipeDataOf(dir: string): Promise<Array<{ pipe_id: number; bytes: number; data: Buffer }>> {
+  const img = await readImageFile(path.join(dir, 'pipes-data.img'));
+  return img.entries.map((e) => ({ pipe_id: Number(e.message.pipe_id), bytes: Number(e.message.bytes), data: (e.extra as { data: Buffer }).data }));
+}
+
+describe('process trees with a pipe', () => {
+  it('criu-ts dumps the tree (pstree, per-task images, pipe + its data) and the oracle restores it', async () => {
+    requireOracle();
+    const { v, kids } = await startTree();
+    const dir = path.join(tmp, 'to-oracle');
+    fs.mkdirSync(dir);
+    await dump({ pid: v.pid, imagesDir: dir, logFile: 'dump.log', logLevel: 4 });
+    const tree = (await readImageFile(path.join(dir, 'pstree.img'))).entries.map((e) => e.message);
+    expect(tree.map((t) => [t.pid, t.ppid, t.pgid, t.sid])).toEqual([[v.pid, 0, v.pid, v.pid], ...kids.map((k) => [k, v.pid, v.pid, v.pid])]);
+    for (const p of [v.pid, ...kids]) {
+      for (const f of [`core-${p}.img`, `mm-${p}.img`, `pagemap-${p}.img`, `ids-${p}.img`, `fs-${p}.img`]) expect(fs.existsSync(path.join(dir, f))).toBe(true);
+    }
+    // One pages image per task, and the pipe's buffered data (whole u32 records, in sequence).
+    const pagesIds = await Promise.all([v.pid, ...kids].map(async (p) => Number((await readImageFile(path.join(dir, `pagemap-${p}.img`))).entries[0].message.pages_id)));
+    expect(new Set(pagesIds).size).toBe(3);
+    const files = (await readImageFile(path.join(dir, 'files.img'))).entries.map((e) => e.message);
+    const pipes = files.filter((f) => f.type === 2).map((f) => f.pipe as { id: number; pipe_id: number; flags: number });
+    expect(pipes.map((p) => p.flags).sort()).toEqual([0, 1]);
+    expect(pipes[0].pipe_id).toBe(pipes[1].pipe_id);
+    const data = await pipeDataOf(dir);
+    expect(data.length).toBe(1);
+    expect(data[0].pipe_id).toBe(pipes[0].pipe_id);
+    expect(data[0].bytes).toBeGreaterThan(0);
+    expect(data[0].bytes % 4).toBe(0);
+    // The log (fd 1 and 2 of all three tasks) is one open file: one id everywhere.
+    const stdoutIds = new Set<number>();
+    for (let i = 0; i < 3; i++) {
+      const fdinfo = (await readImageFile(path.join(dir, `fdinfo-${i + 2}.img`))).entries.map((e) => e.message);
+      for (const e of fdinfo) if (e.fd === 1 || e.fd === 2) stdoutIds.add(Number(e.id));
+    }
+    expect(stdoutIds.size).toBe(1);
+
+    await allGone([v.pid, ...kids]);
+    const atDump = seqCount(v);
+    oracleRestore(dir);
+    expectShape(v.pid, kids);
+    await readerRunsOn(v, atDump);
+    expect(await verdict(v, 15_000)).toMatch(/^PASS tree\b/);
+  });
+
+  it('the oracle dumps the tree and criu-ts restores it', async () => {
+    requireOracle();
+    const { v, kids } = await startTree();
+    const dir = path.join(tmp, 'from-oracle');
+    fs.mkdirSync(dir);
+    const r = oracle(['dump', '-t', String(v.pid), '-D', dir, '-o', 'dump.log', '-v4']);
+    expect(r.status).toBe(0);
+    await allGone([v.pid, ...kids]);
+    const atDump = seqCount(v);
+    await restore({ imagesDir: dir, logFile: 'restore.log', logLevel: 4 });
+    expectShape(v.pid, kids);
+    await readerRunsOn(v, atDump);
+    expect(await verdict(v, 15_000)).toMatch(/^PASS tree\b/);
+  });
+
+  it('criu-ts dumps and restores the tree, twice over', async () => {
+    const { v, kids } = await startTree();
+    for (let round = 1; round <= 2; round++) {
+      const dir = path.join(tmp, `ours-${round}`);
+      fs.mkdirSync(dir);
+      await dump({ pid: v.pid, imagesDir: dir, logFile: 'dump.log', logLevel: 4 });
+      expect((await pipeDataOf(dir))[0].bytes).toBeGreaterThan(0);
+      await allGone([v.pid, ...kids]);
+      const atDump = seqCount(v);
+      await restore({ imagesDir: dir, logFile: 'restore.log', logLevel: 4 });
+      expectShape(v.pid, kids);
+      await readerRunsOn(v, atDump);
+    }
+    expect(await verdict(v, 15_000)).toMatch(/^PASS tree\b/);
+  });
+});
