@@ -148,4 +148,35 @@ describe('process trees with a pipe', () => {
     }
     expect(await verdict(v, 15_000)).toMatch(/^PASS tree\b/);
   });
+
+  it('a failed dump leaves every task of the tree running, untraced', async () => {
+    const { v, kids } = await startTree();
+    const bad = path.join(tmp, 'fault-dump');
+    fs.mkdirSync(bad);
+    // The fault hits the first task's memory step, after all three were frozen and one infected.
+    await expect(dump({ pid: v.pid, imagesDir: bad, faultAt: 'memory', logFile: 'dump.log', logLevel: 4 })).rejects.toThrow(/memory/);
+    for (const p of [v.pid, ...kids]) expect(fs.readFileSync(`/proc/${p}/status`, 'latin1')).toMatch(/TracerPid:\s+0\n/);
+    const before = seqCount(v);
+    await waitFor('the reader goes on', () => seqCount(v) > before + 1, 5000);
+    expect(childrenOf(v.pid)).toEqual(kids);
+    expect(await verdict(v, 15_000)).toMatch(/^PASS tree\b/);
+  });
+
+  it('a failed restore kills every task it created; the next one succeeds', async () => {
+    requireOracle();
+    const { v, kids } = await startTree();
+    const all = [v.pid, ...kids];
+    const dir = path.join(tmp, 'fault-restore');
+    fs.mkdirSync(dir);
+    expect(oracle(['dump', '-t', String(v.pid), '-D', dir, '-o', 'dump.log', '-v4']).status).toBe(0);
+    await allGone(all);
+    // At "jump" every task exists and is rebuilt.
+    await expect(restore({ imagesDir: dir, faultAt: 'jump', logFile: 'restore-fault.log', logLevel: 4 })).rejects.toThrow(/jump/);
+    await allGone(all);
+    const atDump = seqCount(v);
+    await restore({ imagesDir: dir, logFile: 'restore.log', logLevel: 4 });
+    expectShape(v.pid, kids);
+    await readerRunsOn(v, atDump);
+    expect(await verdict(v, 15_000)).toMatch(/^PASS tree\b/);
+  });
 });
