@@ -13,6 +13,7 @@ import { writeImageFile } from '@criu/images';
 import { sys } from '@criu/sys';
 import type { Arch } from '../arch/types.js';
 import { hostArch } from '../arch/host.js';
+import { ptraceAccessProblem } from '../infect/frozen-task.js';
 import { Parasite } from '../infect/parasite.js';
 import type { ParasiteTaskState } from '../infect/protocol.js';
 import { readMaps } from '../proc/maps.js';
@@ -88,6 +89,8 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
   if (!Number.isInteger(pid) || pid <= 0) throw new DumpError('check-task', pid, `invalid pid ${pid}`);
   const imagesDir = path.resolve(options.imagesDir);
   const arch = options.arch ?? hostArch();
+  // The log lives in the images dir by default: make sure the dir exists before opening it.
+  if (options.logFile && !options.logger) fs.mkdirSync(path.dirname(path.resolve(imagesDir, options.logFile)), { recursive: true, mode: 0o700 });
   const log = options.logger ?? new Logger(options.logLevel ?? 2, options.logFile ? path.resolve(imagesDir, options.logFile) : undefined);
   const faultAt = options.faultAt ?? (process.env.CRIU_TS_FAULT_STEP as DumpStep | undefined);
   let stepIndex = -1;
@@ -108,6 +111,8 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     step('check-task');
     const status = readStatusOrFail(pid);
     if (status.tracerPid !== 0) throw new DumpError('check-task', pid, `the task is already traced by process ${status.tracerPid}`, { hint: 'another dump or a debugger holds it' });
+    const access = ptraceAccessProblem(pid);
+    if (access) throw new DumpError('check-task', pid, access.reason, { hint: access.hint });
     const seen = listTree(pid);
     for (const t of seen.slice(1)) {
       let st;
@@ -205,7 +210,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
         log.error(`resuming ${t.pid} failed: ${(ce as Error).message}`);
       }
     }
-    const err = e instanceof DumpError ? e : new DumpError(current, pid, (e as Error).message, { cause: e, taskResumed: resumed });
+    const err = e instanceof DumpError ? e : new DumpError(current, pid, (e as Error).message, { cause: e, taskResumed: resumed, hint: hintFor(e) });
     log.error(err.message);
     throw err;
   } finally {
@@ -317,4 +322,16 @@ function readStatusOrFail(pid: number) {
   } catch (e) {
     throw new DumpError('check-task', pid, `no such process (${(e as Error).message})`, { hint: 'check the PID', cause: e });
   }
+}
+
+/** A hint for causes we recognise anywhere in the error's cause chain. */
+function hintFor(e: unknown): string | undefined {
+  for (let c: unknown = e, depth = 0; c && depth < 6; c = (c as { cause?: unknown }).cause, depth++) {
+    const errno = (c as { errno?: number }).errno ?? (c as { code?: string }).code;
+    if (errno === 28 || errno === 'ENOSPC' || errno === 122 || errno === 'EDQUOT' || /ENOSPC|no space left/i.test(String((c as Error).message))) {
+      return "the images directory's filesystem is full: free space or dump elsewhere";
+    }
+    if (errno === 1 || errno === 'EPERM' || errno === 13 || errno === 'EACCES') return 'permission denied: dumping needs root or CAP_CHECKPOINT_RESTORE + CAP_SYS_PTRACE over the task';
+  }
+  return undefined;
 }

@@ -560,6 +560,9 @@ function restoreTaskState(task: FrozenTask, scratch: Scratch, img: TaskImages, a
     if (!t) return;
     const v = [t.isec, t.iusec, t.vsec, t.vusec].map((x) => BigInt(x as bigint));
     if (v.every((x) => x === 0n)) return;
+    // A periodic timer that expired while the task was frozen reads 0 until its signal is taken;
+    // arming it with 0 would disarm it, so it restarts with one interval (as CRIU does).
+    if (v[2] === 0n && v[3] === 0n) { v[2] = v[0]; v[3] = v[1]; }
     const b = Buffer.alloc(32);
     v.forEach((x, j) => b.writeBigUInt64LE(x, j * 8));
     task.syscall('setitimer', which, scratch.arg(b), 0);
