@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
-import { writeImageFile } from '@criu/images';
+import { encodeMessage, messageSchema, messageType, writeImageFile } from '@criu/images';
 import { sys } from '@criu/sys';
 import type { Arch } from '../arch/types.js';
 import { hostArch } from '../arch/host.js';
@@ -134,6 +134,10 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     fs.mkdirSync(imagesDir, { recursive: true, mode: 0o700 });
     fs.writeFileSync(path.join(imagesDir, INCOMPLETE_MARKER), `dump of ${pid} in progress\n`, { mode: 0o600 });
 
+    // Build the image codecs now: loading the schemas costs ~0.2 s, which must not be frozen time.
+    warmImageCodecs();
+    Parasite.preload(arch);
+    sys.pageSize();
     step('freeze');
     tasks = freezeTree(pid, arch);
     frozenAt = process.hrtime.bigint();
@@ -155,9 +159,8 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     }
 
     step('write-images');
-    const frozenTimeUs = usSince(frozenAt);
     const stats: DumpStats = {
-      freezingTimeUs, frozenTimeUs, memdumpTimeUs: Math.round(total.elapsedMs * 1000), memwriteTimeUs: 0,
+      freezingTimeUs, frozenTimeUs: 0, memdumpTimeUs: Math.round(total.elapsedMs * 1000), memwriteTimeUs: 0,
       pagesScanned: total.pagesScanned, pagesWritten: total.pagesWritten,
       pagesSkippedZero: total.pagesSkippedZero, pagesSkippedFile: total.pagesSkippedFile,
     };
@@ -178,20 +181,26 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     if (ttyInfo.length) tail.push(['tty-info.img', 'TTY_INFO', ttyInfo]);
     for (const [file, magic, entries] of [...head, ...images, ...tail]) {
       await writeImageFile(out(file), magic, entries.map((message) => ({ message })));
+      log.debug(`wrote ${file} (${entries.length} records)`);
     }
     const pipesData = pipeDataOf(files).entries();
     if (pipesData.length) await writeImageFile(out('pipes-data.img'), 'PIPES_DATA', pipesData);
-    await writeImageFile(out('stats-dump'), 'STATS', [{ message: { dump: {
-      freezing_time: stats.freezingTimeUs, frozen_time: stats.frozenTimeUs, memdump_time: stats.memdumpTimeUs,
-      memwrite_time: stats.memwriteTimeUs, pages_scanned: BigInt(stats.pagesScanned), pages_skipped_parent: 0n,
-      pages_written: BigInt(stats.pagesWritten), irmap_resolve: 0, pages_lazy: 0n,
-      page_pipes: BigInt(total.pipeBufs), page_pipe_bufs: BigInt(total.pipeBufs),
-    } } }]);
-
     step('finish');
     fs.rmSync(out(INCOMPLETE_MARKER), { force: true });
     if (options.leaveRunning) releaseTree(tasks);
     else killTree(tasks);
+    // Frozen time as CRIU counts it: from the freeze until the tasks run again or are killed.
+    stats.frozenTimeUs = usSince(frozenAt);
+    try {
+      await writeImageFile(out('stats-dump'), 'STATS', [{ message: { dump: {
+        freezing_time: stats.freezingTimeUs, frozen_time: stats.frozenTimeUs, memdump_time: stats.memdumpTimeUs,
+        memwrite_time: stats.memwriteTimeUs, pages_scanned: BigInt(stats.pagesScanned), pages_skipped_parent: 0n,
+        pages_written: BigInt(stats.pagesWritten), irmap_resolve: 0, pages_lazy: 0n,
+        page_pipes: BigInt(total.pipeBufs), page_pipe_bufs: BigInt(total.pipeBufs),
+      } } }]);
+    } catch (se) {
+      log.warn(`writing stats-dump failed (the images are complete): ${(se as Error).message}`);
+    }
     log.info(`dump of ${pid} finished: ${tasks.length} task(s), ${stats.pagesWritten} pages, frozen ${(stats.frozenTimeUs / 1000).toFixed(1)} ms`);
     return { pid, imagesDir, stats };
   } catch (e) {
@@ -334,4 +343,37 @@ function hintFor(e: unknown): string | undefined {
     if (errno === 1 || errno === 'EPERM' || errno === 13 || errno === 'EACCES') return 'permission denied: dumping needs root or CAP_CHECKPOINT_RESTORE + CAP_SYS_PTRACE over the task';
   }
   return undefined;
+}
+
+/** Message types a dump writes; building their codecs ahead keeps that work out of the frozen window. */
+const WRITTEN_TYPES = ['inventory_entry', 'pstree_entry', 'core_entry', 'task_kobj_ids_entry', 'mm_entry', 'pagemap_head',
+  'pagemap_entry', 'fdinfo_entry', 'file_entry', 'fs_entry', 'seccomp_entry', 'timens_entry', 'stats_entry', 'pipe_data_entry', 'tty_info_entry'];
+
+function warmImageCodecs(): void {
+  for (const t of WRITTEN_TYPES) {
+    try {
+      messageSchema(t);
+      // Encoding a full sample builds and JITs every nested codec the real images will use.
+      encodeMessage(t, sampleOf(messageType(t), 0));
+    } catch { /* a missing schema shows up, with context, when the image is written */ }
+  }
+}
+
+/** A valid record of `type` with every field set (zeros, one element per repeated field). */
+function sampleOf(type: ReturnType<typeof messageType>, depth: number): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const f of type.fieldsArray) {
+    f.resolve();
+    let v: unknown;
+    if (f.resolvedType && 'fieldsArray' in f.resolvedType) {
+      if (depth > 6) { if (f.required) return out; continue; }
+      v = sampleOf(f.resolvedType as ReturnType<typeof messageType>, depth + 1);
+    } else if (f.resolvedType) {
+      v = Object.values((f.resolvedType as { values: Record<string, number> }).values)[0];
+    } else {
+      v = ({ uint64: 0n, int64: 0n, sint64: 0n, fixed64: 0n, sfixed64: 0n, string: 'x', bytes: Buffer.alloc(1), bool: false } as Record<string, unknown>)[f.type] ?? 0;
+    }
+    out[f.name] = f.repeated ? [v] : v;
+  }
+  return out;
 }

@@ -93,6 +93,11 @@ export class Parasite {
    * socket closes and the parasite resumes the task exactly where it was frozen (its mapping stays
    * behind in the task: nobody is left to unmap it).
    */
+  /** Loads and checks the arch's parasite ahead of time (so a dump does it before freezing). */
+  static preload(arch: Arch): void {
+    loadBlob(arch);
+  }
+
   static inject(task: FrozenTask, opts: InjectOptions = {}): Parasite {
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const pageSize = sys.pageSize();
