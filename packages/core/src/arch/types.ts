@@ -41,6 +41,12 @@ export interface Arch {
   /** thread_info_<arch> for a thread at a ptrace-stop; `savedRegs` are its NT_PRSTATUS bytes. */
   dumpThreadInfo(tid: number, savedRegs: Buffer): Record<string, unknown>;
 
+  // --- CPU features (cpuinfo.img)
+  /** This machine's cpuinfo_entry (ppc64: endianness + AT_HWCAP/AT_HWCAP2), or undefined if the arch records none. */
+  cpuinfo?(): Record<string, unknown> | undefined;
+  /** The features the image's CPU had that this machine lacks, by name ([] when it can restore it). */
+  cpuinfoMissing?(image: Record<string, unknown>): string[];
+
   // --- restore
   /** Path of the arch's restore helper: a tiny program that becomes the restored task. */
   restoreHelperPath(): string;

@@ -179,6 +179,8 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
       ['timens-0.img', 'TIMENS', [{ monotonic: clockTimespec(1), boottime: clockTimespec(7) }]],
     ];
     if (ttyInfo.length) tail.push(['tty-info.img', 'TTY_INFO', ttyInfo]);
+    const cpu = arch.cpuinfo?.();
+    if (cpu) tail.push(['cpuinfo.img', 'CPUINFO', [cpu]]);
     for (const [file, magic, entries] of [...head, ...images, ...tail]) {
       await writeImageFile(out(file), magic, entries.map((message) => ({ message })));
       log.debug(`wrote ${file} (${entries.length} records)`);

@@ -23,6 +23,11 @@ export interface RestoreOptions {
   arch?: Arch;
   /** Fail on purpose at this step (tests). Also read from CRIU_TS_FAULT_STEP. */
   faultAt?: string;
+  /**
+   * CRIU's --cpu-cap: which CPU checks to make against cpuinfo.img ('image' compares the image's
+   * features with this CPU's; 'none' skips). Default: 'image' whenever the image has a cpuinfo.img.
+   */
+  cpuCap?: string[];
   /** How long to wait for a PID that is still taken by a dying task (default 5000 ms). */
   pidWaitMs?: number;
 }

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { sys, packCloneArgs, PTRACE_O, WAIT, SIGNALS, PTRACE_EVENT, type WaitStatus } from '@criu/sys';
-import type { Msg } from '@criu/images';
+import { decodeImageEntries, type Msg } from '@criu/images';
 import type { Arch } from '../arch/types.js';
 import { hostArch } from '../arch/host.js';
 import { FrozenTask } from '../infect/frozen-task.js';
@@ -19,6 +19,7 @@ import { Logger } from '../util/log.js';
 import { RestoreError } from './errors.js';
 import { readTreeImages, need, type TaskImages } from './images-in.js';
 import { SharedFiles, checkTreeFiles } from './shared-files.js';
+import { regFileName, restoreFiles } from './files.js';
 import type { RestoreOptions, RestoreResult } from './options.js';
 import { Scratch, SCRATCH, findFreeRange } from './scratch.js';
 import { killThreads } from '../dump/threads.js';
@@ -80,6 +81,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     const plan = tree.tasks.map((img) => ({ img, vmas: ((img.mm.vmas as Msg[] | undefined) ?? []).map((m, i) => toVma(m, i, `mm-${img.pid}.img`)) }));
     const pid = plan[0].img.pid;
     checkTreeFiles(tree, options.shellJob ?? false);
+    checkCpu(imagesDir, arch, options.cpuCap);
 
     step('check-pid');
     for (const { img } of plan) {
@@ -359,12 +361,6 @@ function waitNewChild(pid: number): void {
   }
 }
 
-function regFileName(img: TaskImages, id: number, what: string): string {
-  const f = img.files.get(id);
-  if (!f) throw new RestoreError('map-vmas', `${what}: no file with id ${id}`, { file: 'files.img', field: 'id' });
-  if (f.type !== FD_TYPE_REG || !f.reg) throw new RestoreError('files', `${what}: file ${id} is of type ${f.type}, not a regular file`, { file: 'files.img', field: 'type' });
-  return (f.reg as Msg).name as string;
-}
 
 /** Moves the running kernel's vvar/vDSO where the dumped task had them (same kernel: same sizes). */
 function placeVdso(task: FrozenTask, childMaps: ReturnType<typeof readMaps>, vmas: Vma[]): void {
@@ -446,75 +442,6 @@ function fillMemory(task: FrozenTask, scratch: Scratch, img: TaskImages, vmas: V
   } finally {
     task.syscall('close', fd);
   }
-}
-
-function restoreFiles(task: FrozenTask, scratch: Scratch, img: TaskImages, shellJob: boolean, shared: SharedFiles): void {
-  const pid = task.pid;
-  for (const fd of fs.readdirSync(`/proc/${pid}/fd`).map(Number)) task.syscall('close', fd);
-  const fdinfoFile = `fdinfo-${img.ids.files_id}.img`;
-  const opened = new Map<number, number>();
-  const entries = [...img.fdinfo].sort((a, b) => Number(a.fd) - Number(b.fd));
-  const maxFd = entries.reduce((m, e) => Math.max(m, Number(e.fd)), 2);
-  // A pidfd of the restorer inside the task, above every fd it will have, to take shared files from us.
-  let pidfd = -1;
-  const takeFromUs = (lfd: number): number => {
-    if (pidfd < 0) {
-      const p = Number(task.syscall('pidfd_open', process.pid, 0));
-      pidfd = Number(task.syscall('fcntl', p, F_DUPFD_CLOEXEC, maxFd + 1));
-      task.syscall('close', p);
-    }
-    return Number(task.syscall('pidfd_getfd', pidfd, lfd, 0));
-  };
-  /** Moves the task's descriptor `got` to `fd` with the right close-on-exec flag. */
-  const place = (got: number, fd: number, cloexec: boolean) => {
-    if (got !== fd) {
-      task.syscall('dup3', got, fd, cloexec ? O_CLOEXEC : 0);
-      task.syscall('close', got);
-    } else {
-      task.syscall('fcntl', fd, F_SETFD, cloexec ? FD_CLOEXEC : 0);
-    }
-  };
-  entries.forEach((e, i) => {
-    const fd = Number(need(e.fd, fdinfoFile, 'fd', i));
-    const id = Number(need(e.id, fdinfoFile, 'id', i));
-    const cloexec = (Number(e.flags ?? 0) & 1) !== 0;
-    const known = opened.get(id);
-    if (known !== undefined) {
-      task.syscall('dup3', known, fd, cloexec ? O_CLOEXEC : 0);
-      return;
-    }
-    const held = shared.heldFd(id);
-    if (held !== undefined) {
-      place(takeFromUs(held), fd, cloexec);
-      opened.set(id, fd);
-      return;
-    }
-    const f = img.files.get(id);
-    if (!f) throw new RestoreError('files', `fd ${fd}: no file with id ${id}`, { file: 'files.img', record: i, field: 'id' });
-    if (f.type === FD_TYPE_TTY) {
-      throw new RestoreError('files', `fd ${fd}: restoring terminals is not supported yet${shellJob ? '' : ' (and needs --shell-job)'}`, { file: 'files.img', field: 'tty' });
-    }
-    if (f.type !== FD_TYPE_REG || !f.reg) throw new RestoreError('files', `fd ${fd}: file type ${f.type} is not supported yet`, { file: 'files.img', field: 'type' });
-    const reg = f.reg as Msg;
-    const name = reg.name as string;
-    const flags = Number(reg.flags ?? 0) & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC);
-    const r = task.rawSyscall('openat', AT_FDCWD, scratch.str(name), flags | (cloexec ? O_CLOEXEC : 0), 0);
-    if (r < 0n) throw new RestoreError('files', `fd ${fd}: cannot open ${name} (errno ${-r})`, { file: 'files.img', field: 'reg.name', hint: Number(-r) === 2 ? 'the file was removed or renamed since the dump' : undefined });
-    if (reg.pos !== undefined && BigInt(reg.pos as bigint) !== 0n) task.syscall('lseek', Number(r), BigInt(reg.pos as bigint), 0);
-    place(Number(r), fd, cloexec);
-    opened.set(id, fd);
-    // Other tasks hold the same open file description: they will take it from us.
-    if (shared.isShared(id)) shared.take(pid, fd, id);
-  });
-  if (pidfd >= 0) task.syscall('close', pidfd);
-  // cwd, root, umask
-  const fsFile = `fs-${pid}.img`;
-  const cwd = regFileName(img, Number(need(img.fs.cwd_id, fsFile, 'cwd_id')), 'cwd');
-  const root = regFileName(img, Number(need(img.fs.root_id, fsFile, 'root_id')), 'root');
-  if (root !== '/') task.syscall('chroot', scratch.str(root));
-  const r = task.rawSyscall('chdir', scratch.str(cwd));
-  if (r < 0n) throw new RestoreError('files', `cannot enter the working directory ${cwd} (errno ${-r})`, { file: fsFile, field: 'cwd_id' });
-  if (img.fs.umask !== undefined) task.syscall('umask', Number(img.fs.umask));
 }
 
 function restoreTaskState(task: FrozenTask, scratch: Scratch, img: TaskImages, arch: Arch): void {
@@ -750,5 +677,31 @@ function waitSyscallStop(pid: number, which: string): void {
       throw new RestoreError('jump', `the task stopped with signal ${st.signal} during rt_sigreturn ${which}`);
     }
     sys.ptrace.syscall(pid, 0);
+  }
+}
+
+function readImageFileSync(file: string) {
+  return decodeImageEntries(fs.readFileSync(file), { file: path.basename(file) });
+}
+
+/** Refuses, before anything is created, an image whose CPU had features this one lacks. */
+function checkCpu(imagesDir: string, arch: Arch, cpuCap: string[] | undefined): void {
+  const file = path.join(imagesDir, 'cpuinfo.img');
+  if (cpuCap?.includes('none') || !fs.existsSync(file)) return;
+  if (cpuCap && !cpuCap.includes('image') && !cpuCap.includes('cpu')) return;
+  if (!arch.cpuinfoMissing) return;
+  let entry: Msg;
+  try {
+    const img = readImageFileSync(file);
+    entry = img.entries[0]?.message as Msg;
+  } catch (e) {
+    throw new RestoreError('read-images', (e as Error).message, { file: 'cpuinfo.img', cause: e });
+  }
+  if (!entry) throw new RestoreError('read-images', 'no cpuinfo record', { file: 'cpuinfo.img' });
+  const missing = arch.cpuinfoMissing(entry);
+  if (missing.length) {
+    throw new RestoreError('read-images', `this CPU lacks features the dumped task's CPU had: ${missing.join(', ')}`, {
+      file: 'cpuinfo.img', hint: 'restore on a CPU at least as capable, or pass --cpu-cap=none to skip the check at your own risk',
+    });
   }
 }
