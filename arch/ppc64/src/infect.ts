@@ -4,6 +4,7 @@ import { EM_PPC64, R_PPC64_RELATIVE, parasiteElfPath, restoreHelperPath } from '
 import { buildSigframe } from './sigframe.js';
 import type { Msg } from '@criu/images';
 import { dumpThreadInfo } from './thread-info.js';
+import { cpuinfoEntry, cpuinfoMissing } from './cpuinfo.js';
 
 /** `sc`: system call (the classic vector 0xc00: errors come back as CR0.SO + positive errno). */
 export const INSN_SC = 0x44000002;
@@ -74,6 +75,9 @@ export const ppc64 = {
   callResult: (regs: Buffer) => BigInt.asIntN(64, getReg(regs, 'r3')),
   image: { march: 4 /* core_entry.march PPC64 */, threadInfoField: 'ti_ppc64' },
   dumpThreadInfo: (tid: number, savedRegs: Buffer): Record<string, unknown> => dumpThreadInfo(tid, savedRegs),
+  // --- CPU features (cpuinfo.img: endianness + AT_HWCAP, AT_HWCAP2)
+  cpuinfo: (): Record<string, unknown> => cpuinfoEntry(),
+  cpuinfoMissing: (image: Record<string, unknown>): string[] => cpuinfoMissing(image),
   // --- restore
   restoreHelperPath,
   /** The ucontext rt_sigreturn reads at r1 (see sigframe.ts); r1 = the frame's address. */
