@@ -1,5 +1,6 @@
 // CRIU's own commands. Each is a row here from the start so that its options parse and its
 // name is known; `run` is filled in as the engine grows.
+import { runCpuinfo } from './cpuinfo.js';
 import { runDump } from './dump.js';
 import { runRestore } from './restore.js';
 import type { CommandSpec } from './types.js';
@@ -30,5 +31,12 @@ export const CRIU_COMMANDS: readonly CommandSpec[] = [
   todo('swrk', 'serve RPC requests on a socket (used by runc)', 'FD'),
   todo('dedup', 'remove duplicates in memory dump'),
   todo('lazy-pages', 'serve pages of a lazy restore', '-D DIR [<options>]'),
-  todo('cpuinfo', 'cpuinfo dump: write cpu information; cpuinfo check: validate it', 'dump|check'),
+  {
+    name: 'cpuinfo',
+    summary: 'cpuinfo dump: write cpu information; cpuinfo check: validate it',
+    usage: 'dump|check [-D DIR]',
+    options: [],
+    positionals: { min: 1, max: 1 },
+    run: runCpuinfo,
+  },
 ];

@@ -3,18 +3,19 @@
 import * as fs from 'fs';
 import { dump, type DumpResult } from '@criu/core';
 import { CliUsageError } from '../errors.js';
+import { parseCpuCap } from './cpuinfo.js';
 import { checkOptions, engineDirs, openLog, optFlag, progressPrinter, reportEngineError, type OptionPolicy } from './engine.js';
 import type { CommandContext } from './types.js';
 
 export const DUMP_POLICY: OptionPolicy = {
-  honoured: ['tree', 'leave-running', 'shell-job', 'display-stats'],
+  honoured: ['tree', 'leave-running', 'shell-job', 'display-stats', 'cpu-cap'],
   // They allow resources (sockets, locks, cgroups, ...) that the engine refuses anyway, or
   // tune machinery it does not have; a dump with them is the same dump.
   ignored: [
     'tcp-established', 'skip-in-flight', 'ext-unix-sk', 'file-locks', 'link-remap', 'evasive-devices', 'ghost-limit',
     'ghost-fiemap', 'force-irmap', 'irmap-scan-path', 'manage-cgroups', 'cgroup-props', 'cgroup-props-file',
     'cgroup-dump-controller', 'skip-mnt', 'enable-fs', 'external', 'ext-mount-map', 'timeout', 'log-pid',
-    'network-lock', 'cpu-cap', 'file-validation', 'pidfile', 'freeze-cgroup', 'weak-sysctls',
+    'network-lock', 'file-validation', 'pidfile', 'freeze-cgroup', 'weak-sysctls',
     // restore's options: CRIU accepts them on dump too and does nothing with them
     'restore-detached', 'restore-sibling',
   ],
@@ -43,6 +44,8 @@ export async function runDump(ctx: CommandContext): Promise<number> {
   if (typeof pid !== 'number') throw new CliUsageError('no pid specified (-t option)');
   if (pid <= 0) throw new CliUsageError(`invalid pid ${pid} (-t option)`);
   const warnings = checkOptions('dump', ctx.args.options, DUMP_POLICY);
+  // The list is checked; cpuinfo.img is written whenever the arch records CPU features (ppc64).
+  parseCpuCap(ctx);
   const dirs = engineDirs(ctx);
   // CRIU wants the directories to exist; the engine creates the images dir, so we do it first
   // for the log file that lives in it.

@@ -4,15 +4,16 @@
 import * as fs from 'fs';
 import { restore, type RestoreResult } from '@criu/core';
 import { CliUsageError } from '../errors.js';
+import { parseCpuCap } from './cpuinfo.js';
 import { checkOptions, engineDirs, inWorkDir, openLog, optFlag, optString, progressPrinter, reportEngineError, type OptionPolicy } from './engine.js';
 import type { CommandContext } from './types.js';
 
 export const RESTORE_POLICY: OptionPolicy = {
-  honoured: ['restore-detached', 'pidfile', 'shell-job'],
+  honoured: ['restore-detached', 'pidfile', 'shell-job', 'cpu-cap'],
   ignored: [
     'tcp-established', 'tcp-close', 'ext-unix-sk', 'file-locks', 'link-remap', 'evasive-devices', 'manage-cgroups',
     'cgroup-props', 'cgroup-props-file', 'cgroup-root', 'skip-mnt', 'enable-fs', 'external', 'ext-mount-map', 'log-pid',
-    'network-lock', 'cpu-cap', 'file-validation', 'skip-file-rwx-check', 'weak-sysctls', 'display-stats',
+    'network-lock', 'file-validation', 'skip-file-rwx-check', 'weak-sysctls', 'display-stats',
     // dump's options: CRIU accepts them on restore too and does nothing with them
     'tree', 'leave-running', 'timeout',
   ],
@@ -26,6 +27,7 @@ function exitText(exit: RestoreResult['exit']): string {
 
 export async function runRestore(ctx: CommandContext): Promise<number> {
   const warnings = checkOptions('restore', ctx.args.options, RESTORE_POLICY);
+  const cpuCap = parseCpuCap(ctx);
   const dirs = engineDirs(ctx);
   for (const d of [dirs.imagesDir, dirs.workDir]) {
     if (!fs.existsSync(d)) throw new CliUsageError(`can't change directory to ${d}: No such file or directory`);
@@ -41,6 +43,7 @@ export async function runRestore(ctx: CommandContext): Promise<number> {
       detach,
       pidfile: pidfile === undefined ? undefined : inWorkDir(dirs, pidfile),
       shellJob: optFlag(ctx, 'shell-job'),
+      cpuCap,
       logger: log.logger,
       onProgress: progressPrinter(ctx.io, log, 'restore'),
     });
