@@ -55,6 +55,18 @@ describe('dump on x86_64: images that the oracle CRIU restores', () => {
     expect(fs.statSync(path.join(dir, 'pages-1.img')).size).toBe(pages * 4096);
   });
 
+  it('a 256 MiB region keeps its checksum', async () => {
+    const v = await start('mem', ['256']);
+    const dir = path.join(tmp, 'mem256');
+    const res = await dump({ pid: v.pid, imagesDir: dir });
+    expect(res.stats.pagesWritten * 4096).toBeGreaterThanOrEqual(256 << 20);
+    await waitPidGone(v.pid);
+    oracleRestore(dir);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await verdict(v)).toMatch(/^PASS mem\b/);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
   it('a 64 MiB region keeps its checksum', async () => {
     const v = await start('mem64');
     const dir = path.join(tmp, 'mem64');
