@@ -1,0 +1,318 @@
+// `criu swrk FD`: CRIU's RPC service on one already-connected SOCK_SEQPACKET socket (runc and
+// go-criu start it with a socketpair). One criu_req per datagram, one criu_resp per datagram;
+// the loop goes on while the request says keep_open (CRIU allows that for VERSION,
+// FEATURE_CHECK, CPUINFO_* and the page server only). Exit status as CRIU's: 0 when the last
+// request was answered (queries answer success=false without failing the process), 1 when a
+// DUMP/RESTORE failed or the conversation broke (EOF, a malformed request).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { dump, hostArch, restore, type Arch, type DumpResult } from '@criu/core';
+import { decodeMessage, encodeMessage, readImageFile, writeImageFile, type Msg } from '@criu/images';
+import { sys, SysError } from '@criu/sys';
+import { CRIU_TS_VERSION } from '../version.js';
+import { RpcError, setupRequest, type RequestEnv } from './options.js';
+import { ERRNO, REQ, reqTypeName } from './protocol.js';
+import type { PeerCred, SeqpacketSocket } from './socket.js';
+
+/** The version criu-ts answers: the CRIU release whose behaviour it follows. */
+export const RPC_VERSION = { major_number: 4, minor_number: 1, name: `criu-ts ${CRIU_TS_VERSION}` } as const;
+
+/** Requests CRIU lets a client send with keep_open (chk_keepopen_req). */
+const KEEP_OPEN_OK = new Set<number>([REQ.VERSION, REQ.FEATURE_CHECK, REQ.CPUINFO_DUMP, REQ.CPUINFO_CHECK, REQ.PAGE_SERVER, REQ.PAGE_SERVER_CHLD]);
+
+export interface SwrkServerOptions {
+  socket: SeqpacketSocket;
+  /** where to say why the service stopped (CRIU prints such errors on stderr) */
+  stderr: (text: string) => void;
+  arch?: Arch;
+}
+
+/** A request failed in a way the client is told about. */
+interface Failure {
+  message: string;
+  errno?: number;
+}
+
+/** errno of the first SysError in an error's cause chain (or ESRCH for a task that is gone). */
+function errnoOf(err: unknown): number | undefined {
+  for (let e = err as { cause?: unknown } | undefined, i = 0; e && i < 8; e = e.cause as typeof e, i++) {
+    if (e instanceof RpcError) return e.errno;
+    if (e instanceof SysError) return e.errno;
+  }
+  const msg = err instanceof Error ? err.message : String(err);
+  if (/no such process/i.test(msg)) return ERRNO.ESRCH;
+  return undefined;
+}
+
+function failureOf(err: unknown): Failure {
+  return { message: err instanceof Error ? err.message : String(err), errno: errnoOf(err) };
+}
+
+/** cr_errmsg / cr_errno of a failure, in CRIU's form (cr_errno only when known). */
+function errFields(f: Failure | undefined): Msg {
+  if (!f) return {};
+  const out: Msg = { cr_errmsg: f.message };
+  if (f.errno) out.cr_errno = f.errno;
+  return out;
+}
+
+export class SwrkServer {
+  private readonly socket: SeqpacketSocket;
+  private readonly stderr: (text: string) => void;
+  private readonly arch?: Arch;
+  private peer: PeerCred = { pid: 0, uid: 0, gid: 0 };
+
+  constructor(o: SwrkServerOptions) {
+    this.socket = o.socket;
+    this.stderr = o.stderr;
+    this.arch = o.arch;
+  }
+
+  /** Serves until the conversation ends; resolves to the process exit status. */
+  async serve(): Promise<number> {
+    try {
+      this.peer = this.socket.peerCred();
+    } catch (e) {
+      this.stderr(`Error (criu-ts swrk): can't read the credentials of the RPC peer: ${(e as Error).message}\n`);
+      return 1;
+    }
+    for (;;) {
+      const req = await this.receive();
+      if (req === undefined) return 1;
+      const type = Number(req.type);
+      if (req.keep_open === true && !KEEP_OPEN_OK.has(type)) {
+        // CRIU drops such a request without an answer; the client deserves one.
+        this.send({ type, success: false, ...errFields({ message: `keep_open is not allowed with ${reqTypeName(type)} (only VERSION, FEATURE_CHECK, CPUINFO_DUMP, CPUINFO_CHECK and PAGE_SERVER)`, errno: ERRNO.EBADRQC }) });
+        return 1;
+      }
+      let status: number;
+      try {
+        status = await this.dispatch(type, req);
+      } catch (e) {
+        // Only a broken socket gets here (every handler answers its own failures).
+        this.stderr(`Error (criu-ts swrk): ${(e as Error).message}\n`);
+        return 1;
+      }
+      if (status !== 0 || req.keep_open !== true) return status;
+    }
+  }
+
+  /** The next request; undefined (after telling the client, when it is still there) when there is none. */
+  private async receive(): Promise<Msg | undefined> {
+    let data: Buffer;
+    try {
+      const d = await this.socket.recv();
+      for (const fd of d.fds) sys.close(fd); // CRIU takes no descriptors with a request
+      if (d.closed) {
+        this.stderr('Error (criu-ts swrk): the RPC client closed the socket before sending a request\n');
+        return undefined;
+      }
+      data = d.data;
+    } catch (e) {
+      this.stderr(`Error (criu-ts swrk): can't receive a request: ${(e as Error).message}\n`);
+      return undefined;
+    }
+    try {
+      return decodeMessage('criu_req', data);
+    } catch (e) {
+      const message = `malformed criu_req (${data.length} bytes): ${(e as Error).message}`;
+      this.stderr(`Error (criu-ts swrk): ${message}\n`);
+      try {
+        this.send({ type: REQ.EMPTY, success: false, cr_errmsg: message, cr_errno: ERRNO.EBADMSG });
+      } catch {
+        /* the client is gone too */
+      }
+      return undefined;
+    }
+  }
+
+  private send(resp: Msg, fds: number[] = []): void {
+    this.socket.send(encodeMessage('criu_resp', resp), fds);
+  }
+
+  private async dispatch(type: number, req: Msg): Promise<number> {
+    const opts = (req.opts ?? { images_dir_fd: -1 }) as Msg;
+    switch (type) {
+      case REQ.VERSION:
+        this.send({ type, success: true, version: { ...RPC_VERSION } });
+        return 0;
+      case REQ.FEATURE_CHECK:
+        // What criu-ts has of each: none yet. CRIU answers all three whatever was asked.
+        this.send({ type, success: true, features: { mem_track: false, lazy_pages: false, pidfd_store: false } });
+        return 0;
+      case REQ.CHECK:
+        this.send({ type, success: true });
+        return 0;
+      case REQ.DUMP:
+        return this.dump(opts);
+      case REQ.RESTORE:
+        return this.restore(opts);
+      case REQ.CPUINFO_DUMP:
+      case REQ.CPUINFO_CHECK:
+        return this.cpuinfo(type, opts);
+      case REQ.WAIT_PID:
+        return this.waitPid(Number(req.pid ?? 0));
+      case REQ.PRE_DUMP:
+      case REQ.SINGLE_PRE_DUMP:
+        this.send({ type, success: false, ...errFields({ message: 'pre-dump is not supported by criu-ts (no memory tracking); use a plain DUMP', errno: ERRNO.EOPNOTSUPP }) });
+        return 1;
+      case REQ.PAGE_SERVER:
+      case REQ.PAGE_SERVER_CHLD:
+        this.send({ type, success: false, ...errFields({ message: 'the page server is not supported by criu-ts', errno: ERRNO.EOPNOTSUPP }) });
+        return 1;
+      default:
+        // EMPTY, or a NOTIFY reply with no notification pending: CRIU's "Invalid req".
+        this.send({ type: REQ.EMPTY, success: false, ...errFields({ message: `Invalid req: ${reqTypeName(type)} is not a request a client starts`, errno: ERRNO.EBADRQC }) });
+        return 1;
+    }
+  }
+
+  /**
+   * A NOTIFY round trip (opts.notify_scripts): criu_resp{NOTIFY, notify{script, pid}}, then the
+   * client's criu_req{NOTIFY, notify_success}. Throws RpcError when the client reports failure.
+   */
+  private async notify(env: RequestEnv, script: string, pid?: number): Promise<Msg> {
+    env.logger.info(`RPC: notify ${script}${pid ? ` (pid ${pid})` : ''}`);
+    this.send({ type: REQ.NOTIFY, success: true, notify: pid ? { script, pid } : { script } });
+    const d = await this.socket.recv();
+    for (const fd of d.fds) sys.close(fd);
+    if (d.closed) throw new RpcError(`the RPC client went away during the ${script} notification`, 104 /* ECONNRESET */);
+    let reply: Msg;
+    try {
+      reply = decodeMessage('criu_req', d.data);
+    } catch (e) {
+      throw new RpcError(`malformed reply to the ${script} notification: ${(e as Error).message}`, ERRNO.EBADMSG);
+    }
+    if (Number(reply.type) !== REQ.NOTIFY || reply.notify_success !== true) {
+      throw new RpcError(`RPC client reported script error (${script})`, ERRNO.EINVAL);
+    }
+    return reply;
+  }
+
+  private setup(opts: Msg): RequestEnv {
+    return setupRequest(opts, this.peer.pid, (line) => this.stderr(line));
+  }
+
+  /** DUMP: CRIU's dump_using_req. No response after killing the client itself (it is gone). */
+  private async dump(opts: Msg): Promise<number> {
+    const selfDump = !opts.pid;
+    const pid = selfDump ? this.peer.pid : Number(opts.pid);
+    const leaveRunning = opts.leave_running === true;
+    let failure: Failure | undefined;
+    let env: RequestEnv | undefined;
+    try {
+      env = this.setup(opts);
+      const notifying = opts.notify_scripts === true;
+      env.logger.info(`Dumping task ${pid} into ${env.imagesDir} (RPC)`);
+      if (notifying) {
+        await this.notify(env, 'pre-dump');
+        const ext = await this.notify(env, 'query-ext-files');
+        const external = ((ext.opts as Msg | undefined)?.external as string[] | undefined) ?? [];
+        if (external.length) throw new RpcError(`external resources (${external.join(', ')}) are not supported by criu-ts`);
+      }
+      const result: DumpResult = await dump({ pid, imagesDir: env.imagesDir, leaveRunning, shellJob: opts.shell_job === true, logger: env.logger, arch: this.arch });
+      // CRIU sends post-dump while the tasks are still frozen; the engine has resumed or
+      // killed them by now (it has no hook for that moment yet).
+      if (notifying) await this.notify(env, 'post-dump');
+      if (opts.display_stats === true) {
+        const s = result.stats;
+        env.logger.info(`Dump stats: freezing ${s.freezingTimeUs} us, frozen ${s.frozenTimeUs} us, memdump ${s.memdumpTimeUs} us, memwrite ${s.memwriteTimeUs} us, pages scanned ${s.pagesScanned}, written ${s.pagesWritten}`);
+      }
+      env.logger.info('Dumping finished successfully');
+    } catch (e) {
+      failure = failureOf(e);
+      env?.logger.error(failure.message);
+    } finally {
+      env?.close();
+    }
+    if (leaveRunning || !selfDump || failure) {
+      this.send({ type: REQ.DUMP, success: !failure, dump: { restored: false }, ...errFields(failure) });
+    }
+    return failure ? 1 : 0;
+  }
+
+  /** RESTORE: CRIU's restore_using_req, always detached (the restored tree outlives swrk). */
+  private async restore(opts: Msg): Promise<number> {
+    let failure: Failure | undefined;
+    let env: RequestEnv | undefined;
+    let pid = -1;
+    try {
+      env = this.setup(opts);
+      const notifying = opts.notify_scripts === true;
+      env.logger.info(`Restoring from ${env.imagesDir} (RPC, detached)`);
+      if (notifying) await this.notify(env, 'pre-restore');
+      // cpu_cap: CRIU's RPC always adds the image check to it, which is the engine's default.
+      const result = await restore({ imagesDir: env.imagesDir, detach: true, shellJob: opts.shell_job === true, logger: env.logger, arch: this.arch });
+      pid = result.pid;
+      if (notifying) {
+        try {
+          // CRIU sends these while the tasks are still stopped; ours already run.
+          await this.notify(env, 'post-restore', pid);
+          await this.notify(env, 'pre-resume');
+          await this.notify(env, 'post-resume');
+        } catch (e) {
+          // The restore is reported failed: the task must not live on unowned.
+          env.logger.error(`killing restored task ${pid}: ${(e as Error).message}`);
+          try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+          pid = -1;
+          throw e;
+        }
+      }
+      env.logger.info('Restore finished successfully. Tasks resumed.');
+    } catch (e) {
+      failure = failureOf(e);
+      env?.logger.error(failure.message);
+    } finally {
+      env?.close();
+    }
+    this.send({ type: REQ.RESTORE, success: !failure, restore: { pid: failure ? -1 : pid }, ...errFields(failure) });
+    return failure ? 1 : 0;
+  }
+
+  /** CPUINFO_DUMP / CPUINFO_CHECK: cpuinfo.img in the images directory, where the arch records CPU features. */
+  private async cpuinfo(type: number, opts: Msg): Promise<number> {
+    let failure: Failure | undefined;
+    let env: RequestEnv | undefined;
+    try {
+      const arch = this.arch ?? hostArch();
+      const cpu = arch.cpuinfo?.();
+      if (!cpu) throw new RpcError(`cpuinfo ${type === REQ.CPUINFO_DUMP ? 'dump' : 'check'} is not supported on ${arch.name}: criu-ts records no CPU features there`, ERRNO.EOPNOTSUPP);
+      env = this.setup(opts);
+      const file = path.join(env.imagesDir, 'cpuinfo.img');
+      if (type === REQ.CPUINFO_DUMP) {
+        await writeImageFile(file, 'CPUINFO', [{ message: cpu }]);
+        env.logger.info(`wrote ${file}`);
+      } else {
+        if (!fs.existsSync(file)) throw new RpcError(`no cpuinfo.img in ${env.imagesDir}`, ERRNO.ENOENT);
+        const img = await readImageFile(file);
+        const entry = img.entries[0]?.message as Msg | undefined;
+        if (!entry) throw new RpcError('cpuinfo.img has no record', ERRNO.EINVAL);
+        const missing = arch.cpuinfoMissing?.(entry) ?? [];
+        if (missing.length) throw new RpcError(`this CPU lacks features the image's CPU had: ${missing.join(', ')}`, ERRNO.EOPNOTSUPP);
+        env.logger.info('cpuinfo.img matches this CPU');
+      }
+    } catch (e) {
+      failure = failureOf(e);
+      env?.logger.error(failure.message);
+    } finally {
+      env?.close();
+    }
+    this.send({ type, success: !failure, ...errFields(failure) });
+    return 0;
+  }
+
+  /** WAIT_PID: waits for a child of this process (CRIU: the raw wait status in `status`). */
+  private async waitPid(pid: number): Promise<number> {
+    const status = Buffer.alloc(4);
+    try {
+      if (pid <= 0) throw new RpcError(`invalid pid ${pid}`, ERRNO.EINVAL);
+      await sys.syscallAsync('wait4', pid, status, 0, 0);
+      this.send({ type: REQ.WAIT_PID, success: true, status: status.readInt32LE(0) });
+    } catch (e) {
+      const f = failureOf(e);
+      // Restored tasks are not children of swrk in criu-ts (nor in CRIU, whose restore is detached).
+      this.send({ type: REQ.WAIT_PID, success: false, ...errFields({ message: `Unable to wait ${pid}: ${f.message}`, errno: f.errno }) });
+    }
+    return 0;
+  }
+}

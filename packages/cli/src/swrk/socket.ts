@@ -1,0 +1,150 @@
+// A SOCK_SEQPACKET AF_UNIX socket driven by raw syscalls (Node's net module has no SEQPACKET):
+// one datagram per message, sized with MSG_PEEK|MSG_TRUNC before it is read, descriptors passed
+// with SCM_RIGHTS. Receiving blocks on a helper thread (syscallAsync) so the event loop runs on.
+import { sys, SysError, SOCKOPT } from '@criu/sys';
+
+const AF_UNIX = 1;
+const SOCK_SEQPACKET = 5;
+const SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1;
+const SCM_RIGHTS = 1;
+const MSG_PEEK = 0x2;
+const MSG_TRUNC = 0x20;
+const MSG_NOSIGNAL = 0x4000;
+const MSG_CMSG_CLOEXEC = 0x40000000;
+const MSGHDR_SIZE = 56;
+
+/** One received datagram; `closed` when the peer has gone (a zero-length read, as CRIU takes it). */
+export interface Datagram {
+  data: Buffer;
+  fds: number[];
+  closed: boolean;
+}
+
+/** Process credentials of the peer (SO_PEERCRED): for a socketpair, whoever created it. */
+export interface PeerCred {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+function iovec(data: Buffer): Buffer {
+  const iov = Buffer.alloc(16);
+  iov.writeBigUInt64LE(data.length ? sys.address(data) : 0n, 0);
+  iov.writeBigUInt64LE(BigInt(data.length), 8);
+  return iov;
+}
+
+function timeval(ms: number): Buffer {
+  const b = Buffer.alloc(16);
+  b.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
+  b.writeBigInt64LE(BigInt((ms % 1000) * 1000), 8);
+  return b;
+}
+
+export class SeqpacketSocket {
+  constructor(readonly fd: number) {}
+
+  /** socketpair(AF_UNIX, SOCK_SEQPACKET[|SOCK_CLOEXEC]): what runc makes for `criu swrk`. */
+  static pair(cloexec = true): [SeqpacketSocket, SeqpacketSocket] {
+    const sv = Buffer.alloc(8);
+    sys.syscall('socketpair', AF_UNIX, SOCK_SEQPACKET | (cloexec ? SOCK_CLOEXEC : 0), 0, sv);
+    return [new SeqpacketSocket(sv.readInt32LE(0)), new SeqpacketSocket(sv.readInt32LE(4))];
+  }
+
+  /** Checks that `fd` is an AF_UNIX SOCK_SEQPACKET socket; throws a readable Error otherwise. */
+  static adopt(fd: number): SeqpacketSocket {
+    const v = Buffer.alloc(4);
+    const len = Buffer.alloc(4);
+    const get = (opt: number, what: string): number => {
+      len.writeUInt32LE(4, 0);
+      try {
+        sys.syscall('getsockopt', fd, SOL_SOCKET, opt, v, len);
+      } catch (e) {
+        const errno = e instanceof SysError ? e.errno : 0;
+        if (errno === 9 /* EBADF */) throw new Error(`descriptor ${fd} is not open`);
+        if (errno === 88 /* ENOTSOCK */) throw new Error(`descriptor ${fd} is not a socket`);
+        throw new Error(`descriptor ${fd}: can't read ${what}: ${(e as Error).message}`);
+      }
+      return v.readInt32LE(0);
+    };
+    const SO_TYPE = 3, SO_DOMAIN = 39;
+    const type = get(SO_TYPE, 'its type');
+    const domain = get(SO_DOMAIN, 'its domain');
+    if (domain !== AF_UNIX || type !== SOCK_SEQPACKET) {
+      throw new Error(`descriptor ${fd} is not an AF_UNIX SOCK_SEQPACKET socket (domain ${domain}, type ${type})`);
+    }
+    return new SeqpacketSocket(fd);
+  }
+
+  peerCred(): PeerCred {
+    const cred = Buffer.alloc(12);
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(12, 0);
+    sys.syscall('getsockopt', this.fd, SOL_SOCKET, SOCKOPT.SO_PEERCRED, cred, len);
+    return { pid: cred.readInt32LE(0), uid: cred.readUInt32LE(4), gid: cred.readUInt32LE(8) };
+  }
+
+  /** Bounds every later recv (EAGAIN after `ms`); 0 = wait forever. */
+  setRecvTimeout(ms: number): void {
+    const tv = timeval(ms);
+    sys.syscall('setsockopt', this.fd, SOL_SOCKET, SOCKOPT.SO_RCVTIMEO, tv, tv.length);
+  }
+
+  /** Sends one datagram, with descriptors if given (SCM_RIGHTS). */
+  send(data: Buffer, fds: readonly number[] = []): void {
+    const iov = iovec(data);
+    const msg = Buffer.alloc(MSGHDR_SIZE);
+    msg.writeBigUInt64LE(sys.address(iov), 16);
+    msg.writeBigUInt64LE(1n, 24);
+    let control: Buffer | undefined;
+    if (fds.length) {
+      const len = 16 + fds.length * 4;
+      control = Buffer.alloc((len + 7) & ~7);
+      control.writeBigUInt64LE(BigInt(len), 0);
+      control.writeInt32LE(SOL_SOCKET, 8);
+      control.writeInt32LE(SCM_RIGHTS, 12);
+      fds.forEach((f, i) => control!.writeInt32LE(f, 16 + i * 4));
+      msg.writeBigUInt64LE(sys.address(control), 32);
+      msg.writeBigUInt64LE(BigInt(control.length), 40);
+    }
+    const n = Number(sys.syscall('sendmsg', this.fd, msg, MSG_NOSIGNAL));
+    if (n !== data.length) throw new Error(`short send on the RPC socket (${n} of ${data.length} bytes)`);
+    void [data, iov, control]; // alive until the kernel has read them through their addresses
+  }
+
+  /** Receives one whole datagram, whatever its size (up to `maxFds` descriptors with it). */
+  async recv(maxFds = 4): Promise<Datagram> {
+    // recv(NULL, 0, MSG_PEEK|MSG_TRUNC) returns the length of the waiting datagram.
+    const size = Number(await sys.syscallAsync('recvfrom', this.fd, 0, 0, MSG_PEEK | MSG_TRUNC, 0, 0));
+    const data = Buffer.alloc(Math.max(size, 1));
+    const iov = iovec(data);
+    const control = Buffer.alloc(16 + maxFds * 4 + 8);
+    const msg = Buffer.alloc(MSGHDR_SIZE);
+    msg.writeBigUInt64LE(sys.address(iov), 16);
+    msg.writeBigUInt64LE(1n, 24);
+    msg.writeBigUInt64LE(sys.address(control), 32);
+    msg.writeBigUInt64LE(BigInt(control.length), 40);
+    const n = Number(sys.syscall('recvmsg', this.fd, msg, MSG_CMSG_CLOEXEC | MSG_TRUNC));
+    const fds: number[] = [];
+    const controlLen = Number(msg.readBigUInt64LE(40));
+    for (let off = 0; off + 16 <= controlLen; ) {
+      const len = Number(control.readBigUInt64LE(off));
+      if (len < 16) break;
+      if (control.readInt32LE(off + 8) === SOL_SOCKET && control.readInt32LE(off + 12) === SCM_RIGHTS) {
+        for (let p = off + 16; p + 4 <= off + len; p += 4) fds.push(control.readInt32LE(p));
+      }
+      off += (len + 7) & ~7;
+    }
+    void iov;
+    return { data: data.subarray(0, Math.min(n, data.length)), fds, closed: n === 0 };
+  }
+
+  close(): void {
+    try {
+      sys.close(this.fd);
+    } catch {
+      /* already closed */
+    }
+  }
+}
