@@ -5,6 +5,7 @@ import { runDump } from './dump.js';
 import { runRestore } from './restore.js';
 import type { CommandSpec } from './types.js';
 import { runSwrk } from '../swrk/command.js';
+import { runService } from '../swrk/service.js';
 
 const todo = (name: string, summary: string, usage = '[<options>]'): CommandSpec => ({ name, summary, usage, options: [] });
 
@@ -28,7 +29,7 @@ export const CRIU_COMMANDS: readonly CommandSpec[] = [
   },
   todo('check', 'checks whether the kernel support is up-to-date', '[--feature FEAT]'),
   todo('page-server', 'launch page server'),
-  todo('service', 'launch service'),
+  { name: 'service', summary: 'launch service', usage: '[--address FILE] [-d] [--pidfile FILE]', options: [], positionals: { min: 0, max: 0 }, run: runService },
   { name: 'swrk', summary: 'serve RPC requests on a socket (used by runc)', usage: 'FD', options: [], positionals: { min: 1, max: 1 }, run: runSwrk },
   todo('dedup', 'remove duplicates in memory dump'),
   todo('lazy-pages', 'serve pages of a lazy restore', '-D DIR [<options>]'),

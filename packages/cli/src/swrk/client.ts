@@ -30,19 +30,29 @@ export interface Response {
 }
 
 export class SwrkClient {
-  readonly child: ChildProcess;
+  readonly child?: ChildProcess;
   stderr = '';
   stdout = '';
   private exitPromise: Promise<SwrkExit>;
 
   private constructor(
     readonly socket: SeqpacketSocket,
-    child: ChildProcess,
+    child?: ChildProcess,
   ) {
     this.child = child;
-    child.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    child.stdout?.on('data', (d: Buffer) => (this.stdout += d.toString()));
-    this.exitPromise = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    child?.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    child?.stdout?.on('data', (d: Buffer) => (this.stdout += d.toString()));
+    this.exitPromise = child
+      ? new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+      : Promise.reject(new Error('connected to a service: there is no swrk process of ours to wait for'));
+    this.exitPromise.catch(() => undefined);
+  }
+
+  /** Connects to a `criu service` socket (the service starts a worker per connection). */
+  static connect(file: string, timeoutMs = 120_000): SwrkClient {
+    const s = SeqpacketSocket.connect(file);
+    s.setRecvTimeout(timeoutMs);
+    return new SwrkClient(s);
   }
 
   /** Starts `command ...args swrk 3` with our socketpair's server end as fd 3. */
@@ -109,6 +119,6 @@ export class SwrkClient {
 
   /** Kills the swrk process (tests: only a child we started). */
   kill(): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    if (this.child && this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
   }
 }

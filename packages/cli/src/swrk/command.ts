@@ -3,6 +3,7 @@
 import { CliUsageError } from '../errors.js';
 import type { CommandContext } from '../commands/types.js';
 import { SwrkServer } from './server.js';
+import { STANDALONE_ENV } from './service.js';
 import { SeqpacketSocket } from './socket.js';
 
 export async function runSwrk(ctx: CommandContext): Promise<number> {
@@ -15,7 +16,7 @@ export async function runSwrk(ctx: CommandContext): Promise<number> {
     throw new CliUsageError(`swrk: ${(e as Error).message}`);
   }
   try {
-    return await new SwrkServer({ socket, stderr: (t) => ctx.io.writeStderr(t) }).serve();
+    return await new SwrkServer({ socket, stderr: (t) => ctx.io.writeStderr(t), standalone: process.env[STANDALONE_ENV] === '1' }).serve();
   } finally {
     socket.close();
   }

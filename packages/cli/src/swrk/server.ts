@@ -25,6 +25,8 @@ export interface SwrkServerOptions {
   /** where to say why the service stopped (CRIU prints such errors on stderr) */
   stderr: (text: string) => void;
   arch?: Arch;
+  /** a worker of `criu service` (not started by its client): rst_sibling and inherit_fd are refused, as CRIU does */
+  standalone?: boolean;
 }
 
 /** A request failed in a way the client is told about. */
@@ -60,12 +62,14 @@ export class SwrkServer {
   private readonly socket: SeqpacketSocket;
   private readonly stderr: (text: string) => void;
   private readonly arch?: Arch;
+  private readonly standalone: boolean;
   private peer: PeerCred = { pid: 0, uid: 0, gid: 0 };
 
   constructor(o: SwrkServerOptions) {
     this.socket = o.socket;
     this.stderr = o.stderr;
     this.arch = o.arch;
+    this.standalone = o.standalone === true;
   }
 
   /** Serves until the conversation ends; resolves to the process exit status. */
@@ -190,6 +194,7 @@ export class SwrkServer {
   }
 
   private setup(opts: Msg): RequestEnv {
+    if (this.standalone && opts.rst_sibling !== undefined) throw new RpcError('rst_sibling is not allowed in standalone service');
     return setupRequest(opts, this.peer.pid, (line) => this.stderr(line));
   }
 

@@ -35,6 +35,16 @@ function iovec(data: Buffer): Buffer {
   return iov;
 }
 
+/** sockaddr_un of a path (up to 107 bytes). */
+function unixAddress(file: string): { addr: Buffer; len: number } {
+  const name = Buffer.from(file);
+  if (name.length > 107) throw new Error(`socket path too long (${name.length} bytes, at most 107): ${file}`);
+  const addr = Buffer.alloc(110);
+  addr.writeUInt16LE(AF_UNIX, 0);
+  name.copy(addr, 2);
+  return { addr, len: 2 + name.length + 1 };
+}
+
 function timeval(ms: number): Buffer {
   const b = Buffer.alloc(16);
   b.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
@@ -50,6 +60,38 @@ export class SeqpacketSocket {
     const sv = Buffer.alloc(8);
     sys.syscall('socketpair', AF_UNIX, SOCK_SEQPACKET | (cloexec ? SOCK_CLOEXEC : 0), 0, sv);
     return [new SeqpacketSocket(sv.readInt32LE(0)), new SeqpacketSocket(sv.readInt32LE(4))];
+  }
+
+  /** A new socket connected to the SEQPACKET listener bound at `file` (the `criu service` socket). */
+  static connect(file: string): SeqpacketSocket {
+    const fd = Number(sys.syscall('socket', AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    try {
+      const { addr, len } = unixAddress(file);
+      sys.syscall('connect', fd, addr, len);
+    } catch (e) {
+      sys.close(fd);
+      throw e;
+    }
+    return new SeqpacketSocket(fd);
+  }
+
+  /** A SEQPACKET listener bound at `file` (replacing a stale socket file), as `criu service` makes it. */
+  static listen(file: string, backlog = 16): SeqpacketSocket {
+    const fd = Number(sys.syscall('socket', AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    try {
+      const { addr, len } = unixAddress(file);
+      sys.syscall('bind', fd, addr, len);
+      sys.syscall('listen', fd, backlog);
+    } catch (e) {
+      sys.close(fd);
+      throw e;
+    }
+    return new SeqpacketSocket(fd);
+  }
+
+  /** Waits (on a helper thread) for the next connection; the new socket is close-on-exec. */
+  async accept(): Promise<SeqpacketSocket> {
+    return new SeqpacketSocket(Number(await sys.syscallAsync('accept4', this.fd, 0, 0, SOCK_CLOEXEC)));
   }
 
   /** Checks that `fd` is an AF_UNIX SOCK_SEQPACKET socket; throws a readable Error otherwise. */
