@@ -249,10 +249,23 @@ describe('files dump (real processes, compared with the oracle)', () => {
       expect(fs.readFileSync(`/proc/${v.pid}/status`, 'latin1')).toMatch(/TracerPid:\s+0\n/);
     });
 
-    it('an eventfd, also when collectFiles meets it on a frozen task', async () => {
+    it('an inotify, also when collectFiles meets it on a frozen task', async () => {
+      const { v, fd } = await start(['inotify']);
+      expect(refusal(v.pid).message).toMatch(new RegExp(`^task ${v.pid} fd ${fd}: anon_inode:inotify \\(inotify\\) is not supported yet$`));
+      await expect(ourDump(v.pid)).rejects.toThrow(new RegExp(`task ${v.pid} fd ${fd}: anon_inode:inotify \\(inotify\\)`));
+      process.kill(v.pid, 'SIGTERM');
+      await waitFor('verdict', () => /PASS/.exec(readLog(v)));
+    });
+
+    it('an eventfd is accepted now, and dumped as CRIU does', async () => {
       const { v, fd } = await start(['eventfd']);
-      expect(refusal(v.pid).message).toMatch(new RegExp(`^task ${v.pid} fd ${fd}: anon_inode:\\[eventfd\\] \\(eventfd\\) is not supported yet$`));
-      await expect(ourDump(v.pid)).rejects.toThrow(new RegExp(`task ${v.pid} fd ${fd}: anon_inode:\\[eventfd\\] \\(eventfd\\)`));
+      checkFilesSupported(v.pid, false);
+      const oracle = await oracleDump(v.pid);
+      const ours = await ourDump(v.pid);
+      encodesAll(ours);
+      expect(ours.files.fileEntries()).toEqual(oracle.files);
+      expect(ours.out.fdinfo).toEqual(oracle.fdinfo);
+      expect(ours.out.fdinfo.find((f) => f.fd === fd)).toMatchObject({ type: FD_TYPE.EVENTFD });
       process.kill(v.pid, 'SIGTERM');
       await waitFor('verdict', () => /PASS/.exec(readLog(v)));
     });

@@ -68,10 +68,17 @@ export type FdClass =
   | { kind: 'reg' }                                   // regular file, directory, symlink, mem/autofs char device
   | { kind: 'pty-slave'; index: number }              // a pseudo-terminal's slave side
   | { kind: 'pipe'; inode: number }                   // an unnamed pipe (pipe:[inode])
-  | { kind: 'socket'; inode: number }                 // only the parasite's own socket is let through
+  | { kind: 'socket'; inode: number }                 // unix socketpairs (see unixSocketRefusal) and the parasite's own socket
+  | { kind: 'eventfd' } | { kind: 'timerfd' } | { kind: 'signalfd' } | { kind: 'epoll' }
+  | { kind: 'memfd' }                                 // a memfd used through descriptors (not mapped)
+  | { kind: 'fifo'; inode: number }                   // a named pipe with a path
   | { kind: 'unsupported'; what: string; reason?: string };
 
 const DELETED = ' (deleted)';
+
+const ANON_SUPPORTED: Record<string, 'eventfd' | 'timerfd' | 'signalfd' | 'epoll'> = {
+  '[eventfd]': 'eventfd', '[timerfd]': 'timerfd', '[signalfd]': 'signalfd', '[eventpoll]': 'epoll',
+};
 
 const ANON_KINDS: Record<string, string> = {
   '[eventfd]': 'eventfd', '[eventpoll]': 'epoll', 'inotify': 'inotify', '[fanotify]': 'fanotify',
@@ -91,9 +98,14 @@ export function classifyLink(link: string, st: fs.BigIntStats | undefined, sameF
   if (pipe) return { kind: 'pipe', inode: Number(pipe[1]) };
   if (link.startsWith('anon_inode:')) {
     const a = link.slice('anon_inode:'.length);
+    const known = ANON_SUPPORTED[a];
+    if (known) return { kind: known };
     return { kind: 'unsupported', what: ANON_KINDS[a] ?? `anonymous inode ${a}` };
   }
-  if (link.startsWith('/memfd:')) return { kind: 'unsupported', what: 'memfd' };
+  if (link.startsWith('/memfd:')) {
+    if (st && (Number(st.mode) & S_IFMT) !== S_IFREG) return { kind: 'unsupported', what: 'memfd' };
+    return { kind: 'memfd' };
+  }
   if (/^[a-z_]+:\[\d+\]$/.test(link)) return { kind: 'unsupported', what: 'namespace file' };
   if (!link.startsWith('/')) return { kind: 'unsupported', what: 'unknown file kind' };
   if (!st) return { kind: 'unsupported', what: 'file that cannot be stat-ed' };
@@ -123,7 +135,7 @@ export function classifyLink(link: string, st: fs.BigIntStats | undefined, sameF
       return { kind: 'unsupported', what: `character device ${maj}:${min}` };
     }
     case S_IFIFO:
-      return { kind: 'unsupported', what: 'FIFO (named pipe)' };
+      return { kind: 'fifo', inode: Number(st.ino) };
     case S_IFBLK:
       return { kind: 'unsupported', what: `block device ${devMajor(st.rdev)}:${devMinor(st.rdev)}` };
     case S_IFSOCK:
@@ -156,6 +168,35 @@ export function socketKind(pid: number, inode: number): string {
     }
   }
   return 'socket';
+}
+
+const SS_CONNECTED = 3;
+const SO_ACCEPTCON = 1 << 16;
+const UNIX_TYPES: Record<number, string> = { 1: 'stream', 2: 'datagram', 5: 'seqpacket' };
+
+/**
+ * Why a unix socket cannot be dumped (undefined when it can): only unnamed sockets of a
+ * socketpair (connected, or whose peer is gone) are, from the task's /proc/PID/net/unix.
+ */
+export function unixSocketRefusal(pid: number, inode: number): string | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/net/unix`, 'latin1');
+  } catch {
+    return 'is not supported yet (cannot read /proc/PID/net/unix)';
+  }
+  for (const line of text.split('\n').slice(1)) {
+    // Num RefCount Protocol Flags Type St Inode [Path]
+    const cols = line.trim().split(/\s+/);
+    if (cols[6] !== String(inode)) continue;
+    const flags = parseInt(cols[3], 16), type = parseInt(cols[4], 16), state = parseInt(cols[5], 16);
+    if (cols.length > 7) return `is not supported yet (bound to ${cols.slice(7).join(' ')}: only socketpairs are)`;
+    if (flags & SO_ACCEPTCON) return 'is not supported yet (listening: only socketpairs are)';
+    if (!UNIX_TYPES[type]) return `is not supported yet (socket type ${type})`;
+    if (state !== SS_CONNECTED && state !== 1 /* SS_UNCONNECTED: peer closed */) return `is not supported yet (state ${state})`;
+    return undefined;
+  }
+  return 'is not supported yet (not in /proc/PID/net/unix)';
 }
 
 function statOrUndefined(p: string): fs.BigIntStats | undefined {
@@ -192,12 +233,22 @@ export function refusal(pid: number, fd: number | string, link: string, cls: FdC
   switch (cls.kind) {
     case 'reg':
     case 'pipe':
+    case 'eventfd':
+    case 'timerfd':
+    case 'signalfd':
+    case 'epoll':
+    case 'memfd':
+    case 'fifo':
       return undefined;
     case 'pty-slave':
       if (shellJob) return undefined;
       return new UnsupportedFileError(pid, fd, link, 'terminal', 'needs --shell-job: the task is attached to a shell terminal (CRIU: "Task attached to shell terminal. Consider using --shell-job option")');
-    case 'socket':
-      return new UnsupportedFileError(pid, fd, link, socketKind(pid, cls.inode));
+    case 'socket': {
+      const kind = socketKind(pid, cls.inode);
+      if (kind !== 'unix socket') return new UnsupportedFileError(pid, fd, link, kind);
+      const why = unixSocketRefusal(pid, cls.inode);
+      return why ? new UnsupportedFileError(pid, fd, link, 'unix socket', why) : undefined;
+    }
     case 'unsupported':
       return new UnsupportedFileError(pid, fd, link, cls.what, cls.reason);
   }

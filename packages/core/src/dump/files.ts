@@ -20,8 +20,9 @@ import { readBuildIdFromFd } from './files-build-id.js';
 import { ptySlaveInfo, ptyInfoId } from './files-tty.js';
 import { pipeDataOf } from './pipes.js';
 import {
-  FilesDumpError, S_IFMT, S_IFREG, UnsupportedFileError, classifyLink, nameStillNames, refusal,
+  FilesDumpError, S_IFMT, S_IFREG, UnsupportedFileError, classifyLink, devMajor, devMinor, nameStillNames, refusal,
 } from './files-kinds.js';
+import { eventfdEntry, eventpollEntry, signalfdEntry, timerfdEntry } from './files-anon.js';
 
 export { UnsupportedFileError, FilesDumpError, checkFilesSupported, classifyFd } from './files-kinds.js';
 export { TtyError } from './files-tty.js';
@@ -178,6 +179,20 @@ function peerPid(lfd: number): number | undefined {
 
 interface FdState { fd: number; lfd: number; link: string; st: fs.BigIntStats; info: FdInfo }
 
+/** The raw text of /proc/PID/fdinfo/FD (for the kinds that need more than FdInfo parses). */
+function fdinfoText(pid: number, fd: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'latin1');
+  } catch (e) {
+    throw new FilesDumpError(pid, `fd ${fd}`, `cannot read /proc/${pid}/fdinfo/${fd}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** A glibc dev_t as the kernel's internal one (what fdinfo's "sdev:" prints). */
+function kernelDev(dev: bigint): number {
+  return ((devMajor(dev) << 20) | devMinor(dev)) >>> 0;
+}
+
 /** Everything about the task's files; see FilesResult. The parasite must be running. */
 export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
   const { pid, log } = ctx;
@@ -248,7 +263,28 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
         } catch (e) {
           throw new FilesDumpError(pid, `fd ${s.fd}`, `cannot read the data buffered in ${s.link}: ${(e as Error).message}`, { cause: e });
         }
+      } else if (cls.kind === 'eventfd' || cls.kind === 'timerfd' || cls.kind === 'signalfd' || cls.kind === 'epoll') {
+        const text = fdinfoText(pid, s.fd);
+        const f = { ...fown };
+        if (cls.kind === 'eventfd') {
+          type = FD_TYPE.EVENTFD;
+          ({ id } = ctx.files.internOpenFile(pid, s.fd, gen, type, (eid) => eventfdEntry(pid, s.fd, eid, flags, f, text)));
+        } else if (cls.kind === 'timerfd') {
+          type = FD_TYPE.TIMERFD;
+          ({ id } = ctx.files.internOpenFile(pid, s.fd, gen, type, (tid) => timerfdEntry(pid, s.fd, tid, flags, f, text)));
+        } else if (cls.kind === 'signalfd') {
+          type = FD_TYPE.SIGNALFD;
+          ({ id } = ctx.files.internOpenFile(pid, s.fd, gen, type, (sid) => signalfdEntry(pid, s.fd, sid, flags, f, text)));
+        } else {
+          type = FD_TYPE.EVENTPOLL;
+          const target = (tfd: number) => {
+            const t = states.find((x) => x.fd === tfd);
+            return t && { ino: t.st.ino, sdev: kernelDev(t.st.dev) };
+          };
+          ({ id } = ctx.files.internOpenFile(pid, s.fd, gen, type, (pid_) => eventpollEntry(pid, s.fd, pid_, flags, f, text, target)));
+        }
       } else {
+        if (cls.kind !== 'reg') throw new UnsupportedFileError(pid, s.fd, s.link, cls.kind);
         type = FD_TYPE.REG;
         if (!s.link.endsWith(' (deleted)') && !nameStillNames(pid, s.link, s.st)) {
           throw new FilesDumpError(pid, `fd ${s.fd}`, `${s.link} now names another file than the one open (CRIU: "Unaccessible path opened")`);

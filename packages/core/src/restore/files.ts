@@ -10,11 +10,13 @@ import { RestoreError } from './errors.js';
 import { need, type TaskImages } from './images-in.js';
 import type { Scratch } from './scratch.js';
 import type { SharedFiles } from './shared-files.js';
+import { epollEvent } from './files-anon.js';
 
 // These open flags have the same values on x86_64 and ppc64 (O_DIRECTORY and O_DIRECT do not).
 const O_CREAT = 0o100, O_EXCL = 0o200, O_NOCTTY = 0o400, O_TRUNC = 0o1000, O_CLOEXEC = 0o2000000;
 const AT_FDCWD = -100;
-const FD_TYPE_REG = 1, FD_TYPE_TTY = 11;
+const FD_TYPE_REG = 1, FD_TYPE_EVENTPOLL = 7, FD_TYPE_TTY = 11;
+const EPOLL_CTL_ADD = 1, F_SETFL = 4;
 const F_SETFD = 2, F_DUPFD_CLOEXEC = 1030, FD_CLOEXEC = 1;
 
 /** The path of a regular-file entry (mapped files, exe, cwd, root). */
@@ -51,6 +53,7 @@ export function restoreFiles(task: FrozenTask, scratch: Scratch, img: TaskImages
       task.syscall('fcntl', fd, F_SETFD, cloexec ? FD_CLOEXEC : 0);
     }
   };
+  const epolls: Array<{ fd: number; ep: Msg }> = [];
   entries.forEach((e, i) => {
     const fd = Number(need(e.fd, fdinfoFile, 'fd', i));
     const id = Number(need(e.id, fdinfoFile, 'id', i));
@@ -71,6 +74,16 @@ export function restoreFiles(task: FrozenTask, scratch: Scratch, img: TaskImages
     if (f.type === FD_TYPE_TTY) {
       throw new RestoreError('files', `fd ${fd}: restoring terminals is not supported yet${shellJob ? '' : ' (and needs --shell-job)'}`, { file: 'files.img', field: 'tty' });
     }
+    if (f.type === FD_TYPE_EVENTPOLL) {
+      const ep = f.epfd as Msg;
+      place(Number(task.syscall('epoll_create1', O_CLOEXEC)), fd, cloexec);
+      const fl = Number(ep.flags ?? 0) & ~3;
+      if (fl) task.syscall('fcntl', fd, F_SETFL, fl);
+      opened.set(id, fd);
+      epolls.push({ fd, ep });
+      if (shared.isShared(id)) shared.take(pid, fd, id);
+      return;
+    }
     if (f.type !== FD_TYPE_REG || !f.reg) throw new RestoreError('files', `fd ${fd}: file type ${f.type} is not supported yet`, { file: 'files.img', field: 'type' });
     const reg = f.reg as Msg;
     const name = reg.name as string;
@@ -84,6 +97,13 @@ export function restoreFiles(task: FrozenTask, scratch: Scratch, img: TaskImages
     if (shared.isShared(id)) shared.take(pid, fd, id);
   });
   if (pidfd >= 0) task.syscall('close', pidfd);
+  // Every descriptor is in place: each epoll gets its targets, by their descriptor numbers.
+  for (const { fd, ep } of epolls) {
+    for (const [k, t] of ((ep.tfd as Msg[] | undefined) ?? []).entries()) {
+      const r = task.rawSyscall('epoll_ctl', fd, EPOLL_CTL_ADD, Number(t.tfd), scratch.arg(epollEvent(Number(t.events), BigInt(t.data as bigint))));
+      if (r < 0n) throw new RestoreError('files', `fd ${fd}: cannot add descriptor ${t.tfd} to the epoll (errno ${-r})`, { file: 'files.img', field: `epfd.tfd[${k}]` });
+    }
+  }
   // cwd, root, umask
   const fsFile = `fs-${pid}.img`;
   const cwd = regFileName(img, Number(need(img.fs.cwd_id, fsFile, 'cwd_id')), 'cwd');

@@ -1,16 +1,25 @@
 /**
- * Open files that more than one restored task holds, and pipes. Each must come back as ONE open
- * file description: the restorer holds it (a regular file opened by the first task that uses it
- * and taken from there with pidfd_getfd; a pipe end created here with pipe2 and filled with its
- * pipes-data bytes), and every other task takes it from the restorer with pidfd_getfd.
+ * Open files that more than one restored task holds, and the files the restorer makes itself.
+ * Each must come back as ONE open file description: the restorer holds it (a regular file or an
+ * epoll opened by the first task that uses it and taken from there with pidfd_getfd; a pipe end
+ * created here with pipe2 and filled with its pipes-data bytes; an eventfd, timerfd or signalfd
+ * created here), and every task that needs it takes it from the restorer with pidfd_getfd.
  */
 import * as fs from 'node:fs';
 import { sys, F, O } from '@criu/sys';
 import type { Msg } from '@criu/images';
 import { RestoreError } from './errors.js';
 import type { TreeImages } from './images-in.js';
+import { createEventfd, createSignalfd, createTimerfd } from './files-anon.js';
 
-export const FD_TYPE_REG = 1, FD_TYPE_PIPE = 2, FD_TYPE_TTY = 11;
+export const FD_TYPE_REG = 1, FD_TYPE_PIPE = 2, FD_TYPE_FIFO = 3, FD_TYPE_UNIXSK = 5, FD_TYPE_EVENTFD = 6, FD_TYPE_EVENTPOLL = 7;
+export const FD_TYPE_SIGNALFD = 9, FD_TYPE_TTY = 11, FD_TYPE_TIMERFD = 17, FD_TYPE_MEMFD = 18;
+
+/** file_entry types restore handles, with the payload field each must carry. */
+export const RESTORABLE: ReadonlyMap<number, string> = new Map([
+  [FD_TYPE_REG, 'reg'], [FD_TYPE_PIPE, 'pipe'], [FD_TYPE_EVENTFD, 'efd'], [FD_TYPE_EVENTPOLL, 'epfd'],
+  [FD_TYPE_SIGNALFD, 'sgfd'], [FD_TYPE_TIMERFD, 'tfd'],
+]);
 const O_ACCMODE = 3, O_RDONLY = 0, O_WRONLY = 1;
 const O_NONBLOCK = 0o4000;
 const DEFAULT_PIPE_SIZE = 65536;
@@ -39,6 +48,15 @@ export class SharedFiles {
       byPipe.set(pipeId, [...(byPipe.get(pipeId) ?? []), { ...p, id }]);
     }
     for (const [pipeId, ends] of byPipe) this.createPipe(pipeId, ends, tree.pipesData.get(pipeId));
+    // Files made here whatever the number of their users: the task takes them from us.
+    for (const id of this.users.keys()) {
+      const f = files.get(id);
+      if (!f) continue;
+      const type = Number(f.type);
+      if (type === FD_TYPE_EVENTFD) this.held.set(id, this.own(createEventfd(f.efd as Msg)));
+      else if (type === FD_TYPE_TIMERFD) this.held.set(id, this.own(createTimerfd(f.tfd as Msg)));
+      else if (type === FD_TYPE_SIGNALFD) this.held.set(id, this.own(createSignalfd(f.sgfd as Msg)));
+    }
   }
 
   private own(fd: number): number {
@@ -116,7 +134,9 @@ export function checkTreeFiles(tree: TreeImages, shellJob: boolean): void {
       if (type === FD_TYPE_TTY) {
         throw new RestoreError('files', `task ${t.pid} fd ${fd}: restoring terminals is not supported yet${shellJob ? '' : ' (and needs --shell-job)'}`, { file: 'files.img', field: 'tty' });
       }
-      if (type !== FD_TYPE_REG && type !== FD_TYPE_PIPE) throw new RestoreError('files', `task ${t.pid} fd ${fd}: file type ${type} is not supported yet`, { file: 'files.img', field: 'type' });
+      const payload = RESTORABLE.get(type);
+      if (!payload) throw new RestoreError('files', `task ${t.pid} fd ${fd}: file type ${type} is not supported yet`, { file: 'files.img', field: 'type' });
+      if (typeof f[payload] !== 'object' || f[payload] === null) throw new RestoreError('read-images', `task ${t.pid} fd ${fd}: file ${id} of type ${type} has no ${payload} record`, { file: 'files.img', field: payload });
     });
   }
 }
