@@ -53,7 +53,8 @@ export async function runService(ctx: CommandContext): Promise<number> {
     } catch (e) {
       throw new CliUsageError(`can't bind the service socket ${address}: ${(e as Error).message}`);
     }
-    if (optFlag(ctx, 'daemon')) {
+    // CRIU's -d is --daemon for the service (the parser files it under --restore-detached).
+    if (optFlag(ctx, 'daemon') || optFlag(ctx, 'restore-detached')) {
       // Node cannot fork: the daemon is a detached copy of this command that inherits the bound
       // socket, so the socket is ready when `criu service -d` returns, as with CRIU.
       const child = spawn(process.execPath, [process.argv[1], 'service', '--address', address], {
