@@ -86,6 +86,8 @@ beforeAll(() => requireOracle());
 
 interface Kind {
   name: string;
+  /** Arguments for every run (a FIFO's path). */
+  args?: () => string[];
   /** Arguments for runs that criu-ts restores (it keeps what CRIU 4.1 loses). */
   strict?: string[];
   /** criu-ts dump + oracle restore: strict too unless the oracle's restore loses it. */
@@ -97,20 +99,23 @@ const KINDS: Kind[] = [
   { name: 'timerfd', strict: ['expired'], oracleRestoreStrict: true },
   { name: 'signalfd' },
   { name: 'epoll' },
+  { name: 'memfd' },
+  { name: 'fifo', args: () => [path.join(tmp, `fifo-${Date.now()}-${Math.random().toString(36).slice(2)}`)] },
 ];
 
 describe.each(KINDS)('$name', (k) => {
-  const strict = k.strict ?? [];
-  it(`criu-ts dump + criu-ts restore${strict.length ? ` (${strict.join(' ')})` : ''}`, async () => {
+  const strict = [...(k.args?.() ?? []), ...(k.strict ?? [])];
+  it(`criu-ts dump + criu-ts restore${k.strict ? ` (${k.strict.join(' ')})` : ''}`, async () => {
     expect(await roundTrip(k.name, strict, ['criu-ts', 'criu-ts'])).toMatch(new RegExp(`^PASS ${k.name}`));
   }, 60_000);
   it('oracle dump + criu-ts restore', async () => {
     // The oracle's images lack what only criu-ts records (the semaphore mode).
     const args = k.name === 'eventfd' ? [] : strict;
+    if (k.args && !k.strict) args.splice(0, args.length, ...k.args());
     expect(await roundTrip(k.name, args, ['oracle', 'criu-ts'])).toMatch(new RegExp(`^PASS ${k.name}`));
   }, 60_000);
   it('criu-ts dump + oracle restore', async () => {
-    expect(await roundTrip(k.name, k.oracleRestoreStrict ? strict : [], ['criu-ts', 'oracle'])).toMatch(new RegExp(`^PASS ${k.name}`));
+    expect(await roundTrip(k.name, k.oracleRestoreStrict ? strict : (k.args?.() ?? []), ['criu-ts', 'oracle'])).toMatch(new RegExp(`^PASS ${k.name}`));
   }, 60_000);
 });
 
@@ -161,6 +166,52 @@ describe('the records criu-ts writes are the ones CRIU 4.1 writes', () => {
     const ep = [...ours.values()].filter((e) => e.epfd).map((e) => ((e.epfd as Msg).tfd as Msg[]).length).sort();
     expect(ep).toEqual([1, 3]);
     expect(await verdict(v)).toMatch(/^PASS epoll/);
+  }, 60_000);
+});
+
+describe('the records criu-ts writes are the ones CRIU 4.1 writes (memfd, FIFO)', () => {
+  it('memfd: memfd_file_entry, memfd.img and the contents in a shmem pagemap', async () => {
+    const { ours, theirs, v, oursDir, theirsDir } = await bothDumps('memfd', []);
+    expect(ours.size).toBe(3);
+    expect(ours).toEqual(theirs);
+    const inodes = async (dir: string) => (await records(path.join(dir, 'memfd.img'))).map(({ shmid: _s, ...rest }) => rest);
+    expect(await inodes(oursDir)).toEqual(await inodes(theirsDir));
+    // The same pages hold data, with the same bytes.
+    const contents = async (dir: string) => {
+      const out: Buffer[] = [];
+      for (const m of await records(path.join(dir, 'memfd.img'))) {
+        if (!fs.existsSync(path.join(dir, `pagemap-shmem-${m.shmid}.img`))) {
+          out.push(Buffer.from(`empty ${m.size}`));
+          continue;
+        }
+        const pm = await records(path.join(dir, `pagemap-shmem-${m.shmid}.img`));
+        const runs = pm.slice(1).map((r) => [Number(r.vaddr), Number(r.nr_pages)]);
+        out.push(Buffer.concat([Buffer.from(JSON.stringify(runs)), fs.readFileSync(path.join(dir, `pages-${pm[0].pages_id}.img`))]));
+      }
+      return out;
+    };
+    expect(await contents(oursDir)).toEqual(await contents(theirsDir));
+    expect(await verdict(v)).toMatch(/^PASS memfd/);
+  }, 60_000);
+
+  it('FIFO: fifo_entry with its reg_file_entry, fifo-data.img', async () => {
+    const fifo = path.join(tmp, `fifo-cmp-${Date.now()}`);
+    const { ours, theirs, v, oursDir, theirsDir } = await bothDumps('fifo', [fifo]);
+    const withReg = async (dir: string, m: Map<number, Msg>) => {
+      const files = await records(path.join(dir, 'files.img'));
+      return new Map([...m].map(([fd, e]) => {
+        const { regf_id, ...fifoRest } = e.fifo as Msg;
+        const { id: _id, ...reg } = files.find((f) => f.id === regf_id)!.reg as Msg;
+        return [fd, { ...e, fifo: fifoRest, reg }];
+      }));
+    };
+    expect(ours.size).toBe(2);
+    expect(await withReg(oursDir, ours)).toEqual(await withReg(theirsDir, theirs));
+    expect(await records(path.join(oursDir, 'fifo-data.img'))).toEqual(await records(path.join(theirsDir, 'fifo-data.img')));
+    const files = await records(path.join(oursDir, 'files.img'));
+    const fifoAt = files.findIndex((f) => f.type === 3);
+    expect(files[fifoAt - 1]).toMatchObject({ type: 1, id: (files[fifoAt].fifo as Msg).regf_id }); // its path first, as CRIU writes
+    expect(await verdict(v)).toMatch(/^PASS fifo/);
   }, 60_000);
 });
 

@@ -23,6 +23,7 @@ import {
   FilesDumpError, S_IFMT, S_IFREG, UnsupportedFileError, classifyLink, devMajor, devMinor, nameStillNames, refusal,
 } from './files-kinds.js';
 import { eventfdEntry, eventpollEntry, signalfdEntry, timerfdEntry } from './files-anon.js';
+import { fileImagesOf } from './files-images.js';
 
 export { UnsupportedFileError, FilesDumpError, checkFilesSupported, classifyFd } from './files-kinds.js';
 export { TtyError } from './files-tty.js';
@@ -47,7 +48,12 @@ export interface FilesResult {
   exeFileId: number;
   /** tty_info_entry records first seen in this task, for tty-info.img. */
   ttyInfo: Msg[];
-  /** Further images this task needs (none yet: reserved for remap/ghost files, tty data). */
+  /**
+   * Further images of this task (none yet: reserved for remap/ghost files, tty data). Images
+   * shared by the whole dump (memfd.img, fifo-data.img, sk-queues.img, memfd contents) are
+   * written by collectFiles itself (see files-images.ts): they carry raw payloads and grow
+   * with every task.
+   */
   extraImages: Array<{ file: string; magic: string; entries: Msg[] }>;
 }
 
@@ -283,6 +289,31 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
           };
           ({ id } = ctx.files.internOpenFile(pid, s.fd, gen, type, (pid_) => eventpollEntry(pid, s.fd, pid_, flags, f, text, target)));
         }
+      } else if (cls.kind === 'memfd') {
+        type = FD_TYPE.MEMFD;
+        ({ id } = ctx.files.internOpenFile(pid, s.fd, gen, type, (mid) => {
+          try {
+            const inodeId = fileImagesOf(ctx.files).memfdInode(ctx.imagesDir, s.lfd, s.link, s.st, ctx.pageSize);
+            return { id: mid, flags, pos: s.info.pos, fown: { ...fown }, inode_id: inodeId };
+          } catch (e) {
+            throw new FilesDumpError(pid, `fd ${s.fd}`, `cannot save the memfd ${s.link}: ${(e as Error).message}`, { cause: e });
+          }
+        }));
+      } else if (cls.kind === 'fifo') {
+        // Like a pipe end, plus the reg_file_entry of the path it was opened by (written first).
+        type = FD_TYPE.FIFO;
+        if (!nameStillNames(pid, s.link, s.st)) {
+          throw new FilesDumpError(pid, `fd ${s.fd}`, `${s.link} now names another file than the FIFO open (CRIU: "Unaccessible path opened")`);
+        }
+        ({ id } = ctx.files.internOpenFile(pid, s.fd, `${gen}:${flags & O_ACCMODE}`, type, (fid) => {
+          const regfId = ctx.files.intern(`fifo-regf:${fid}`, FD_TYPE.REG, (rid) => regFileEntry(rid, s.link, flags, s.info.pos, fown, s.st, () => undefined));
+          return { id: fid, pipe_id: cls.inode, regf_id: regfId };
+        }));
+        try {
+          fileImagesOf(ctx.files).fifoData.capture(cls.inode, s.lfd, flags);
+        } catch (e) {
+          throw new FilesDumpError(pid, `fd ${s.fd}`, `cannot read the data buffered in the FIFO ${s.link}: ${(e as Error).message}`, { cause: e });
+        }
       } else {
         if (cls.kind !== 'reg') throw new UnsupportedFileError(pid, s.fd, s.link, cls.kind);
         type = FD_TYPE.REG;
@@ -316,6 +347,7 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
     umask = readStatus(pid).umask;
     if (umask === undefined) throw new FilesDumpError(pid, 'umask', `neither the parasite nor /proc/${pid}/status told it`, { cause: e });
   }
+  await fileImagesOf(ctx.files).flush(ctx.imagesDir);
   log.info(`files: task ${pid}: ${fdinfo.length} descriptors, cwd id ${cwdId}, root id ${rootId}, exe id ${exeFileId}`);
   return { fdinfo, fs: { cwd_id: cwdId, root_id: rootId, umask }, exeFileId, ttyInfo, extraImages: [] };
 }

@@ -10,7 +10,9 @@ import { sys, F, O } from '@criu/sys';
 import type { Msg } from '@criu/images';
 import { RestoreError } from './errors.js';
 import type { TreeImages } from './images-in.js';
+import * as path from 'node:path';
 import { createEventfd, createSignalfd, createTimerfd } from './files-anon.js';
+import { MemfdMaker, openFifo, readImage } from './files-kinds.js';
 
 export const FD_TYPE_REG = 1, FD_TYPE_PIPE = 2, FD_TYPE_FIFO = 3, FD_TYPE_UNIXSK = 5, FD_TYPE_EVENTFD = 6, FD_TYPE_EVENTPOLL = 7;
 export const FD_TYPE_SIGNALFD = 9, FD_TYPE_TTY = 11, FD_TYPE_TIMERFD = 17, FD_TYPE_MEMFD = 18;
@@ -18,7 +20,7 @@ export const FD_TYPE_SIGNALFD = 9, FD_TYPE_TTY = 11, FD_TYPE_TIMERFD = 17, FD_TY
 /** file_entry types restore handles, with the payload field each must carry. */
 export const RESTORABLE: ReadonlyMap<number, string> = new Map([
   [FD_TYPE_REG, 'reg'], [FD_TYPE_PIPE, 'pipe'], [FD_TYPE_EVENTFD, 'efd'], [FD_TYPE_EVENTPOLL, 'epfd'],
-  [FD_TYPE_SIGNALFD, 'sgfd'], [FD_TYPE_TIMERFD, 'tfd'],
+  [FD_TYPE_SIGNALFD, 'sgfd'], [FD_TYPE_TIMERFD, 'tfd'], [FD_TYPE_MEMFD, 'memfd'], [FD_TYPE_FIFO, 'fifo'],
 ]);
 const O_ACCMODE = 3, O_RDONLY = 0, O_WRONLY = 1;
 const O_NONBLOCK = 0o4000;
@@ -32,8 +34,11 @@ export class SharedFiles {
   /** Every descriptor we own (pipe ends nobody took included). */
   private readonly owned: number[] = [];
 
-  /** Counts users of each file and creates every pipe, filled with its data. */
-  prepare(tree: TreeImages): void {
+  /**
+   * Counts users of each file and creates every pipe (filled with its data) and every file the
+   * restorer makes itself. `imagesDir` defaults to the directory of the first task's pages.
+   */
+  prepare(tree: TreeImages, imagesDir = path.dirname(tree.tasks[0].pages.file)): void {
     for (const t of tree.tasks) {
       for (const id of new Set(t.fdinfo.map((e) => Number(e.id)))) this.users.set(id, (this.users.get(id) ?? 0) + 1);
     }
@@ -49,13 +54,34 @@ export class SharedFiles {
     }
     for (const [pipeId, ends] of byPipe) this.createPipe(pipeId, ends, tree.pipesData.get(pipeId));
     // Files made here whatever the number of their users: the task takes them from us.
+    const memfds = new MemfdMaker(imagesDir, (fd) => this.own(fd));
+    const fifos = new Map<number, Array<{ id: number; reg: Msg }>>();
     for (const id of this.users.keys()) {
       const f = files.get(id);
       if (!f) continue;
       const type = Number(f.type);
+      if (type === FD_TYPE_MEMFD) this.held.set(id, memfds.open(f.memfd as Msg));
+      if (type === FD_TYPE_FIFO) {
+        const fifo = f.fifo as Msg;
+        const reg = files.get(Number(fifo.regf_id))?.reg as Msg | undefined;
+        if (!reg) throw new RestoreError('read-images', `FIFO ${id}: no reg_file_entry ${fifo.regf_id}`, { file: 'files.img', field: 'fifo.regf_id' });
+        const pipeId = Number(fifo.pipe_id);
+        fifos.set(pipeId, [...(fifos.get(pipeId) ?? []), { id, reg }]);
+      }
       if (type === FD_TYPE_EVENTFD) this.held.set(id, this.own(createEventfd(f.efd as Msg)));
       else if (type === FD_TYPE_TIMERFD) this.held.set(id, this.own(createTimerfd(f.tfd as Msg)));
       else if (type === FD_TYPE_SIGNALFD) this.held.set(id, this.own(createSignalfd(f.sgfd as Msg)));
+    }
+    if (fifos.size) {
+      const data = new Map<number, { size: number; data: Buffer }>();
+      readImage(imagesDir, 'fifo-data.img', 'FIFO_DATA', true).forEach(({ message: m, data: d }, i) => {
+        const bytes = d ?? Buffer.alloc(0);
+        if (bytes.length !== Number(m.bytes ?? 0)) throw new RestoreError('read-images', `FIFO ${m.pipe_id}: ${bytes.length} bytes of data, the record says ${m.bytes}`, { file: 'fifo-data.img', record: i });
+        data.set(Number(m.pipe_id), { size: Number(m.size ?? 0), data: bytes });
+      });
+      for (const [pipeId, ends] of fifos) {
+        for (const [id, fd] of openFifo(pipeId, ends, data.get(pipeId), (fd) => this.own(fd))) this.held.set(id, fd);
+      }
     }
   }
 

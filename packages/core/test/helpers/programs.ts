@@ -87,6 +87,8 @@ export const PROGRAMS: TestProgram[] = [
   { name: 'timerfd' },
   { name: 'signalfd' },
   { name: 'epoll' },
+  { name: 'memfd' },
+  { name: 'fifo', args: (tmp) => [path.join(tmp, 'fifo')] },
 ];
 
 export function program(name: string): TestProgram {

@@ -1,0 +1,137 @@
+/**
+ * memfds and FIFOs rebuilt in the restorer (the task takes them with pidfd_getfd): a memfd
+ * inode filled from its shmem pagemap and sealed, then one open file per memfd_file_entry; a
+ * FIFO opened by its path behind a read-write keeper that holds it open and takes its data.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { sys, F } from '@criu/sys';
+import { decodeImageEntries, pageRuns, PE_PRESENT, type Msg } from '@criu/images';
+import { RestoreError } from './errors.js';
+
+const O_ACCMODE = 3, O_RDWR = 2, O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000;
+const O_CREAT = 0o100, O_EXCL = 0o200, O_NOCTTY = 0o400, O_TRUNC = 0o1000;
+const SEEK_SET = 0;
+const F_ADD_SEALS = 1033, F_SEAL_SEAL = 1;
+const MFD_CLOEXEC = 1, MFD_ALLOW_SEALING = 2;
+const DEFAULT_PIPE_SIZE = 65536;
+
+export function readImage(dir: string, name: string, magic: string, optional = false): Array<{ message: Msg; data?: Buffer }> {
+  const file = path.join(dir, name);
+  if (!fs.existsSync(file)) {
+    if (optional) return [];
+    throw new RestoreError('read-images', 'image missing', { file: name, hint: 'the image set is incomplete' });
+  }
+  let img;
+  try {
+    img = decodeImageEntries(fs.readFileSync(file), { file: name });
+  } catch (e) {
+    throw new RestoreError('read-images', (e as Error).message, { cause: e, file: name, hint: 'the image is damaged' });
+  }
+  if (img.magic !== magic) throw new RestoreError('read-images', `expected a ${magic} image, found ${img.magic}`, { file: name });
+  return img.entries.map((e) => ({ message: e.message, data: e.extra?.kind === 'bytes' && e.extra.data ? Buffer.from(e.extra.data) : undefined }));
+}
+
+/** Makes memfd inodes and the open files on them. */
+export class MemfdMaker {
+  private inodes?: Map<number, Msg>;
+  private readonly made = new Map<number, number>();
+
+  constructor(private readonly dir: string, private readonly own: (fd: number) => number) {}
+
+  private inode(inodeId: number): Msg {
+    if (!this.inodes) {
+      this.inodes = new Map();
+      readImage(this.dir, 'memfd.img', 'MEMFD_INODE').forEach(({ message: m }, i) => {
+        if (m.inode_id === undefined) throw new RestoreError('read-images', 'required value missing', { file: 'memfd.img', record: i, field: 'inode_id' });
+        this.inodes!.set(Number(m.inode_id), m);
+      });
+    }
+    const m = this.inodes.get(inodeId);
+    if (!m) throw new RestoreError('read-images', `no memfd inode ${inodeId}`, { file: 'memfd.img', field: 'inode_id' });
+    return m;
+  }
+
+  /** Our descriptor of the memfd inode `inodeId`, created and filled the first time. */
+  private inodeFd(inodeId: number): number {
+    const known = this.made.get(inodeId);
+    if (known !== undefined) return known;
+    const m = this.inode(inodeId);
+    const seals = Number(m.seals ?? 0);
+    const name = Buffer.from(`${m.name as string}\0`);
+    const fd = this.own(Number(sys.syscall('memfd_create', name, MFD_CLOEXEC | (seals === F_SEAL_SEAL ? 0 : MFD_ALLOW_SEALING))));
+    const shmid = Number(m.shmid);
+    const pmName = `pagemap-shmem-${shmid}.img`;
+    const pm = readImage(this.dir, pmName, 'PAGEMAP', true).map((e) => e.message);
+    if (pm.length) {
+      const pageSize = sys.pageSize();
+      const pagesName = `pages-${pm[0].pages_id}.img`;
+      const pages = fs.openSync(path.join(this.dir, pagesName), 'r');
+      try {
+        for (const r of pageRuns(pm, pageSize)) {
+          if (!(r.flags & PE_PRESENT) || r.offset === undefined) continue;
+          const len = r.nrPages * pageSize;
+          const buf = Buffer.alloc(len);
+          const n = fs.readSync(pages, buf, 0, len, r.offset);
+          if (n !== len) throw new RestoreError('read-images', `memfd ${m.name}: ${n} of ${len} bytes at ${r.offset}`, { file: pagesName, hint: 'the image set is truncated' });
+          let done = 0;
+          while (done < len) done += fs.writeSync(fd, buf, done, len - done, Number(r.vaddr) + done);
+        }
+      } finally {
+        fs.closeSync(pages);
+      }
+    }
+    try {
+      sys.syscall('ftruncate', fd, BigInt(m.size as bigint));
+      if (m.mode !== undefined) sys.syscall('fchmod', fd, Number(m.mode) & 0o7777);
+      sys.syscall('fchown', fd, Number(m.uid ?? 0), Number(m.gid ?? 0));
+      if (seals !== F_SEAL_SEAL && seals !== 0) sys.fcntl(fd, F_ADD_SEALS, seals);
+    } catch (e) {
+      throw new RestoreError('files', `memfd ${m.name}: ${(e as Error).message}`, { cause: e, file: 'memfd.img' });
+    }
+    this.made.set(inodeId, fd);
+    return fd;
+  }
+
+  /** A new open file on the memfd of `e` (memfd_file_entry) with its flags and offset. */
+  open(e: Msg): number {
+    const ino = this.inodeFd(Number(e.inode_id));
+    const flags = Number(e.flags ?? 0) & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC);
+    const fd = this.own(fs.openSync(`/proc/self/fd/${ino}`, flags | O_CLOEXEC));
+    const pos = BigInt((e.pos as bigint | number | undefined) ?? 0n);
+    if (pos !== 0n) sys.syscall('lseek', fd, pos, SEEK_SET);
+    return fd;
+  }
+}
+
+/**
+ * The ends of one FIFO (`ends`: fifo_entry records with the reg_file_entry of each), opened by
+ * path behind a read-write keeper (so no open blocks and the buffer survives), which takes the
+ * buffered data. Returns our descriptor for each end's file id.
+ */
+export function openFifo(pipeId: number, ends: Array<{ id: number; reg: Msg }>, saved: { size: number; data: Buffer } | undefined, own: (fd: number) => number): Map<number, number> {
+  const name = ends[0].reg.name as string;
+  const out = new Map<number, number>();
+  let keeper: number;
+  try {
+    keeper = own(fs.openSync(name, O_RDWR | O_NONBLOCK | O_CLOEXEC));
+  } catch (e) {
+    throw new RestoreError('files', `FIFO ${name}: ${(e as Error).message}`, { cause: e, file: 'files.img', field: 'reg.name', hint: 'the FIFO must exist at its path' });
+  }
+  const st = fs.fstatSync(keeper);
+  if (!st.isFIFO()) throw new RestoreError('files', `${name} is not a FIFO any more`, { file: 'files.img', field: 'reg.name' });
+  const want = Math.max(saved?.size ?? 0, saved?.data.length ?? 0);
+  if (want > DEFAULT_PIPE_SIZE && sys.fcntl(keeper, F.GETPIPE_SZ) < want) sys.fcntl(keeper, F.SETPIPE_SZ, want);
+  if (saved?.data.length) {
+    let off = 0;
+    while (off < saved.data.length) off += fs.writeSync(keeper, saved.data, off, saved.data.length - off);
+  }
+  for (const { id, reg } of ends) {
+    const flags = Number(reg.flags ?? 0) & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC);
+    const fd = own(fs.openSync(`/proc/self/fd/${keeper}`, (flags & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC));
+    sys.fcntl(fd, F.SETFL, flags & ~O_ACCMODE);
+    out.set(id, fd);
+  }
+  void pipeId;
+  return out;
+}
