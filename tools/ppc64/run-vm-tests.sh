@@ -2,9 +2,9 @@
 # Runs the ppc64le suite (guest-suite.cjs: injection, parasite, dump + restore of real programs)
 # in the ppc64le VM, booted once.
 #
-#   tools/ppc64/run-vm-tests.sh [--no-build] [--only REGEX]
+#   tools/ppc64/run-vm-tests.sh [--no-build | --build-only] [--only REGEX]
 #
-# On the host: builds @criu/core and @criu/arch-ppc64 (turbo: their dist/ and the cross-built
+# On the host: builds @criu/core, @criu/cli and @criu/arch-ppc64 (turbo: their dist/ and the cross-built
 # parasite, restore helper) unless --no-build, and cross-builds the C fixtures into tools/ppc64/build/
 # and the test programs into tools/testprogs/build/<triple>/. Then boots
 # the VM (../shared/ppc64-vm/run.sh) with the repo shared in at the same path, where node 18 runs
@@ -22,27 +22,35 @@ cc="${PPC64_CC:-powerpc64le-linux-gnu-gcc}"
 log() { printf '[ppc64-vm-tests] %s\n' "$*" >&2; }
 
 build=1
+build_only=0
 only=''
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-build) build=0 ;;
+    --build-only) build_only=1 ;;
     --only) only="${2:?--only needs a regular expression}"; shift ;;
-    *) echo "usage: $0 [--no-build] [--only REGEX]  (--only: run just the guest tests whose name matches)" >&2; exit 2 ;;
+    *) echo "usage: $0 [--no-build | --build-only] [--only REGEX]  (--only: run just the guest tests whose name matches)" >&2; exit 2 ;;
   esac
   shift
 done
 
+# One runner at a time on this machine (the VM is CPU-heavy, and a build replaces the dist/ that a
+# running guest reads): run-vm-cpu-tests.sh takes the same lock, and tells us when it holds it.
+if [ -z "${CRIU_TS_VM_LOCKED:-}" ]; then
+  exec 9>"${PPC64_VM_LOCK:-/tmp/criu-ts-ppc64-vm.lock}"
+  flock 9
+fi
 [ -x "$vm/run.sh" ] || { log "no VM runner at $vm/run.sh (set CRIU_TS_SHARED)"; exit 1; }
 command -v "$cc" >/dev/null || { log "$cc not found (Debian package gcc-powerpc64le-linux-gnu)"; exit 1; }
 
 if [ "$build" = 1 ]; then
-  log "building @criu/core and @criu/arch-ppc64 (turbo)"
+  log "building @criu/core, @criu/cli and @criu/arch-ppc64 (turbo)"
   # CC must stay the host compiler here: arch-x86_64's parasite is built in the same run.
-  (cd "$root" && env -u CC pnpm exec turbo run build --filter=@criu/core --filter=@criu/arch-ppc64 --output-logs=errors-only) >&2
+  (cd "$root" && env -u CC pnpm exec turbo run build --filter=@criu/core --filter=@criu/cli --filter=@criu/arch-ppc64 --output-logs=errors-only) >&2
   # turbo's build inputs/outputs do not cover parasite/ and build/: rebuild the blob itself.
   bash "$root/arch/ppc64/parasite/build.sh" >&2
 fi
-for f in packages/core/dist/index.cjs packages/sys/dist/index.cjs packages/images/dist/index.cjs arch/ppc64/dist/index.cjs arch/ppc64/build/parasite.elf arch/ppc64/build/restore-helper; do
+for f in packages/core/dist/index.cjs packages/cli/dist/index.cjs packages/sys/dist/index.cjs packages/images/dist/index.cjs arch/ppc64/dist/index.cjs arch/ppc64/build/parasite.elf arch/ppc64/build/restore-helper; do
   [ -f "$root/$f" ] || { log "$f is missing: build first (drop --no-build)"; exit 1; }
 done
 
@@ -64,6 +72,8 @@ if [ ! -f "$cache/rootfs.img" ] || [ ! -f "$cache/vmlinux" ]; then
   log "VM image missing in $cache: building it (build-image.sh)"
   bash "$vm/build-image.sh" >&2
 fi
+
+[ "$build_only" = 1 ] && exit 0
 
 args=(-t "${PPC64_VM_TIMEOUT:-900}")
 log "booting the VM: node guest-suite.cjs"
