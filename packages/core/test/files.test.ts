@@ -270,6 +270,12 @@ describe('files dump (real processes, compared with the oracle)', () => {
       await waitFor('verdict', () => /PASS/.exec(readLog(v)));
     });
 
+    it('a listening unix socket (only socketpairs are dumped)', async () => {
+      const sock = path.join(work, `listen-${Date.now()}.sock`);
+      const { v, fd } = await start(['unix-listen', sock]);
+      expect(refusal(v.pid).message).toMatch(new RegExp(`^task ${v.pid} fd ${fd}: socket:\\[\\d+\\] \\(unix socket\\) is not supported yet \\(bound to ${sock}: only socketpairs are\\)$`));
+    });
+
     it('a deleted file', async () => {
       const gone = path.join(work, `gone-${Date.now()}`);
       const { v, fd } = await start(['deleted', gone]);

@@ -58,9 +58,10 @@ export class FileRegistry {
   /**
    * The id of the open file description behind `pid`'s descriptor `fd`. Descriptors with the
    * same `gen` (st_dev, st_ino, position) are compared with kcmp(KCMP_FILE); the first one
-   * seen owns the entry, made with `make(id)`. Every task compared must still exist (frozen).
+   * seen owns the entry, made with `make(id)` (or written later with pushEntry when `make`
+   * returns undefined). Every task compared must still exist (frozen).
    */
-  internOpenFile(pid: number, fd: number, gen: string, type: number, make: (id: number) => Msg): { id: number; created: boolean } {
+  internOpenFile(pid: number, fd: number, gen: string, type: number, make: (id: number) => Msg | undefined): { id: number; created: boolean } {
     const same = this.openFiles.get(gen) ?? [];
     for (const f of same) {
       if (sys.kcmp(f.pid, pid, KCMP.FILE, f.fd, fd) === 0) return { id: f.id, created: false };
@@ -68,8 +69,14 @@ export class FileRegistry {
     const id = this.nextId++;
     same.push({ pid, fd, gen, id });
     this.openFiles.set(gen, same);
-    this.push(type, id, make(id));
+    const payload = make(id);
+    if (payload) this.push(type, id, payload);
     return { id, created: true };
+  }
+
+  /** Writes the entry of an id whose `make` returned nothing (an entry CRIU writes later). */
+  pushEntry(type: number, id: number, payload: Msg): void {
+    this.push(type, id, payload);
   }
 
   /**

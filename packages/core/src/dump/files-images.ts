@@ -10,6 +10,7 @@ import { sys } from '@criu/sys';
 import { writeImageFile, PE_PRESENT, type EntryInput, type Msg } from '@criu/images';
 import type { FileRegistry } from './file-registry.js';
 import { PipeDataSet } from './pipes.js';
+import { UnixOrder } from './files-unix.js';
 
 const SEEK_DATA = 3, SEEK_HOLE = 4;
 const F_GET_SEALS = 1034;
@@ -20,6 +21,7 @@ const CHUNK = 4 << 20;
 export class FileImages {
   readonly fifoData = new PipeDataSet();
   readonly skQueues: EntryInput[] = [];
+  readonly unixOrder = new UnixOrder();
   private readonly memfdInodes = new Map<string, Msg>();
   private nextPagesId = SHMEM_PAGES_ID_BASE + 1;
 

@@ -24,6 +24,8 @@ import {
 } from './files-kinds.js';
 import { eventfdEntry, eventpollEntry, signalfdEntry, timerfdEntry } from './files-anon.js';
 import { fileImagesOf } from './files-images.js';
+import { peekQueue, sockOpts, unixDiag, unixSkEntry } from './files-unix.js';
+import { unixSocketRefusal } from './files-kinds.js';
 
 export { UnsupportedFileError, FilesDumpError, checkFilesSupported, classifyFd } from './files-kinds.js';
 export { TtyError } from './files-tty.js';
@@ -289,6 +291,33 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
           };
           ({ id } = ctx.files.internOpenFile(pid, s.fd, gen, type, (pid_) => eventpollEntry(pid, s.fd, pid_, flags, f, text, target)));
         }
+      } else if (cls.kind === 'socket') {
+        // A socketpair's end (refusal() let only those through).
+        type = FD_TYPE.UNIXSK;
+        const images = fileImagesOf(ctx.files);
+        let d: ReturnType<typeof unixDiag>;
+        try {
+          d = unixDiag(cls.inode);
+        } catch (e) {
+          throw new FilesDumpError(pid, `fd ${s.fd}`, `cannot query ${s.link} through sock_diag: ${(e as Error).message}`, { cause: e });
+        }
+        if (d.name?.length) throw new UnsupportedFileError(pid, s.fd, s.link, 'unix socket', 'is not supported yet (bound to a name: only socketpairs are)');
+        if (d.peer) {
+          const why = unixSocketRefusal(pid, d.peer);
+          if (why) throw new UnsupportedFileError(pid, s.fd, s.link, 'unix socket', `is not supported yet (its peer socket:[${d.peer}] ${why.replace(/^is not supported yet \((.*)\)$/, '$1')})`);
+        }
+        ({ id } = ctx.files.internOpenFile(pid, s.fd, gen, type, (uid) => {
+          let queue: Buffer[];
+          try {
+            queue = peekQueue(s.lfd, d.type);
+          } catch (e) {
+            throw new FilesDumpError(pid, `fd ${s.fd}`, `cannot read the data queued on ${s.link}: ${(e as Error).message}`, { cause: e });
+          }
+          for (const b of queue) images.skQueues.push({ message: { id_for: uid, length: b.length }, extra: { kind: 'bytes', data: b } });
+          const entry = unixSkEntry(uid, d, flags, { ...fown }, sockOpts(s.lfd));
+          images.unixOrder.place(d.ino, d.peer, () => ctx.files.pushEntry(type, uid, entry));
+          return undefined;
+        }));
       } else if (cls.kind === 'memfd') {
         type = FD_TYPE.MEMFD;
         ({ id } = ctx.files.internOpenFile(pid, s.fd, gen, type, (mid) => {
@@ -347,6 +376,7 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
     umask = readStatus(pid).umask;
     if (umask === undefined) throw new FilesDumpError(pid, 'umask', `neither the parasite nor /proc/${pid}/status told it`, { cause: e });
   }
+  fileImagesOf(ctx.files).unixOrder.flush();
   await fileImagesOf(ctx.files).flush(ctx.imagesDir);
   log.info(`files: task ${pid}: ${fdinfo.length} descriptors, cwd id ${cwdId}, root id ${rootId}, exe id ${exeFileId}`);
   return { fdinfo, fs: { cwd_id: cwdId, root_id: rootId, umask }, exeFileId, ttyInfo, extraImages: [] };

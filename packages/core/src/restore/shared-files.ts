@@ -13,6 +13,7 @@ import type { TreeImages } from './images-in.js';
 import * as path from 'node:path';
 import { createEventfd, createSignalfd, createTimerfd } from './files-anon.js';
 import { MemfdMaker, openFifo, readImage } from './files-kinds.js';
+import { createUnixSockets } from './files-unix.js';
 
 export const FD_TYPE_REG = 1, FD_TYPE_PIPE = 2, FD_TYPE_FIFO = 3, FD_TYPE_UNIXSK = 5, FD_TYPE_EVENTFD = 6, FD_TYPE_EVENTPOLL = 7;
 export const FD_TYPE_SIGNALFD = 9, FD_TYPE_TTY = 11, FD_TYPE_TIMERFD = 17, FD_TYPE_MEMFD = 18;
@@ -21,6 +22,7 @@ export const FD_TYPE_SIGNALFD = 9, FD_TYPE_TTY = 11, FD_TYPE_TIMERFD = 17, FD_TY
 export const RESTORABLE: ReadonlyMap<number, string> = new Map([
   [FD_TYPE_REG, 'reg'], [FD_TYPE_PIPE, 'pipe'], [FD_TYPE_EVENTFD, 'efd'], [FD_TYPE_EVENTPOLL, 'epfd'],
   [FD_TYPE_SIGNALFD, 'sgfd'], [FD_TYPE_TIMERFD, 'tfd'], [FD_TYPE_MEMFD, 'memfd'], [FD_TYPE_FIFO, 'fifo'],
+  [FD_TYPE_UNIXSK, 'usk'],
 ]);
 const O_ACCMODE = 3, O_RDONLY = 0, O_WRONLY = 1;
 const O_NONBLOCK = 0o4000;
@@ -71,6 +73,19 @@ export class SharedFiles {
       if (type === FD_TYPE_EVENTFD) this.held.set(id, this.own(createEventfd(f.efd as Msg)));
       else if (type === FD_TYPE_TIMERFD) this.held.set(id, this.own(createTimerfd(f.tfd as Msg)));
       else if (type === FD_TYPE_SIGNALFD) this.held.set(id, this.own(createSignalfd(f.sgfd as Msg)));
+    }
+    const unixIds = [...this.users.keys()].filter((id) => Number(files.get(id)?.type) === FD_TYPE_UNIXSK);
+    if (unixIds.length) {
+      const entries = new Map<number, Msg>();
+      for (const [id, f] of files) if (Number(f.type) === FD_TYPE_UNIXSK && f.usk) entries.set(id, f.usk as Msg);
+      const queues = new Map<number, Buffer[]>();
+      readImage(imagesDir, 'sk-queues.img', 'SK_QUEUES', true).forEach(({ message: m, data: d }, i) => {
+        const bytes = d ?? Buffer.alloc(0);
+        if (bytes.length !== Number(m.length ?? 0)) throw new RestoreError('read-images', `packet for ${m.id_for}: ${bytes.length} bytes, the record says ${m.length}`, { file: 'sk-queues.img', record: i });
+        const id = Number(m.id_for);
+        queues.set(id, [...(queues.get(id) ?? []), bytes]);
+      });
+      for (const [id, fd] of createUnixSockets(unixIds, entries, queues, (fd) => this.own(fd))) this.held.set(id, fd);
     }
     if (fifos.size) {
       const data = new Map<number, { size: number; data: Buffer }>();

@@ -88,6 +88,7 @@ export const PROGRAMS: TestProgram[] = [
   { name: 'signalfd' },
   { name: 'epoll' },
   { name: 'memfd' },
+  { name: 'unixpair' },
   { name: 'fifo', args: (tmp) => [path.join(tmp, 'fifo')] },
 ];
 

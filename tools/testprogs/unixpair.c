@@ -1,0 +1,64 @@
+/* unixpair: a SOCK_STREAM socketpair with "hello" queued one way and "world!!" the other, and a
+ * SOCK_DGRAM socketpair with three datagrams queued ("one", "two2", "three"), S[0] non-blocking.
+ * On SIGTERM: exactly that data comes out (datagram boundaries kept), then nothing; new data
+ * still flows both ways; socket types and flags. */
+#define _GNU_SOURCE
+#include "common.h"
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#define FAIL(...) do { printf("FAIL unixpair " __VA_ARGS__); printf("\n"); return 1; } while (0)
+
+static int expect(int fd, const char *want)
+{
+	char buf[64];
+	ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+	return n == (ssize_t)strlen(want) && memcmp(buf, want, n) == 0;
+}
+
+static int empty(int fd)
+{
+	char buf[8];
+	return recv(fd, buf, sizeof(buf), MSG_DONTWAIT) == -1 && errno == EAGAIN;
+}
+
+static int type_of(int fd)
+{
+	int t = -1;
+	socklen_t l = sizeof(t);
+	getsockopt(fd, SOL_SOCKET, SO_TYPE, &t, &l);
+	return t;
+}
+
+int main(void)
+{
+	int s[2], d[2];
+
+	tp_setup_stdout();
+	tp_install_term_handler();
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, s) || socketpair(AF_UNIX, SOCK_DGRAM, 0, d))
+		FAIL("socketpair: %s", strerror(errno));
+	fcntl(s[0], F_SETFL, O_NONBLOCK);
+	if (send(s[0], "hello", 5, 0) != 5 || send(s[1], "world!!", 7, 0) != 7)
+		FAIL("send stream");
+	if (send(d[0], "one", 3, 0) != 3 || send(d[0], "two2", 4, 0) != 4 || send(d[0], "three", 5, 0) != 5)
+		FAIL("send dgram");
+	tp_ready("unixpair");
+	while (!tp_term_requested)
+		pause();
+
+	if (type_of(s[0]) != SOCK_STREAM || type_of(s[1]) != SOCK_STREAM || type_of(d[0]) != SOCK_DGRAM || type_of(d[1]) != SOCK_DGRAM)
+		FAIL("types");
+	if (!(fcntl(s[0], F_GETFL) & O_NONBLOCK) || (fcntl(s[1], F_GETFL) & O_NONBLOCK))
+		FAIL("flags");
+	if (!expect(s[1], "hello") || !empty(s[1]))
+		FAIL("stream queue of S[1]");
+	if (!expect(s[0], "world!!") || !empty(s[0]))
+		FAIL("stream queue of S[0]");
+	if (!expect(d[1], "one") || !expect(d[1], "two2") || !expect(d[1], "three") || !empty(d[1]) || !empty(d[0]))
+		FAIL("datagram queue");
+	if (send(s[1], "again", 5, 0) != 5 || !expect(s[0], "again") || send(d[1], "back", 4, 0) != 4 || !expect(d[0], "back"))
+		FAIL("not connected any more");
+	printf("PASS unixpair\n");
+	return 0;
+}
