@@ -28,8 +28,10 @@ int main(int argc, char **argv)
 		FAIL("write: %s", strerror(errno));
 	int b = dup(a);
 	tp_ready("eventfd");
+	/* A bounded sleep, not pause(): a SIGTERM handled just as a restore resumes the task (before
+	 * it re-enters the interrupted call) must not be missed. */
 	while (!tp_term_requested)
-		pause();
+		tp_sleep_ms(50);
 
 	if (!(fcntl(a, F_GETFL) & O_NONBLOCK) || !(fcntl(a, F_GETFD) & FD_CLOEXEC))
 		FAIL("A flags 0%o fd flags %d", fcntl(a, F_GETFL), fcntl(a, F_GETFD));

@@ -25,8 +25,10 @@ int main(int argc, char **argv)
 	if (r < 0 || w < 0 || write(w, "fifo-data-123", 13) != 13)
 		FAIL("setup: %s", strerror(errno));
 	tp_ready("fifo");
+	/* A bounded sleep, not pause(): a SIGTERM handled just as a restore resumes the task (before
+	 * it re-enters the interrupted call) must not be missed. */
 	while (!tp_term_requested)
-		pause();
+		tp_sleep_ms(50);
 
 	if (stat(argv[1], &st) || fstat(r, &sr) || fstat(w, &sw) || !S_ISFIFO(st.st_mode) || sr.st_ino != st.st_ino || sw.st_ino != st.st_ino)
 		FAIL("not the FIFO at %s", argv[1]);

@@ -47,7 +47,7 @@ async function roundTrip(name: string, args: string[], by: [Engine, Engine], ext
   await extraCheck?.(dir);
   if (by[1] === 'oracle') oracleRestore(dir);
   else await restore({ imagesDir: dir, logger });
-  // A SIGTERM sent the very moment the oracle's restore returns is sometimes lost: let it settle.
+  // Let the restored task get back into its wait loop before the verdict.
   await sleep(300);
   const line = await verdict(v, 15_000).catch((e) => `${(e as Error).message} (images: ${dir})`);
   return line.startsWith('PASS') ? line : `${line}\n${readLog(v)}`;
