@@ -170,7 +170,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       }
 
       step('files');
-      if (rt === rts[0]) shared.prepare(tree);
+      if (rt === rts[0]) shared.prepare(tree, imagesDir);
       restoreFiles(task, scratch, img, options.shellJob ?? false, shared);
     }
     shared.closeAll();
