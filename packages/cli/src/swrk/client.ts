@@ -43,7 +43,14 @@ export class SwrkClient {
     child?.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));
     child?.stdout?.on('data', (d: Buffer) => (this.stdout += d.toString()));
     this.exitPromise = child
-      ? new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+      ? new Promise((resolve) => {
+          child.on('exit', (code, signal) => resolve({ code, signal }));
+          // e.g. ENOENT: the executable is not there; no 'exit' follows
+          child.on('error', (e) => {
+            this.stderr += `${e.message}\n`;
+            resolve({ code: null, signal: null });
+          });
+        })
       : Promise.reject(new Error('connected to a service: there is no swrk process of ours to wait for'));
     this.exitPromise.catch(() => undefined);
   }
