@@ -4,7 +4,7 @@
  * without consuming it (SO_PEEK_OFF + MSG_PEEK), as CRIU 4.1 dumps them.
  */
 import * as os from 'node:os';
-import { sys, SOCKOPT } from '@criu/sys';
+import { sys, SOCKOPT, IOCTL } from '@criu/sys';
 import type { Msg } from '@criu/images';
 
 const AF_NETLINK = 16, AF_UNIX = 1, SOCK_DGRAM = 2, SOCK_CLOEXEC = 0o2000000, NETLINK_SOCK_DIAG = 4;
@@ -15,7 +15,6 @@ const SOL_SOCKET = 1;
 const SO = { REUSEADDR: 2, DONTROUTE: 5, BROADCAST: 6, SNDBUF: 7, RCVBUF: 8, KEEPALIVE: 9, OOBINLINE: 10, NO_CHECK: 11, PRIORITY: 12, REUSEPORT: 15, PASSSEC: 34, PEEK_OFF: 42, BUF_LOCK: 72 };
 const MSG_PEEK = 2, MSG_TRUNC = 0x20, MSG_DONTWAIT = 0x40, MSG_CTRUNC = 8;
 const SCM_RIGHTS = 1;
-const FIONREAD = 0x541b;
 const SOCK_STREAM = 1;
 /** The net namespace id dump.ts writes in inventory.img (net_ns_id). */
 const NET_NS_ID = 2;
@@ -108,7 +107,7 @@ export function peekQueue(fd: number, type: number): Buffer[] {
   const oldPeek = getInt(fd, SO.PEEK_OFF);
   const setPeek = (v: number) => { const b = Buffer.alloc(4); b.writeInt32LE(v); sys.syscall('setsockopt', fd, SOL_SOCKET, SO.PEEK_OFF, b, 4); };
   const q = Buffer.alloc(4);
-  sys.syscall('ioctl', fd, FIONREAD, q);
+  sys.syscall('ioctl', fd, IOCTL.FIONREAD, q);
   const queued = q.readInt32LE(0);
   if (queued === 0) return out;
   setPeek(0);

@@ -5,12 +5,11 @@
  * write end (as CRIU does). Every task must be frozen while this runs.
  */
 import * as fs from 'node:fs';
-import { sys, F, O, SPLICE_F } from '@criu/sys';
+import { sys, F, O, SPLICE_F, IOCTL } from '@criu/sys';
 import type { EntryInput } from '@criu/images';
 import type { FileRegistry } from './file-registry.js';
 
 const O_ACCMODE = 3, O_RDONLY = 0;
-const FIONREAD = 0x541b;
 
 export interface PipeData { pipeId: number; size: number; data: Buffer }
 
@@ -26,7 +25,7 @@ export function peekPipe(lfd: number, flags: number): { size: number; data: Buff
   try {
     const size = sys.fcntl(rfd, F.GETPIPE_SZ);
     const q = Buffer.alloc(4);
-    sys.syscall('ioctl', rfd, FIONREAD, q);
+    sys.syscall('ioctl', rfd, IOCTL.FIONREAD, q);
     const queued = q.readInt32LE(0);
     if (queued === 0) return { size, data: Buffer.alloc(0) };
     tmp = sys.pipe2(O.CLOEXEC | O.NONBLOCK);

@@ -80,3 +80,13 @@ export const SOCKOPT_PPC64 = Object.freeze({ SO_RCVLOWAT: 16, SO_SNDLOWAT: 17, S
 
 /** The host arch's SOL_SOCKET option numbers. */
 export const SOCKOPT = process.arch === 'ppc64' ? SOCKOPT_PPC64 : SOCKOPT_X86_64;
+
+/**
+ * ioctl request numbers that differ between arches: powerpc encodes direction and size in
+ * different bits (asm/ioctls.h), so e.g. FIONREAD is 0x541b on x86_64 and _IOR('f', 127, int) there.
+ */
+export const IOCTL_X86_64 = Object.freeze({ FIONREAD: 0x541b, SIOCOUTQ: 0x5411 });
+export const IOCTL_PPC64 = Object.freeze({ FIONREAD: 0x4004667f, SIOCOUTQ: 0x40047473 });
+
+/** The host arch's ioctl numbers. */
+export const IOCTL = process.arch === 'ppc64' ? IOCTL_PPC64 : IOCTL_X86_64;
