@@ -61,8 +61,9 @@ describe('criu cpuinfo', () => {
     expect(b.stderr).toContain("unknown cpuinfo action 'frob'");
   });
 
-  const onX86 = process.arch === 'x64' ? test : test.skip;
-  onX86.each(['dump', 'check'])('cpuinfo %s on x86_64: says it is not implemented for this arch, exit 1, writes nothing', async (action) => {
+  // This suite runs on the x86_64 host (the ppc64le behaviour is tested in the VM, tools/ppc64).
+  test.each(['dump', 'check'])('cpuinfo %s on x86_64: says it is not implemented for this arch, exit 1, writes nothing', async (action) => {
+    expect(process.arch).toBe('x64');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-cpuinfo-'));
     try {
       const r = await runCli(['cpuinfo', action, '-D', dir]);
