@@ -176,14 +176,6 @@ function fownOf(lfd: number, flags: number): FownEntry {
   return fown;
 }
 
-/** The pid of the process at the other end of a connected unix socket (SO_PEERCRED). */
-function peerPid(lfd: number): number | undefined {
-  const cred = Buffer.alloc(12);
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(12, 0);
-  const r = sys.trySyscall('getsockopt', lfd, SOL_SOCKET, SOCKOPT.SO_PEERCRED, cred, len);
-  return r.errno === 0 ? cred.readInt32LE(0) : undefined;
-}
 
 interface FdState { fd: number; lfd: number; link: string; st: fs.BigIntStats; info: FdInfo }
 
@@ -238,7 +230,9 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
     });
     for (const s of states) {
       const cls = classifyLink(s.link, s.st, () => nameStillNames(pid, s.link, s.st));
-      if (cls.kind === 'socket' && peerPid(s.lfd) === process.pid) {
+      // The parasite's own socket, by its descriptor number (a restored task's sockets may also
+      // have been made by this process, so the peer's pid cannot tell them apart).
+      if (cls.kind === 'socket' && s.fd === ctx.parasite.taskFd) {
         log.debug(`files: fd ${s.fd} of ${pid} is the parasite's control socket, skipped`);
         continue;
       }

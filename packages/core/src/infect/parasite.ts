@@ -78,7 +78,8 @@ export class Parasite {
     /** Why there is no self-resume frame, when there is none. */
     readonly selfResumeError?: Error,
     /** The task's end of the control socket (closed by an injected syscall once the task is cured). */
-    private readonly taskFd = -1,
+    /** The task's descriptor of the control socket (the files dump must not take it for the task's). */
+    readonly taskFd = -1,
   ) {}
 
   /** Address and size of the parasite's mapping in the task. */
