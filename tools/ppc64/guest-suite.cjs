@@ -327,7 +327,7 @@ test('core control socket uses the ppc64 socket option numbers (SO_RCVTIMEO 18, 
 
 // --- dump and restore of real programs ------------------------------------------------------
 /*
- * The single-task programs of tools/testprogs, with their arguments and setup: mirrors
+ * The programs of tools/testprogs run in the guest, with their arguments and setup: mirrors
  * packages/core/test/helpers/programs.ts (TypeScript, which the guest cannot load).
  */
 function writeFileioInput(file) {
@@ -363,6 +363,10 @@ const PROGRAMS = [
   { name: 'filemap', setup: (tmp) => writeFilemapInput(path.join(tmp, 'filemap.bin')), args: (tmp) => [path.join(tmp, 'filemap.bin')] },
   { name: 'brk' },
   { name: 'selfexe' },
+  // Multi-threaded and multi-process: all threads come back with their TIDs; the tree keeps its
+  // parent/child links and the unread data in its pipe.
+  { name: 'threads4', settleMs: 300 },
+  { name: 'tree', settleMs: 300 },
 ];
 
 function testprog(name) {

@@ -24,7 +24,7 @@ const GUEST_TESTS = [
   // core's dump() + restore() of the cross-built tools/testprogs (the restore hooks of this package).
   'criu-ts dump + restore (2 rounds): counter passes its own checks',
   ...['mem64', 'fileio', 'cpuloop', 'sleeper', 'signals', 'itimer', 'altstack', 'tls', 'rseq', 'envargs', 'umaskcwd', 'rlimits',
-    'mprotect', 'madvise', 'filemap', 'brk', 'selfexe'].map((name) => `criu-ts dump + restore: ${name} passes its own checks`),
+    'mprotect', 'madvise', 'filemap', 'brk', 'selfexe', 'threads4', 'tree'].map((name) => `criu-ts dump + restore: ${name} passes its own checks`),
   'criu-ts dump + restore (2 rounds): all 64 VSRs, FPSCR, VSCR and VRSAVE hold their patterns; the thread stays a VMX/VSX user',
   'criu-ts dump + restore of a program that never used VMX/VSX: MSR_VEC/MSR_VSX stay off (signal frame, ptrace)',
   'a dumper killed while the parasite runs: the parasite resumes the task by rt_sigreturn (all vector state intact)',
