@@ -7,6 +7,7 @@ import type { BackendName, FfiBackend, SyscallResult } from './ffi/backend.js';
 import { loadBackend, resolveBackendName } from './ffi/load.js';
 import * as fds from './fds.js';
 import * as memory from './memory.js';
+import { recvWithFds, sendWithFds } from './unix-msg.js';
 import type { RemoteRange } from './memory.js';
 import { Ptrace } from './ptrace.js';
 import type { SysArg, SyscallRunner } from './runner.js';
@@ -170,6 +171,14 @@ export class Sys implements SyscallRunner {
   }
   prctl(option: number, a2: SysArg = 0, a3: SysArg = 0, a4: SysArg = 0, a5: SysArg = 0): bigint {
     return fds.prctl(this, option, a2, a3, a4, a5);
+  }
+  /** sendmsg of one message with descriptors attached (SCM_RIGHTS); returns the bytes sent. */
+  sendWithFds(fd: number, data: Buffer, fdsToSend: readonly number[] = [], flags = 0): number {
+    return sendWithFds(this, fd, data, fdsToSend, flags);
+  }
+  /** recvmsg of one message into `data`, with up to `maxFds` descriptors. */
+  recvWithFds(fd: number, data: Buffer, maxFds = 0, flags = 0): { n: number; fds: number[] } {
+    return recvWithFds(this, fd, data, maxFds, flags);
   }
 
   // --- internals

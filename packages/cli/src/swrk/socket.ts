@@ -7,12 +7,10 @@ const AF_UNIX = 1;
 const SOCK_SEQPACKET = 5;
 const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
-const SCM_RIGHTS = 1;
 const MSG_PEEK = 0x2;
 const MSG_TRUNC = 0x20;
 const MSG_NOSIGNAL = 0x4000;
 const MSG_CMSG_CLOEXEC = 0x40000000;
-const MSGHDR_SIZE = 56;
 
 /** One received datagram; `closed` when the peer has gone (a zero-length read, as CRIU takes it). */
 export interface Datagram {
@@ -28,12 +26,6 @@ export interface PeerCred {
   gid: number;
 }
 
-function iovec(data: Buffer): Buffer {
-  const iov = Buffer.alloc(16);
-  iov.writeBigUInt64LE(data.length ? sys.address(data) : 0n, 0);
-  iov.writeBigUInt64LE(BigInt(data.length), 8);
-  return iov;
-}
 
 /** sockaddr_un of a path (up to 107 bytes). */
 function unixAddress(file: string): { addr: Buffer; len: number } {
@@ -135,24 +127,8 @@ export class SeqpacketSocket {
 
   /** Sends one datagram, with descriptors if given (SCM_RIGHTS). */
   send(data: Buffer, fds: readonly number[] = []): void {
-    const iov = iovec(data);
-    const msg = Buffer.alloc(MSGHDR_SIZE);
-    msg.writeBigUInt64LE(sys.address(iov), 16);
-    msg.writeBigUInt64LE(1n, 24);
-    let control: Buffer | undefined;
-    if (fds.length) {
-      const len = 16 + fds.length * 4;
-      control = Buffer.alloc((len + 7) & ~7);
-      control.writeBigUInt64LE(BigInt(len), 0);
-      control.writeInt32LE(SOL_SOCKET, 8);
-      control.writeInt32LE(SCM_RIGHTS, 12);
-      fds.forEach((f, i) => control!.writeInt32LE(f, 16 + i * 4));
-      msg.writeBigUInt64LE(sys.address(control), 32);
-      msg.writeBigUInt64LE(BigInt(control.length), 40);
-    }
-    const n = Number(sys.syscall('sendmsg', this.fd, msg, MSG_NOSIGNAL));
+    const n = sys.sendWithFds(this.fd, data, fds, MSG_NOSIGNAL);
     if (n !== data.length) throw new Error(`short send on the RPC socket (${n} of ${data.length} bytes)`);
-    void [data, iov, control]; // alive until the kernel has read them through their addresses
   }
 
   /** Receives one whole datagram, whatever its size (up to `maxFds` descriptors with it). */
@@ -160,25 +136,7 @@ export class SeqpacketSocket {
     // recv(NULL, 0, MSG_PEEK|MSG_TRUNC) returns the length of the waiting datagram.
     const size = Number(await sys.syscallAsync('recvfrom', this.fd, 0, 0, MSG_PEEK | MSG_TRUNC, 0, 0));
     const data = Buffer.alloc(Math.max(size, 1));
-    const iov = iovec(data);
-    const control = Buffer.alloc(16 + maxFds * 4 + 8);
-    const msg = Buffer.alloc(MSGHDR_SIZE);
-    msg.writeBigUInt64LE(sys.address(iov), 16);
-    msg.writeBigUInt64LE(1n, 24);
-    msg.writeBigUInt64LE(sys.address(control), 32);
-    msg.writeBigUInt64LE(BigInt(control.length), 40);
-    const n = Number(sys.syscall('recvmsg', this.fd, msg, MSG_CMSG_CLOEXEC | MSG_TRUNC));
-    const fds: number[] = [];
-    const controlLen = Number(msg.readBigUInt64LE(40));
-    for (let off = 0; off + 16 <= controlLen; ) {
-      const len = Number(control.readBigUInt64LE(off));
-      if (len < 16) break;
-      if (control.readInt32LE(off + 8) === SOL_SOCKET && control.readInt32LE(off + 12) === SCM_RIGHTS) {
-        for (let p = off + 16; p + 4 <= off + len; p += 4) fds.push(control.readInt32LE(p));
-      }
-      off += (len + 7) & ~7;
-    }
-    void iov;
+    const { n, fds } = sys.recvWithFds(this.fd, data, maxFds, MSG_CMSG_CLOEXEC | MSG_TRUNC);
     return { data: data.subarray(0, Math.min(n, data.length)), fds, closed: n === 0 };
   }
 
