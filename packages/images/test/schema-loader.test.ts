@@ -92,15 +92,12 @@ describe('proto directory', () => {
 });
 
 describe('criuSchemas / messageType / enumType', () => {
-  test('loads every file once, fast, and caches the Root', () => {
+  test('loads every file once and caches the Root', () => {
     const mod = freshSchemaModule();
-    const start = process.hrtime.bigint();
     const root = mod.criuSchemas();
-    const ms = Number(process.hrtime.bigint() - start) / 1e6;
     // (a fresh module registry has its own protobufjs, hence no instanceof here)
     expect(root.constructor.name).toBe('Root');
     expect(mod.criuSchemas()).toBe(root);
-    expect(ms).toBeLessThan(300);
     expect(root.files.filter((f) => f.startsWith(mod.PROTO_DIR)).length).toBe(listProtoFiles(mod.PROTO_DIR).length);
   });
 
