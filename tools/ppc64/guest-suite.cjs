@@ -552,6 +552,42 @@ test("criu-ts restores what Debian's criu dumped: counter, vecregs, and novec st
   return notes.join(', ');
 });
 
+// --- real programs, started as a user would (mirrors packages/core/test/real-programs.test.ts) --
+const realprogs = path.join(root, 'tools/realprogs');
+const childrenOf = (pid) => fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+const commOf = (pid) => fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+const wcharOf = (pid) => Number(/wchar: (\d+)/.exec(fs.readFileSync(`/proc/${pid}/io`, 'utf8'))[1]);
+
+test('a shell pipeline (sh -c "yes | cat | wc -c > FILE"): every stage comes back and the byte count keeps growing', async () => {
+  const work = fs.mkdtempSync(path.join(logDir, 'pipeline-'));
+  const count = path.join(work, 'count');
+  const sh = startDetached('/bin/sh', ['-c', `yes | cat | wc -c > '${count}'`]);
+  const stages = await waitFor('three pipeline stages', () => { const c = childrenOf(sh.pid); return c.length === 3 && c; });
+  const byName = Object.fromEntries(stages.map((p) => [commOf(p), p]));
+  eq(Object.keys(byName).sort().join(' '), 'cat wc yes', 'pipeline stages');
+  await dumpAndRestore(sh, work, 1);
+  eq(childrenOf(sh.pid).sort().join(' '), [...stages].sort().join(' '), 'the stages are children of sh again');
+  const w0 = wcharOf(byName.cat);
+  await waitFor('cat to write more', () => wcharOf(byName.cat) > w0 + (1 << 20));
+  const w1 = wcharOf(byName.cat);
+  process.kill(byName.yes, 'SIGTERM');
+  await waitFor('sh to finish', () => !isAlive(sh.pid));
+  const total = Number(fs.readFileSync(count, 'utf8').trim());
+  ok(total >= w1 && total % 2 === 0, `wc counted ${total} bytes (cat wrote ${w1} since the restore)`);
+  return `${total} bytes`;
+});
+
+for (const [name, prog, args] of [['python', 'python3', (work) => [path.join(realprogs, 'counter.py'), path.join(work, 'python.log')]],
+  ['node', process.execPath, () => [path.join(realprogs, 'timer.js')]]]) {
+  test(`a ${name} program as a user runs it: dump + restore, it goes on and passes its own checks`, async () => {
+    const work = fs.mkdtempSync(path.join(logDir, `${name}-`));
+    const v = await launch(prog, name, args(work));
+    await dumpAndRestore(v, work, 1);
+    const verdict = await verdictOf(v, name);
+    ok(verdict.startsWith(`PASS ${name}`), `verdict: ${verdict}`);
+  });
+}
+
 // --- run ------------------------------------------------------------------------------------
 async function main() {
   let passed = 0, failed = 0;
