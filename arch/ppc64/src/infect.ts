@@ -5,6 +5,7 @@ import { buildSigframe } from './sigframe.js';
 import type { Msg } from '@criu/images';
 import { dumpThreadInfo } from './thread-info.js';
 import { cpuinfoEntry, cpuinfoMissing } from './cpuinfo.js';
+import { vdsoProxy } from './vdso.js';
 
 /** `sc`: system call (the classic vector 0xc00: errors come back as CR0.SO + positive errno). */
 export const INSN_SC = 0x44000002;
@@ -80,6 +81,8 @@ export const ppc64 = {
   cpuinfoMissing: (image: Record<string, unknown>): string[] => cpuinfoMissing(image),
   // --- restore
   restoreHelperPath,
+  vdsoProxy,
+  threadInfoIp: (ti: Record<string, unknown>): bigint => BigInt((ti.gpregs as Msg).nip as bigint),
   /** The ucontext rt_sigreturn reads at r1 (see sigframe.ts); r1 = the frame's address. */
   restoreFrame(ti: Record<string, unknown>, sigmask: bigint, frameAddr: bigint, sigaltstack?: { sp: bigint; size: bigint; flags: number }): { frame: Buffer; sp: bigint } {
     return { frame: buildSigframe(ti as Msg, sigmask, { frameAddr, sigaltstack }), sp: frameAddr };

@@ -4,3 +4,4 @@ export { x86_64 } from './infect.js';
 export * from './xsave-layout.js';
 export * from './thread-info.js';
 export * from './sigframe.js';
+export { vdsoProxy } from './vdso.js';

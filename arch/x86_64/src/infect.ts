@@ -4,6 +4,7 @@ import { EM_X86_64, R_X86_64_RELATIVE, parasiteElfPath } from './parasite.js';
 import { dumpThreadInfo } from './thread-info.js';
 import { buildSigframe, sigreturnRsp, stateOutsideSigframe } from './sigframe.js';
 import { restoreHelperPath } from './parasite.js';
+import { vdsoProxy } from './vdso.js';
 import type { Msg } from '@criu/images';
 
 const EFLAGS_TF = 1n << 8n;
@@ -50,6 +51,8 @@ export const x86_64 = {
   image: { march: 1 /* core_entry.march X86_64 */, threadInfoField: 'thread_info' },
   dumpThreadInfo: (tid: number, savedRegs: Buffer) => dumpThreadInfo(tid, savedRegs),
   restoreHelperPath,
+  vdsoProxy,
+  threadInfoIp: (ti: Record<string, unknown>): bigint => BigInt((ti.gpregs as Msg).ip as bigint),
   restoreFrame(ti: Record<string, unknown>, sigmask: bigint, frameAddr: bigint, sigaltstack?: { sp: bigint; size: bigint; flags: number }) {
     const frame = buildSigframe(ti as Msg, sigmask, { frameAddr, sigaltstack });
     return { frame, sp: sigreturnRsp(frameAddr) };

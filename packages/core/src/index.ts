@@ -21,3 +21,4 @@ export { restore } from './restore/restore.js';
 export type { RestoreOptions, RestoreResult, RestoreProgress } from './restore/options.js';
 export { RestoreError } from './restore/errors.js';
 export { RESTORE_STEPS, type RestoreStep } from './restore/steps.js';
+export * from './vdso/index.js';

@@ -99,6 +99,7 @@ export const CRIU_OPTIONS: readonly OptionSpec[] = [
   flag('ghost-fiemap', 'enable dumping of deleted files using fiemap'),
   list('action-script', 'FILE', 'add an external action script'),
   flag('shell-job', 'allow one to dump and restore shell jobs', 'j'),
+  flag('force-vdso-proxy', 'criu-ts: proxy the dumped vDSO even when the running one is the same'),
   flag('file-locks', 'handle file locks', 'l'),
   str('libdir', 'DIR', 'path to a plugin directory', 'L'),
   int('timeout', 'NUM', 'a timeout (in seconds) on collecting tasks during dump'),

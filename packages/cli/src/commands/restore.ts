@@ -1,4 +1,4 @@
-// `criu restore -D DIR [-d] [--pidfile FILE] [-o LOG] [-v[N]] [--shell-job]`: the restore engine
+// `criu restore -D DIR [-d] [--pidfile FILE] [-o LOG] [-v[N]] [--shell-job] [--force-vdso-proxy]`: the restore engine
 // of @criu/core with CRIU's command-line conventions. Without -d, CRIU stays until the restored
 // task exits and then exits 0 itself; so do we.
 import * as fs from 'fs';
@@ -9,7 +9,7 @@ import { checkOptions, engineDirs, inWorkDir, openLog, optFlag, optString, progr
 import type { CommandContext } from './types.js';
 
 export const RESTORE_POLICY: OptionPolicy = {
-  honoured: ['restore-detached', 'pidfile', 'shell-job', 'cpu-cap'],
+  honoured: ['restore-detached', 'pidfile', 'shell-job', 'cpu-cap', 'force-vdso-proxy'],
   ignored: [
     'tcp-established', 'tcp-close', 'ext-unix-sk', 'file-locks', 'link-remap', 'evasive-devices', 'manage-cgroups',
     'cgroup-props', 'cgroup-props-file', 'cgroup-root', 'skip-mnt', 'enable-fs', 'external', 'ext-mount-map', 'log-pid',
@@ -44,6 +44,7 @@ export async function runRestore(ctx: CommandContext): Promise<number> {
       pidfile: pidfile === undefined ? undefined : inWorkDir(dirs, pidfile),
       shellJob: optFlag(ctx, 'shell-job'),
       cpuCap,
+      vdso: optFlag(ctx, 'force-vdso-proxy') ? 'proxy' : 'auto',
       logger: log.logger,
       onProgress: progressPrinter(ctx.io, log, 'restore'),
     });

@@ -1,3 +1,5 @@
+import type { VdsoProxyCode } from '../vdso/proxy.js';
+
 /**
  * What core asks of an architecture. Arch packages implement this structurally (they do not
  * import core); core checks them against it in host.ts. Register sets travel as the raw bytes
@@ -61,4 +63,10 @@ export interface Arch {
   preSigreturnSyscalls(threadInfo: Record<string, unknown>): Array<{ name: string; args: bigint[] }>;
   /** A copy of `saved` set up to run rt_sigreturn from the trap code at `ip` with stack `sp` (and any registers the frame cannot carry). */
   sigreturnRegs(saved: Buffer, ip: bigint, sp: bigint, threadInfo: Record<string, unknown>): Buffer;
+
+  // --- vDSO
+  /** The stubs that forward a dumped vDSO's symbols to the running kernel's vDSO (a proxy). */
+  readonly vdsoProxy: VdsoProxyCode;
+  /** The instruction pointer a thread_info_<arch> record holds. */
+  threadInfoIp(threadInfo: Record<string, unknown>): bigint;
 }

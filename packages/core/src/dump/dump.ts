@@ -32,6 +32,7 @@ import { collectThreadSelfState, releaseThreads } from './threads.js';
 import { checkNothingShared, freezeTree, killTree, listTree, releaseTree, type TreeTask } from './tree.js';
 import { pipeDataOf } from './pipes.js';
 import { collectVmas } from './vmas.js';
+import { stepOutOfVdso, noteVdsoProxies } from './vdso.js';
 
 export const INCOMPLETE_MARKER = 'criu-ts.incomplete';
 
@@ -252,7 +253,10 @@ async function dumpTask(t: TreeTask, index: number, env: TaskDumpEnv) {
   step('collect-proc');
   const stat = readStat(pid);
   const statusFrozen = readStatus(pid);
+  // Threads caught inside the vDSO are stepped out before any register is read.
+  stepOutOfVdso(threads, readMaps(pid), log);
   const maps = readMaps(pid);
+  noteVdsoProxies(pid, maps, log);
   const vmFlags = readSmapsVmFlags(pid);
   const auxv = savedAuxv(pid);
   const brk = task.syscall('brk', 0);

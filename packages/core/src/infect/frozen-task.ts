@@ -289,6 +289,46 @@ export class FrozenTask {
     sys.ptrace.pokeData(this.pid, this.codeAddr, word);
   }
 
+  /**
+   * Single-steps the task while `inside(ip)` holds, at most `maxSteps` instructions, with every
+   * signal blocked so none is delivered at a step; where it stops becomes its saved state.
+   * Returns the number of instructions stepped.
+   */
+  stepWhile(inside: (ip: bigint) => boolean, maxSteps: number): number {
+    let regs = this.savedRegs;
+    let steps = 0;
+    if (!inside(this.arch.ip(regs))) return 0;
+    this.returnCode();
+    sys.ptrace.setRegset(this.pid, NT.PRSTATUS, regs);
+    sys.ptrace.setSigMask(this.pid, ALL_SIGNALS_BLOCKED);
+    while (steps < maxSteps && inside(this.arch.ip(regs))) {
+      sys.ptrace.singlestep(this.pid, 0);
+      this.stopKind = 'signal';
+      for (;;) {
+        const st = sys.waitpid(this.pid, WAIT.__WALL);
+        if (!st) continue;
+        if (st.kind === 'exited' || st.kind === 'signaled') {
+          this.released = true;
+          throw new InfectError(this.pid, 'step out', `the task died (${describe(st)})`);
+        }
+        if (st.kind !== 'stopped') continue;
+        if (st.signal === SIGNALS.SIGTRAP && st.event === undefined) break;
+        if (st.event === undefined && isTrapOrFault(st.signal)) {
+          throw new InfectError(this.pid, 'step out', `signal ${st.signal} while stepping at ip 0x${this.currentIp().toString(16)}`);
+        }
+        // A group-stop or event, or SIGSTOP-like: keep the latter, and step on.
+        if (st.event === undefined) this.deferredSignals.push(st.signal);
+        sys.ptrace.singlestep(this.pid, 0);
+      }
+      steps++;
+      regs = Buffer.from(sys.ptrace.getRegset(this.pid, NT.PRSTATUS, this.arch.gpRegsSize));
+    }
+    this.savedRegs = regs;
+    sys.ptrace.setSigMask(this.pid, this.savedSigmask);
+    if (this.parkWhenIdle) this.park();
+    return steps;
+  }
+
   /** Runs the task with `regs` until its next trap and returns the registers there. */
   runUntilTrap(regs: Buffer, step: string): Buffer {
     sys.ptrace.setRegset(this.pid, NT.PRSTATUS, regs);

@@ -28,6 +28,11 @@ export interface RestoreOptions {
    * features with this CPU's; 'none' skips). Default: 'image' whenever the image has a cpuinfo.img.
    */
   cpuCap?: string[];
+  /**
+   * The dumped vDSO: 'auto' moves the running one in place when it is the dumped one, else
+   * proxies it; 'proxy' always proxies (to test the proxy on one kernel).
+   */
+  vdso?: 'auto' | 'proxy';
   /** How long to wait for a PID that is still taken by a dying task (default 5000 ms). */
   pidWaitMs?: number;
 }

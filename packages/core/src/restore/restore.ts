@@ -24,12 +24,12 @@ import type { RestoreOptions, RestoreResult } from './options.js';
 import { Scratch, SCRATCH, findFreeRange } from './scratch.js';
 import { killThreads } from '../dump/threads.js';
 import { RESTORE_STEPS, type RestoreStep } from './steps.js';
+import { placeVdso, installVdsoProxy } from './vdso.js';
 
 const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
 const MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20, MAP_FIXED_NOREPLACE = 0x100000;
 const VMA_AREA_VSYSCALL = 1 << 2, VMA_AREA_VDSO = 1 << 3, VMA_AREA_VVAR = 1 << 12;
 const VMA_FILE_PRIVATE = 1 << 6, VMA_FILE_SHARED = 1 << 7, VMA_ANON_PRIVATE = 1 << 9;
-const MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
 // These open flags have the same values on x86_64 and ppc64 (O_DIRECTORY and O_DIRECT do not).
 const O_CREAT = 0o100, O_EXCL = 0o200, O_NOCTTY = 0o400, O_TRUNC = 0o1000, O_CLOEXEC = 0o2000000;
 const AT_FDCWD = -100;
@@ -128,7 +128,9 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       }
 
       step('vdso');
-      placeVdso(task, childMaps, vmas);
+      const vdsoCtx = { arch, img, pageSize, mode: options.vdso ?? 'auto', log };
+      const proxy = placeVdso(task, childMaps, vmas, vdsoCtx);
+      if (proxy) rt.mapped.push(proxy.vma as Vma);
 
       step('map-vmas');
       const runs = img.pages.runs;
@@ -157,7 +159,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       for (const fd of fdsByFile.values()) task.syscall('close', fd);
 
       step('fill-memory');
-      fillMemory(task, scratch, img, vmas, pageSize);
+      fillMemory(task, scratch, img, vmas.filter((v) => v !== proxy?.vma), pageSize);
+      if (proxy) installVdsoProxy(task, proxy, vdsoCtx);
 
       step('protect');
       for (const v of rt.mapped) {
@@ -361,42 +364,6 @@ function waitNewChild(pid: number): void {
   }
 }
 
-
-/** Moves the running kernel's vvar/vDSO where the dumped task had them (same kernel: same sizes). */
-function placeVdso(task: FrozenTask, childMaps: ReturnType<typeof readMaps>, vmas: Vma[]): void {
-  const vdso = childMaps.find((m) => m.name === '[vdso]');
-  const vvars = childMaps.filter((m) => m.name === '[vvar]' || m.name === '[vvar_vclock]').sort((a, b) => (a.start < b.start ? -1 : 1));
-  const tVdso = vmas.find((v) => v.status & VMA_AREA_VDSO);
-  const tVvar = vmas.find((v) => v.status & VMA_AREA_VVAR);
-  if (!tVdso) {
-    if (vdso) task.syscall('munmap', vdso.start, vdso.end - vdso.start);
-    for (const v of vvars) task.syscall('munmap', v.start, v.end - v.start);
-    return;
-  }
-  if (!vdso) throw new RestoreError('vdso', 'the running kernel maps no vDSO but the image has one');
-  const vvarSize = vvars.reduce((n, v) => n + (v.end - v.start), 0n);
-  const sameVdso = vdso.end - vdso.start === tVdso.end - tVdso.start;
-  const sameVvar = !tVvar || tVvar.end - tVvar.start === vvarSize;
-  if (!sameVdso || !sameVvar) {
-    throw new RestoreError('vdso', `the running kernel's vDSO (${vdso.end - vdso.start} bytes, vvar ${vvarSize}) differs from the dumped one (${tVdso.end - tVdso.start}, vvar ${tVvar ? tVvar.end - tVvar.start : 0n}); vDSO proxying is not supported yet`);
-  }
-  const moves: Array<{ from: bigint; size: bigint; to: bigint }> = [{ from: vdso.start, size: vdso.end - vdso.start, to: tVdso.start }];
-  if (tVvar) {
-    let to = tVvar.start;
-    for (const v of vvars) {
-      moves.push({ from: v.start, size: v.end - v.start, to });
-      to += v.end - v.start;
-    }
-  } else {
-    for (const v of vvars) task.syscall('munmap', v.start, v.end - v.start);
-  }
-  for (const m of moves) {
-    if (m.from === m.to) continue;
-    const overlaps = moves.some((o) => o !== m && o.from < m.to + m.size && o.from + o.size > m.to);
-    if (overlaps) throw new RestoreError('vdso', 'the dumped vDSO overlaps the running one; not supported yet');
-    task.syscall('mremap', m.from, m.size, m.size, MREMAP_MAYMOVE | MREMAP_FIXED, m.to);
-  }
-}
 
 /** The task reads its pages from pages-N.img itself: one preadv per batch of consecutive runs. */
 function fillMemory(task: FrozenTask, scratch: Scratch, img: TaskImages, vmas: Vma[], pageSize: number): void {

@@ -48,6 +48,7 @@ function writeFilemapInput(file: string): void {
 export const PROGRAMS: TestProgram[] = [
   { name: 'counter', settleMs: 200 },
   { name: 'threads4', tree: true, settleMs: 200 },
+  { name: 'vdsotime', tree: true, settleMs: 200 },
   { name: 'tree', tree: true, settleMs: 200 },
   { name: 'mem64' },
   { name: 'mem', args: () => ['96'] },

@@ -1,0 +1,175 @@
+/**
+ * The vDSO: moved in place when the running one is the dumped one, proxied otherwise (forced
+ * here, one kernel being all this machine has), threads stepped out of it at dump time.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { sys } from '@criu/sys';
+import { readImageFile, writeImageFile, type Msg } from '@criu/images';
+import { x86_64 } from '@criu/arch-x86_64';
+import { dump, restore, RestoreError, readMaps } from '../src';
+import { readVdsoImage, buildVdsoProxy, readProxyMark, PROXY_MARK_SIZE } from '../src/vdso';
+import { isAlive, killVictim, readLog, waitFor, type Victim } from './helpers/victims';
+import { waitPidGone } from './helpers/oracle';
+import { startTestprog, verdict } from './helpers/testprogs';
+
+jest.setTimeout(120_000);
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-vdso-'));
+const started: Victim[] = [];
+afterAll(() => {
+  started.forEach(killVictim);
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+function ownVdso(): { start: bigint; bytes: Buffer } {
+  const m = readMaps(process.pid).find((e) => e.name === '[vdso]')!;
+  return { start: m.start, bytes: sys.readMemory(process.pid, m.start, Number(m.end - m.start)) };
+}
+
+async function start(): Promise<Victim> {
+  const v = await startTestprog('vdsotime');
+  started.push(v);
+  await new Promise((r) => setTimeout(r, 200));
+  return v;
+}
+
+const dumpLog = (dir: string) => fs.readFileSync(path.join(dir, 'dump.log'), 'utf8');
+const restoreLog = (dir: string) => fs.readFileSync(path.join(dir, 'restore.log'), 'utf8');
+const dumpedVdso = async (dir: string, pid: number) => {
+  const mm = await readImageFile(path.join(dir, `mm-${pid}.img`));
+  const v = (mm.entries[0].message.vmas as Msg[]).find((e) => Number(e.status) & (1 << 3))!;
+  return { start: BigInt(v.start as bigint), end: BigInt(v.end as bigint) };
+};
+
+describe('vDSO images and proxies', () => {
+  it('reads the symbols of the running vDSO', () => {
+    const { bytes } = ownVdso();
+    const img = readVdsoImage(bytes);
+    for (const s of ['__vdso_clock_gettime', '__vdso_gettimeofday', '__vdso_time', '__vdso_getcpu']) {
+      const sym = img.symbols.get(s);
+      expect(sym).toBeDefined();
+      expect(sym!.offset).toBeGreaterThan(0);
+      expect(sym!.offset + sym!.size).toBeLessThanOrEqual(img.fileEnd);
+    }
+    expect(img.fileEnd).toBeLessThanOrEqual(bytes.length);
+    expect(() => readVdsoImage(Buffer.alloc(4096))).toThrow(/no ELF magic/);
+    expect(() => readVdsoImage(bytes.subarray(0, 100))).toThrow(/outside the 100 bytes/);
+  });
+
+  it('builds x86_64 stubs that jump to the running symbols, and a mark a dump recognizes', () => {
+    const { bytes, start } = ownVdso();
+    const oldBase = 0x7f0000000000n, runtime = start;
+    const patches = buildVdsoProxy(x86_64.vdsoProxy, bytes, oldBase, bytes, runtime, runtime - 0x4000n);
+    const img = readVdsoImage(bytes);
+    const cg = img.symbols.get('__vdso_clock_gettime')!;
+    const stub = patches.find((p) => p.offset === cg.offset)!;
+    expect(stub.bytes.subarray(0, 2)).toEqual(Buffer.from([0x48, 0xb8]));
+    expect(stub.bytes.readBigUInt64LE(2)).toBe(runtime + BigInt(cg.offset));
+    expect(stub.bytes.subarray(10)).toEqual(Buffer.from([0xff, 0xe0]));
+    const mark = patches.find((p) => p.what === 'mark')!;
+    expect(mark.offset).toBe(bytes.length - PROXY_MARK_SIZE);
+    expect(readProxyMark(mark.bytes)).toEqual({ runtimeVdso: runtime, vvarStart: runtime - 0x4000n });
+    expect(readProxyMark(Buffer.alloc(PROXY_MARK_SIZE))).toBeUndefined();
+  });
+
+  it('refuses a running vDSO that lacks a symbol the dumped one has', () => {
+    const { bytes } = ownVdso();
+    const code = { ...x86_64.vdsoProxy, symbols: [...x86_64.vdsoProxy.symbols] };
+    const renamed = Buffer.from(bytes);
+    const at = renamed.indexOf('__vdso_getcpu\0', 0, 'latin1');
+    renamed.write('__vdso_getcpX', at, 'latin1');
+    expect(() => buildVdsoProxy(code, bytes, 0n, renamed, 0n, 0n)).toThrow(/running kernel's vDSO has no __vdso_getcpu/);
+  });
+});
+
+describe('vdsotime: four threads in clock_gettime & co', () => {
+  it('same kernel: the running vDSO moves to the dumped address, threads caught inside are stepped out', async () => {
+    const v = await start();
+    const dir = path.join(tmp, 'inplace');
+    await dump({ pid: v.pid, imagesDir: dir, logFile: 'dump.log', logLevel: 4 });
+    await waitPidGone(v.pid);
+    await restore({ imagesDir: dir, logFile: 'restore.log', logLevel: 4 });
+    const want = await dumpedVdso(dir, v.pid);
+    expect(readMaps(v.pid).find((m) => m.name === '[vdso]')!.start).toBe(want.start);
+    expect(restoreLog(dir)).toMatch(/the running vDSO is the dumped one: moved to/);
+    console.log(dumpLog(dir).split('\n').filter((l) => /inside the vDSO/.test(l)).join('\n') || 'no thread was inside the vDSO');
+    expect(await verdict(v, 15_000)).toMatch(/^PASS vdsotime/);
+  });
+
+  it('forced proxy, two rounds: the dumped vDSO code stays at its address and forwards to the running one', async () => {
+    const v = await start();
+    for (let round = 1; round <= 2; round++) {
+      const dir = path.join(tmp, `proxy-${round}`);
+      await dump({ pid: v.pid, imagesDir: dir, logFile: 'dump.log', logLevel: 4 });
+      if (round === 2) expect(dumpLog(dir)).toMatch(/is a vDSO proxy from an earlier restore/);
+      await waitPidGone(v.pid);
+      await restore({ imagesDir: dir, logFile: 'restore.log', logLevel: 4, vdso: 'proxy' });
+      const want = await dumpedVdso(dir, v.pid);
+      const maps = readMaps(v.pid);
+      const proxy = maps.find((m) => m.start === want.start)!;
+      expect(proxy.name).toBe('');
+      expect(proxy.perms).toBe('r-xp');
+      const runtime = maps.find((m) => m.name === '[vdso]')!;
+      expect(runtime.start).not.toBe(want.start);
+      expect(readProxyMark(sys.readMemory(v.pid, proxy.end - BigInt(PROXY_MARK_SIZE), PROXY_MARK_SIZE))?.runtimeVdso).toBe(runtime.start);
+      expect(restoreLog(dir)).toMatch(/vDSO proxy forwards [1-9] symbols/);
+      const n = readLog(v).length;
+      await new Promise((r) => setTimeout(r, 200));
+      expect(isAlive(v.pid)).toBe(true);
+      expect(readLog(v).length).toBe(n); // no FAIL line meanwhile
+    }
+    expect(await verdict(v, 15_000)).toMatch(/^PASS vdsotime/);
+  });
+
+  it('refuses to proxy a thread dumped inside the vDSO, and leaves no task behind', async () => {
+    const v = await start();
+    const dir = path.join(tmp, 'inside');
+    await dump({ pid: v.pid, imagesDir: dir });
+    await waitPidGone(v.pid);
+    const vdso = await dumpedVdso(dir, v.pid);
+    const file = path.join(dir, `core-${v.pid}.img`);
+    const core = await readImageFile(file);
+    fs.copyFileSync(file, `${file}.orig`);
+    const ti = core.entries[0].message.thread_info as Msg;
+    (ti.gpregs as Msg).ip = vdso.start + 0x10n;
+    await writeImageFile(file, 'CORE', core.entries.map((e) => ({ message: e.message })));
+    const err = await restore({ imagesDir: dir, vdso: 'proxy' }).catch((e) => e);
+    expect(err).toBeInstanceOf(RestoreError);
+    expect(err.message).toMatch(new RegExp(`thread ${v.pid} was dumped inside the vDSO`));
+    expect(err.file).toBe(`core-${v.pid}.img`);
+    expect(fs.existsSync(`/proc/${v.pid}`) && isAlive(v.pid)).toBe(false);
+    // Nothing was left half-done: the undamaged images restore.
+    fs.renameSync(`${file}.orig`, file);
+    await restore({ imagesDir: dir, vdso: 'proxy' });
+    expect(await verdict(v, 15_000)).toMatch(/^PASS vdsotime/);
+  });
+
+  it('50 checkpoints with leave-running, each restored with a proxy and checked', async () => {
+    const v = await start();
+    const dirs: string[] = [];
+    let stepped = 0;
+    for (let i = 0; i < 50; i++) {
+      const dir = path.join(tmp, `leave-${i}`);
+      await dump({ pid: v.pid, imagesDir: dir, leaveRunning: true, logFile: 'dump.log', logLevel: 4 });
+      stepped += dumpLog(dir).split('\n').filter((l) => /stepped out in/.test(l)).length;
+      dirs.push(dir);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(isAlive(v.pid)).toBe(true);
+    expect(await verdict(v, 15_000)).toMatch(/^PASS vdsotime/);
+    const passes: string[] = [];
+    // vdsotime prints only READY and its verdict: each restored run writes its verdict at the
+    // offset its stdout had at the dump, right after READY.
+    const readyLen = readLog(v).indexOf('\n') + 1;
+    for (const dir of dirs) {
+      await waitPidGone(v.pid);
+      await restore({ imagesDir: dir, vdso: 'proxy' });
+      fs.truncateSync(v.log, readyLen);
+      await new Promise((r) => setTimeout(r, 50));
+      passes.push(await verdict(v, 15_000));
+    }
+    console.log(`50 checkpoints: ${stepped} threads stepped out of the vDSO; verdicts: ${new Set(passes.map((p) => p.split(' ')[0])).size === 1 ? passes[0].split(' ')[0] : passes.join(' | ')}`);
+    expect(passes.filter((p) => p.startsWith('PASS vdsotime')).length).toBe(50);
+  }, 400_000);
+});
