@@ -367,6 +367,7 @@ const PROGRAMS = [
   // parent/child links and the unread data in its pipe.
   { name: 'threads4', settleMs: 300 },
   { name: 'tree', settleMs: 300 },
+  { name: 'vdsotime', settleMs: 300 },
 ];
 
 function testprog(name) {
@@ -429,6 +430,35 @@ for (const p of PROGRAMS) {
     ok(verdict.startsWith(`PASS ${p.name}`), `verdict: ${verdict}`);
   });
 }
+
+test('vDSO proxy (forced, 2 rounds): vdsotime runs on through the two-step trampoline; threads inside the vDSO are stepped out', async () => {
+  const work = fs.mkdtempSync(path.join(logDir, 'vdsoproxy-'));
+  const v = await launch(testprog('vdsotime'), 'vdsotime', []);
+  await sleep(300);
+  const notes = [];
+  for (let round = 1; round <= 2; round++) {
+    const dir = path.join(work, `images-${round}`);
+    fs.mkdirSync(dir);
+    await dump({ pid: v.pid, imagesDir: dir, logFile: 'dump.log', logLevel: 4, arch });
+    const stepped = fs.readFileSync(path.join(dir, 'dump.log'), 'utf8').split('\n').filter((l) => /inside the vDSO/.test(l));
+    notes.push(`round ${round}: ${stepped.length} thread(s) stepped out`);
+    await waitFor(`dumped task ${v.pid} gone`, () => !fs.existsSync(`/proc/${v.pid}`));
+    try {
+      await restore({ imagesDir: dir, logFile: 'restore.log', logLevel: 4, arch, vdso: 'proxy' });
+    } catch (e) {
+      throw new AssertionError(`restore (round ${round}): ${e.message}\n       restore.log: ${tail(path.join(dir, 'restore.log'))}`);
+    }
+    const log = fs.readFileSync(path.join(dir, 'restore.log'), 'utf8');
+    ok(/vDSO proxy forwards [1-9]\d* symbols/.test(log), `the restore built a proxy: ${tail(path.join(dir, 'restore.log'))}`);
+    const maps = readMaps(v.pid);
+    ok(maps.some((m) => m.name === '' && m.perms === 'r-xp'), 'the proxy (anonymous r-x) is mapped');
+    await sleep(500);
+    ok(isAlive(v.pid), `vdsotime runs after the proxied restore (round ${round}): ${readLog(v).split('\n').slice(-3).join(' | ')}`);
+  }
+  const verdict = await verdictOf(v, 'vdsotime');
+  ok(verdict.startsWith('PASS vdsotime'), `verdict: ${verdict}`);
+  return notes.join(', ');
+});
 
 test('criu-ts dump + restore (2 rounds): all 64 VSRs, FPSCR, VSCR and VRSAVE hold their patterns; the thread stays a VMX/VSX user', async () => {
   const work = fs.mkdtempSync(path.join(logDir, 'vecregs-'));
