@@ -52,8 +52,11 @@ export class MemfdMaker {
     return m;
   }
 
-  /** Our descriptor of the memfd inode `inodeId`, created and filled the first time. */
-  private inodeFd(inodeId: number): number {
+  /**
+   * Our descriptor (read-write) of the memfd inode `inodeId`, created and filled the first time;
+   * mappings of the inode (shared anonymous memory) use it.
+   */
+  inodeFd(inodeId: number): number {
     const known = this.made.get(inodeId);
     if (known !== undefined) return known;
     const m = this.inode(inodeId);

@@ -28,7 +28,7 @@ import { RESTORE_STEPS, type RestoreStep } from './steps.js';
 const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
 const MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20, MAP_FIXED_NOREPLACE = 0x100000;
 const VMA_AREA_VSYSCALL = 1 << 2, VMA_AREA_VDSO = 1 << 3, VMA_AREA_VVAR = 1 << 12;
-const VMA_FILE_PRIVATE = 1 << 6, VMA_FILE_SHARED = 1 << 7, VMA_ANON_PRIVATE = 1 << 9;
+const VMA_FILE_PRIVATE = 1 << 6, VMA_FILE_SHARED = 1 << 7, VMA_ANON_PRIVATE = 1 << 9, VMA_AREA_MEMFD = 1 << 14;
 const MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
 // These open flags have the same values on x86_64 and ppc64 (O_DIRECTORY and O_DIRECT do not).
 const O_CREAT = 0o100, O_EXCL = 0o200, O_NOCTTY = 0o400, O_TRUNC = 0o1000, O_CLOEXEC = 0o2000000;
@@ -134,12 +134,22 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       const runs = img.pages.runs;
       const hasPages = (v: Vma) => runs.some((r) => r.vaddr < v.end && r.vaddr + BigInt(r.nrPages * pageSize) > v.start);
       const fdsByFile = new Map<number, number>();
+      let ourPidfd = -1;
       for (const v of vmas) {
         if (v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL)) continue;
         const fill = hasPages(v);
         const prot = fill ? v.prot | PROT_READ | PROT_WRITE : v.prot;
         let fd = -1;
-        if (v.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED)) {
+        if (v.status & VMA_AREA_MEMFD) {
+          // Shared anonymous memory (or a memfd): one object for every task that maps it.
+          fd = fdsByFile.get(v.shmid) ?? -1;
+          if (fd < 0) {
+            const lfd = shared.mappedMemfd(img.files, v.shmid, imagesDir);
+            if (ourPidfd < 0) ourPidfd = Number(task.syscall('pidfd_open', process.pid, 0));
+            fd = Number(task.syscall('pidfd_getfd', ourPidfd, lfd, 0));
+            fdsByFile.set(v.shmid, fd);
+          }
+        } else if (v.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED)) {
           fd = fdsByFile.get(v.shmid) ?? -1;
           if (fd < 0) {
             const name = regFileName(img, v.shmid, `vma at 0x${v.start.toString(16)}`);
@@ -155,6 +165,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
         rt.mapped.push(v);
       }
       for (const fd of fdsByFile.values()) task.syscall('close', fd);
+      if (ourPidfd >= 0) task.syscall('close', ourPidfd);
 
       step('fill-memory');
       fillMemory(task, scratch, img, vmas, pageSize);
