@@ -49,6 +49,7 @@ export const PROGRAMS: TestProgram[] = [
   { name: 'counter', settleMs: 200 },
   { name: 'threads4', tree: true, settleMs: 200 },
   { name: 'tree', tree: true, settleMs: 200 },
+  { name: 'shmanon', tree: true, settleMs: 200 },
   { name: 'mem64' },
   { name: 'mem', args: () => ['96'] },
   {
