@@ -119,6 +119,11 @@ export class SharedFiles {
     return this.memfdMaker(imagesDir).inodeFd(Number(m.inode_id));
   }
 
+  /** Our descriptor of the object of VMA_ANON_SHARED mappings with `shmid` (`size`: the largest pgoff + length). */
+  anonShmem(shmid: number, size: bigint, imagesDir: string): number {
+    return this.memfdMaker(imagesDir).anonFd(shmid, size);
+  }
+
   private own(fd: number): number {
     this.owned.push(fd);
     return fd;
