@@ -108,7 +108,7 @@ describe('shared anonymous memory in a tree', () => {
     expect(await verdict(v)).toMatch(/^PASS shmanon/);
   });
 
-  it('a memfd vma whose shmid is not a memfd is refused before anything is created, naming files.img', async () => {
+  it('a memfd vma whose shmid is not a memfd is refused before anything is created, naming the mm image and field', async () => {
     const { v, child } = await startShmanon();
     const dir = path.join(tmp, 'bad-shmid');
     await dumpTree(v, child, dir);
@@ -125,7 +125,8 @@ describe('shared anonymous memory in a tree', () => {
     }
     expect(err).toBeInstanceOf(RestoreError);
     expect((err as RestoreError).message).toMatch(/not a memfd/);
-    expect((err as RestoreError).message).toMatch(/files\.img/);
+    expect((err as RestoreError).file).toBe(`mm-${child}.img`);
+    expect((err as RestoreError).field).toMatch(/^vmas\[\d+\]\.shmid$/);
     await waitPidGone(v.pid);
     expect(isAlive(child)).toBe(false);
   });

@@ -85,17 +85,17 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     // VMA_ANON_SHARED objects are as large as the furthest any task maps them.
     const anonSizes = new Map<number, bigint>();
     for (const { img, vmas } of plan) {
-      for (const v of vmas) {
+      vmas.forEach((v, i) => {
         if (v.status & VMA_AREA_MEMFD) {
           const f = img.files.get(v.shmid);
           if (!f || Number(f.type) !== FD_TYPE_MEMFD || !f.memfd) {
-            throw new RestoreError('read-images', `task ${img.pid}: mapping at 0x${v.start.toString(16)}: file ${v.shmid} is ${f ? `of type ${f.type}, ` : 'missing, '}not a memfd`, { file: 'files.img', field: `id ${v.shmid}`, hint: `mm-${img.pid}.img names it as the vma's shmid` });
+            throw new RestoreError('read-images', `mapping at 0x${v.start.toString(16)}: file ${v.shmid} of files.img is ${f ? `of type ${f.type}, ` : 'missing, '}not a memfd`, { file: `mm-${img.pid}.img`, record: 0, field: `vmas[${i}].shmid` });
           }
         }
-        if (!(v.status & VMA_ANON_SHARED) || v.status & VMA_AREA_MEMFD) continue;
+        if (!(v.status & VMA_ANON_SHARED) || v.status & VMA_AREA_MEMFD) return;
         const end = v.pgoff + (v.end - v.start);
         if (end > (anonSizes.get(v.shmid) ?? 0n)) anonSizes.set(v.shmid, end);
-      }
+      });
     }
     checkCpu(imagesDir, arch, options.cpuCap);
 
