@@ -10,7 +10,7 @@ import { sys } from '@criu/sys';
 import { readImageFile, writeImageFile, type Msg } from '@criu/images';
 import { dump, restore, DumpError, RestoreError } from '../src';
 import { buildFixture, isAlive, killVictim, readLog, startDetached, waitFor, type Victim } from './helpers/victims';
-import { waitPidGone } from './helpers/oracle';
+import { oracleRestore, requireOracle, waitPidGone } from './helpers/oracle';
 import { startTestprog, verdict } from './helpers/testprogs';
 
 const ps = sys.pageSize();
@@ -74,6 +74,16 @@ describe('shared anonymous memory in a tree', () => {
     const res = await restore({ imagesDir: dir });
     expect(res.pid).toBe(v.pid);
     expect(isAlive(child)).toBe(true);
+    expect(await verdict(v)).toMatch(/^PASS shmanon/);
+  });
+
+  it('the oracle CRIU restores our images of it, and the sharing holds', async () => {
+    requireOracle();
+    const { v, child } = await startShmanon();
+    const dir = path.join(tmp, 'for-oracle');
+    await dumpTree(v, child, dir);
+    oracleRestore(dir);
+    await waitFor('the restored child', () => isAlive(child));
     expect(await verdict(v)).toMatch(/^PASS shmanon/);
   });
 
