@@ -581,6 +581,25 @@ test("criu-ts restores what Debian's criu dumped: shmanon (shared anonymous memo
   return `shared vma status ${kinds.join(', ')}`;
 });
 
+test("Debian's criu restores what criu-ts dumped: shmanon (one shared object for parent and child)", async () => {
+  const closeInherited = 'for f in /proc/$$/fd/*; do f=${f##*/}; [ "$f" -gt 2 ] && eval "exec $f>&-" 2>/dev/null; done';
+  const work = fs.mkdtempSync(path.join(logDir, 'criu-shmanon-'));
+  const v = await launch(testprog('shmanon'), 'shmanon', []);
+  const child = Number(/^child (\d+)$/m.exec(readLog(v))[1]);
+  await sleep(300);
+  const dir = path.join(work, 'images');
+  fs.mkdirSync(dir);
+  await dump({ pid: v.pid, imagesDir: dir, logFile: 'dump.log', logLevel: 4, arch });
+  await waitFor(`dumped task ${v.pid} gone`, () => !fs.existsSync(`/proc/${v.pid}`));
+  await waitFor(`dumped task ${child} gone`, () => !fs.existsSync(`/proc/${child}`));
+  const r = spawnSync('bash', ['-c', `${closeInherited}; exec criu restore -D '${dir}' -d -v4 -o criu-restore.log`], { encoding: 'utf8' });
+  ok(r.status === 0, `criu restore of shmanon: exit ${r.status} ${r.stderr}\n       criu-restore.log: ${tail(path.join(dir, 'criu-restore.log'))}`);
+  await sleep(150);
+  ok(isAlive(child), `the child ${child} runs after the criu restore`);
+  const verdict = await verdictOf(v, 'shmanon');
+  ok(verdict.startsWith('PASS shmanon'), `shmanon after criu-ts dump + criu restore: ${verdict}`);
+});
+
 // --- run ------------------------------------------------------------------------------------
 async function main() {
   let passed = 0, failed = 0;
