@@ -142,6 +142,30 @@ describe('shared anonymous memory in a tree', () => {
   });
 });
 
+describe('a memfd both open and mapped', () => {
+  it('comes back as one inode behind the descriptor and both mappings, by criu-ts and by the oracle', async () => {
+    for (const by of ['criu-ts', 'oracle']) {
+      const v = startDetached(buildFixture('memfd-map'));
+      started.push(v);
+      await waitFor('memfd-map READY', () => /READY \d+/.test(readLog(v)), 10_000);
+      const dir = path.join(tmp, `memfd-map-${by}`);
+      await dump({ pid: v.pid, imagesDir: dir });
+      await waitPidGone(v.pid);
+      expect((await records(path.join(dir, 'memfd.img'))).map((i) => i.name)).toEqual(['mapped']);
+      if (by === 'oracle') oracleRestore(dir);
+      else await restore({ imagesDir: dir });
+      const maps = fs.readFileSync(`/proc/${v.pid}/maps`, 'latin1').split('\n').filter((l) => l.includes('/memfd:mapped'));
+      expect(maps.map((l) => l.split(/\s+/)[1]).sort()).toEqual(['r--s', 'rw-s']);
+      const inodes = new Set(maps.map((l) => l.split(/\s+/)[4]));
+      inodes.add(String(fs.statSync(`/proc/${v.pid}/fd/3`).ino));
+      expect(inodes.size).toBe(1);
+      process.kill(v.pid, 'SIGTERM');
+      await waitFor('verdict', () => /^(PASS|FAIL)$/m.exec(readLog(v)) ?? undefined, 10_000);
+      expect(readLog(v)).toMatch(/^PASS$/m);
+    }
+  });
+});
+
 describe('SysV shared memory', () => {
   it('is refused at dump time, naming the task and the mapping; the task runs on untouched', async () => {
     const v = startDetached(buildFixture('sysv-victim'));

@@ -152,7 +152,7 @@ export function collectVmas(pid: number, maps: MapsEntry[], vmFlags: Map<bigint,
       shmid = BigInt(fileId(m));
       fdflags = shared && flagsSet.has('mw') ? O_RDWR : O_RDONLY;
     } else {
-      if (shared) refuse('shared anonymous memory is not supported yet (CRIU 4.1 dumps it as a memfd)');
+      if (shared) refuse('a shared mapping with no object behind it (inode 0) is not supported');
       status |= VMA.ANON_PRIVATE;
       flags |= MAP.ANONYMOUS;
     }
