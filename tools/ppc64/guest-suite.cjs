@@ -368,6 +368,8 @@ const PROGRAMS = [
   { name: 'threads4', settleMs: 300 },
   { name: 'tree', settleMs: 300 },
   { name: 'vdsotime', settleMs: 300 },
+  // Shared anonymous memory: one object for parent and child (64 KiB pages: 16 of them).
+  { name: 'shmanon', settleMs: 300, rounds: 2 },
 ];
 
 function testprog(name) {
@@ -617,6 +619,51 @@ for (const [name, prog, args] of [['python', 'python3', (work) => [path.join(rea
     ok(verdict.startsWith(`PASS ${name}`), `verdict: ${verdict}`);
   });
 }
+test("criu-ts restores what Debian's criu dumped: shmanon (shared anonymous memory of parent and child)", async () => {
+  const closeInherited = 'for f in /proc/$$/fd/*; do f=${f##*/}; [ "$f" -gt 2 ] && eval "exec $f>&-" 2>/dev/null; done';
+  const work = fs.mkdtempSync(path.join(logDir, 'oracle-shmanon-'));
+  const v = await launch(testprog('shmanon'), 'shmanon', []);
+  const child = Number(/^child (\d+)$/m.exec(readLog(v))[1]);
+  await sleep(300);
+  const dir = path.join(work, 'images');
+  fs.mkdirSync(dir);
+  const r = spawnSync('bash', ['-c', `${closeInherited}; exec criu dump -t ${v.pid} -D '${dir}' -v4 -o criu-dump.log`], { encoding: 'utf8' });
+  ok(r.status === 0, `criu dump of shmanon: exit ${r.status} ${r.stderr}\n       criu-dump.log: ${tail(path.join(dir, 'criu-dump.log'))}`);
+  await waitFor(`dumped task ${v.pid} gone`, () => !fs.existsSync(`/proc/${v.pid}`));
+  await waitFor(`dumped task ${child} gone`, () => !fs.existsSync(`/proc/${child}`));
+  // How this CRIU recorded the shared mappings (memfd vmas or VMA_ANON_SHARED).
+  const mm = await images.readImageFile(path.join(dir, `mm-${v.pid}.img`));
+  const kinds = [...new Set(mm.entries[0].message.vmas.filter((x) => Number(x.flags) & 1).map((x) => `0x${Number(x.status).toString(16)}`))];
+  try {
+    await restore({ imagesDir: dir, logFile: 'restore.log', logLevel: 4, arch });
+  } catch (e) {
+    throw new AssertionError(`restore of CRIU's shmanon images: ${e.message}\n       restore.log: ${tail(path.join(dir, 'restore.log'))}`);
+  }
+  await sleep(150);
+  ok(isAlive(child), `the child ${child} runs after the restore`);
+  const verdict = await verdictOf(v, 'shmanon');
+  ok(verdict.startsWith('PASS shmanon'), `shmanon after criu dump + criu-ts restore: ${verdict}`);
+  return `shared vma status ${kinds.join(', ')}`;
+});
+
+test("Debian's criu restores what criu-ts dumped: shmanon (one shared object for parent and child)", async () => {
+  const closeInherited = 'for f in /proc/$$/fd/*; do f=${f##*/}; [ "$f" -gt 2 ] && eval "exec $f>&-" 2>/dev/null; done';
+  const work = fs.mkdtempSync(path.join(logDir, 'criu-shmanon-'));
+  const v = await launch(testprog('shmanon'), 'shmanon', []);
+  const child = Number(/^child (\d+)$/m.exec(readLog(v))[1]);
+  await sleep(300);
+  const dir = path.join(work, 'images');
+  fs.mkdirSync(dir);
+  await dump({ pid: v.pid, imagesDir: dir, logFile: 'dump.log', logLevel: 4, arch });
+  await waitFor(`dumped task ${v.pid} gone`, () => !fs.existsSync(`/proc/${v.pid}`));
+  await waitFor(`dumped task ${child} gone`, () => !fs.existsSync(`/proc/${child}`));
+  const r = spawnSync('bash', ['-c', `${closeInherited}; exec criu restore -D '${dir}' -d -v4 -o criu-restore.log`], { encoding: 'utf8' });
+  ok(r.status === 0, `criu restore of shmanon: exit ${r.status} ${r.stderr}\n       criu-restore.log: ${tail(path.join(dir, 'criu-restore.log'))}`);
+  await sleep(150);
+  ok(isAlive(child), `the child ${child} runs after the criu restore`);
+  const verdict = await verdictOf(v, 'shmanon');
+  ok(verdict.startsWith('PASS shmanon'), `shmanon after criu-ts dump + criu restore: ${verdict}`);
+});
 
 // --- run ------------------------------------------------------------------------------------
 async function main() {

@@ -17,6 +17,8 @@ import { silentLogger } from '../src/util/log';
 import { collectVmas, VmaError, VMA, MAP, MADV } from '../src/dump/vmas';
 import { dumpMemory, MemoryDumpError, type TransferMethod } from '../src/dump/memory';
 import { PagemapScanner, PAGE_IS, type ScanMethod } from '../src/dump/mem-scan';
+import { mappedShmemId } from '../src/dump/shmem';
+import { fileImagesOf } from '../src/dump/files-images';
 import { buildFixture, startDetached, readLog, waitFor, killVictim, isAlive, lastCounter, type Victim } from './helpers/victims';
 
 const arch = hostArch();
@@ -337,20 +339,63 @@ describe('collectVmas', () => {
     await expectPass(v);
   });
 
-  it('refuses shared anonymous memory, naming the mapping', async () => {
+  it('records shared anonymous memory as CRIU 4.1 does: a memfd vma, the object saved once', async () => {
     const v = await startMemVictim(['shanon']);
-    const { fileId } = pathFileIds();
+    const key = v.shanon;
+    // Without object ids (a caller that cannot save objects) it is refused, naming the mapping.
     let err: unknown;
     try {
-      collectVmas(v.pid, readMaps(v.pid), readSmapsVmFlags(v.pid), fileId);
+      collectVmas(v.pid, readMaps(v.pid), readSmapsVmFlags(v.pid), pathFileIds().fileId);
     } catch (e) {
       err = e;
     }
     expect(err).toBeInstanceOf(VmaError);
-    expect((err as VmaError).code).toBe('UNSUPPORTED');
-    expect((err as VmaError).mapping).toContain(v.shanon.toString(16));
-    expect((err as Error).message).toMatch(/shared anonymous/);
-    killVictim(v);
+    expect((err as VmaError).mapping).toContain(key.toString(16));
+
+    const theirDir = fs.mkdtempSync(path.join(work, 'oracle-shanon-'));
+    execFileSync(ORACLE, ['dump', '--no-default-config', '-t', String(v.pid), '-D', theirDir, '-o', 'dump.log', '-v4', '--leave-running'], { stdio: 'ignore' });
+    const theirVma = ((await readImageFile(path.join(theirDir, `mm-${v.pid}.img`))).entries[0].message.vmas as Msg[]).find((e) => e.start === key)!;
+    const theirFiles = (await readImageFile(path.join(theirDir, 'files.img'))).entries.map((e) => e.message);
+    const theirInodes = (await readImageFile(path.join(theirDir, 'memfd.img'))).entries.map((e) => e.message);
+
+    const dir = fs.mkdtempSync(path.join(work, 'shanon-'));
+    const maps = readMaps(v.pid);
+    const { reg, fileId } = pathFileIds();
+    const ctx = makeCtx(v.pid, dir, undefined as unknown as Parasite, maps, reg);
+    const ours = collectVmas(v.pid, maps, readSmapsVmFlags(v.pid), fileId, (m) => mappedShmemId(ctx, m));
+    await fileImagesOf(reg).flush(dir);
+    const mine = ours.find((e) => e.start === key)!;
+    expect(Number(mine.status)).toBe(VMA.AREA_REGULAR | VMA.FILE_SHARED | VMA.AREA_MEMFD);
+    expect(Number(mine.flags)).toBe(MAP.SHARED);
+    for (const k of ['start', 'end', 'pgoff', 'prot', 'flags', 'status', 'fd', 'fdflags']) expect({ k, v: mine[k] }).toEqual({ k, v: theirVma[k] });
+
+    // shmid names a MEMFD file whose inode record is CRIU's (its shmid is the object's inode).
+    const inodeOf = (files: Msg[], inodes: Msg[], id: number): Msg => {
+      const f = files.find((e) => Number(e.id) === id)!;
+      expect(Number(f.type)).toBe(FD_TYPE.MEMFD);
+      return inodes.find((i) => Number(i.inode_id) === Number((f.memfd as Msg).inode_id))!;
+    };
+    const myInodes = (await readImageFile(path.join(dir, 'memfd.img'))).entries.map((e) => e.message);
+    const myInode = inodeOf(reg.fileEntries(), myInodes, Number(mine.shmid));
+    const theirInode = inodeOf(theirFiles, theirInodes, Number(theirVma.shmid));
+    const ino = maps.find((m) => m.start === key)!.inode;
+    expect(Number(myInode.shmid)).toBe(ino);
+    for (const k of ['name', 'uid', 'gid', 'size', 'shmid', 'seals', 'mode']) expect({ k, v: myInode[k] }).toEqual({ k, v: theirInode[k] });
+    expect(myInode.size).toBe(BigInt(2 * ps));
+
+    // Its contents: both pages, 0x5a, in pagemap-shmem-<ino>.img (offsets in the object).
+    const pm = (await readImageFile(path.join(dir, `pagemap-shmem-${ino}.img`))).entries.map((e) => e.message);
+    const theirPm = (await readImageFile(path.join(theirDir, `pagemap-shmem-${ino}.img`))).entries.map((e) => e.message);
+    expect(pm.slice(1)).toEqual(theirPm.slice(1));
+    expect(pm.slice(1)).toEqual([{ vaddr: 0n, nr_pages: 2, flags: PE_PRESENT }]);
+    const pages = fs.readFileSync(path.join(dir, `pages-${pm[0].pages_id}.img`));
+    expect(pages.equals(Buffer.alloc(2 * ps, 0x5a))).toBe(true);
+
+    // Asked again (another task mapping it), the same file id and no second copy.
+    const before = fs.readdirSync(dir).length;
+    expect(mappedShmemId({ ...ctx, maps }, maps.find((m) => m.start === key)!)).toBe(Number(mine.shmid));
+    expect(fs.readdirSync(dir).length).toBe(before);
+    await expectPass(v);
   });
 
   it('refuses mappings it cannot describe, and missing VmFlags', async () => {

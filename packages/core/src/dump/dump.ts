@@ -33,6 +33,8 @@ import { checkNothingShared, freezeTree, killTree, listTree, releaseTree, type T
 import { pipeDataOf } from './pipes.js';
 import { collectVmas } from './vmas.js';
 import { stepOutOfVdso, noteVdsoProxies } from './vdso.js';
+import { mappedShmemId } from './shmem.js';
+import { fileImagesOf } from './files-images.js';
 
 export const INCOMPLETE_MARKER = 'criu-ts.incomplete';
 
@@ -291,7 +293,8 @@ async function dumpTask(t: TreeTask, index: number, env: TaskDumpEnv) {
   const filesOut = await collectFiles(ctx);
 
   step('vmas');
-  const vmas = collectVmas(pid, maps, vmFlags, (m) => mappedFileId(ctx, m));
+  const vmas = collectVmas(pid, maps, vmFlags, (m) => mappedFileId(ctx, m), (m) => mappedShmemId(ctx, m));
+  await fileImagesOf(files).flush(imagesDir); // memfd.img and the shmem pagemaps it added
 
   step('memory');
   const mem = await dumpMemory(ctx, vmas, { pagesId: index + 1, ...options.memory });
@@ -353,7 +356,7 @@ function hintFor(e: unknown): string | undefined {
 
 /** Message types a dump writes; building their codecs ahead keeps that work out of the frozen window. */
 const WRITTEN_TYPES = ['inventory_entry', 'pstree_entry', 'core_entry', 'task_kobj_ids_entry', 'mm_entry', 'pagemap_head',
-  'pagemap_entry', 'fdinfo_entry', 'file_entry', 'fs_entry', 'seccomp_entry', 'timens_entry', 'stats_entry', 'pipe_data_entry', 'tty_info_entry'];
+  'pagemap_entry', 'fdinfo_entry', 'memfd_inode_entry', 'file_entry', 'fs_entry', 'seccomp_entry', 'timens_entry', 'stats_entry', 'pipe_data_entry', 'tty_info_entry'];
 
 function warmImageCodecs(): void {
   for (const t of WRITTEN_TYPES) {

@@ -116,8 +116,10 @@ function planRuns(ctx: TaskDumpContext, vmas: Msg[], scanner: PagemapScanner, st
     if (start < prevEnd) throw new MemoryDumpError(ctx.pid, where, 'overlaps the previous vma');
     prevEnd = end;
     if (start % ps !== 0n || end % ps !== 0n || end <= start) throw new MemoryDumpError(ctx.pid, where, 'is not page aligned');
-    if (status & (VMA.ANON_SHARED | VMA.AREA_MEMFD | VMA.AREA_SYSVIPC)) {
-      throw new MemoryDumpError(ctx.pid, where, 'shared anonymous memory (shmem/memfd/SysV) is not supported yet');
+    // Shared memory objects (FILE_SHARED|AREA_MEMFD) are saved whole, once, by shmem.ts.
+    if (status & VMA.AREA_SYSVIPC) throw new MemoryDumpError(ctx.pid, where, 'SysV shared memory is not supported yet');
+    if ((status & VMA.ANON_SHARED) && !(status & VMA.AREA_MEMFD)) {
+      throw new MemoryDumpError(ctx.pid, where, 'shared anonymous memory must be recorded as a memfd (FILE_SHARED|AREA_MEMFD) vma');
     }
     if (status & VMA.AREA_AIORING) throw new MemoryDumpError(ctx.pid, where, 'AIO rings are not supported yet');
     if (!vmaIsPrivateDumpable(v)) continue;

@@ -79,11 +79,12 @@ function specialStatus(name: string, prot: number): number | undefined {
 
 /**
  * Builds the vma_entry list of a task. `vmFlags` is readSmapsVmFlags(pid) (keyed by start);
- * `fileId` gives the file id (files.img) of a file-backed mapping and becomes its shmid.
- * Throws VmaError for mappings that are not supported (hugetlb, SysV shm, shared anonymous
- * memory/memfd, AIO rings, VM_IO/VM_PFNMAP, shadow stacks, device files).
+ * `fileId` gives the file id (files.img) of a file-backed mapping and becomes its shmid;
+ * `shmemId` the MEMFD file id of a shared anonymous or memfd mapping (see shmem.ts; without it
+ * those are refused). Throws VmaError for mappings that are not supported (hugetlb, SysV shm,
+ * private memfd mappings, AIO rings, VM_IO/VM_PFNMAP, shadow stacks, device files).
  */
-export function collectVmas(pid: number, maps: MapsEntry[], vmFlags: Map<bigint, Set<string>>, fileId: (m: MapsEntry) => number): Msg[] {
+export function collectVmas(pid: number, maps: MapsEntry[], vmFlags: Map<bigint, Set<string>>, fileId: (m: MapsEntry) => number, shmemId?: (m: MapsEntry) => number): Msg[] {
   const out: Msg[] = [];
   let prev: { m: MapsEntry; e: Msg } | undefined;
   for (const m of maps) {
@@ -119,8 +120,10 @@ export function collectVmas(pid: number, maps: MapsEntry[], vmFlags: Map<bigint,
     if ((flagsSet.has('io') || flagsSet.has('pf')) && !isVvar) refuse('VM_IO/VM_PFNMAP mappings cannot be dumped (CRIU refuses them too)');
     if (m.name.startsWith('/[aio]')) refuse('AIO rings are not supported yet');
     if (m.name.startsWith('/SYSV')) refuse('SysV shared memory is not supported yet');
-    if (m.name.startsWith('/memfd:') || m.name.startsWith('[anon_shmem:')) refuse('memfd/shmem mappings are not supported yet');
-    if (m.name.startsWith('/dev/zero') && shared) refuse('shared anonymous memory is not supported yet (CRIU 4.1 dumps it as a memfd)');
+    if (m.name.startsWith('[anon_shmem:')) refuse('named shared anonymous memory is not supported yet');
+    const shmem = shared && m.inode !== 0 && (m.name.startsWith('/dev/zero') || m.name.startsWith('/memfd:'));
+    if (shmem && !shmemId) refuse('shared anonymous memory is not supported here (no object ids)');
+    if (m.name.startsWith('/memfd:') && !shared) refuse('private memfd mappings are not supported yet');
 
     let status = specialStatus(m.name, prot);
     let shmid = 0n;
@@ -131,7 +134,12 @@ export function collectVmas(pid: number, maps: MapsEntry[], vmFlags: Map<bigint,
       if (m.name.startsWith('[') && !m.name.startsWith('[anon:') && m.name !== '[stack]') refuse(`unknown special mapping "${m.name}"`);
       status = VMA.AREA_REGULAR;
     }
-    if (fileBacked) {
+    if (shmem) {
+      // CRIU 4.1 records shared anonymous memory as a mapped memfd (see shmem.ts).
+      status |= VMA.FILE_SHARED | VMA.AREA_MEMFD;
+      shmid = BigInt(shmemId!(m));
+      fdflags = flagsSet.has('mw') ? O_RDWR : O_RDONLY;
+    } else if (fileBacked) {
       const link = `/proc/${pid}/map_files/${m.start.toString(16)}-${m.end.toString(16)}`;
       let st: fs.Stats;
       try {
@@ -144,7 +152,7 @@ export function collectVmas(pid: number, maps: MapsEntry[], vmFlags: Map<bigint,
       shmid = BigInt(fileId(m));
       fdflags = shared && flagsSet.has('mw') ? O_RDWR : O_RDONLY;
     } else {
-      if (shared) refuse('shared anonymous memory is not supported yet (CRIU 4.1 dumps it as a memfd)');
+      if (shared) refuse('a shared mapping with no object behind it (inode 0) is not supported');
       status |= VMA.ANON_PRIVATE;
       flags |= MAP.ANONYMOUS;
     }

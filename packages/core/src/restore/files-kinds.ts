@@ -15,6 +15,7 @@ const SEEK_SET = 0;
 const F_ADD_SEALS = 1033, F_SEAL_SEAL = 1;
 const MFD_CLOEXEC = 1, MFD_ALLOW_SEALING = 2;
 const DEFAULT_PIPE_SIZE = 65536;
+const FILL_CHUNK = 4 << 20;
 
 export function readImage(dir: string, name: string, magic: string, optional = false): Array<{ message: Msg; data?: Buffer }> {
   const file = path.join(dir, name);
@@ -52,35 +53,18 @@ export class MemfdMaker {
     return m;
   }
 
-  /** Our descriptor of the memfd inode `inodeId`, created and filled the first time. */
-  private inodeFd(inodeId: number): number {
+  /**
+   * Our descriptor (read-write) of the memfd inode `inodeId`, created and filled the first time;
+   * mappings of the inode (shared anonymous memory) use it.
+   */
+  inodeFd(inodeId: number): number {
     const known = this.made.get(inodeId);
     if (known !== undefined) return known;
     const m = this.inode(inodeId);
     const seals = Number(m.seals ?? 0);
     const name = Buffer.from(`${m.name as string}\0`);
     const fd = this.own(Number(sys.syscall('memfd_create', name, MFD_CLOEXEC | (seals === F_SEAL_SEAL ? 0 : MFD_ALLOW_SEALING))));
-    const shmid = Number(m.shmid);
-    const pmName = `pagemap-shmem-${shmid}.img`;
-    const pm = readImage(this.dir, pmName, 'PAGEMAP', true).map((e) => e.message);
-    if (pm.length) {
-      const pageSize = sys.pageSize();
-      const pagesName = `pages-${pm[0].pages_id}.img`;
-      const pages = fs.openSync(path.join(this.dir, pagesName), 'r');
-      try {
-        for (const r of pageRuns(pm, pageSize)) {
-          if (!(r.flags & PE_PRESENT) || r.offset === undefined) continue;
-          const len = r.nrPages * pageSize;
-          const buf = Buffer.alloc(len);
-          const n = fs.readSync(pages, buf, 0, len, r.offset);
-          if (n !== len) throw new RestoreError('read-images', `memfd ${m.name}: ${n} of ${len} bytes at ${r.offset}`, { file: pagesName, hint: 'the image set is truncated' });
-          let done = 0;
-          while (done < len) done += fs.writeSync(fd, buf, done, len - done, Number(r.vaddr) + done);
-        }
-      } finally {
-        fs.closeSync(pages);
-      }
-    }
+    this.fill(fd, Number(m.shmid), `memfd ${m.name}`);
     try {
       sys.syscall('ftruncate', fd, BigInt(m.size as bigint));
       if (m.mode !== undefined) sys.syscall('fchmod', fd, Number(m.mode) & 0o7777);
@@ -92,6 +76,58 @@ export class MemfdMaker {
     this.made.set(inodeId, fd);
     return fd;
   }
+
+  /**
+   * Writes the contents saved in pagemap-shmem-<shmid>.img (offsets in the object) into `fd`,
+   * in bounded chunks. No pagemap: nothing was saved (an empty object).
+   */
+  private fill(fd: number, shmid: number, what: string): void {
+    const pmName = `pagemap-shmem-${shmid}.img`;
+    const pm = readImage(this.dir, pmName, 'PAGEMAP', true).map((e) => e.message);
+    if (!pm.length) return;
+    const pageSize = sys.pageSize();
+    if (pm[0].pages_id === undefined) throw new RestoreError('read-images', 'required value missing', { file: pmName, record: 0, field: 'pages_id' });
+    const pagesName = `pages-${pm[0].pages_id}.img`;
+    let pages: number;
+    try {
+      pages = fs.openSync(path.join(this.dir, pagesName), 'r');
+    } catch (e) {
+      throw new RestoreError('read-images', `${what}: ${(e as Error).message}`, { cause: e, file: pagesName, hint: 'the image set is incomplete' });
+    }
+    const buf = Buffer.alloc(Math.max(pageSize, FILL_CHUNK - (FILL_CHUNK % pageSize)));
+    try {
+      for (const r of pageRuns(pm, pageSize)) {
+        if (!(r.flags & PE_PRESENT) || r.offset === undefined) continue;
+        const total = r.nrPages * pageSize;
+        for (let at = 0; at < total; at += buf.length) {
+          const len = Math.min(buf.length, total - at);
+          const n = fs.readSync(pages, buf, 0, len, r.offset + at);
+          if (n !== len) throw new RestoreError('read-images', `${what}: ${n} of ${len} bytes at ${r.offset + at}`, { file: pagesName, hint: 'the image set is truncated' });
+          let done = 0;
+          while (done < len) done += fs.writeSync(fd, buf, done, len - done, Number(r.vaddr) + at + done);
+        }
+      }
+    } finally {
+      fs.closeSync(pages);
+    }
+  }
+
+  /**
+   * Our read-write descriptor of the object of a VMA_ANON_SHARED mapping (images that record
+   * shared anonymous memory by its shmid, not as a memfd): a memfd of `size` bytes filled from
+   * pagemap-shmem-<shmid>.img, made once per shmid.
+   */
+  anonFd(shmid: number, size: bigint): number {
+    const known = this.anon.get(shmid);
+    if (known !== undefined) return known;
+    const fd = this.own(Number(sys.syscall('memfd_create', Buffer.from('/dev/zero\0'), MFD_CLOEXEC)));
+    this.fill(fd, shmid, `shared memory ${shmid}`);
+    sys.syscall('ftruncate', fd, size);
+    this.anon.set(shmid, fd);
+    return fd;
+  }
+
+  private readonly anon = new Map<number, number>();
 
   /** A new open file on the memfd of `e` (memfd_file_entry) with its flags and offset. */
   open(e: Msg): number {

@@ -254,9 +254,10 @@ export async function readTaskImages(dir: string, march: number, threadInfoField
 export const VMA_STATUS = Object.freeze({
   REGULAR: 1 << 0, STACK: 1 << 1, VSYSCALL: 1 << 2, VDSO: 1 << 3, HEAP: 1 << 5,
   FILE_PRIVATE: 1 << 6, FILE_SHARED: 1 << 7, ANON_SHARED: 1 << 8, ANON_PRIVATE: 1 << 9, VVAR: 1 << 12,
+  SYSVIPC: 1 << 10, AIORING: 1 << 13, MEMFD: 1 << 14,
 });
 const SPECIAL = VMA_STATUS.VDSO | VMA_STATUS.VVAR | VMA_STATUS.VSYSCALL;
-const FD_TYPE_REG = 1;
+const FD_TYPE_REG = 1, FD_TYPE_MEMFD = 18;
 /** Highest user address any supported arch hands out (x86_64 5-level paging: 2^56). */
 const USER_ADDR_LIMIT = 1n << 56n;
 /** The rt_sigaction table: signals 1..64 without SIGKILL and SIGSTOP. */
@@ -382,7 +383,20 @@ export function checkPlan(img: TaskImages, opts: PlanOptions): RestorePlan {
       throw new RestoreError('read-images', `${where} ${v.start < prev.start ? 'is out of order' : 'overlaps'} ${hex(prev.start)}-${hex(prev.end)}`, { file: mmFile, field: f('start') });
     }
     if (!(v.status & SPECIAL)) {
-      if (v.status & (VMA_STATUS.FILE_PRIVATE | VMA_STATUS.FILE_SHARED)) {
+      if (v.status & (VMA_STATUS.SYSVIPC | VMA_STATUS.AIORING)) {
+        throw new RestoreError('map-vmas', `${where}: ${v.status & VMA_STATUS.SYSVIPC ? 'SysV shared memory' : 'AIO rings'} are not supported yet`, { file: mmFile, field: f('status') });
+      } else if (v.status & VMA_STATUS.MEMFD) {
+        // Shared anonymous memory or a memfd: shmid is the id of a MEMFD file (memfd.img inode).
+        const mf = img.files.get(v.shmid);
+        if (!mf) throw new RestoreError('read-images', `${where}: no file with id ${v.shmid} in files.img`, { file: mmFile, field: f('shmid') });
+        if (Number(mf.type) !== FD_TYPE_MEMFD || typeof mf.memfd !== 'object' || mf.memfd === null) {
+          throw new RestoreError('read-images', `${where}: file ${v.shmid} is of type ${mf.type}, not a memfd`, { file: 'files.img', field: 'type' });
+        }
+        int((mf.memfd as Msg).inode_id, 'files.img', 'memfd.inode_id');
+        if (!(v.flags & 1 /* MAP_SHARED */)) throw new RestoreError('map-vmas', `${where}: private memfd mappings are not supported yet`, { file: mmFile, field: f('flags') });
+      } else if (v.status & VMA_STATUS.ANON_SHARED) {
+        if (!(v.flags & 1 /* MAP_SHARED */)) throw new RestoreError('read-images', `${where}: shared anonymous mapping without MAP_SHARED`, { file: mmFile, field: f('flags') });
+      } else if (v.status & (VMA_STATUS.FILE_PRIVATE | VMA_STATUS.FILE_SHARED)) {
         v.fileName = regFile(img, v.shmid, where, mmFile, f('shmid'));
       } else if (!(v.status & VMA_STATUS.ANON_PRIVATE)) {
         throw new RestoreError('map-vmas', `${where}: mapping kind ${hex(BigInt(v.status))} is not supported yet`, { file: mmFile, field: f('status') });

@@ -29,11 +29,12 @@ import { placeVdso, installVdsoProxy } from './vdso.js';
 const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
 const MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20, MAP_FIXED_NOREPLACE = 0x100000;
 const VMA_AREA_VSYSCALL = 1 << 2, VMA_AREA_VDSO = 1 << 3, VMA_AREA_VVAR = 1 << 12;
-const VMA_FILE_PRIVATE = 1 << 6, VMA_FILE_SHARED = 1 << 7, VMA_ANON_PRIVATE = 1 << 9;
+const VMA_FILE_PRIVATE = 1 << 6, VMA_FILE_SHARED = 1 << 7, VMA_ANON_SHARED = 1 << 8, VMA_ANON_PRIVATE = 1 << 9, VMA_AREA_MEMFD = 1 << 14;
+const VMA_AREA_SYSVIPC = 1 << 10, VMA_AREA_AIORING = 1 << 13;
 // These open flags have the same values on x86_64 and ppc64 (O_DIRECTORY and O_DIRECT do not).
 const O_CREAT = 0o100, O_EXCL = 0o200, O_NOCTTY = 0o400, O_TRUNC = 0o1000, O_CLOEXEC = 0o2000000;
 const AT_FDCWD = -100;
-const FD_TYPE_REG = 1, FD_TYPE_TTY = 11;
+const FD_TYPE_REG = 1, FD_TYPE_TTY = 11, FD_TYPE_MEMFD = 18;
 const F_SETFD = 2, F_DUPFD_CLOEXEC = 1030, FD_CLOEXEC = 1;
 const PR_SET_PDEATHSIG = 1, PR_SET_DUMPABLE = 4, PR_SET_NAME = 15, PR_SET_MM = 35, PR_SET_MM_MAP = 14;
 const PR_SET_CHILD_SUBREAPER = 36, PR_SET_THP_DISABLE = 41;
@@ -81,6 +82,21 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     const plan = tree.tasks.map((img) => ({ img, vmas: ((img.mm.vmas as Msg[] | undefined) ?? []).map((m, i) => toVma(m, i, `mm-${img.pid}.img`)) }));
     const pid = plan[0].img.pid;
     checkTreeFiles(tree, options.shellJob ?? false);
+    // VMA_ANON_SHARED objects are as large as the furthest any task maps them.
+    const anonSizes = new Map<number, bigint>();
+    for (const { img, vmas } of plan) {
+      vmas.forEach((v, i) => {
+        if (v.status & VMA_AREA_MEMFD) {
+          const f = img.files.get(v.shmid);
+          if (!f || Number(f.type) !== FD_TYPE_MEMFD || !f.memfd) {
+            throw new RestoreError('read-images', `mapping at 0x${v.start.toString(16)}: file ${v.shmid} of files.img is ${f ? `of type ${f.type}, ` : 'missing, '}not a memfd`, { file: `mm-${img.pid}.img`, record: 0, field: `vmas[${i}].shmid` });
+          }
+        }
+        if (!(v.status & VMA_ANON_SHARED) || v.status & VMA_AREA_MEMFD) return;
+        const end = v.pgoff + (v.end - v.start);
+        if (end > (anonSizes.get(v.shmid) ?? 0n)) anonSizes.set(v.shmid, end);
+      });
+    }
     checkCpu(imagesDir, arch, options.cpuCap);
 
     step('check-pid');
@@ -136,12 +152,28 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       const runs = img.pages.runs;
       const hasPages = (v: Vma) => runs.some((r) => r.vaddr < v.end && r.vaddr + BigInt(r.nrPages * pageSize) > v.start);
       const fdsByFile = new Map<number, number>();
+      let ourPidfd = -1;
       for (const v of vmas) {
         if (v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL)) continue;
         const fill = hasPages(v);
         const prot = fill ? v.prot | PROT_READ | PROT_WRITE : v.prot;
+        if (v.status & (VMA_AREA_SYSVIPC | VMA_AREA_AIORING)) {
+          throw new RestoreError('map-vmas', `${v.status & VMA_AREA_SYSVIPC ? 'SysV shared memory' : 'an AIO ring'} at 0x${v.start.toString(16)} is not supported yet`, { file: mmFile, field: 'vmas.status' });
+        }
         let fd = -1;
-        if (v.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED)) {
+        const anonShared = (v.status & VMA_ANON_SHARED) !== 0 && !(v.status & VMA_AREA_MEMFD);
+        if (v.status & VMA_AREA_MEMFD || anonShared) {
+          // Shared anonymous memory (or a memfd): one object for every task that maps it.
+          // Negative keys: file ids and shmids must not meet the regular files' descriptors.
+          const key = anonShared ? -(2 ** 40) - v.shmid : -1 - v.shmid;
+          fd = fdsByFile.get(key) ?? -1;
+          if (fd < 0) {
+            const lfd = anonShared ? shared.anonShmem(v.shmid, anonSizes.get(v.shmid)!, imagesDir) : shared.mappedMemfd(img.files, v.shmid, imagesDir);
+            if (ourPidfd < 0) ourPidfd = Number(task.syscall('pidfd_open', process.pid, 0));
+            fd = Number(task.syscall('pidfd_getfd', ourPidfd, lfd, 0));
+            fdsByFile.set(key, fd);
+          }
+        } else if (v.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED)) {
           fd = fdsByFile.get(v.shmid) ?? -1;
           if (fd < 0) {
             const name = regFileName(img, v.shmid, `vma at 0x${v.start.toString(16)}`);
@@ -152,11 +184,12 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
         } else if (!(v.status & VMA_ANON_PRIVATE)) {
           throw new RestoreError('map-vmas', `mapping kind 0x${v.status.toString(16)} at 0x${v.start.toString(16)} is not supported yet`, { file: mmFile, field: 'vmas.status' });
         }
-        const flags = (v.flags & ~(MAP_FIXED | MAP_FIXED_NOREPLACE)) | MAP_FIXED | (fd < 0 ? MAP_ANONYMOUS : 0);
+        const flags = (v.flags & ~(MAP_FIXED | MAP_FIXED_NOREPLACE | (fd < 0 ? 0 : MAP_ANONYMOUS))) | MAP_FIXED | (fd < 0 ? MAP_ANONYMOUS : 0);
         task.syscall('mmap', v.start, v.end - v.start, prot, flags, fd, fd < 0 ? 0 : v.pgoff);
         rt.mapped.push(v);
       }
       for (const fd of fdsByFile.values()) task.syscall('close', fd);
+      if (ourPidfd >= 0) task.syscall('close', ourPidfd);
 
       step('fill-memory');
       fillMemory(task, scratch, img, vmas.filter((v) => v !== proxy?.vma), pageSize);

@@ -56,7 +56,7 @@ export class SharedFiles {
     }
     for (const [pipeId, ends] of byPipe) this.createPipe(pipeId, ends, tree.pipesData.get(pipeId));
     // Files made here whatever the number of their users: the task takes them from us.
-    const memfds = new MemfdMaker(imagesDir, (fd) => this.own(fd));
+    const memfds = this.memfdMaker(imagesDir);
     const fifos = new Map<number, Array<{ id: number; reg: Msg }>>();
     for (const id of this.users.keys()) {
       const f = files.get(id);
@@ -98,6 +98,30 @@ export class SharedFiles {
         for (const [id, fd] of openFifo(pipeId, ends, data.get(pipeId), (fd) => this.own(fd))) this.held.set(id, fd);
       }
     }
+  }
+
+  private memfds?: MemfdMaker;
+
+  /** One maker for the whole restore: a memfd inode both mapped and open is created once. */
+  private memfdMaker(imagesDir: string): MemfdMaker {
+    this.memfds ??= new MemfdMaker(imagesDir, (fd) => this.own(fd));
+    return this.memfds;
+  }
+
+  /**
+   * Our read-write descriptor of the memfd inode behind file `id` (a MEMFD file_entry) that a
+   * vma maps (shared anonymous memory); the task takes it from us and maps it.
+   */
+  mappedMemfd(files: Map<number, Msg>, id: number, imagesDir: string): number {
+    const f = files.get(id);
+    const m = f?.memfd as Msg | undefined;
+    if (!f || Number(f.type) !== FD_TYPE_MEMFD || !m) throw new RestoreError('map-vmas', `file ${id} is not a memfd`, { file: 'files.img', field: 'type' });
+    return this.memfdMaker(imagesDir).inodeFd(Number(m.inode_id));
+  }
+
+  /** Our descriptor of the object of VMA_ANON_SHARED mappings with `shmid` (`size`: the largest pgoff + length). */
+  anonShmem(shmid: number, size: bigint, imagesDir: string): number {
+    return this.memfdMaker(imagesDir).anonFd(shmid, size);
   }
 
   private own(fd: number): number {
@@ -160,6 +184,7 @@ export class SharedFiles {
       try { sys.close(fd); } catch { /* already closed */ }
     }
     this.held.clear();
+    this.memfds = undefined;
   }
 }
 

@@ -50,6 +50,7 @@ export const PROGRAMS: TestProgram[] = [
   { name: 'threads4', tree: true, settleMs: 200 },
   { name: 'vdsotime', tree: true, settleMs: 200 },
   { name: 'tree', tree: true, settleMs: 200 },
+  { name: 'shmanon', tree: true, settleMs: 200 },
   { name: 'mem64' },
   { name: 'mem', args: () => ['96'] },
   {
