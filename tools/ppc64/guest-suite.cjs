@@ -367,7 +367,6 @@ const PROGRAMS = [
   // parent/child links and the unread data in its pipe.
   { name: 'threads4', settleMs: 300 },
   { name: 'tree', settleMs: 300 },
-  { name: 'vdsotime', settleMs: 300 },
   // Shared anonymous memory: one object for parent and child (64 KiB pages: 16 of them).
   { name: 'shmanon', settleMs: 300, rounds: 2 },
 ];

@@ -93,6 +93,8 @@ describe('vdsotime: four threads in clock_gettime & co', () => {
     const want = await dumpedVdso(dir, v.pid);
     expect(readMaps(v.pid).find((m) => m.name === '[vdso]')!.start).toBe(want.start);
     expect(restoreLog(dir)).toMatch(/the running vDSO is the dumped one: moved to/);
+    // Same boot: the clocks are not behind, the task stays in our time namespace.
+    expect(fs.readlinkSync(`/proc/${v.pid}/ns/time`)).toBe(fs.readlinkSync('/proc/self/ns/time'));
     console.log(dumpLog(dir).split('\n').filter((l) => /inside the vDSO/.test(l)).join('\n') || 'no thread was inside the vDSO');
     expect(await verdict(v, 15_000)).toMatch(/^PASS vdsotime/);
   });
@@ -172,4 +174,34 @@ describe('vdsotime: four threads in clock_gettime & co', () => {
     console.log(`50 checkpoints: ${stepped} threads stepped out of the vDSO; verdicts: ${new Set(passes.map((p) => p.split(' ')[0])).size === 1 ? passes[0].split(' ')[0] : passes.join(' | ')}`);
     expect(passes.filter((p) => p.startsWith('PASS vdsotime')).length).toBe(50);
   }, 400_000);
+});
+
+describe('clocks across a reboot', () => {
+  it('clocks dumped ahead of this kernel (as after a reboot) go on from there, in a time namespace', async () => {
+    const v = await start();
+    const dir = path.join(tmp, 'reboot');
+    await dump({ pid: v.pid, imagesDir: dir });
+    await waitPidGone(v.pid);
+    // Pretend the dump came from a machine up 1000 s longer than this one.
+    const file = path.join(dir, 'timens-0.img');
+    const t = await readImageFile(file);
+    const m = t.entries[0].message as { monotonic: Msg; boottime: Msg };
+    m.monotonic.tv_sec = BigInt(m.monotonic.tv_sec as bigint) + 1000n;
+    m.boottime.tv_sec = BigInt(m.boottime.tv_sec as bigint) + 1000n;
+    await writeImageFile(file, 'TIMENS', [{ message: m }]);
+    await restore({ imagesDir: dir, logFile: 'restore.log', logLevel: 4, vdso: 'proxy' });
+    expect(restoreLog(dir)).toMatch(/the tree gets a time namespace \(monotonic \+99\d\.\d+ s/);
+    expect(fs.readlinkSync(`/proc/${v.pid}/ns/time`)).not.toBe(fs.readlinkSync('/proc/self/ns/time'));
+    const offsets = fs.readFileSync(`/proc/${v.pid}/timens_offsets`, 'utf8');
+    const sec = (name: string) => Number(new RegExp(`${name}\\s+(-?\\d+)`).exec(offsets)![1]);
+    expect(sec('monotonic')).toBeGreaterThanOrEqual(990);
+    expect(sec('monotonic')).toBeLessThanOrEqual(1000);
+    // A dump of the restored task records the clocks as it sees them: still 1000 s ahead of ours.
+    const again = path.join(tmp, 'reboot-again');
+    await dump({ pid: v.pid, imagesDir: again, leaveRunning: true });
+    const seen = (await readImageFile(path.join(again, 'timens-0.img'))).entries[0].message as { monotonic: Msg };
+    const ours = Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+    expect(Number(seen.monotonic.tv_sec as bigint) - ours).toBeGreaterThan(900);
+    expect(await verdict(v, 15_000)).toMatch(/^PASS vdsotime/);
+  });
 });

@@ -32,6 +32,7 @@ import { collectThreadSelfState, releaseThreads } from './threads.js';
 import { checkNothingShared, freezeTree, killTree, listTree, releaseTree, type TreeTask } from './tree.js';
 import { pipeDataOf } from './pipes.js';
 import { collectVmas } from './vmas.js';
+import { taskClocksNs, toTimespec } from '../proc/timens.js';
 import { stepOutOfVdso, noteVdsoProxies } from './vdso.js';
 import { mappedShmemId } from './shmem.js';
 import { fileImagesOf } from './files-images.js';
@@ -80,12 +81,6 @@ export interface DumpResult {
 }
 
 const usSince = (t: bigint) => Number((process.hrtime.bigint() - t) / 1000n);
-
-function clockTimespec(clock: number): Msg {
-  const ts = Buffer.alloc(16);
-  sys.syscall('clock_gettime', clock, ts);
-  return { tv_sec: ts.readBigUInt64LE(0), tv_nsec: ts.readBigUInt64LE(8) };
-}
 
 export async function dump(options: DumpOptions): Promise<DumpResult> {
   const { pid } = options;
@@ -179,7 +174,8 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     const tail: ImageList = [
       ['files.img', 'FILES', files.fileEntries()],
       ['seccomp.img', 'SECCOMP', [{}]],
-      ['timens-0.img', 'TIMENS', [{ monotonic: clockTimespec(1), boottime: clockTimespec(7) }]],
+      // The clocks as the task sees them (its time namespace's offsets included), as CRIU writes them.
+      ['timens-0.img', 'TIMENS', [(() => { const c = taskClocksNs(pid); return { monotonic: toTimespec(c.monotonic), boottime: toTimespec(c.boottime) }; })()]],
     ];
     if (ttyInfo.length) tail.push(['tty-info.img', 'TTY_INFO', ttyInfo]);
     const cpu = arch.cpuinfo?.();

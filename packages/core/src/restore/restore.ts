@@ -25,6 +25,7 @@ import { Scratch, SCRATCH, findFreeRange } from './scratch.js';
 import { killThreads } from '../dump/threads.js';
 import { RESTORE_STEPS, type RestoreStep } from './steps.js';
 import { placeVdso, installVdsoProxy } from './vdso.js';
+import { clockOffsets, enterTimeNamespace } from './timens.js';
 
 const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
 const MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20, MAP_FIXED_NOREPLACE = 0x100000;
@@ -98,6 +99,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       });
     }
     checkCpu(imagesDir, arch, options.cpuCap);
+    const clocks = clockOffsets(imagesDir);
 
     step('check-pid');
     for (const { img } of plan) {
@@ -107,6 +109,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     step('start-helper');
     helper = startHelper(arch);
     log.info(`restore helper ${helper.pid} started`);
+    if (clocks) enterTimeNamespace(helper, clocks, log);
 
     step('clone');
     // One scratch address free in every task: each task starts as a copy of the helper (the root
