@@ -69,15 +69,15 @@ export type FdClass =
   | { kind: 'pty-slave'; index: number }              // a pseudo-terminal's slave side
   | { kind: 'pipe'; inode: number }                   // an unnamed pipe (pipe:[inode])
   | { kind: 'socket'; inode: number }                 // unix socketpairs (see unixSocketRefusal) and the parasite's own socket
-  | { kind: 'eventfd' } | { kind: 'timerfd' } | { kind: 'signalfd' } | { kind: 'epoll' }
+  | { kind: 'eventfd' } | { kind: 'timerfd' } | { kind: 'signalfd' } | { kind: 'epoll' } | { kind: 'inotify' }
   | { kind: 'memfd' }                                 // a memfd used through descriptors (not mapped)
   | { kind: 'fifo'; inode: number }                   // a named pipe with a path
   | { kind: 'unsupported'; what: string; reason?: string };
 
 const DELETED = ' (deleted)';
 
-const ANON_SUPPORTED: Record<string, 'eventfd' | 'timerfd' | 'signalfd' | 'epoll'> = {
-  '[eventfd]': 'eventfd', '[timerfd]': 'timerfd', '[signalfd]': 'signalfd', '[eventpoll]': 'epoll',
+const ANON_SUPPORTED: Record<string, 'eventfd' | 'timerfd' | 'signalfd' | 'epoll' | 'inotify'> = {
+  '[eventfd]': 'eventfd', '[timerfd]': 'timerfd', '[signalfd]': 'signalfd', '[eventpoll]': 'epoll', 'inotify': 'inotify',
 };
 
 const ANON_KINDS: Record<string, string> = {
@@ -237,6 +237,7 @@ export function refusal(pid: number, fd: number | string, link: string, cls: FdC
     case 'timerfd':
     case 'signalfd':
     case 'epoll':
+    case 'inotify':
     case 'memfd':
     case 'fifo':
       return undefined;

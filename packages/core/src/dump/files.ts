@@ -23,6 +23,7 @@ import {
   FilesDumpError, S_IFMT, S_IFREG, UnsupportedFileError, classifyLink, devMajor, devMinor, nameStillNames, refusal,
 } from './files-kinds.js';
 import { eventfdEntry, eventpollEntry, signalfdEntry, timerfdEntry } from './files-anon.js';
+import { inotifyEntry } from './files-inotify.js';
 import { fileImagesOf } from './files-images.js';
 import { peekQueue, sockOpts, unixDiag, unixSkEntry } from './files-unix.js';
 import { unixSocketRefusal } from './files-kinds.js';
@@ -265,6 +266,10 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
         } catch (e) {
           throw new FilesDumpError(pid, `fd ${s.fd}`, `cannot read the data buffered in ${s.link}: ${(e as Error).message}`, { cause: e });
         }
+      } else if (cls.kind === 'inotify') {
+        const text = fdinfoText(pid, s.fd);
+        type = FD_TYPE.INOTIFY;
+        ({ id } = ctx.files.internOpenFile(pid, s.fd, gen, type, (iid) => inotifyEntry(pid, s.fd, iid, flags, { ...fown }, text)));
       } else if (cls.kind === 'eventfd' || cls.kind === 'timerfd' || cls.kind === 'signalfd' || cls.kind === 'epoll') {
         const text = fdinfoText(pid, s.fd);
         const f = { ...fown };

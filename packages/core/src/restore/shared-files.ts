@@ -14,15 +14,16 @@ import * as path from 'node:path';
 import { createEventfd, createSignalfd, createTimerfd } from './files-anon.js';
 import { MemfdMaker, openFifo, readImage } from './files-kinds.js';
 import { createUnixSockets } from './files-unix.js';
+import { createInotify } from './files-inotify.js';
 
 export const FD_TYPE_REG = 1, FD_TYPE_PIPE = 2, FD_TYPE_FIFO = 3, FD_TYPE_UNIXSK = 5, FD_TYPE_EVENTFD = 6, FD_TYPE_EVENTPOLL = 7;
-export const FD_TYPE_SIGNALFD = 9, FD_TYPE_TTY = 11, FD_TYPE_TIMERFD = 17, FD_TYPE_MEMFD = 18;
+export const FD_TYPE_INOTIFY = 8, FD_TYPE_SIGNALFD = 9, FD_TYPE_TTY = 11, FD_TYPE_TIMERFD = 17, FD_TYPE_MEMFD = 18;
 
 /** file_entry types restore handles, with the payload field each must carry. */
 export const RESTORABLE: ReadonlyMap<number, string> = new Map([
   [FD_TYPE_REG, 'reg'], [FD_TYPE_PIPE, 'pipe'], [FD_TYPE_EVENTFD, 'efd'], [FD_TYPE_EVENTPOLL, 'epfd'],
   [FD_TYPE_SIGNALFD, 'sgfd'], [FD_TYPE_TIMERFD, 'tfd'], [FD_TYPE_MEMFD, 'memfd'], [FD_TYPE_FIFO, 'fifo'],
-  [FD_TYPE_UNIXSK, 'usk'],
+  [FD_TYPE_UNIXSK, 'usk'], [FD_TYPE_INOTIFY, 'ify'],
 ]);
 const O_ACCMODE = 3, O_RDONLY = 0, O_WRONLY = 1;
 const O_NONBLOCK = 0o4000;
@@ -73,6 +74,7 @@ export class SharedFiles {
       if (type === FD_TYPE_EVENTFD) this.held.set(id, this.own(createEventfd(f.efd as Msg)));
       else if (type === FD_TYPE_TIMERFD) this.held.set(id, this.own(createTimerfd(f.tfd as Msg)));
       else if (type === FD_TYPE_SIGNALFD) this.held.set(id, this.own(createSignalfd(f.sgfd as Msg)));
+      else if (type === FD_TYPE_INOTIFY) this.held.set(id, this.own(createInotify(f.ify as Msg)));
     }
     const unixIds = [...this.users.keys()].filter((id) => Number(files.get(id)?.type) === FD_TYPE_UNIXSK);
     if (unixIds.length) {

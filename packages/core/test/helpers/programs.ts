@@ -49,6 +49,7 @@ export const PROGRAMS: TestProgram[] = [
   { name: 'counter', settleMs: 200 },
   { name: 'threads4', tree: true, settleMs: 200 },
   { name: 'vdsotime', tree: true, settleMs: 200 },
+  { name: 'inotify', setup: (tmp) => fs.mkdirSync(path.join(tmp, 'watched')), args: (tmp) => [path.join(tmp, 'watched')] },
   { name: 'tree', tree: true, settleMs: 200 },
   { name: 'shmanon', tree: true, settleMs: 200 },
   { name: 'mem64' },
