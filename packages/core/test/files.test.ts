@@ -276,11 +276,18 @@ describe('files dump (real processes, compared with the oracle)', () => {
       expect(refusal(v.pid).message).toMatch(new RegExp(`^task ${v.pid} fd ${fd}: socket:\\[\\d+\\] \\(unix socket\\) is not supported yet \\(bound to ${sock}: only socketpairs are\\)$`));
     });
 
-    it('a deleted file', async () => {
+    it('a deleted file is accepted now (a ghost file); one still linked elsewhere, a too big one and a deleted directory are not', async () => {
       const gone = path.join(work, `gone-${Date.now()}`);
-      const { v, fd } = await start(['deleted', gone]);
-      const e = refusal(v.pid);
-      expect(e.message).toBe(`task ${v.pid} fd ${fd}: ${gone} (deleted) (deleted file) is not supported yet (unlinked files need ghost images)`);
+      checkFilesSupported((await start(['deleted', gone])).v.pid, true);
+      const linked = path.join(work, `linked-${Date.now()}`);
+      let { v, fd } = await start(['deleted-linked', linked]);
+      expect(refusal(v.pid).message).toBe(`task ${v.pid} fd ${fd}: ${linked} (deleted) (deleted file) is not supported yet (unlinked but still linked under another name: needs a link remap)`);
+      const big = path.join(work, `big-${Date.now()}`);
+      ({ v, fd } = await start(['deleted-big', big]));
+      expect(refusal(v.pid).message).toBe(`task ${v.pid} fd ${fd}: ${big} (deleted) (deleted file) is too big for a ghost image (2097152 bytes, the limit is 1048576)`);
+      const dir = path.join(work, `dir-${Date.now()}`);
+      ({ v, fd } = await start(['deleted-dir', dir]));
+      expect(refusal(v.pid).message).toBe(`task ${v.pid} fd ${fd}: ${dir} (deleted) (deleted directory) is not supported yet (unlinked files need ghost images)`);
     });
   });
 });

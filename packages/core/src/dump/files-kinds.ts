@@ -76,6 +76,20 @@ export type FdClass =
 
 const DELETED = ' (deleted)';
 
+/** CRIU's default --ghost-limit: a deleted file bigger than this is refused. */
+export const GHOST_LIMIT = 1n << 20n;
+
+/**
+ * Why a deleted (unlinked) file cannot be dumped, or undefined when it can: only regular files
+ * with no name left (st_nlink 0) up to GHOST_LIMIT bytes are, as ghost images.
+ */
+export function deletedFileRefusal(st: fs.BigIntStats): string | undefined {
+  if ((Number(st.mode) & S_IFMT) !== S_IFREG) return 'is not supported yet (unlinked files need ghost images)';
+  if (st.nlink !== 0n) return 'is not supported yet (unlinked but still linked under another name: needs a link remap)';
+  if (st.size > GHOST_LIMIT) return `is too big for a ghost image (${st.size} bytes, the limit is ${GHOST_LIMIT})`;
+  return undefined;
+}
+
 const ANON_SUPPORTED: Record<string, 'eventfd' | 'timerfd' | 'signalfd' | 'epoll'> = {
   '[eventfd]': 'eventfd', '[timerfd]': 'timerfd', '[signalfd]': 'signalfd', '[eventpoll]': 'epoll',
 };
@@ -112,7 +126,9 @@ export function classifyLink(link: string, st: fs.BigIntStats | undefined, sameF
 
   const type = Number(st.mode) & S_IFMT;
   if (link.endsWith(DELETED) && !sameFileAt(link)) {
-    return { kind: 'unsupported', what: type === S_IFDIR ? 'deleted directory' : 'deleted file', reason: 'is not supported yet (unlinked files need ghost images)' };
+    const why = deletedFileRefusal(st);
+    if (why) return { kind: 'unsupported', what: type === S_IFDIR ? 'deleted directory' : 'deleted file', reason: why };
+    return { kind: 'reg' }; // its contents go into a ghost image
   }
   switch (type) {
     case S_IFREG: case S_IFDIR: case S_IFLNK:

@@ -20,8 +20,9 @@ import { readBuildIdFromFd } from './files-build-id.js';
 import { ptySlaveInfo, ptyInfoId } from './files-tty.js';
 import { pipeDataOf } from './pipes.js';
 import {
-  FilesDumpError, S_IFMT, S_IFREG, UnsupportedFileError, classifyLink, devMajor, devMinor, nameStillNames, refusal,
+  FilesDumpError, S_IFMT, S_IFREG, UnsupportedFileError, classifyLink, deletedFileRefusal, devMajor, devMinor, nameStillNames, refusal,
 } from './files-kinds.js';
+import { ghostsOf } from './files-ghost.js';
 import { eventfdEntry, eventpollEntry, signalfdEntry, timerfdEntry } from './files-anon.js';
 import { fileImagesOf } from './files-images.js';
 import { peekQueue, sockOpts, unixDiag, unixSkEntry } from './files-unix.js';
@@ -122,13 +123,19 @@ function internSpecial(ctx: TaskDumpContext, what: string, procPath: string): nu
     throw new FilesDumpError(pid, what, `cannot stat ${procPath} (${name}): ${(e as Error).message}`, { cause: e });
   }
   try {
+    let ghost = false;
     if (name.endsWith(' (deleted)') && !nameStillNames(pid, name, st)) {
-      throw new UnsupportedFileError(pid, what, name, 'deleted file', 'is not supported yet (unlinked files need ghost images)');
+      // A mapped file that was unlinked: its contents go into a ghost image.
+      const why = what.startsWith('mapping ') ? (fd === undefined ? 'cannot be read' : deletedFileRefusal(st)) : 'is not supported yet (unlinked files need ghost images)';
+      if (why) throw new UnsupportedFileError(pid, what, name, 'deleted file', why);
+      ghost = true;
+      name = name.slice(0, -' (deleted)'.length);
     }
     if (!name.startsWith('/')) throw new UnsupportedFileError(pid, what, name, 'file without a path');
     const key = `special:${st.dev}:${st.ino}:${fd !== undefined ? mntIdOf(fd) : -1}`;
     return ctx.files.intern(key, FD_TYPE.REG, (id) => {
-      ctx.log.debug(`files: ${what} of ${pid} is ${name} (id ${id})`);
+      ctx.log.debug(`files: ${what} of ${pid} is ${name}${ghost ? ' (deleted: ghost file)' : ''} (id ${id})`);
+      if (ghost) ghostsOf(ctx.files).add(id, fd!, st);
       return regFileEntry(id, name, 0, 0n, NO_FOWN, st, () => fd);
     });
   } finally {
@@ -340,13 +347,22 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
       } else {
         if (cls.kind !== 'reg') throw new UnsupportedFileError(pid, s.fd, s.link, cls.kind);
         type = FD_TYPE.REG;
+        const deleted = s.link.endsWith(' (deleted)') && !nameStillNames(pid, s.link, s.st);
         if (!s.link.endsWith(' (deleted)') && !nameStillNames(pid, s.link, s.st)) {
           throw new FilesDumpError(pid, `fd ${s.fd}`, `${s.link} now names another file than the one open (CRIU: "Unaccessible path opened")`);
         }
         ({ id } = ctx.files.internOpenFile(pid, s.fd, gen, type, (rid) => {
           let rfd: number | undefined;
           try {
-            return regFileEntry(rid, s.link, flags, s.info.pos, fown, s.st, () => (rfd = openRead(`/proc/self/fd/${s.lfd}`)));
+            const entry = regFileEntry(rid, deleted ? s.link.slice(0, -' (deleted)'.length) : s.link, flags, s.info.pos, fown, s.st, () => (rfd ??= openRead(`/proc/self/fd/${s.lfd}`)));
+            if (deleted) {
+              // Unlinked: the contents go into a ghost image (classifyLink let only those through).
+              rfd ??= openRead(`/proc/self/fd/${s.lfd}`);
+              if (rfd === undefined) throw new FilesDumpError(pid, `fd ${s.fd}`, `cannot read the deleted file ${s.link} for its ghost image`);
+              ghostsOf(ctx.files).add(rid, rfd, s.st);
+              log.debug(`files: fd ${s.fd} of ${pid} is the deleted ${s.link} (id ${rid}): ghost file`);
+            }
+            return entry;
           } finally {
             closeQuietly(rfd);
           }
@@ -372,6 +388,7 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
   }
   fileImagesOf(ctx.files).unixOrder.flush();
   await fileImagesOf(ctx.files).flush(ctx.imagesDir);
+  await ghostsOf(ctx.files).flush(ctx.imagesDir);
   log.info(`files: task ${pid}: ${fdinfo.length} descriptors, cwd id ${cwdId}, root id ${rootId}, exe id ${exeFileId}`);
   return { fdinfo, fs: { cwd_id: cwdId, root_id: rootId, umask }, exeFileId, ttyInfo, extraImages: [] };
 }

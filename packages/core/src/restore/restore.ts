@@ -20,6 +20,7 @@ import { RestoreError } from './errors.js';
 import { readTreeImages, need, type TaskImages } from './images-in.js';
 import { SharedFiles, checkTreeFiles } from './shared-files.js';
 import { regFileName, restoreFiles } from './files.js';
+import { GhostFiles } from './ghost-files.js';
 import type { RestoreOptions, RestoreResult } from './options.js';
 import { Scratch, SCRATCH, findFreeRange } from './scratch.js';
 import { killThreads } from '../dump/threads.js';
@@ -75,12 +76,14 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   let helper: FrozenTask | undefined;
   const rts: RTask[] = [];
   const shared = new SharedFiles();
+  let ghosts: GhostFiles | undefined;
   try {
     step('read-images');
     const tree = await readTreeImages(imagesDir, arch.image.march, arch.image.threadInfoField, pageSize);
     const plan = tree.tasks.map((img) => ({ img, vmas: ((img.mm.vmas as Msg[] | undefined) ?? []).map((m, i) => toVma(m, i, `mm-${img.pid}.img`)) }));
     const pid = plan[0].img.pid;
     checkTreeFiles(tree, options.shellJob ?? false);
+    ghosts = new GhostFiles(imagesDir, tree.tasks[0].files, (m) => log.warn(m));
     checkCpu(imagesDir, arch, options.cpuCap);
 
     step('check-pid');
@@ -133,19 +136,21 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       step('map-vmas');
       const runs = img.pages.runs;
       const hasPages = (v: Vma) => runs.some((r) => r.vaddr < v.end && r.vaddr + BigInt(r.nrPages * pageSize) > v.start);
-      const fdsByFile = new Map<number, number>();
+      const fdsByFile = new Map<string, number>();
       for (const v of vmas) {
         if (v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL)) continue;
         const fill = hasPages(v);
         const prot = fill ? v.prot | PROT_READ | PROT_WRITE : v.prot;
         let fd = -1;
         if (v.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED)) {
-          fd = fdsByFile.get(v.shmid) ?? -1;
+          // A writable shared mapping needs the file open read-write; others read-only.
+          const mode = v.status & VMA_FILE_SHARED && v.prot & PROT_WRITE ? 2 : 0;
+          const key = `${v.shmid}:${mode}`;
+          fd = fdsByFile.get(key) ?? -1;
           if (fd < 0) {
             const name = regFileName(img, v.shmid, `vma at 0x${v.start.toString(16)}`);
-            const mode = v.status & VMA_FILE_SHARED && v.prot & PROT_WRITE ? 2 : 0;
-            fd = Number(task.syscall('openat', AT_FDCWD, scratch.str(name), mode | O_CLOEXEC, 0));
-            fdsByFile.set(v.shmid, fd);
+            fd = ghosts.open(v.shmid, name, (p) => Number(task.syscall('openat', AT_FDCWD, scratch.str(p), mode | O_CLOEXEC, 0)));
+            fdsByFile.set(key, fd);
           }
         } else if (!(v.status & VMA_ANON_PRIVATE)) {
           throw new RestoreError('map-vmas', `mapping kind 0x${v.status.toString(16)} at 0x${v.start.toString(16)} is not supported yet`, { file: mmFile, field: 'vmas.status' });
@@ -171,9 +176,11 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
 
       step('files');
       if (rt === rts[0]) shared.prepare(tree, imagesDir);
-      restoreFiles(task, scratch, img, options.shellJob ?? false, shared);
+      restoreFiles(task, scratch, img, options.shellJob ?? false, shared, ghosts);
     }
     shared.closeAll();
+    // Every task holds its files: the ghosts' temporary names go, the tasks keep deleted files.
+    ghosts.cleanup();
 
     for (const rt of rts) {
       const { task, img, scratch } = rt;
@@ -229,6 +236,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     return { pid };
   } catch (e) {
     shared.closeAll();
+    try { ghosts?.cleanup(); } catch (ce) { log.error(`removing ghost files failed: ${(ce as Error).message}`); }
     // Every task created dies: leaves first; the root's parent, the helper, reaps it at once.
     for (const rt of [...rts].reverse()) {
       try { killThreads(rt.threads); } catch (ke) { log.error(`killing ${rt.img.pid} failed: ${(ke as Error).message}`); }

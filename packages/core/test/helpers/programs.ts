@@ -90,6 +90,7 @@ export const PROGRAMS: TestProgram[] = [
   { name: 'memfd' },
   { name: 'unixpair' },
   { name: 'fifo', args: (tmp) => [path.join(tmp, 'fifo')] },
+  { name: 'ghost', args: (tmp) => [tmp] },
 ];
 
 export function program(name: string): TestProgram {
