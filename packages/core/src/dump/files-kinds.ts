@@ -3,7 +3,7 @@
  * whether this dumper can handle it. `checkFilesSupported` runs before anything is frozen.
  */
 import * as fs from 'node:fs';
-import { listFds } from '../proc/fdinfo.js';
+import { listFds, readFdInfo, type FdInfo } from '../proc/fdinfo.js';
 
 /** A descriptor (or cwd/root/exe) that the dump cannot handle (yet). */
 export class UnsupportedFileError extends Error {
@@ -291,6 +291,10 @@ export function checkFilesSupported(pid: number, shellJob: boolean): void {
     }
     const err = refusal(pid, fd, c.link, c.cls, shellJob);
     if (err) throw err;
+    // Leases and other locks that cannot be taken again are refused here, before the freeze.
+    let info: FdInfo | undefined;
+    try { info = readFdInfo(pid, fd); } catch { /* closed meanwhile */ }
+    if (info?.locks.length) parseLockLines(pid, fd, c.link, info.locks);
   }
   for (const what of ['exe', 'cwd', 'root'] as const) {
     const link = readLinkOrFail(pid, what, `/proc/${pid}/${what}`);
@@ -300,4 +304,29 @@ export function checkFilesSupported(pid: number, shellJob: boolean): void {
       throw new UnsupportedFileError(pid, what, link, what === 'exe' ? 'deleted executable' : 'deleted directory', 'is not supported yet (unlinked files need ghost images)');
     }
   }
+}
+
+export interface LockLine { kind: 'POSIX' | 'FLOCK' | 'OFDLCK'; write: boolean; start: bigint; end: bigint | 'EOF' }
+
+/**
+ * The locks of one fdinfo text. Throws UnsupportedFileError for leases, delegations and
+ * mandatory locks. A lock the task is still waiting for ("->") is not held: skipped (the
+ * interrupted flock/fcntl call is restarted after a restore).
+ */
+export function parseLockLines(pid: number, fd: number, link: string, lines: string[]): LockLine[] {
+  const out: LockLine[] = [];
+  for (const line of lines) {
+    if (!line.startsWith('lock:')) continue;
+    // "lock:" "1:" ["->"] KIND ADVISORY|MANDATORY READ|WRITE PID MAJ:MIN:INO START END|EOF
+    const words = line.slice(5).trim().split(/\s+/);
+    if (words[1] === '->') continue;
+    const [kind, mode, rw, , , start, end] = words.slice(1);
+    if (kind !== 'POSIX' && kind !== 'FLOCK' && kind !== 'OFDLCK') {
+      throw new UnsupportedFileError(pid, fd, link, kind === 'LEASE' ? 'file lease' : kind === 'DELEG' ? 'file delegation' : `${kind} lock`);
+    }
+    if (mode !== 'ADVISORY') throw new UnsupportedFileError(pid, fd, link, `${mode.toLowerCase()} ${kind} lock`);
+    if (rw !== 'READ' && rw !== 'WRITE') throw new UnsupportedFileError(pid, fd, link, `${kind} lock of type ${rw}`);
+    out.push({ kind, write: rw === 'WRITE', start: BigInt(start), end: end === 'EOF' ? 'EOF' : BigInt(end) });
+  }
+  return out;
 }

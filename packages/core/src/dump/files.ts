@@ -23,6 +23,7 @@ import {
   FilesDumpError, S_IFMT, S_IFREG, UnsupportedFileError, classifyLink, deletedFileRefusal, devMajor, devMinor, nameStillNames, refusal,
 } from './files-kinds.js';
 import { ghostsOf } from './files-ghost.js';
+import { locksOf, parseLockLines } from './file-locks.js';
 import { eventfdEntry, eventpollEntry, signalfdEntry, timerfdEntry } from './files-anon.js';
 import { fileImagesOf } from './files-images.js';
 import { peekQueue, sockOpts, unixDiag, unixSkEntry } from './files-unix.js';
@@ -368,6 +369,7 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
           }
         }));
       }
+      if (s.info.locks.length) locksOf(ctx.files).add(pid, s.fd, id, parseLockLines(pid, s.fd, s.link, s.info.locks));
       fdinfo.push({ id, flags: fdFlags, type, fd: s.fd });
     }
   } finally {
@@ -389,6 +391,7 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
   fileImagesOf(ctx.files).unixOrder.flush();
   await fileImagesOf(ctx.files).flush(ctx.imagesDir);
   await ghostsOf(ctx.files).flush(ctx.imagesDir);
+  await locksOf(ctx.files).flush(ctx.imagesDir);
   log.info(`files: task ${pid}: ${fdinfo.length} descriptors, cwd id ${cwdId}, root id ${rootId}, exe id ${exeFileId}`);
   return { fdinfo, fs: { cwd_id: cwdId, root_id: rootId, umask }, exeFileId, ttyInfo, extraImages: [] };
 }

@@ -21,6 +21,7 @@ import { readTreeImages, need, type TaskImages } from './images-in.js';
 import { SharedFiles, checkTreeFiles } from './shared-files.js';
 import { regFileName, restoreFiles } from './files.js';
 import { GhostFiles } from './ghost-files.js';
+import { checkFileLocks, readFileLocks, restoreFileLocks } from './file-locks.js';
 import type { RestoreOptions, RestoreResult } from './options.js';
 import { Scratch, SCRATCH, findFreeRange } from './scratch.js';
 import { killThreads } from '../dump/threads.js';
@@ -84,6 +85,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     const pid = plan[0].img.pid;
     checkTreeFiles(tree, options.shellJob ?? false);
     ghosts = new GhostFiles(imagesDir, tree.tasks[0].files, (m) => log.warn(m));
+    const locks = readFileLocks(imagesDir);
+    checkFileLocks(locks, tree.tasks);
     checkCpu(imagesDir, arch, options.cpuCap);
 
     step('check-pid');
@@ -177,6 +180,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       step('files');
       if (rt === rts[0]) shared.prepare(tree, imagesDir);
       restoreFiles(task, scratch, img, options.shellJob ?? false, shared, ghosts);
+      restoreFileLocks(task, scratch, locks, arch.littleEndian);
     }
     shared.closeAll();
     // Every task holds its files: the ghosts' temporary names go, the tasks keep deleted files.
