@@ -367,6 +367,9 @@ const PROGRAMS = [
   // parent/child links and the unread data in its pipe.
   { name: 'threads4', settleMs: 300 },
   { name: 'tree', settleMs: 300 },
+  // Deleted-but-open files (ghost files) and file locks (flock, POSIX, OFD).
+  { name: 'ghost', args: (tmp) => [tmp], rounds: 2 },
+  { name: 'flock', args: (tmp) => [tmp], rounds: 2 },
 ];
 
 function testprog(name) {
