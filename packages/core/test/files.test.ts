@@ -285,6 +285,9 @@ describe('files dump (real processes, compared with the oracle)', () => {
       const big = path.join(work, `big-${Date.now()}`);
       ({ v, fd } = await start(['deleted-big', big]));
       expect(refusal(v.pid).message).toBe(`task ${v.pid} fd ${fd}: ${big} (deleted) (deleted file) is too big for a ghost image (2097152 bytes, the limit is 1048576)`);
+      const mapped = path.join(work, `mapped-${Date.now()}`);
+      ({ v } = await start(['deleted-map-big', mapped]));
+      expect(refusal(v.pid).message).toMatch(new RegExp(`^task ${v.pid} mapping [0-9a-f]+-[0-9a-f]+: ${mapped} \\(deleted\\) \\(deleted file\\) is too big for a ghost image \\(2097152 bytes, the limit is 1048576\\)$`));
       const dir = path.join(work, `dir-${Date.now()}`);
       ({ v, fd } = await start(['deleted-dir', dir]));
       expect(refusal(v.pid).message).toBe(`task ${v.pid} fd ${fd}: ${dir} (deleted) (deleted directory) is not supported yet (unlinked files need ghost images)`);

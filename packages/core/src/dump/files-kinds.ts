@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import { listFds, readFdInfo, type FdInfo } from '../proc/fdinfo.js';
+import { readMaps, type MapsEntry } from '../proc/maps.js';
 
 /** A descriptor (or cwd/root/exe) that the dump cannot handle (yet). */
 export class UnsupportedFileError extends Error {
@@ -303,6 +304,18 @@ export function checkFilesSupported(pid: number, shellJob: boolean): void {
     if (link.endsWith(DELETED) && !nameStillNames(pid, link, st)) {
       throw new UnsupportedFileError(pid, what, link, what === 'exe' ? 'deleted executable' : 'deleted directory', 'is not supported yet (unlinked files need ghost images)');
     }
+  }
+  // Mapped files that were unlinked (the exe was checked above): the ones a ghost image cannot
+  // hold are refused now.
+  let maps: MapsEntry[] = [];
+  try { maps = readMaps(pid); } catch { /* the vma step reports it */ }
+  for (const m of maps) {
+    if (!m.name.endsWith(DELETED) || m.inode === 0 || !m.name.startsWith('/') || /^\/(memfd:|SYSV|dev\/zero |\[aio\])/.test(m.name)) continue;
+    const range = `${m.start.toString(16)}-${m.end.toString(16)}`;
+    const st = statOrUndefined(`/proc/${pid}/map_files/${range}`);
+    if (!st || nameStillNames(pid, m.name, st)) continue;
+    const why = deletedFileRefusal(st);
+    if (why) throw new UnsupportedFileError(pid, `mapping ${range}`, m.name, 'deleted file', why);
   }
 }
 
