@@ -4,10 +4,11 @@
  * DIR/ghostmap.dat (mode 0600, 3 pages): mapped MAP_SHARED and MAP_PRIVATE, its descriptor
  * closed, unlinked; then page 0 of the shared mapping and page 0 of the private one (a COW copy)
  * written, page 1 of the private one read, page 2 untouched.
+ * DIR/cwd (mode 0751): made the working directory, then removed.
  * On SIGTERM: st_nlink 0, sizes, modes, one inode behind both descriptors, offsets, flags,
  * contents, /proc links and maps names "(deleted)", the mappings' contents; writes still work
  * (through a descriptor: seen by the other; through the shared mapping: seen by the untouched
- * page of the private one). */
+ * page of the private one); the working directory is that removed directory. */
 #define _GNU_SOURCE
 #include "common.h"
 #include <fcntl.h>
@@ -98,6 +99,12 @@ int main(int argc, char **argv)
 	memset(pr + 1000, 'P', 300);  /* a private copy of page 0 */
 	volatile unsigned char sink = pr[ps + 5];
 	(void)sink;
+
+	char cwd[4120];
+	snprintf(cwd, sizeof(cwd), "%s/cwd", argv[1]);
+	rmdir(cwd);
+	if (mkdir(cwd, 0700) != 0 || chmod(cwd, 0751) != 0 || chdir(cwd) != 0 || rmdir(cwd) != 0)
+		FAIL("cwd %s: %s", cwd, strerror(errno));
 	tp_ready("ghost");
 	while (!tp_term_requested)
 		tp_sleep_ms(50);
@@ -152,6 +159,18 @@ int main(int argc, char **argv)
 		if (pr[i] != ep)
 			FAIL("private byte %ld is %d", i, pr[i]);
 	}
+	/* The working directory. */
+	char link[4200];
+	ssize_t ln = readlink("/proc/self/cwd", link, sizeof(link) - 1);
+	link[ln > 0 ? ln : 0] = 0;
+	snprintf(want, sizeof(want), "%s (deleted)", cwd);
+	if (strcmp(link, want))
+		FAIL("cwd is '%s'", link);
+	struct stat sc;
+	if (stat(".", &sc) || !S_ISDIR(sc.st_mode) || sc.st_nlink != 0 || (sc.st_mode & 07777) != 0751)
+		FAIL("cwd nlink %lu mode %o", (unsigned long)sc.st_nlink, sc.st_mode);
+	if (open("new", O_CREAT | O_WRONLY, 0600) != -1 || errno != ENOENT)
+		FAIL("a file could be made in the removed working directory");
 	sh[2 * ps + 7] = 'W';
 	if (pr[2 * ps + 7] != 'W')
 		FAIL("the private mapping's untouched page does not see the shared mapping's write");

@@ -55,7 +55,7 @@ async function bothDumps(name: string, extra: string[] = []): Promise<{ v: Victi
   return { v, ours, theirs };
 }
 
-describe('ghost files', () => {
+describe('ghost files (and a removed working directory)', () => {
   it('remap-fpath.img, the remapped reg_file_entry records and ghost-file-N.img are CRIU\'s', async () => {
     const { v, ours, theirs } = await bothDumps('ghost');
     // Each remap with the reg_file_entry it remaps (ids may be numbered alike, but need not be).
@@ -68,13 +68,14 @@ describe('ghost files', () => {
     };
     const a = await remaps(ours), b = await remaps(theirs);
     expect(a).toEqual(b);
-    expect(a.map((r) => [path.basename(r.reg.name as string), r.remap_id])).toEqual([['ghostmap.dat', 1], ['ghost.dat', 2], ['ghost.dat', 2]]);
+    expect(a.map((r) => [path.basename(r.reg.name as string), r.remap_id])).toEqual([['ghostmap.dat', 1], ['ghost.dat', 2], ['ghost.dat', 2], ['cwd', 3]]);
     // The ghosts: all but the access time (reading the contents for the first dump moves it).
     const ghost = async (dir: string, id: number) => (await readImageFile(path.join(dir, `ghost-file-${id}.img`))).entries.map((e) => {
       const { atim: _a, ...m } = e.message;
       return { m, data: e.extra?.kind === 'bytes' ? Buffer.from(e.extra.data!) : undefined };
     });
-    for (const id of [1, 2]) expect(await ghost(ours, id)).toEqual(await ghost(theirs, id));
+    for (const id of [1, 2, 3]) expect(await ghost(ours, id)).toEqual(await ghost(theirs, id));
+    expect(await ghost(ours, 3)).toEqual([{ m: expect.objectContaining({ mode: 0o40751 }), data: Buffer.alloc(0) }]);
     const small = await ghost(ours, 2);
     expect(small).toHaveLength(1);
     expect(small[0].m).toMatchObject({ mode: 0o100640 });

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { sys } from '@criu/sys';
 import { writeImageFile, type EntryInput, type Msg } from '@criu/images';
 import type { FileRegistry } from './file-registry.js';
-import { devMajor, devMinor } from './files-kinds.js';
+import { S_IFMT, S_IFREG, devMajor, devMinor } from './files-kinds.js';
 /** From this size on CRIU writes the contents as chunks (data extents), below it as one blob. */
 const GHOST_CHUNKS_THRESH = 3n * 4096n;
 const REMAP_GHOST = 1;
@@ -59,6 +59,7 @@ export class GhostFiles {
       dev: ((devMajor(st.dev) << 20) | devMinor(st.dev)) >>> 0, ino: st.ino,
       atim: timeval(st.atimeNs), mtim: timeval(st.mtimeNs),
     };
+    if ((Number(st.mode) & S_IFMT) !== S_IFREG) return [{ message: head }]; // a directory: nothing but its inode
     if (st.size < GHOST_CHUNKS_THRESH) return [{ message: head, extra: { kind: 'bytes', data: readAt(fd, 0n, Number(st.size)) } }];
     head.chunks = true;
     head.size = st.size;

@@ -81,11 +81,13 @@ const DELETED = ' (deleted)';
 export const GHOST_LIMIT = 1n << 20n;
 
 /**
- * Why a deleted (unlinked) file cannot be dumped, or undefined when it can: only regular files
- * with no name left (st_nlink 0) up to GHOST_LIMIT bytes are, as ghost images.
+ * Why a deleted (unlinked) file cannot be dumped, or undefined when it can: regular files with
+ * no name left (st_nlink 0) up to GHOST_LIMIT bytes and removed directories are, as ghost images.
  */
 export function deletedFileRefusal(st: fs.BigIntStats): string | undefined {
-  if ((Number(st.mode) & S_IFMT) !== S_IFREG) return 'is not supported yet (unlinked files need ghost images)';
+  const type = Number(st.mode) & S_IFMT;
+  if (type === S_IFDIR) return st.nlink === 0n ? undefined : 'is not supported yet (a directory moved away: needs a link remap)';
+  if (type !== S_IFREG) return 'is not supported yet (unlinked files need ghost images)';
   if (st.nlink !== 0n) return 'is not supported yet (unlinked but still linked under another name: needs a link remap)';
   if (st.size > GHOST_LIMIT) return `is too big for a ghost image (${st.size} bytes, the limit is ${GHOST_LIMIT})`;
   return undefined;
@@ -302,7 +304,9 @@ export function checkFilesSupported(pid: number, shellJob: boolean): void {
     const st = statOrUndefined(`/proc/${pid}/${what}`);
     if (!st) throw new FilesDumpError(pid, what, `cannot stat /proc/${pid}/${what}`);
     if (link.endsWith(DELETED) && !nameStillNames(pid, link, st)) {
-      throw new UnsupportedFileError(pid, what, link, what === 'exe' ? 'deleted executable' : 'deleted directory', 'is not supported yet (unlinked files need ghost images)');
+      // A removed working directory comes back as a ghost directory; exe and root do not.
+      const why = what === 'cwd' ? deletedFileRefusal(st) : 'is not supported yet (unlinked files need ghost images)';
+      if (why) throw new UnsupportedFileError(pid, what, link, what === 'exe' ? 'deleted executable' : 'deleted directory', why);
     }
   }
   // Mapped files that were unlinked (the exe was checked above): the ones a ghost image cannot

@@ -20,7 +20,7 @@ import { readBuildIdFromFd } from './files-build-id.js';
 import { ptySlaveInfo, ptyInfoId } from './files-tty.js';
 import { pipeDataOf } from './pipes.js';
 import {
-  FilesDumpError, S_IFMT, S_IFREG, UnsupportedFileError, classifyLink, deletedFileRefusal, devMajor, devMinor, nameStillNames, refusal,
+  FilesDumpError, S_IFDIR, S_IFMT, S_IFREG, UnsupportedFileError, classifyLink, deletedFileRefusal, devMajor, devMinor, nameStillNames, refusal,
 } from './files-kinds.js';
 import { ghostsOf } from './files-ghost.js';
 import { locksOf, parseLockLines } from './file-locks.js';
@@ -127,8 +127,9 @@ function internSpecial(ctx: TaskDumpContext, what: string, procPath: string): nu
     let ghost = false;
     if (name.endsWith(' (deleted)') && !nameStillNames(pid, name, st)) {
       // A mapped file that was unlinked: its contents go into a ghost image.
-      const why = what.startsWith('mapping ') ? (fd === undefined ? 'cannot be read' : deletedFileRefusal(st)) : 'is not supported yet (unlinked files need ghost images)';
-      if (why) throw new UnsupportedFileError(pid, what, name, 'deleted file', why);
+      // A mapped file or the working directory that was unlinked: a ghost image holds it.
+      const why = what.startsWith('mapping ') || what === 'cwd' ? (fd === undefined ? 'cannot be read' : deletedFileRefusal(st)) : 'is not supported yet (unlinked files need ghost images)';
+      if (why) throw new UnsupportedFileError(pid, what, name, (Number(st.mode) & S_IFMT) === S_IFDIR ? 'deleted directory' : 'deleted file', why);
       ghost = true;
       name = name.slice(0, -' (deleted)'.length);
     }

@@ -108,10 +108,12 @@ export function restoreFiles(task: FrozenTask, scratch: Scratch, img: TaskImages
   }
   // cwd, root, umask
   const fsFile = `fs-${pid}.img`;
-  const cwd = regFileName(img, Number(need(img.fs.cwd_id, fsFile, 'cwd_id')), 'cwd');
+  const cwdId = Number(need(img.fs.cwd_id, fsFile, 'cwd_id'));
+  const cwd = regFileName(img, cwdId, 'cwd');
   const root = regFileName(img, Number(need(img.fs.root_id, fsFile, 'root_id')), 'root');
   if (root !== '/') task.syscall('chroot', scratch.str(root));
-  const r = task.rawSyscall('chdir', scratch.str(cwd));
+  const chdir = (p: string) => task.rawSyscall('chdir', scratch.str(p));
+  const r = ghosts ? ghosts.open(cwdId, cwd, chdir) : chdir(cwd);
   if (r < 0n) throw new RestoreError('files', `cannot enter the working directory ${cwd} (errno ${-r})`, { file: fsFile, field: 'cwd_id' });
   if (img.fs.umask !== undefined) task.syscall('umask', Number(img.fs.umask));
 }

@@ -3,7 +3,8 @@
  * recreated once, as a temporary file next to its original path, with the saved contents, size,
  * owner, mode and times. A task opens (or maps) it by the ORIGINAL path, hard-linked there just
  * for that open, so /proc/PID/fd and maps show the original name; once every task holds its
- * files the temporary names are removed and the task again holds a deleted file.
+ * files the temporary names are removed and the task again holds a deleted file. A removed
+ * directory (a working directory) is made again at its path and removed the same way.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -12,10 +13,10 @@ import { RestoreError } from './errors.js';
 import { readImage } from './files-kinds.js';
 
 const REMAP_LINKED = 0, REMAP_GHOST = 1, REMAP_PROCFS = 2;
-const S_IFMT = 0o170000, S_IFREG = 0o100000;
+const S_IFMT = 0o170000, S_IFREG = 0o100000, S_IFDIR = 0o040000;
 const ENOENT = 2;
 
-interface Ghost { id: number; tmp?: string }
+interface Ghost { id: number; tmp?: string; dir?: boolean }
 
 export class GhostFiles {
   /** Ghost of each remapped file id. */
@@ -54,6 +55,7 @@ export class GhostFiles {
     const g = this.remapOf.get(fileId);
     if (!g) return open(name);
     const tmp = this.create(g, name);
+    if (g.dir) return open(tmp); // made at the original path when it was free
     try {
       fs.linkSync(tmp, name);
     } catch (e) {
@@ -75,9 +77,30 @@ export class GhostFiles {
     const head = entries[0]?.message;
     if (!head) throw new RestoreError('files', `ghost file ${g.id} has no ghost_file_entry`, { file, record: 0 });
     const mode = Number(head.mode);
-    if ((mode & S_IFMT) !== S_IFREG) throw new RestoreError('files', `ghost file ${g.id} of mode 0${mode.toString(8)} is not a regular file: not supported yet`, { file, record: 0, field: 'mode' });
+    const t = (tv: Msg | undefined) => (tv ? Number(tv.tv_sec) + Number(tv.tv_usec) / 1e6 : Date.now() / 1000);
     this.makeParents(path.dirname(name));
     const tmp = `${name}.criu-ts.${g.id.toString(16)}.ghost`;
+    if ((mode & S_IFMT) === S_IFDIR) {
+      // A removed directory (a working directory): made at its own path if that is free, so
+      // /proc/PID/cwd shows the original name; removed again by cleanup().
+      let at = name;
+      try {
+        fs.mkdirSync(at, 0o700);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        this.log?.(`ghost directory ${g.id}: ${name} exists; made as ${tmp}`);
+        at = tmp;
+        fs.rmSync(at, { recursive: true, force: true });
+        fs.mkdirSync(at, 0o700);
+      }
+      g.tmp = at;
+      g.dir = true;
+      try { fs.chownSync(at, Number(head.uid), Number(head.gid)); } catch (e) { this.log?.(`ghost directory ${g.id}: cannot give it to ${head.uid}:${head.gid} (${(e as Error).message})`); }
+      fs.chmodSync(at, mode & 0o7777);
+      fs.utimesSync(at, t(head.atim as Msg | undefined), t(head.mtim as Msg | undefined));
+      return at;
+    }
+    if ((mode & S_IFMT) !== S_IFREG) throw new RestoreError('files', `ghost file ${g.id} of mode 0${mode.toString(8)} is neither a regular file nor a directory: not supported yet`, { file, record: 0, field: 'mode' });
     fs.rmSync(tmp, { force: true }); // left over by an earlier failed restore
     const fd = fs.openSync(tmp, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_RDWR, 0o600);
     g.tmp = tmp;
@@ -100,7 +123,6 @@ export class GhostFiles {
         this.log?.(`ghost file ${g.id}: cannot give it to ${head.uid}:${head.gid} (${(e as Error).message})`);
       }
       fs.fchmodSync(fd, mode & 0o7777);
-      const t = (tv: Msg | undefined) => (tv ? Number(tv.tv_sec) + Number(tv.tv_usec) / 1e6 : Date.now() / 1000);
       fs.futimesSync(fd, t(head.atim as Msg | undefined), t(head.mtim as Msg | undefined));
     } finally {
       fs.closeSync(fd);
@@ -129,7 +151,11 @@ export class GhostFiles {
   /** Removes the temporary names (and the directories made for them): the ghosts live on in the tasks only. */
   cleanup(): void {
     for (const g of this.ghosts.values()) {
-      if (g.tmp) fs.rmSync(g.tmp, { force: true });
+      if (g.tmp && g.dir) {
+        try { fs.rmdirSync(g.tmp); } catch (e) { this.log?.(`ghost directory ${g.id}: cannot remove ${g.tmp} (${(e as Error).message})`); }
+      } else if (g.tmp) {
+        fs.rmSync(g.tmp, { force: true });
+      }
       g.tmp = undefined;
     }
     for (const d of this.madeDirs.splice(0).reverse()) {
