@@ -369,6 +369,7 @@ const PROGRAMS = [
   { name: 'tree', settleMs: 300 },
   // Deleted-but-open files (ghost files) and file locks (flock, POSIX, OFD).
   { name: 'ghost', args: (tmp) => [tmp], rounds: 2 },
+  { name: 'ghostexe', args: (tmp) => [tmp], rounds: 2 },
   { name: 'flock', args: (tmp) => [tmp], rounds: 2 },
 ];
 

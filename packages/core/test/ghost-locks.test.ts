@@ -55,7 +55,7 @@ async function bothDumps(name: string, extra: string[] = []): Promise<{ v: Victi
   return { v, ours, theirs };
 }
 
-describe('ghost files (and a removed working directory)', () => {
+describe('ghost files (and a removed working directory, a deleted executable)', () => {
   it('remap-fpath.img, the remapped reg_file_entry records and ghost-file-N.img are CRIU\'s', async () => {
     const { v, ours, theirs } = await bothDumps('ghost');
     // Each remap with the reg_file_entry it remaps (ids may be numbered alike, but need not be).
@@ -85,15 +85,29 @@ describe('ghost files (and a removed working directory)', () => {
     expect(await verdict(v)).toMatch(/^PASS ghost/);
   });
 
-  it('criu-ts dump + oracle restore', async () => {
-    const { v } = await start('ghost');
-    const dir = path.join(tmp, `ghost-ours-oracle-${v.pid}`);
+  it('a deleted executable: one ghost for exe and its mappings, as CRIU writes it', async () => {
+    const { v, ours, theirs } = await bothDumps('ghostexe');
+    const remaps = await records(path.join(ours, 'remap-fpath.img'));
+    expect(remaps).toEqual(await records(path.join(theirs, 'remap-fpath.img')));
+    const mm = (await records(path.join(ours, `mm-${v.pid}.img`)))[0];
+    expect(remaps).toEqual([{ orig_id: mm.exe_file_id, remap_id: 1, remap_type: 1 }]);
+    const ghost = async (dir: string) => (await readImageFile(path.join(dir, 'ghost-file-1.img'))).entries.map((e) => {
+      const { atim: _a, ...m } = e.message;
+      return { m, data: e.extra?.kind === 'bytes' ? Buffer.from(e.extra.data!) : undefined };
+    });
+    expect(await ghost(ours)).toEqual(await ghost(theirs));
+    expect(await verdict(v)).toMatch(/^PASS ghostexe/);
+  });
+
+  it.each(['ghost', 'ghostexe'])('criu-ts dump + oracle restore: %s', async (name) => {
+    const { v } = await start(name);
+    const dir = path.join(tmp, `${name}-ours-oracle-${v.pid}`);
     await dump({ pid: v.pid, imagesDir: dir, logger });
     await waitPidGone(v.pid);
     oracleRestore(dir);
     await sleep(300);
     const line = await verdict(v, 15_000);
-    expect(`${line}${line.startsWith('PASS') ? '' : `\n${readLog(v)}`}`).toMatch(/^PASS ghost/);
+    expect(`${line}${line.startsWith('PASS') ? '' : `\n${readLog(v)}`}`).toMatch(new RegExp(`^PASS ${name}\\b`));
   });
 
   it('refuses a remap it cannot restore, naming the record', async () => {

@@ -304,8 +304,8 @@ export function checkFilesSupported(pid: number, shellJob: boolean): void {
     const st = statOrUndefined(`/proc/${pid}/${what}`);
     if (!st) throw new FilesDumpError(pid, what, `cannot stat /proc/${pid}/${what}`);
     if (link.endsWith(DELETED) && !nameStillNames(pid, link, st)) {
-      // A removed working directory comes back as a ghost directory; exe and root do not.
-      const why = what === 'cwd' ? deletedFileRefusal(st) : 'is not supported yet (unlinked files need ghost images)';
+      // A removed executable or working directory comes back from a ghost image; root does not.
+      const why = what !== 'root' ? deletedFileRefusal(st) : 'is not supported yet (unlinked files need ghost images)';
       if (why) throw new UnsupportedFileError(pid, what, link, what === 'exe' ? 'deleted executable' : 'deleted directory', why);
     }
   }

@@ -127,8 +127,8 @@ function internSpecial(ctx: TaskDumpContext, what: string, procPath: string): nu
     let ghost = false;
     if (name.endsWith(' (deleted)') && !nameStillNames(pid, name, st)) {
       // A mapped file that was unlinked: its contents go into a ghost image.
-      // A mapped file or the working directory that was unlinked: a ghost image holds it.
-      const why = what.startsWith('mapping ') || what === 'cwd' ? (fd === undefined ? 'cannot be read' : deletedFileRefusal(st)) : 'is not supported yet (unlinked files need ghost images)';
+      // A mapped file, the executable or the working directory that was unlinked: a ghost image holds it.
+      const why = what !== 'root' ? (fd === undefined ? 'cannot be read' : deletedFileRefusal(st)) : 'is not supported yet (unlinked files need ghost images)';
       if (why) throw new UnsupportedFileError(pid, what, name, (Number(st.mode) & S_IFMT) === S_IFDIR ? 'deleted directory' : 'deleted file', why);
       ghost = true;
       name = name.slice(0, -' (deleted)'.length);

@@ -183,13 +183,11 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       restoreFileLocks(task, scratch, locks, arch.littleEndian);
     }
     shared.closeAll();
-    // Every task holds its files: the ghosts' temporary names go, the tasks keep deleted files.
-    ghosts.cleanup();
 
     for (const rt of rts) {
       const { task, img, scratch } = rt;
       step('task-state');
-      restoreTaskState(task, scratch, img, arch);
+      restoreTaskState(task, scratch, img, arch, ghosts);
 
       step('threads');
       for (const { tid } of img.threadCores) rt.threads.push(createThread(task, scratch, tid, arch));
@@ -213,6 +211,9 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
         return { ti, sp };
       });
     }
+
+    // Every task holds its files and exe: the ghosts' temporary names go, the tasks keep deleted files.
+    ghosts.cleanup();
 
     step('jump');
     for (const rt of rts) {
@@ -456,7 +457,7 @@ function fillMemory(task: FrozenTask, scratch: Scratch, img: TaskImages, vmas: V
   }
 }
 
-function restoreTaskState(task: FrozenTask, scratch: Scratch, img: TaskImages, arch: Arch): void {
+function restoreTaskState(task: FrozenTask, scratch: Scratch, img: TaskImages, arch: Arch, ghosts: GhostFiles): void {
   const pid = task.pid;
   const coreFile = `core-${pid}.img`;
   const tc = img.core.tc as Msg;
@@ -515,8 +516,9 @@ function restoreTaskState(task: FrozenTask, scratch: Scratch, img: TaskImages, a
   // mm fields, auxv and the exe link in one prctl(PR_SET_MM_MAP).
   const mm = img.mm;
   const mmFile = `mm-${pid}.img`;
-  const exeName = regFileName(img, Number(need(mm.exe_file_id, mmFile, 'exe_file_id')), 'exe file');
-  const exeFd = Number(task.syscall('openat', AT_FDCWD, scratch.str(exeName, SCRATCH.args + 2048), O_CLOEXEC, 0));
+  const exeId = Number(need(mm.exe_file_id, mmFile, 'exe_file_id'));
+  const exeName = regFileName(img, exeId, 'exe file');
+  const exeFd = ghosts.open(exeId, exeName, (p) => Number(task.syscall('openat', AT_FDCWD, scratch.str(p, SCRATCH.args + 2048), O_CLOEXEC, 0)));
   const auxv = ((mm.mm_saved_auxv as bigint[] | undefined) ?? []).map((x) => BigInt(x));
   const auxBuf = Buffer.alloc((auxv.length + 2) * 8);
   auxv.forEach((x, j) => auxBuf.writeBigUInt64LE(x, j * 8));

@@ -93,6 +93,7 @@ export const PROGRAMS: TestProgram[] = [
   { name: 'unixpair' },
   { name: 'fifo', args: (tmp) => [path.join(tmp, 'fifo')] },
   { name: 'ghost', args: (tmp) => [tmp] },
+  { name: 'ghostexe', args: (tmp) => [tmp] },
   // CRIU refuses tasks holding file locks without --file-locks (criu-ts always dumps them).
   { name: 'flock', args: (tmp) => [tmp], oracleOptions: ['--file-locks'] },
 ];
