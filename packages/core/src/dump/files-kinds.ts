@@ -84,12 +84,12 @@ export const GHOST_LIMIT = 1n << 20n;
  * Why a deleted (unlinked) file cannot be dumped, or undefined when it can: regular files with
  * no name left (st_nlink 0) up to GHOST_LIMIT bytes and removed directories are, as ghost images.
  */
-export function deletedFileRefusal(st: fs.BigIntStats): string | undefined {
+export function deletedFileRefusal(st: fs.BigIntStats, limit: bigint = GHOST_LIMIT): string | undefined {
   const type = Number(st.mode) & S_IFMT;
   if (type === S_IFDIR) return st.nlink === 0n ? undefined : 'is not supported yet (a directory moved away: needs a link remap)';
   if (type !== S_IFREG) return 'is not supported yet (unlinked files need ghost images)';
   if (st.nlink !== 0n) return 'is not supported yet (unlinked but still linked under another name: needs a link remap)';
-  if (st.size > GHOST_LIMIT) return `is too big for a ghost image (${st.size} bytes, the limit is ${GHOST_LIMIT})`;
+  if (st.size > limit) return `is too big for a ghost image (${st.size} bytes, the limit is ${limit}: see --ghost-limit)`;
   return undefined;
 }
 
@@ -108,7 +108,7 @@ const ANON_KINDS: Record<string, string> = {
  * Classifies a descriptor from its /proc link text and the stat of the file behind it.
  * `exists(path)` tells whether a " (deleted)" name still names this very file.
  */
-export function classifyLink(link: string, st: fs.BigIntStats | undefined, sameFileAt: (p: string) => boolean): FdClass {
+export function classifyLink(link: string, st: fs.BigIntStats | undefined, sameFileAt: (p: string) => boolean, ghostLimit = GHOST_LIMIT): FdClass {
   const sock = /^socket:\[(\d+)\]$/.exec(link);
   if (sock) return { kind: 'socket', inode: Number(sock[1]) };
   const pipe = /^pipe:\[(\d+)\]$/.exec(link);
@@ -129,7 +129,7 @@ export function classifyLink(link: string, st: fs.BigIntStats | undefined, sameF
 
   const type = Number(st.mode) & S_IFMT;
   if (link.endsWith(DELETED) && !sameFileAt(link)) {
-    const why = deletedFileRefusal(st);
+    const why = deletedFileRefusal(st, ghostLimit);
     if (why) return { kind: 'unsupported', what: type === S_IFDIR ? 'deleted directory' : 'deleted file', reason: why };
     return { kind: 'reg' }; // its contents go into a ghost image
   }
@@ -241,10 +241,10 @@ function readLinkOrFail(pid: number, what: string, p: string): string {
 }
 
 /** Classifies the task's descriptor `fd` from /proc. */
-export function classifyFd(pid: number, fd: number): { link: string; st?: fs.BigIntStats; cls: FdClass } {
+export function classifyFd(pid: number, fd: number, ghostLimit = GHOST_LIMIT): { link: string; st?: fs.BigIntStats; cls: FdClass } {
   const link = readLinkOrFail(pid, `fd ${fd}`, `/proc/${pid}/fd/${fd}`);
   const st = statOrUndefined(`/proc/${pid}/fd/${fd}`);
-  return { link, st, cls: classifyLink(link, st, () => !!st && nameStillNames(pid, link, st)) };
+  return { link, st, cls: classifyLink(link, st, () => !!st && nameStillNames(pid, link, st), ghostLimit) };
 }
 
 /** The error to throw for an unsupported class (undefined when it is supported). */
@@ -277,7 +277,7 @@ export function refusal(pid: number, fd: number | string, link: string, cls: FdC
  * Throws UnsupportedFileError for the first descriptor (or cwd/root/exe) the dump cannot
  * handle. Reads /proc only: call it before freezing anything.
  */
-export function checkFilesSupported(pid: number, shellJob: boolean): void {
+export function checkFilesSupported(pid: number, shellJob: boolean, ghostLimit = GHOST_LIMIT): void {
   let fds: number[];
   try {
     fds = listFds(pid);
@@ -287,7 +287,7 @@ export function checkFilesSupported(pid: number, shellJob: boolean): void {
   for (const fd of fds) {
     let c: ReturnType<typeof classifyFd>;
     try {
-      c = classifyFd(pid, fd);
+      c = classifyFd(pid, fd, ghostLimit);
     } catch (e) {
       if (!fs.existsSync(`/proc/${pid}/fd/${fd}`) && fs.existsSync(`/proc/${pid}`)) continue; // closed meanwhile
       throw e;
@@ -305,7 +305,7 @@ export function checkFilesSupported(pid: number, shellJob: boolean): void {
     if (!st) throw new FilesDumpError(pid, what, `cannot stat /proc/${pid}/${what}`);
     if (link.endsWith(DELETED) && !nameStillNames(pid, link, st)) {
       // A removed executable or working directory comes back from a ghost image; root does not.
-      const why = what !== 'root' ? deletedFileRefusal(st) : 'is not supported yet (unlinked files need ghost images)';
+      const why = what !== 'root' ? deletedFileRefusal(st, ghostLimit) : 'is not supported yet (unlinked files need ghost images)';
       if (why) throw new UnsupportedFileError(pid, what, link, what === 'exe' ? 'deleted executable' : 'deleted directory', why);
     }
   }
@@ -318,7 +318,7 @@ export function checkFilesSupported(pid: number, shellJob: boolean): void {
     const range = `${m.start.toString(16)}-${m.end.toString(16)}`;
     const st = statOrUndefined(`/proc/${pid}/map_files/${range}`);
     if (!st || nameStillNames(pid, m.name, st)) continue;
-    const why = deletedFileRefusal(st);
+    const why = deletedFileRefusal(st, ghostLimit);
     if (why) throw new UnsupportedFileError(pid, `mapping ${range}`, m.name, 'deleted file', why);
   }
 }

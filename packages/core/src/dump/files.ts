@@ -53,10 +53,10 @@ export interface FilesResult {
   /** tty_info_entry records first seen in this task, for tty-info.img. */
   ttyInfo: Msg[];
   /**
-   * Further images of this task (none yet: reserved for remap/ghost files, tty data). Images
-   * shared by the whole dump (memfd.img, fifo-data.img, sk-queues.img, memfd contents) are
-   * written by collectFiles itself (see files-images.ts): they carry raw payloads and grow
-   * with every task.
+   * Further images of this task (none yet: reserved for tty data). Images shared by the whole
+   * dump (memfd.img, fifo-data.img, sk-queues.img, memfd contents, remap-fpath.img and
+   * ghost-file-N.img, filelocks.img) are written by collectFiles itself (see files-images.ts,
+   * files-ghost.ts, file-locks.ts): they grow with every task.
    */
   extraImages: Array<{ file: string; magic: string; entries: Msg[] }>;
 }
@@ -128,7 +128,7 @@ function internSpecial(ctx: TaskDumpContext, what: string, procPath: string): nu
     if (name.endsWith(' (deleted)') && !nameStillNames(pid, name, st)) {
       // A mapped file that was unlinked: its contents go into a ghost image.
       // A mapped file, the executable or the working directory that was unlinked: a ghost image holds it.
-      const why = what !== 'root' ? (fd === undefined ? 'cannot be read' : deletedFileRefusal(st)) : 'is not supported yet (unlinked files need ghost images)';
+      const why = what !== 'root' ? (fd === undefined ? 'cannot be read' : deletedFileRefusal(st, ctx.ghostLimit)) : 'is not supported yet (unlinked files need ghost images)';
       if (why) throw new UnsupportedFileError(pid, what, name, (Number(st.mode) & S_IFMT) === S_IFDIR ? 'deleted directory' : 'deleted file', why);
       ghost = true;
       name = name.slice(0, -' (deleted)'.length);
@@ -238,7 +238,7 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
       }
     });
     for (const s of states) {
-      const cls = classifyLink(s.link, s.st, () => nameStillNames(pid, s.link, s.st));
+      const cls = classifyLink(s.link, s.st, () => nameStillNames(pid, s.link, s.st), ctx.ghostLimit);
       // The parasite's own socket, by its descriptor number (a restored task's sockets may also
       // have been made by this process, so the peer's pid cannot tell them apart).
       if (cls.kind === 'socket' && s.fd === ctx.parasite.taskFd) {
