@@ -126,7 +126,6 @@ function internSpecial(ctx: TaskDumpContext, what: string, procPath: string): nu
   try {
     let ghost = false;
     if (name.endsWith(' (deleted)') && !nameStillNames(pid, name, st)) {
-      // A mapped file that was unlinked: its contents go into a ghost image.
       // A mapped file, the executable or the working directory that was unlinked: a ghost image holds it.
       const why = what !== 'root' ? (fd === undefined ? 'cannot be read' : deletedFileRefusal(st, ctx.ghostLimit)) : 'is not supported yet (unlinked files need ghost images)';
       if (why) throw new UnsupportedFileError(pid, what, name, (Number(st.mode) & S_IFMT) === S_IFDIR ? 'deleted directory' : 'deleted file', why);
@@ -349,8 +348,9 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
       } else {
         if (cls.kind !== 'reg') throw new UnsupportedFileError(pid, s.fd, s.link, cls.kind);
         type = FD_TYPE.REG;
-        const deleted = s.link.endsWith(' (deleted)') && !nameStillNames(pid, s.link, s.st);
-        if (!s.link.endsWith(' (deleted)') && !nameStillNames(pid, s.link, s.st)) {
+        const named = nameStillNames(pid, s.link, s.st);
+        const deleted = s.link.endsWith(' (deleted)') && !named;
+        if (!deleted && !named) {
           throw new FilesDumpError(pid, `fd ${s.fd}`, `${s.link} now names another file than the one open (CRIU: "Unaccessible path opened")`);
         }
         ({ id } = ctx.files.internOpenFile(pid, s.fd, gen, type, (rid) => {
