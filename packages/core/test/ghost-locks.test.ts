@@ -110,6 +110,22 @@ describe('ghost files (and a removed working directory, a deleted executable)', 
     expect(`${line}${line.startsWith('PASS') ? '' : `\n${readLog(v)}`}`).toMatch(new RegExp(`^PASS ${name}\\b`));
   });
 
+  it('a restore that fails after the files leaves no ghost behind; the next one works', async () => {
+    const { v, work } = await start('ghost');
+    const dir = path.join(tmp, `ghost-fault-${v.pid}`);
+    await dump({ pid: v.pid, imagesDir: dir, logger });
+    await waitPidGone(v.pid);
+    for (const step of ['files', 'task-state', 'jump'] as const) {
+      await expect(restore({ imagesDir: dir, logger, faultAt: step })).rejects.toThrow(`injected fault at step "${step}"`);
+      expect(fs.readdirSync(work)).toEqual([]);
+      await waitPidGone(v.pid);
+    }
+    await restore({ imagesDir: dir, logger });
+    expect(fs.readdirSync(work)).toEqual([]);
+    await sleep(300);
+    expect(await verdict(v, 15_000)).toMatch(/^PASS ghost/);
+  });
+
   it('refuses a remap it cannot restore, naming the record', async () => {
     const { v } = await start('ghost');
     const dir = path.join(tmp, `ghost-linked-${v.pid}`);
