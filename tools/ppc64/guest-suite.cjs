@@ -369,6 +369,10 @@ const PROGRAMS = [
   { name: 'tree', settleMs: 300 },
   // Shared anonymous memory: one object for parent and child (64 KiB pages: 16 of them).
   { name: 'shmanon', settleMs: 300, rounds: 2 },
+  // Deleted-but-open files (ghost files) and file locks (flock, POSIX, OFD).
+  { name: 'ghost', args: (tmp) => [tmp], rounds: 2 },
+  { name: 'ghostexe', args: (tmp) => [tmp], rounds: 2 },
+  { name: 'flock', args: (tmp) => [tmp], rounds: 2 },
 ];
 
 function testprog(name) {

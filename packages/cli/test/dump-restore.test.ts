@@ -150,6 +150,20 @@ describe('criu dump', () => {
     expect(d.status).toBe(1);
     expect(d.stderr).toMatch(/\n\s+at /);
   });
+
+  test('--ghost-limit: a deleted file bigger than the limit is refused (8K), a bigger limit (1M) dumps it', async () => {
+    const work = fs.mkdtempSync(path.join(tmp, 'ghost-'));
+    const v = await startTestprog('ghost', [work]);
+    started.push(v);
+    const small = criu(['dump', '-t', String(v.pid), '-D', path.join(work, 'small'), '--ghost-limit', '8K']);
+    expect(small.status).toBe(1);
+    expect(small.stderr).toContain(`task ${v.pid} fd 3: ${work}/ghost.dat (deleted) (deleted file) is too big for a ghost image (10500 bytes, the limit is 8192: see --ghost-limit)`);
+    expect(criu(['dump', '-t', String(v.pid), '-D', path.join(work, 'bad'), '--ghost-limit', '8Q']).stderr).toMatch(/invalid --ghost-limit '8Q'/);
+    const ok = criu(['dump', '-t', String(v.pid), '-D', path.join(work, 'big'), '--ghost-limit', '1M', '-R']);
+    expect(ok).toMatchObject({ status: 0, stderr: '' });
+    expect(fs.existsSync(path.join(work, 'big', 'ghost-file-2.img'))).toBe(true);
+    expect(await verdict(v)).toMatch(/^PASS ghost/);
+  });
 });
 
 describe('criu restore', () => {

@@ -276,11 +276,21 @@ describe('files dump (real processes, compared with the oracle)', () => {
       expect(refusal(v.pid).message).toMatch(new RegExp(`^task ${v.pid} fd ${fd}: socket:\\[\\d+\\] \\(unix socket\\) is not supported yet \\(bound to ${sock}: only socketpairs are\\)$`));
     });
 
-    it('a deleted file', async () => {
+    it('a deleted file or directory is accepted now (a ghost file); a file still linked elsewhere, a too big one, mapped or not, are not', async () => {
       const gone = path.join(work, `gone-${Date.now()}`);
-      const { v, fd } = await start(['deleted', gone]);
-      const e = refusal(v.pid);
-      expect(e.message).toBe(`task ${v.pid} fd ${fd}: ${gone} (deleted) (deleted file) is not supported yet (unlinked files need ghost images)`);
+      checkFilesSupported((await start(['deleted', gone])).v.pid, true);
+      const linked = path.join(work, `linked-${Date.now()}`);
+      let { v, fd } = await start(['deleted-linked', linked]);
+      expect(refusal(v.pid).message).toBe(`task ${v.pid} fd ${fd}: ${linked} (deleted) (deleted file) is not supported yet (unlinked but still linked under another name: needs a link remap)`);
+      const big = path.join(work, `big-${Date.now()}`);
+      ({ v, fd } = await start(['deleted-big', big]));
+      expect(refusal(v.pid).message).toBe(`task ${v.pid} fd ${fd}: ${big} (deleted) (deleted file) is too big for a ghost image (2097152 bytes, the limit is 1048576: see --ghost-limit)`);
+      const mapped = path.join(work, `mapped-${Date.now()}`);
+      ({ v } = await start(['deleted-map-big', mapped]));
+      expect(refusal(v.pid).message).toMatch(new RegExp(`^task ${v.pid} mapping [0-9a-f]+-[0-9a-f]+: ${mapped} \\(deleted\\) \\(deleted file\\) is too big for a ghost image \\(2097152 bytes, the limit is 1048576: see --ghost-limit\\)$`));
+      // A removed directory is a ghost too (CRIU dumps it as a ghost_file_entry without data).
+      const dir = path.join(work, `dir-${Date.now()}`);
+      checkFilesSupported((await start(['deleted-dir', dir])).v.pid, true);
     });
   });
 });

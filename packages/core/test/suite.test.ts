@@ -59,7 +59,7 @@ describe('every test program: oracle CRIU dump + criu-ts restore', () => {
     if (p.settleMs) await new Promise((r) => setTimeout(r, p.settleMs));
     const dir = path.join(work, 'images');
     fs.mkdirSync(dir);
-    const r = oracle(['dump', '-t', String(v.pid), '-D', dir, '-o', 'dump.log', '-v4']);
+    const r = oracle(['dump', '-t', String(v.pid), '-D', dir, '-o', 'dump.log', '-v4', ...(p.oracleOptions ?? [])]);
     expect(r.status).toBe(0);
     await waitPidGone(v.pid);
     await restore({ imagesDir: dir, logFile: 'restore.log', logLevel: 4 });

@@ -64,13 +64,13 @@ async function oracleRun(p: TestProgram, work: string, args: string[]): Promise<
   await sleep(Math.max(p.settleMs ?? 0, 300));
   const dir = path.join(work, 'images');
   fs.mkdirSync(dir);
-  const d = await runCriu(['dump', '-t', String(v.pid), '-D', dir, '-o', 'dump.log', '-v4']);
+  const d = await runCriu(['dump', '-t', String(v.pid), '-D', dir, '-o', 'dump.log', '-v4', ...(p.oracleOptions ?? [])]);
   if (d.code !== 0) {
     const log = fs.readFileSync(path.join(dir, 'dump.log'), 'utf8');
     return `oracle dump failed (${d.code}): ${log.split('\n').filter((l) => /Error/.test(l)).join('\n')}`;
   }
   await waitPidGone(v.pid);
-  oracleRestore(dir);
+  oracleRestore(dir, p.oracleOptions);
   const line = await verdict(v, 15_000);
   return line.startsWith('PASS') ? line : `${line}\n--- log ---\n${logTail(v)}`;
 }

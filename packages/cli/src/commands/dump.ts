@@ -8,11 +8,11 @@ import { checkOptions, engineDirs, openLog, optFlag, progressPrinter, reportEngi
 import type { CommandContext } from './types.js';
 
 export const DUMP_POLICY: OptionPolicy = {
-  honoured: ['tree', 'leave-running', 'shell-job', 'display-stats', 'cpu-cap'],
+  honoured: ['tree', 'leave-running', 'shell-job', 'display-stats', 'cpu-cap', 'ghost-limit'],
   // They allow resources (sockets, locks, cgroups, ...) that the engine refuses anyway, or
   // tune machinery it does not have; a dump with them is the same dump.
   ignored: [
-    'tcp-established', 'skip-in-flight', 'ext-unix-sk', 'file-locks', 'link-remap', 'evasive-devices', 'ghost-limit',
+    'tcp-established', 'skip-in-flight', 'ext-unix-sk', 'file-locks', 'link-remap', 'evasive-devices',
     'ghost-fiemap', 'force-irmap', 'irmap-scan-path', 'manage-cgroups', 'cgroup-props', 'cgroup-props-file',
     'cgroup-dump-controller', 'skip-mnt', 'enable-fs', 'external', 'ext-mount-map', 'timeout', 'log-pid',
     'network-lock', 'file-validation', 'pidfile', 'freeze-cgroup', 'weak-sysctls',
@@ -20,6 +20,16 @@ export const DUMP_POLICY: OptionPolicy = {
     'restore-detached', 'restore-sibling',
   ],
 };
+
+/** `--ghost-limit SIZE` in bytes: a number with an optional K, M or G (powers of 1024), as CRIU reads it. */
+export function parseGhostLimit(ctx: CommandContext): bigint | undefined {
+  const v = ctx.args.options['ghost-limit'];
+  if (v === undefined || v === false) return undefined;
+  const m = /^(\d+)([KMG]?)$/i.exec(String(v).trim());
+  if (!m) throw new CliUsageError(`invalid --ghost-limit '${String(v)}' (a size: bytes, or a number with K, M or G)`);
+  const shift = { '': 0n, K: 10n, M: 20n, G: 30n }[m[2].toUpperCase() as '' | 'K' | 'M' | 'G'];
+  return BigInt(m[1]) << shift;
+}
 
 /** `--display-stats` as CRIU prints it. */
 function statsText(r: DumpResult): string {
@@ -46,6 +56,7 @@ export async function runDump(ctx: CommandContext): Promise<number> {
   const warnings = checkOptions('dump', ctx.args.options, DUMP_POLICY);
   // The list is checked; cpuinfo.img is written whenever the arch records CPU features (ppc64).
   parseCpuCap(ctx);
+  const ghostLimit = parseGhostLimit(ctx);
   const dirs = engineDirs(ctx);
   // CRIU wants the directories to exist; the engine creates the images dir, so we do it first
   // for the log file that lives in it.
@@ -64,6 +75,7 @@ export async function runDump(ctx: CommandContext): Promise<number> {
       imagesDir: dirs.imagesDir,
       leaveRunning: optFlag(ctx, 'leave-running'),
       shellJob: optFlag(ctx, 'shell-job'),
+      ...(ghostLimit !== undefined ? { ghostLimit } : {}),
       logger: log.logger,
       onProgress: progressPrinter(ctx.io, log, 'dump'),
     });

@@ -25,17 +25,17 @@ export class RpcError extends Error {
 /** Fields read by the code (or with nothing to refuse) for the operations criu-ts has. */
 const HONOURED = new Set([
   'images_dir_fd', 'images_dir', 'work_dir_fd', 'pid', 'leave_running', 'shell_job', 'log_level', 'log_file',
-  'log_to_stderr', 'notify_scripts', 'display_stats', 'cpu_cap',
+  'log_to_stderr', 'notify_scripts', 'display_stats', 'cpu_cap', 'ghost_limit',
 ]);
 
 /**
- * Accepted and without effect: they allow resources the engine refuses anyway (sockets, locks,
- * ghost files), tune machinery it does not have (irmap, cgroup freezing, network locking of a
+ * Accepted and without effect: they allow resources the engine refuses anyway (sockets) or
+ * always handles (file locks), tune machinery it does not have (irmap, cgroup freezing, network locking of a
  * namespace it does not dump), or are obsolete in CRIU too (status_fd).
  */
 const IGNORED = new Map<string, string>([
   ['ext_unix_sk', ''], ['unix_sk_ino', ''], ['evasive_devices', ''], ['file_locks', ''], ['link_remap', ''],
-  ['ghost_limit', ''], ['force_irmap', ''], ['irmap_scan_paths', ''], ['skip_mnt', ''], ['enable_fs', ''],
+  ['force_irmap', ''], ['irmap_scan_paths', ''], ['skip_mnt', ''], ['enable_fs', ''],
   ['timeout', ''], ['network_lock', ''], ['weak_sysctls', ''], ['tcp_skip_in_flight', ''], ['freeze_cgroup', ''],
   ['orphan_pts_master', ''], ['skip_file_rwx_check', ''], ['pre_dump_mode', ''], ['mntns_compat_mode', ''],
   ['auto_ext_mnt', ''], ['ext_sharing', ''], ['ext_masters', ''], ['unprivileged', ''], ['status_fd', ' (obsolete in CRIU too)'],

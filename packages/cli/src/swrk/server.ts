@@ -215,7 +215,8 @@ export class SwrkServer {
         const external = ((ext.opts as Msg | undefined)?.external as string[] | undefined) ?? [];
         if (external.length) throw new RpcError(`external resources (${external.join(', ')}) are not supported by criu-ts`);
       }
-      const result: DumpResult = await dump({ pid, imagesDir: env.imagesDir, leaveRunning, shellJob: opts.shell_job === true, logger: env.logger, arch: this.arch });
+      const ghostLimit = opts.ghost_limit === undefined ? undefined : Number(opts.ghost_limit);
+      const result: DumpResult = await dump({ pid, imagesDir: env.imagesDir, leaveRunning, shellJob: opts.shell_job === true, logger: env.logger, arch: this.arch, ghostLimit });
       // CRIU sends post-dump while the tasks are still frozen; the engine has resumed or
       // killed them by now (it has no hook for that moment yet).
       if (notifying) await this.notify(env, 'post-dump');

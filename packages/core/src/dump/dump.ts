@@ -61,6 +61,8 @@ export interface DumpOptions {
   /** Fail on purpose at this step (tests). Also read from CRIU_TS_FAULT_STEP. */
   faultAt?: DumpStep;
   memory?: { method?: 'parasite' | 'vm_readv'; scan?: 'ioctl' | 'pagemap' };
+  /** Largest deleted-but-open file saved as a ghost image, in bytes (CRIU's --ghost-limit; default 1 MiB). */
+  ghostLimit?: number | bigint;
 }
 
 export interface DumpStats {
@@ -121,7 +123,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     step('check-files');
     for (const t of seen) {
       try {
-        checkFilesSupported(t.pid, options.shellJob ?? false);
+        checkFilesSupported(t.pid, options.shellJob ?? false, ghostLimitOf(options));
       } catch (e) {
         if (t.pid !== pid && !fs.existsSync(`/proc/${t.pid}`)) continue;
         throw e;
@@ -283,7 +285,7 @@ async function dumpTask(t: TreeTask, index: number, env: TaskDumpEnv) {
   const pstate: ParasiteTaskState = parasite.taskState();
   const { tc, threadCore } = collectTaskCore({ pid, stat, status: statusFrozen, parasite: pstate, sigmask: task.savedSigmask, securebits, ptrace: ptraceState });
 
-  const ctx: TaskDumpContext = { pid, imagesDir, pageSize: sys.pageSize(), log, files, parasite, maps, shellJob: options.shellJob ?? false };
+  const ctx: TaskDumpContext = { pid, imagesDir, pageSize: sys.pageSize(), log, files, parasite, maps, shellJob: options.shellJob ?? false, ghostLimit: ghostLimitOf(options) };
 
   step('files');
   const filesOut = await collectFiles(ctx);
@@ -328,6 +330,10 @@ async function dumpTask(t: TreeTask, index: number, env: TaskDumpEnv) {
     images, pstree, ttyInfo: filesOut.ttyInfo,
     mem: { pagesScanned: m.pagesScanned, pagesWritten: m.pagesWritten, pagesSkippedZero: m.pagesSkippedZero, pagesSkippedFile: m.pagesSkippedFile, elapsedMs: m.elapsedMs, pipeBufs: m.pipeBufs },
   };
+}
+
+function ghostLimitOf(options: DumpOptions): bigint | undefined {
+  return options.ghostLimit === undefined ? undefined : BigInt(options.ghostLimit);
 }
 
 function readStatusOrFail(pid: number) {

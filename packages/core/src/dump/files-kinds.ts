@@ -3,7 +3,8 @@
  * whether this dumper can handle it. `checkFilesSupported` runs before anything is frozen.
  */
 import * as fs from 'node:fs';
-import { listFds } from '../proc/fdinfo.js';
+import { listFds, readFdInfo, type FdInfo } from '../proc/fdinfo.js';
+import { readMaps, type MapsEntry } from '../proc/maps.js';
 
 /** A descriptor (or cwd/root/exe) that the dump cannot handle (yet). */
 export class UnsupportedFileError extends Error {
@@ -76,6 +77,22 @@ export type FdClass =
 
 const DELETED = ' (deleted)';
 
+/** CRIU's default --ghost-limit: a deleted file bigger than this is refused. */
+export const GHOST_LIMIT = 1n << 20n;
+
+/**
+ * Why a deleted (unlinked) file cannot be dumped, or undefined when it can: regular files with
+ * no name left (st_nlink 0) up to GHOST_LIMIT bytes and removed directories are, as ghost images.
+ */
+export function deletedFileRefusal(st: fs.BigIntStats, limit: bigint = GHOST_LIMIT): string | undefined {
+  const type = Number(st.mode) & S_IFMT;
+  if (type === S_IFDIR) return st.nlink === 0n ? undefined : 'is not supported yet (a directory moved away: needs a link remap)';
+  if (type !== S_IFREG) return 'is not supported yet (unlinked files need ghost images)';
+  if (st.nlink !== 0n) return 'is not supported yet (unlinked but still linked under another name: needs a link remap)';
+  if (st.size > limit) return `is too big for a ghost image (${st.size} bytes, the limit is ${limit}: see --ghost-limit)`;
+  return undefined;
+}
+
 const ANON_SUPPORTED: Record<string, 'eventfd' | 'timerfd' | 'signalfd' | 'epoll' | 'inotify'> = {
   '[eventfd]': 'eventfd', '[timerfd]': 'timerfd', '[signalfd]': 'signalfd', '[eventpoll]': 'epoll', 'inotify': 'inotify',
 };
@@ -91,7 +108,7 @@ const ANON_KINDS: Record<string, string> = {
  * Classifies a descriptor from its /proc link text and the stat of the file behind it.
  * `exists(path)` tells whether a " (deleted)" name still names this very file.
  */
-export function classifyLink(link: string, st: fs.BigIntStats | undefined, sameFileAt: (p: string) => boolean): FdClass {
+export function classifyLink(link: string, st: fs.BigIntStats | undefined, sameFileAt: (p: string) => boolean, ghostLimit = GHOST_LIMIT): FdClass {
   const sock = /^socket:\[(\d+)\]$/.exec(link);
   if (sock) return { kind: 'socket', inode: Number(sock[1]) };
   const pipe = /^pipe:\[(\d+)\]$/.exec(link);
@@ -112,7 +129,9 @@ export function classifyLink(link: string, st: fs.BigIntStats | undefined, sameF
 
   const type = Number(st.mode) & S_IFMT;
   if (link.endsWith(DELETED) && !sameFileAt(link)) {
-    return { kind: 'unsupported', what: type === S_IFDIR ? 'deleted directory' : 'deleted file', reason: 'is not supported yet (unlinked files need ghost images)' };
+    const why = deletedFileRefusal(st, ghostLimit);
+    if (why) return { kind: 'unsupported', what: type === S_IFDIR ? 'deleted directory' : 'deleted file', reason: why };
+    return { kind: 'reg' }; // its contents go into a ghost image
   }
   switch (type) {
     case S_IFREG: case S_IFDIR: case S_IFLNK:
@@ -222,10 +241,10 @@ function readLinkOrFail(pid: number, what: string, p: string): string {
 }
 
 /** Classifies the task's descriptor `fd` from /proc. */
-export function classifyFd(pid: number, fd: number): { link: string; st?: fs.BigIntStats; cls: FdClass } {
+export function classifyFd(pid: number, fd: number, ghostLimit = GHOST_LIMIT): { link: string; st?: fs.BigIntStats; cls: FdClass } {
   const link = readLinkOrFail(pid, `fd ${fd}`, `/proc/${pid}/fd/${fd}`);
   const st = statOrUndefined(`/proc/${pid}/fd/${fd}`);
-  return { link, st, cls: classifyLink(link, st, () => !!st && nameStillNames(pid, link, st)) };
+  return { link, st, cls: classifyLink(link, st, () => !!st && nameStillNames(pid, link, st), ghostLimit) };
 }
 
 /** The error to throw for an unsupported class (undefined when it is supported). */
@@ -259,7 +278,7 @@ export function refusal(pid: number, fd: number | string, link: string, cls: FdC
  * Throws UnsupportedFileError for the first descriptor (or cwd/root/exe) the dump cannot
  * handle. Reads /proc only: call it before freezing anything.
  */
-export function checkFilesSupported(pid: number, shellJob: boolean): void {
+export function checkFilesSupported(pid: number, shellJob: boolean, ghostLimit = GHOST_LIMIT): void {
   let fds: number[];
   try {
     fds = listFds(pid);
@@ -269,20 +288,63 @@ export function checkFilesSupported(pid: number, shellJob: boolean): void {
   for (const fd of fds) {
     let c: ReturnType<typeof classifyFd>;
     try {
-      c = classifyFd(pid, fd);
+      c = classifyFd(pid, fd, ghostLimit);
     } catch (e) {
       if (!fs.existsSync(`/proc/${pid}/fd/${fd}`) && fs.existsSync(`/proc/${pid}`)) continue; // closed meanwhile
       throw e;
     }
     const err = refusal(pid, fd, c.link, c.cls, shellJob);
     if (err) throw err;
+    // Leases and other locks that cannot be taken again are refused here, before the freeze.
+    let info: FdInfo | undefined;
+    try { info = readFdInfo(pid, fd); } catch { /* closed meanwhile */ }
+    if (info?.locks.length) parseLockLines(pid, fd, c.link, info.locks);
   }
   for (const what of ['exe', 'cwd', 'root'] as const) {
     const link = readLinkOrFail(pid, what, `/proc/${pid}/${what}`);
     const st = statOrUndefined(`/proc/${pid}/${what}`);
     if (!st) throw new FilesDumpError(pid, what, `cannot stat /proc/${pid}/${what}`);
     if (link.endsWith(DELETED) && !nameStillNames(pid, link, st)) {
-      throw new UnsupportedFileError(pid, what, link, what === 'exe' ? 'deleted executable' : 'deleted directory', 'is not supported yet (unlinked files need ghost images)');
+      // A removed executable or working directory comes back from a ghost image; root does not.
+      const why = what !== 'root' ? deletedFileRefusal(st, ghostLimit) : 'is not supported yet (unlinked files need ghost images)';
+      if (why) throw new UnsupportedFileError(pid, what, link, what === 'exe' ? 'deleted executable' : 'deleted directory', why);
     }
   }
+  // Mapped files that were unlinked (the exe was checked above): the ones a ghost image cannot
+  // hold are refused now.
+  let maps: MapsEntry[] = [];
+  try { maps = readMaps(pid); } catch { /* the vma step reports it */ }
+  for (const m of maps) {
+    if (!m.name.endsWith(DELETED) || m.inode === 0 || !m.name.startsWith('/') || /^\/(memfd:|SYSV|dev\/zero |\[aio\])/.test(m.name)) continue;
+    const range = `${m.start.toString(16)}-${m.end.toString(16)}`;
+    const st = statOrUndefined(`/proc/${pid}/map_files/${range}`);
+    if (!st || nameStillNames(pid, m.name, st)) continue;
+    const why = deletedFileRefusal(st, ghostLimit);
+    if (why) throw new UnsupportedFileError(pid, `mapping ${range}`, m.name, 'deleted file', why);
+  }
+}
+
+export interface LockLine { kind: 'POSIX' | 'FLOCK' | 'OFDLCK'; write: boolean; start: bigint; end: bigint | 'EOF' }
+
+/**
+ * The locks of one fdinfo text. Throws UnsupportedFileError for leases, delegations and
+ * mandatory locks. A lock the task is still waiting for ("->") is not held: skipped (the
+ * interrupted flock/fcntl call is restarted after a restore).
+ */
+export function parseLockLines(pid: number, fd: number, link: string, lines: string[]): LockLine[] {
+  const out: LockLine[] = [];
+  for (const line of lines) {
+    if (!line.startsWith('lock:')) continue;
+    // "lock:" "1:" ["->"] KIND ADVISORY|MANDATORY READ|WRITE PID MAJ:MIN:INO START END|EOF
+    const words = line.slice(5).trim().split(/\s+/);
+    if (words[1] === '->') continue;
+    const [kind, mode, rw, , , start, end] = words.slice(1);
+    if (kind !== 'POSIX' && kind !== 'FLOCK' && kind !== 'OFDLCK') {
+      throw new UnsupportedFileError(pid, fd, link, kind === 'LEASE' ? 'file lease' : kind === 'DELEG' ? 'file delegation' : `${kind} lock`);
+    }
+    if (mode !== 'ADVISORY') throw new UnsupportedFileError(pid, fd, link, `${mode.toLowerCase()} ${kind} lock`);
+    if (rw !== 'READ' && rw !== 'WRITE') throw new UnsupportedFileError(pid, fd, link, `${kind} lock of type ${rw}`);
+    out.push({ kind, write: rw === 'WRITE', start: BigInt(start), end: end === 'EOF' ? 'EOF' : BigInt(end) });
+  }
+  return out;
 }

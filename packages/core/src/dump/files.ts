@@ -20,8 +20,10 @@ import { readBuildIdFromFd } from './files-build-id.js';
 import { ptySlaveInfo, ptyInfoId } from './files-tty.js';
 import { pipeDataOf } from './pipes.js';
 import {
-  FilesDumpError, S_IFMT, S_IFREG, UnsupportedFileError, classifyLink, devMajor, devMinor, nameStillNames, refusal,
+  FilesDumpError, S_IFDIR, S_IFMT, S_IFREG, UnsupportedFileError, classifyLink, deletedFileRefusal, devMajor, devMinor, nameStillNames, refusal,
 } from './files-kinds.js';
+import { ghostsOf } from './files-ghost.js';
+import { locksOf, parseLockLines } from './file-locks.js';
 import { eventfdEntry, eventpollEntry, signalfdEntry, timerfdEntry } from './files-anon.js';
 import { inotifyEntry } from './files-inotify.js';
 import { fileImagesOf } from './files-images.js';
@@ -52,10 +54,10 @@ export interface FilesResult {
   /** tty_info_entry records first seen in this task, for tty-info.img. */
   ttyInfo: Msg[];
   /**
-   * Further images of this task (none yet: reserved for remap/ghost files, tty data). Images
-   * shared by the whole dump (memfd.img, fifo-data.img, sk-queues.img, memfd contents) are
-   * written by collectFiles itself (see files-images.ts): they carry raw payloads and grow
-   * with every task.
+   * Further images of this task (none yet: reserved for tty data). Images shared by the whole
+   * dump (memfd.img, fifo-data.img, sk-queues.img, memfd contents, remap-fpath.img and
+   * ghost-file-N.img, filelocks.img) are written by collectFiles itself (see files-images.ts,
+   * files-ghost.ts, file-locks.ts): they grow with every task.
    */
   extraImages: Array<{ file: string; magic: string; entries: Msg[] }>;
 }
@@ -123,13 +125,19 @@ function internSpecial(ctx: TaskDumpContext, what: string, procPath: string): nu
     throw new FilesDumpError(pid, what, `cannot stat ${procPath} (${name}): ${(e as Error).message}`, { cause: e });
   }
   try {
+    let ghost = false;
     if (name.endsWith(' (deleted)') && !nameStillNames(pid, name, st)) {
-      throw new UnsupportedFileError(pid, what, name, 'deleted file', 'is not supported yet (unlinked files need ghost images)');
+      // A mapped file, the executable or the working directory that was unlinked: a ghost image holds it.
+      const why = what !== 'root' ? (fd === undefined ? 'cannot be read' : deletedFileRefusal(st, ctx.ghostLimit)) : 'is not supported yet (unlinked files need ghost images)';
+      if (why) throw new UnsupportedFileError(pid, what, name, (Number(st.mode) & S_IFMT) === S_IFDIR ? 'deleted directory' : 'deleted file', why);
+      ghost = true;
+      name = name.slice(0, -' (deleted)'.length);
     }
     if (!name.startsWith('/')) throw new UnsupportedFileError(pid, what, name, 'file without a path');
     const key = `special:${st.dev}:${st.ino}:${fd !== undefined ? mntIdOf(fd) : -1}`;
     return ctx.files.intern(key, FD_TYPE.REG, (id) => {
-      ctx.log.debug(`files: ${what} of ${pid} is ${name} (id ${id})`);
+      ctx.log.debug(`files: ${what} of ${pid} is ${name}${ghost ? ' (deleted: ghost file)' : ''} (id ${id})`);
+      if (ghost) ghostsOf(ctx.files).add(id, fd!, st);
       return regFileEntry(id, name, 0, 0n, NO_FOWN, st, () => fd);
     });
   } finally {
@@ -230,7 +238,7 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
       }
     });
     for (const s of states) {
-      const cls = classifyLink(s.link, s.st, () => nameStillNames(pid, s.link, s.st));
+      const cls = classifyLink(s.link, s.st, () => nameStillNames(pid, s.link, s.st), ctx.ghostLimit);
       // The parasite's own socket, by its descriptor number (a restored task's sockets may also
       // have been made by this process, so the peer's pid cannot tell them apart).
       if (cls.kind === 'socket' && s.fd === ctx.parasite.taskFd) {
@@ -345,18 +353,29 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
       } else {
         if (cls.kind !== 'reg') throw new UnsupportedFileError(pid, s.fd, s.link, cls.kind);
         type = FD_TYPE.REG;
-        if (!s.link.endsWith(' (deleted)') && !nameStillNames(pid, s.link, s.st)) {
+        const named = nameStillNames(pid, s.link, s.st);
+        const deleted = s.link.endsWith(' (deleted)') && !named;
+        if (!deleted && !named) {
           throw new FilesDumpError(pid, `fd ${s.fd}`, `${s.link} now names another file than the one open (CRIU: "Unaccessible path opened")`);
         }
         ({ id } = ctx.files.internOpenFile(pid, s.fd, gen, type, (rid) => {
           let rfd: number | undefined;
           try {
-            return regFileEntry(rid, s.link, flags, s.info.pos, fown, s.st, () => (rfd = openRead(`/proc/self/fd/${s.lfd}`)));
+            const entry = regFileEntry(rid, deleted ? s.link.slice(0, -' (deleted)'.length) : s.link, flags, s.info.pos, fown, s.st, () => (rfd ??= openRead(`/proc/self/fd/${s.lfd}`)));
+            if (deleted) {
+              // Unlinked: the contents go into a ghost image (classifyLink let only those through).
+              rfd ??= openRead(`/proc/self/fd/${s.lfd}`);
+              if (rfd === undefined) throw new FilesDumpError(pid, `fd ${s.fd}`, `cannot read the deleted file ${s.link} for its ghost image`);
+              ghostsOf(ctx.files).add(rid, rfd, s.st);
+              log.debug(`files: fd ${s.fd} of ${pid} is the deleted ${s.link} (id ${rid}): ghost file`);
+            }
+            return entry;
           } finally {
             closeQuietly(rfd);
           }
         }));
       }
+      if (s.info.locks.length) locksOf(ctx.files).add(pid, s.fd, id, parseLockLines(pid, s.fd, s.link, s.info.locks));
       fdinfo.push({ id, flags: fdFlags, type, fd: s.fd });
     }
   } finally {
@@ -377,6 +396,8 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
   }
   fileImagesOf(ctx.files).unixOrder.flush();
   await fileImagesOf(ctx.files).flush(ctx.imagesDir);
+  await ghostsOf(ctx.files).flush(ctx.imagesDir);
+  await locksOf(ctx.files).flush(ctx.imagesDir);
   log.info(`files: task ${pid}: ${fdinfo.length} descriptors, cwd id ${cwdId}, root id ${rootId}, exe id ${exeFileId}`);
   return { fdinfo, fs: { cwd_id: cwdId, root_id: rootId, umask }, exeFileId, ttyInfo, extraImages: [] };
 }

@@ -22,4 +22,6 @@ export interface TaskDumpContext {
   maps: MapsEntry[];
   /** Options that change what is accepted (e.g. ttys need --shell-job). */
   shellJob: boolean;
+  /** Largest deleted file dumped as a ghost image (CRIU's --ghost-limit; default 1 MiB). */
+  ghostLimit?: bigint;
 }

@@ -11,6 +11,7 @@ import { need, type TaskImages } from './images-in.js';
 import type { Scratch } from './scratch.js';
 import type { SharedFiles } from './shared-files.js';
 import { epollEvent } from './files-anon.js';
+import type { GhostFiles } from './ghost-files.js';
 
 // These open flags have the same values on x86_64 and ppc64 (O_DIRECTORY and O_DIRECT do not).
 const O_CREAT = 0o100, O_EXCL = 0o200, O_NOCTTY = 0o400, O_TRUNC = 0o1000, O_CLOEXEC = 0o2000000;
@@ -27,7 +28,7 @@ export function regFileName(img: TaskImages, id: number, what: string): string {
   return (f.reg as Msg).name as string;
 }
 
-export function restoreFiles(task: FrozenTask, scratch: Scratch, img: TaskImages, shellJob: boolean, shared: SharedFiles): void {
+export function restoreFiles(task: FrozenTask, scratch: Scratch, img: TaskImages, shellJob: boolean, shared: SharedFiles, ghosts?: GhostFiles): void {
   const pid = task.pid;
   for (const fd of fs.readdirSync(`/proc/${pid}/fd`).map(Number)) task.syscall('close', fd);
   const fdinfoFile = `fdinfo-${img.ids.files_id}.img`;
@@ -88,7 +89,8 @@ export function restoreFiles(task: FrozenTask, scratch: Scratch, img: TaskImages
     const reg = f.reg as Msg;
     const name = reg.name as string;
     const flags = Number(reg.flags ?? 0) & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC);
-    const r = task.rawSyscall('openat', AT_FDCWD, scratch.str(name), flags | (cloexec ? O_CLOEXEC : 0), 0);
+    const openAt = (p: string) => task.rawSyscall('openat', AT_FDCWD, scratch.str(p), flags | (cloexec ? O_CLOEXEC : 0), 0);
+    const r = ghosts ? ghosts.open(id, name, openAt) : openAt(name);
     if (r < 0n) throw new RestoreError('files', `fd ${fd}: cannot open ${name} (errno ${-r})`, { file: 'files.img', field: 'reg.name', hint: Number(-r) === 2 ? 'the file was removed or renamed since the dump' : undefined });
     if (reg.pos !== undefined && BigInt(reg.pos as bigint) !== 0n) task.syscall('lseek', Number(r), BigInt(reg.pos as bigint), 0);
     place(Number(r), fd, cloexec);
@@ -106,10 +108,12 @@ export function restoreFiles(task: FrozenTask, scratch: Scratch, img: TaskImages
   }
   // cwd, root, umask
   const fsFile = `fs-${pid}.img`;
-  const cwd = regFileName(img, Number(need(img.fs.cwd_id, fsFile, 'cwd_id')), 'cwd');
+  const cwdId = Number(need(img.fs.cwd_id, fsFile, 'cwd_id'));
+  const cwd = regFileName(img, cwdId, 'cwd');
   const root = regFileName(img, Number(need(img.fs.root_id, fsFile, 'root_id')), 'root');
   if (root !== '/') task.syscall('chroot', scratch.str(root));
-  const r = task.rawSyscall('chdir', scratch.str(cwd));
+  const chdir = (p: string) => task.rawSyscall('chdir', scratch.str(p));
+  const r = ghosts ? ghosts.open(cwdId, cwd, chdir) : chdir(cwd);
   if (r < 0n) throw new RestoreError('files', `cannot enter the working directory ${cwd} (errno ${-r})`, { file: fsFile, field: 'cwd_id' });
   if (img.fs.umask !== undefined) task.syscall('umask', Number(img.fs.umask));
 }

@@ -20,6 +20,8 @@ import { RestoreError } from './errors.js';
 import { readTreeImages, need, type TaskImages } from './images-in.js';
 import { SharedFiles, checkTreeFiles } from './shared-files.js';
 import { regFileName, restoreFiles } from './files.js';
+import { GhostFiles } from './ghost-files.js';
+import { checkFileLocks, readFileLocks, restoreFileLocks } from './file-locks.js';
 import type { RestoreOptions, RestoreResult } from './options.js';
 import { Scratch, SCRATCH, findFreeRange } from './scratch.js';
 import { killThreads } from '../dump/threads.js';
@@ -77,6 +79,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   let helper: FrozenTask | undefined;
   const rts: RTask[] = [];
   const shared = new SharedFiles();
+  let ghosts: GhostFiles | undefined;
   try {
     step('read-images');
     const tree = await readTreeImages(imagesDir, arch.image.march, arch.image.threadInfoField, pageSize);
@@ -98,6 +101,9 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
         if (end > (anonSizes.get(v.shmid) ?? 0n)) anonSizes.set(v.shmid, end);
       });
     }
+    ghosts = new GhostFiles(imagesDir, tree.tasks[0].files, (m) => log.warn(m));
+    const locks = readFileLocks(imagesDir);
+    checkFileLocks(locks, tree.tasks);
     checkCpu(imagesDir, arch, options.cpuCap);
     const clocks = clockOffsets(imagesDir);
 
@@ -154,7 +160,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       step('map-vmas');
       const runs = img.pages.runs;
       const hasPages = (v: Vma) => runs.some((r) => r.vaddr < v.end && r.vaddr + BigInt(r.nrPages * pageSize) > v.start);
-      const fdsByFile = new Map<number, number>();
+      const fdsByFile = new Map<string, number>();
       let ourPidfd = -1;
       for (const v of vmas) {
         if (v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL)) continue;
@@ -167,8 +173,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
         const anonShared = (v.status & VMA_ANON_SHARED) !== 0 && !(v.status & VMA_AREA_MEMFD);
         if (v.status & VMA_AREA_MEMFD || anonShared) {
           // Shared anonymous memory (or a memfd): one object for every task that maps it.
-          // Negative keys: file ids and shmids must not meet the regular files' descriptors.
-          const key = anonShared ? -(2 ** 40) - v.shmid : -1 - v.shmid;
+          const key = anonShared ? `anon:${v.shmid}` : `memfd:${v.shmid}`;
           fd = fdsByFile.get(key) ?? -1;
           if (fd < 0) {
             const lfd = anonShared ? shared.anonShmem(v.shmid, anonSizes.get(v.shmid)!, imagesDir) : shared.mappedMemfd(img.files, v.shmid, imagesDir);
@@ -177,12 +182,14 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
             fdsByFile.set(key, fd);
           }
         } else if (v.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED)) {
-          fd = fdsByFile.get(v.shmid) ?? -1;
+          // A writable shared mapping needs the file open read-write; others read-only.
+          const mode = v.status & VMA_FILE_SHARED && v.prot & PROT_WRITE ? 2 : 0;
+          const key = `${v.shmid}:${mode}`;
+          fd = fdsByFile.get(key) ?? -1;
           if (fd < 0) {
             const name = regFileName(img, v.shmid, `vma at 0x${v.start.toString(16)}`);
-            const mode = v.status & VMA_FILE_SHARED && v.prot & PROT_WRITE ? 2 : 0;
-            fd = Number(task.syscall('openat', AT_FDCWD, scratch.str(name), mode | O_CLOEXEC, 0));
-            fdsByFile.set(v.shmid, fd);
+            fd = ghosts.open(v.shmid, name, (p) => Number(task.syscall('openat', AT_FDCWD, scratch.str(p), mode | O_CLOEXEC, 0)));
+            fdsByFile.set(key, fd);
           }
         } else if (!(v.status & VMA_ANON_PRIVATE)) {
           throw new RestoreError('map-vmas', `mapping kind 0x${v.status.toString(16)} at 0x${v.start.toString(16)} is not supported yet`, { file: mmFile, field: 'vmas.status' });
@@ -210,14 +217,15 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
 
       step('files');
       if (rt === rts[0]) shared.prepare(tree, imagesDir);
-      restoreFiles(task, scratch, img, options.shellJob ?? false, shared);
+      restoreFiles(task, scratch, img, options.shellJob ?? false, shared, ghosts);
+      restoreFileLocks(task, scratch, locks, arch.littleEndian);
     }
     shared.closeAll();
 
     for (const rt of rts) {
       const { task, img, scratch } = rt;
       step('task-state');
-      restoreTaskState(task, scratch, img, arch);
+      restoreTaskState(task, scratch, img, arch, ghosts);
 
       step('threads');
       for (const { tid } of img.threadCores) rt.threads.push(createThread(task, scratch, tid, arch));
@@ -241,6 +249,9 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
         return { ti, sp };
       });
     }
+
+    // Every task holds its files and exe: the ghosts' temporary names go, the tasks keep deleted files.
+    ghosts.cleanup();
 
     step('jump');
     for (const rt of rts) {
@@ -268,6 +279,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     return { pid };
   } catch (e) {
     shared.closeAll();
+    try { ghosts?.cleanup(); } catch (ce) { log.error(`removing ghost files failed: ${(ce as Error).message}`); }
     // Every task created dies: leaves first; the root's parent, the helper, reaps it at once.
     for (const rt of [...rts].reverse()) {
       try { killThreads(rt.threads); } catch (ke) { log.error(`killing ${rt.img.pid} failed: ${(ke as Error).message}`); }
@@ -447,7 +459,7 @@ function fillMemory(task: FrozenTask, scratch: Scratch, img: TaskImages, vmas: V
   }
 }
 
-function restoreTaskState(task: FrozenTask, scratch: Scratch, img: TaskImages, arch: Arch): void {
+function restoreTaskState(task: FrozenTask, scratch: Scratch, img: TaskImages, arch: Arch, ghosts: GhostFiles): void {
   const pid = task.pid;
   const coreFile = `core-${pid}.img`;
   const tc = img.core.tc as Msg;
@@ -506,8 +518,9 @@ function restoreTaskState(task: FrozenTask, scratch: Scratch, img: TaskImages, a
   // mm fields, auxv and the exe link in one prctl(PR_SET_MM_MAP).
   const mm = img.mm;
   const mmFile = `mm-${pid}.img`;
-  const exeName = regFileName(img, Number(need(mm.exe_file_id, mmFile, 'exe_file_id')), 'exe file');
-  const exeFd = Number(task.syscall('openat', AT_FDCWD, scratch.str(exeName, SCRATCH.args + 2048), O_CLOEXEC, 0));
+  const exeId = Number(need(mm.exe_file_id, mmFile, 'exe_file_id'));
+  const exeName = regFileName(img, exeId, 'exe file');
+  const exeFd = ghosts.open(exeId, exeName, (p) => Number(task.syscall('openat', AT_FDCWD, scratch.str(p, SCRATCH.args + 2048), O_CLOEXEC, 0)));
   const auxv = ((mm.mm_saved_auxv as bigint[] | undefined) ?? []).map((x) => BigInt(x));
   const auxBuf = Buffer.alloc((auxv.length + 2) * 8);
   auxv.forEach((x, j) => auxBuf.writeBigUInt64LE(x, j * 8));

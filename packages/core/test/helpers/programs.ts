@@ -25,6 +25,8 @@ export interface TestProgram {
   shellJob?: boolean;
   settleMs?: number;
   tree?: boolean;
+  /** Options the oracle CRIU needs to dump and restore it (criu-ts needs none). */
+  oracleOptions?: string[];
 }
 
 /** 1 MiB where byte i = i % 251 (what fileio expects to read). */
@@ -93,6 +95,10 @@ export const PROGRAMS: TestProgram[] = [
   { name: 'memfd' },
   { name: 'unixpair' },
   { name: 'fifo', args: (tmp) => [path.join(tmp, 'fifo')] },
+  { name: 'ghost', args: (tmp) => [tmp] },
+  { name: 'ghostexe', args: (tmp) => [tmp] },
+  // CRIU refuses tasks holding file locks without --file-locks (criu-ts always dumps them).
+  { name: 'flock', args: (tmp) => [tmp], oracleOptions: ['--file-locks'] },
 ];
 
 export function program(name: string): TestProgram {
