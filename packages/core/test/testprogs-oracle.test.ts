@@ -67,8 +67,12 @@ async function oracleRun(p: TestProgram, work: string, args: string[]): Promise<
   const d = await runCriu(['dump', '-t', String(v.pid), '-D', dir, '-o', 'dump.log', '-v4']);
   if (d.code !== 0) {
     const log = fs.readFileSync(path.join(dir, 'dump.log'), 'utf8');
+    const known = p.oracleDumpFails?.exec(log);
+    // A dump the oracle cannot do on this kernel: it must fail that way and leave the task running.
+    if (known) return `KNOWN ORACLE FAILURE ${p.name}: ${known[0]}; then ${await verdict(v, 15_000)}`;
     return `oracle dump failed (${d.code}): ${log.split('\n').filter((l) => /Error/.test(l)).join('\n')}`;
   }
+  if (p.oracleDumpFails) return `oracle dump of ${p.name} succeeded: ${p.oracleDumpFails} is no longer a known failure (update programs.ts)`;
   await waitPidGone(v.pid);
   oracleRestore(dir);
   const line = await verdict(v, 15_000);
@@ -143,8 +147,13 @@ describe('each test program PASSes on SIGTERM when left alone', () => {
 });
 
 describe('each test program PASSes after an oracle dump and restore', () => {
-  it.each(PROGRAMS.map((p) => p.name))('%s', async (name) => {
+  it.each(PROGRAMS.filter((p) => !p.oracleDumpFails).map((p) => p.name))('%s', async (name) => {
     expect(await viaOracle.get(name)).toMatch(new RegExp(`^PASS ${name}(\\s|$)`));
+  });
+
+  // inet sockets: CRIU 4.1's dump fails on this kernel (programs.ts ORACLE_INET_FAILURE).
+  it.each(PROGRAMS.filter((p) => p.oracleDumpFails).map((p) => p.name))('%s: the oracle dump fails as known, and the task runs on', async (name) => {
+    expect(await viaOracle.get(name)).toMatch(new RegExp(`^KNOWN ORACLE FAILURE ${name}: .*; then PASS ${name}(\\s|$)`));
   });
 
   it('madvise in full detects that CRIU 4.1 drops MADV_WIPEONFORK (its checks can fail)', async () => {

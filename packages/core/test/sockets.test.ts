@@ -1,0 +1,89 @@
+/**
+ * Sockets beyond socketpairs against real processes: what the dump refuses (an established TCP
+ * connection, a listener with a connection waiting to be accepted) is refused by dump() before
+ * anything is frozen, naming task, fd and the socket, and the task runs on; the unix_sk_entry
+ * records of named sockets are those the oracle CRIU writes.
+ */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { readImageFile, type Msg } from '@criu/images';
+import { dump } from '../src';
+import { buildFixture, isAlive, killVictim, readLog, startDetached, waitFor, type Victim } from './helpers/victims';
+import { oracle, requireOracle } from './helpers/oracle';
+import { startTestprog, verdict } from './helpers/testprogs';
+
+jest.setTimeout(60_000);
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-sockets-'));
+const started: Victim[] = [];
+afterAll(() => {
+  started.forEach(killVictim);
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+async function refusedDump(pid: number): Promise<Error> {
+  const dir = fs.mkdtempSync(path.join(work, 'images-'));
+  try {
+    await dump({ pid, imagesDir: dir });
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('the dump succeeded');
+}
+
+describe('refused at dump time, the task runs on', () => {
+  it('an established TCP connection (needs TCP_REPAIR): task, fd and both ends named', async () => {
+    const v = startDetached(buildFixture('files-unsupported'), ['tcp']);
+    started.push(v);
+    const fd = Number((await waitFor('READY', () => /READY (\d+)/.exec(readLog(v))))[1]);
+    const e = await refusedDump(v.pid);
+    expect(e.message).toMatch(new RegExp(
+      `task ${v.pid} fd ${fd}: socket:\\[\\d+\\] \\(TCP socket\\) is not supported yet \\(TCP connection 127\\.0\\.0\\.1:\\d+ -> 127\\.0\\.0\\.1:\\d+, ESTABLISHED: established connections need TCP_REPAIR\\)`));
+    expect(fs.readFileSync(`/proc/${v.pid}/status`, 'latin1')).toMatch(/TracerPid:\s+0\n/);
+    process.kill(v.pid, 'SIGTERM');
+    await waitFor('verdict', () => /PASS/.exec(readLog(v)));
+  });
+
+  it('a named listener with a connection waiting in its accept queue', async () => {
+    const dir = fs.mkdtempSync(path.join(work, 'unixnamed-'));
+    const v = await startTestprog('unixnamed', [dir]);
+    started.push(v);
+    // A client the program never accepts (it accepts only after SIGTERM).
+    const client = net.connect(path.join(dir, 'listen.sock'));
+    await new Promise<void>((resolve, reject) => { client.once('connect', resolve); client.once('error', reject); });
+    try {
+      const e = await refusedDump(v.pid);
+      expect(e.message).toMatch(new RegExp(
+        `task ${v.pid} fd \\d+: socket:\\[\\d+\\] \\(unix socket\\) is not supported yet \\(listening on ${dir}/listen\\.sock with 1 connection\\(s\\) waiting in its accept queue\\)`));
+      expect(isAlive(v.pid)).toBe(true);
+      expect(fs.readFileSync(`/proc/${v.pid}/status`, 'latin1')).toMatch(/TracerPid:\s+0\n/);
+    } finally {
+      client.destroy();
+      killVictim(v);
+    }
+  });
+});
+
+describe('unix_sk_entry of named sockets as the oracle CRIU writes them', () => {
+  beforeAll(() => requireOracle());
+
+  it('unixnamed: the same records (but inodes), the same queued packets', async () => {
+    const dir = fs.mkdtempSync(path.join(work, 'unixnamed-'));
+    const v = await startTestprog('unixnamed', [dir]);
+    started.push(v);
+    const theirs = path.join(work, `oracle-${v.pid}`), ours = path.join(work, `ours-${v.pid}`);
+    fs.mkdirSync(theirs);
+    const r = oracle(['dump', '-t', String(v.pid), '-D', theirs, '-o', 'dump.log', '-v4', '--leave-running']);
+    expect(r.status).toBe(0);
+    await dump({ pid: v.pid, imagesDir: ours, leaveRunning: true });
+    const usk = async (d: string) => (await readImageFile(path.join(d, 'files.img'))).entries.map((e) => e.message).filter((m) => m.usk);
+    const a = await usk(theirs), b = await usk(ours);
+    // Both dumps saw the very same sockets: even inodes and peers agree.
+    expect(b).toEqual(a);
+    expect(a.map((f) => (f.usk as Msg).state)).toEqual([10, 1, 1, 10, 7, 7]);
+    const queues = async (d: string) => (await readImageFile(path.join(d, 'sk-queues.img'))).entries.map((e) => [e.message, Buffer.from((e.extra as { data: Uint8Array }).data).toString()]);
+    expect(await queues(ours)).toEqual(await queues(theirs));
+    expect(await verdict(v, 15_000)).toMatch(/^PASS unixnamed/);
+  });
+});
