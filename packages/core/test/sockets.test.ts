@@ -63,6 +63,55 @@ describe('refused at dump time, the task runs on', () => {
       killVictim(v);
     }
   });
+
+  it('a unix socket whose peer is in no dumped task', async () => {
+    const sock = path.join(work, `outside-${Date.now()}.sock`);
+    let accepted = false;
+    const server = net.createServer(() => { accepted = true; });
+    await new Promise<void>((resolve) => server.listen(sock, resolve));
+    try {
+      const v = startDetached(buildFixture('files-unsupported'), ['unix-connect', sock]);
+      started.push(v);
+      const fd = Number((await waitFor('READY', () => /READY (\d+)/.exec(readLog(v))))[1]);
+      // Until this process accepts it, the other end has no inode (see the next test).
+      await waitFor('accepted', () => accepted);
+      const e = await refusedDump(v.pid);
+      expect(e.message).toMatch(new RegExp(`task ${v.pid} fd ${fd}: socket:\\[\\d+\\] \\(unix socket\\) is not supported yet \\(its peer socket:\\[\\d+\\] is in no dumped task\\)`));
+      process.kill(v.pid, 'SIGTERM');
+      await waitFor('verdict', () => /PASS/.exec(readLog(v)));
+    } finally {
+      server.close();
+    }
+  });
+
+  it('a unix socket connected to a listener in no dumped task that has not accepted it yet', async () => {
+    const sock = path.join(work, `pending-${Date.now()}.sock`);
+    // A listener that never accepts (its own client already waits in its queue), in another process.
+    const holder = startDetached(buildFixture('files-unsupported'), ['unix-listen', sock]);
+    started.push(holder);
+    await waitFor('holder READY', () => /READY (\d+)/.exec(readLog(holder)));
+    const v = startDetached(buildFixture('files-unsupported'), ['unix-connect', sock]);
+    started.push(v);
+    const ready = await waitFor('READY', () => /READY (\d+)/.exec(readLog(v)) ?? /FAIL.*/.exec(readLog(v)));
+    expect(ready[0]).toMatch(/^READY/);
+    const e = await refusedDump(v.pid);
+    expect(e.message).toMatch(new RegExp(`task ${v.pid} fd ${ready[1]}: socket:\\[\\d+\\] \\(unix socket\\) is not supported yet \\(connected to a listener that has not accepted the connection yet: its other end is in no dumped task\\)`));
+    process.kill(v.pid, 'SIGTERM');
+    await waitFor('verdict', () => /PASS/.exec(readLog(v)));
+  });
+
+  it('a descriptor in flight (SCM_RIGHTS queued on a socket), met once the task is frozen', async () => {
+    const v = startDetached(buildFixture('files-unsupported'), ['scm']);
+    started.push(v);
+    const fd = Number((await waitFor('READY', () => /READY (\d+)/.exec(readLog(v))))[1]);
+    const e = await refusedDump(v.pid);
+    expect(e.message).toMatch(new RegExp(`task ${v.pid} fd ${fd}: socket:\\[\\d+\\] \\(unix socket\\) is not supported yet \\(descriptors in flight: SCM_RIGHTS queued on it\\)`));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(fs.readFileSync(`/proc/${v.pid}/status`, 'latin1')).toMatch(/TracerPid:\s+0\n/);
+    expect(fs.readFileSync(`/proc/${v.pid}/status`, 'latin1')).toMatch(/State:\s+S/);
+    process.kill(v.pid, 'SIGTERM');
+    await waitFor('verdict', () => /PASS/.exec(readLog(v)));
+  });
 });
 
 describe('unix_sk_entry of named sockets as the oracle CRIU writes them', () => {

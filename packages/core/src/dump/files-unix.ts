@@ -216,7 +216,7 @@ export class UnixOrder {
   }
 }
 
-const UNIX_LISTEN = 10;
+const UNIX_LISTEN = 10, UNIX_ESTABLISHED = 1;
 
 function sameName(a: Buffer | undefined, b: Buffer | undefined): boolean {
   return !!a && !!b && a.length > 0 && a.equals(b);
@@ -263,6 +263,11 @@ export function checkUnixSockets(pids: number[]): void {
       let st: fs.Stats | undefined;
       try { st = fs.statSync(`/proc/${pid}/root${file}`); } catch { st = undefined; }
       if (!st || st.ino !== d.vfsIno) refuse(`its socket file ${file} was removed or replaced since it was bound`);
+    }
+    // A connected stream whose peer has no inode: a connection still waiting in a listener's
+    // accept queue (a closed peer would have shut both directions down).
+    if (!d.peer && d.state === UNIX_ESTABLISHED && d.type !== SOCK_DGRAM && (d.shutdown & 3) !== 3) {
+      refuse('connected to a listener that has not accepted the connection yet: its other end is in no dumped task');
     }
     if (!d.peer) continue;
     const peer = diags.get(d.peer);

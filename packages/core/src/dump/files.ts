@@ -336,6 +336,9 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
             // A listener has no data queue (its queue holds connections, refused above).
             queue = d.state === UNIX_LISTEN ? [] : peekQueue(s.lfd, d.type);
           } catch (e) {
+            if (/SCM_RIGHTS/.test((e as Error).message)) {
+              throw new UnsupportedFileError(pid, s.fd, s.link, 'unix socket', 'is not supported yet (descriptors in flight: SCM_RIGHTS queued on it)');
+            }
             throw new FilesDumpError(pid, `fd ${s.fd}`, `cannot read the data queued on ${s.link}: ${(e as Error).message}`, { cause: e });
           }
           for (const b of queue) images.skQueues.push({ message: { id_for: uid, length: b.length }, extra: { kind: 'bytes', data: b } });
