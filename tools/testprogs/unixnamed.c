@@ -3,10 +3,11 @@
  *   C: a client connected to L, A: the connection L accepted; "ping" queued C->A, "pong!" A->C;
  *   M: a SOCK_STREAM listener on the abstract name "\0unixnamed-PID-abs";
  *   D: a SOCK_DGRAM socket bound to DIR/dgram.sock with three datagrams queued ("d1", "dd2",
- *      "ddd3"), sent by a socket closed since; E: a SOCK_DGRAM socket on an abstract name, empty.
+ *      "ddd3"), sent by a socket closed since; E: a SOCK_DGRAM socket on an abstract name, empty;
+ *   U: an unnamed SOCK_DGRAM socket, never connected.
  * On SIGTERM: names (getsockname, getpeername), the mode of DIR/listen.sock, the queued data
  * exactly, then nothing; the pair still works both ways; L and M accept new connections; D and
- * E still receive datagrams. "noacceptname" leaves out the names of the accepted connection (A's
+ * E still receive datagrams; U is still unconnected and sends to E. "noacceptname" leaves out the names of the accepted connection (A's
  * own name and C's peer name, the listener's path), which CRIU 4.1's restore loses. */
 #define _GNU_SOURCE
 #include "common.h"
@@ -137,6 +138,9 @@ int main(int argc, char **argv)
 	int e = bound(SOCK_DGRAM, ename, 1);
 	if (e < 0)
 		FAIL("abstract datagram socket: %s", strerror(errno));
+	int u = socket(AF_UNIX, SOCK_DGRAM, 0);
+	if (u < 0)
+		FAIL("unnamed datagram socket: %s", strerror(errno));
 	tp_ready("unixnamed");
 	/* A bounded sleep, not pause(): a SIGTERM handled just as a restore resumes the task (before
 	 * it re-enters the interrupted call) must not be missed. */
@@ -162,6 +166,14 @@ int main(int argc, char **argv)
 		FAIL("a listener does not accept: %s", strerror(errno));
 	if (!dgram_to(dpath, 0, "x") || !expect(d, "x") || !dgram_to(ename, 1, "y") || !expect(e, "y"))
 		FAIL("a datagram socket does not receive: %s", strerror(errno));
+	struct sockaddr_un peer;
+	socklen_t plen = sizeof(peer);
+	if (getpeername(u, (struct sockaddr *)&peer, &plen) == 0 || errno != ENOTCONN)
+		FAIL("the unnamed datagram socket is connected");
+	socklen_t elen;
+	struct sockaddr_un ea = addr_of(ename, 1, &elen);
+	if (sendto(u, "z", 1, 0, (struct sockaddr *)&ea, elen) != 1 || !expect(e, "z"))
+		FAIL("the unnamed datagram socket cannot send: %s", strerror(errno));
 	printf("PASS unixnamed%s\n", acceptname ? "" : " (names of the accepted connection not checked)");
 	return 0;
 }

@@ -78,7 +78,7 @@ function send(fd: number, data: Buffer, stream: boolean): void {
   } while (stream && off < data.length);
 }
 
-const LISTEN = 10;
+const LISTEN = 10, ESTABLISHED = 1;
 
 /** sockaddr_un of a unix_sk_entry name (path bytes as dumped, or NUL + abstract name). */
 function sockaddrUn(name: Buffer): Buffer {
@@ -228,6 +228,13 @@ export function createUnixSockets(ids: number[], entries: Map<number, Msg>, queu
       made.push({ id, e, fd });
       const name = nameOf(e);
       sends.push(() => sendToName(name, type, queues.get(id) ?? []));
+      continue;
+    }
+    if (!peer && Number(e.state) !== ESTABLISHED && !(queues.get(id)?.length)) {
+      // Never connected, nothing queued: a plain socket.
+      const fd = own(newSocket(type, ino, id));
+      out.set(id, fd);
+      made.push({ id, e, fd });
       continue;
     }
     const pair = Buffer.alloc(8);
