@@ -367,6 +367,10 @@ const PROGRAMS = [
   // parent/child links and the unread data in its pipe.
   { name: 'threads4', settleMs: 300 },
   { name: 'tree', settleMs: 300 },
+  // Sockets: socketpairs, named unix sockets (path and abstract), TCP listeners and UDP on loopback.
+  { name: 'unixpair', rounds: 2 },
+  { name: 'unixnamed', args: (tmp) => [tmp], rounds: 2 },
+  { name: 'inetlisten', rounds: 2 },
 ];
 
 function testprog(name) {
