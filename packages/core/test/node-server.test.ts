@@ -49,7 +49,7 @@ it('node server.js (http server + setInterval): dump, kill, restore, a new reque
   const script = path.join(work, 'server.js');
   fs.writeFileSync(script, SERVER);
   v = startDetached(process.execPath, [script]);
-  const m = await waitFor('server READY', () => /READY (\d+) (\d+)/.exec(readLog(v!)), 20_000);
+  const m = await waitFor('server READY', () => /READY (\d+) (\d+)/.exec(readLog(v!)) ?? undefined, 20_000);
   expect(Number(m[1])).toBe(v.pid);
   const port = Number(m[2]);
   let last = ticksOf(await get(port));

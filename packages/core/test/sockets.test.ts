@@ -36,7 +36,7 @@ describe('refused at dump time, the task runs on', () => {
   it('an established TCP connection (needs TCP_REPAIR): task, fd and both ends named', async () => {
     const v = startDetached(buildFixture('files-unsupported'), ['tcp']);
     started.push(v);
-    const fd = Number((await waitFor('READY', () => /READY (\d+)/.exec(readLog(v))))[1]);
+    const fd = Number((await waitFor('READY', () => /READY (\d+)/.exec(readLog(v)) ?? undefined))[1]);
     const e = await refusedDump(v.pid);
     expect(e.message).toMatch(new RegExp(
       `task ${v.pid} fd ${fd}: socket:\\[\\d+\\] \\(TCP socket\\) is not supported yet \\(TCP connection 127\\.0\\.0\\.1:\\d+ -> 127\\.0\\.0\\.1:\\d+, ESTABLISHED: established connections need TCP_REPAIR\\)`));
@@ -72,7 +72,7 @@ describe('refused at dump time, the task runs on', () => {
     try {
       const v = startDetached(buildFixture('files-unsupported'), ['unix-connect', sock]);
       started.push(v);
-      const fd = Number((await waitFor('READY', () => /READY (\d+)/.exec(readLog(v))))[1]);
+      const fd = Number((await waitFor('READY', () => /READY (\d+)/.exec(readLog(v)) ?? undefined))[1]);
       // Until this process accepts it, the other end has no inode (see the next test).
       await waitFor('accepted', () => accepted);
       const e = await refusedDump(v.pid);
@@ -92,7 +92,7 @@ describe('refused at dump time, the task runs on', () => {
     await waitFor('holder READY', () => /READY (\d+)/.exec(readLog(holder)));
     const v = startDetached(buildFixture('files-unsupported'), ['unix-connect', sock]);
     started.push(v);
-    const ready = await waitFor('READY', () => /READY (\d+)/.exec(readLog(v)) ?? /FAIL.*/.exec(readLog(v)));
+    const ready = await waitFor('READY', () => /READY (\d+)/.exec(readLog(v)) ?? /FAIL.*/.exec(readLog(v)) ?? undefined);
     expect(ready[0]).toMatch(/^READY/);
     const e = await refusedDump(v.pid);
     expect(e.message).toMatch(new RegExp(`task ${v.pid} fd ${ready[1]}: socket:\\[\\d+\\] \\(unix socket\\) is not supported yet \\(connected to a listener that has not accepted the connection yet: its other end is in no dumped task\\)`));
@@ -103,7 +103,7 @@ describe('refused at dump time, the task runs on', () => {
   it('a descriptor in flight (SCM_RIGHTS queued on a socket), met once the task is frozen', async () => {
     const v = startDetached(buildFixture('files-unsupported'), ['scm']);
     started.push(v);
-    const fd = Number((await waitFor('READY', () => /READY (\d+)/.exec(readLog(v))))[1]);
+    const fd = Number((await waitFor('READY', () => /READY (\d+)/.exec(readLog(v)) ?? undefined))[1]);
     const e = await refusedDump(v.pid);
     expect(e.message).toMatch(new RegExp(`task ${v.pid} fd ${fd}: socket:\\[\\d+\\] \\(unix socket\\) is not supported yet \\(descriptors in flight: SCM_RIGHTS queued on it\\)`));
     await new Promise((r) => setTimeout(r, 100));
