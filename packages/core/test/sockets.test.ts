@@ -8,8 +8,8 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { readImageFile, type Msg } from '@criu/images';
-import { dump } from '../src';
+import { readImageFile, writeImageFile, type Msg } from '@criu/images';
+import { dump, restore, RestoreError } from '../src';
 import { buildFixture, isAlive, killVictim, readLog, startDetached, waitFor, type Victim } from './helpers/victims';
 import { oracle, oracleRestore, requireOracle, waitPidGone } from './helpers/oracle';
 import { startTestprog, verdict } from './helpers/testprogs';
@@ -147,5 +147,69 @@ describe('unix_sk_entry of named sockets as the oracle CRIU writes them', () => 
     expect(fs.lstatSync(path.join(dir, 'listen.sock')).isSocket()).toBe(true);
     oracleRestore(images);
     expect(await verdict(v, 15_000)).toMatch(/^PASS unixnamed \(names of the accepted connection not checked\)/);
+  });
+});
+
+describe('bad socket records: a RestoreError naming file and field, nothing left behind', () => {
+  /** Rewrites files.img of `dir` with `edit` applied to each file_entry; returns a function undoing it. */
+  async function editFiles(dir: string, edit: (f: Msg) => void): Promise<() => void> {
+    const file = path.join(dir, 'files.img');
+    const saved = fs.readFileSync(file);
+    const img = await readImageFile(file);
+    for (const e of img.entries) edit(e.message);
+    await writeImageFile(file, img.magic, img.entries.map((e) => ({ message: e.message })));
+    return () => fs.writeFileSync(file, saved);
+  }
+
+  async function refusedRestore(dir: string, pid: number): Promise<RestoreError> {
+    const err = await restore({ imagesDir: dir }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RestoreError);
+    await waitPidGone(pid);
+    return err as RestoreError;
+  }
+
+  it('an established TCP socket in the image (inet_sk_entry.state); the right images restore after', async () => {
+    const v = await startTestprog('inetlisten');
+    started.push(v);
+    const dir = path.join(work, `bad-inet-${v.pid}`);
+    await dump({ pid: v.pid, imagesDir: dir });
+    await waitPidGone(v.pid);
+    const undo = await editFiles(dir, (f) => { if (f.isk && (f.isk as Msg).proto === 6) (f.isk as Msg).state = 1; });
+    const err = await refusedRestore(dir, v.pid);
+    expect(err.message).toMatch(/inet socket \d+ \(file \d+\): state 1 is not supported yet/);
+    expect(err.message).toMatch(/established TCP connections need TCP_REPAIR/);
+    expect(err).toMatchObject({ file: 'files.img', field: 'isk.state' });
+    // Every port the failed restore bound is free again: the real images restore.
+    undo();
+    await restore({ imagesDir: dir });
+    expect(await verdict(v, 15_000)).toMatch(/^PASS inetlisten/);
+  });
+
+  it('a relative unix socket name (unix_sk_entry.name), and a non-socket file at a bound path', async () => {
+    const tmp = fs.mkdtempSync(path.join(work, 'unixnamed-'));
+    const v = await startTestprog('unixnamed', [tmp]);
+    started.push(v);
+    const dir = path.join(work, `bad-unix-${v.pid}`);
+    await dump({ pid: v.pid, imagesDir: dir });
+    await waitPidGone(v.pid);
+    const undo = await editFiles(dir, (f) => {
+      const u = f.usk as Msg | undefined;
+      if (u && Number(u.state) === 10 && (u.name as Uint8Array)[0] === 0x2f) u.name = Buffer.from('listen.sock\0');
+    });
+    let err = await refusedRestore(dir, v.pid);
+    expect(err.message).toMatch(/unix socket \d+ \(file \d+\): the relative name listen\.sock is not supported yet/);
+    expect(err).toMatchObject({ file: 'files.img', field: 'usk.name' });
+    undo();
+    // A regular file where the datagram socket was bound is not removed.
+    const dgram = path.join(tmp, 'dgram.sock');
+    fs.unlinkSync(dgram);
+    fs.writeFileSync(dgram, 'not a socket');
+    err = await refusedRestore(dir, v.pid);
+    expect(err.message).toMatch(new RegExp(`${dgram} exists and is not a socket`));
+    expect(err.hint).toMatch(/move it away/);
+    expect(fs.readFileSync(dgram, 'utf8')).toBe('not a socket');
+    fs.unlinkSync(dgram);
+    await restore({ imagesDir: dir });
+    expect(await verdict(v, 15_000)).toMatch(/^PASS unixnamed/);
   });
 });
