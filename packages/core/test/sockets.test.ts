@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { readImageFile, writeImageFile, type Msg } from '@criu/images';
 import { dump, restore, RestoreError } from '../src';
+import { AF_INET, IPPROTO_TCP, inetDiag, inetDiagRefusal } from '../src/dump/files-inet';
 import { buildFixture, isAlive, killVictim, readLog, startDetached, waitFor, type Victim } from './helpers/victims';
 import { oracle, oracleRestore, requireOracle, waitPidGone } from './helpers/oracle';
 import { startTestprog, verdict } from './helpers/testprogs';
@@ -211,5 +212,29 @@ describe('bad socket records: a RestoreError naming file and field, nothing left
     fs.unlinkSync(dgram);
     await restore({ imagesDir: dir });
     expect(await verdict(v, 15_000)).toMatch(/^PASS unixnamed/);
+  });
+});
+
+describe('inet_diag, as read once the task is frozen', () => {
+  const inodeOf = (fd: number) => Number(/^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/self/fd/${fd}`))![1]);
+  const fdOf = (h: unknown) => (h as { _handle: { fd: number } })._handle.fd;
+
+  it('a listener (port, address, backlog) passes; an established connection is refused', async () => {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 11 }, resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    const client = net.connect(port, '127.0.0.1');
+    try {
+      await new Promise<void>((resolve, reject) => { client.once('connect', resolve); client.once('error', reject); });
+      const l = inetDiag(AF_INET, IPPROTO_TCP, inodeOf(fdOf(server)));
+      expect(l).toMatchObject({ state: 10, sport: port, dport: 0, wqueue: 11, src: [0x0100007f] });
+      expect(inetDiagRefusal(l, IPPROTO_TCP)).toBeUndefined();
+      const c = inetDiag(AF_INET, IPPROTO_TCP, inodeOf(fdOf(client)));
+      expect(c).toMatchObject({ state: 1, dport: port, dst: [0x0100007f] });
+      expect(inetDiagRefusal(c, IPPROTO_TCP)).toBe('is not supported yet (state 1: established connections need TCP_REPAIR)');
+    } finally {
+      client.destroy();
+      server.close();
+    }
   });
 });

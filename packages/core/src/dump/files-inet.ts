@@ -67,6 +67,21 @@ export function inetDiag(family: number, proto: number, ino: number): InetDiag {
   }
 }
 
+const TCP_LISTEN = 10, TCP_CLOSE = 7;
+
+/**
+ * Why the socket inet_diag described cannot be dumped (undefined when it can), once the task is
+ * frozen: the /proc check before freezing cannot see a connection that arrived since.
+ */
+export function inetDiagRefusal(d: InetDiag, proto: number): string | undefined {
+  if (proto === IPPROTO_TCP && d.state === TCP_LISTEN) {
+    return d.rqueue > 0 ? `is not supported yet (listening with ${d.rqueue} connection(s) waiting in its accept queue)` : undefined;
+  }
+  if (d.state !== TCP_CLOSE) return `is not supported yet (state ${d.state}: ${proto === IPPROTO_TCP ? 'established connections need TCP_REPAIR' : 'connected UDP socket'})`;
+  if (proto === IPPROTO_UDP && d.rqueue > 0) return `is not supported yet (${d.rqueue} bytes of datagrams queued)`;
+  return undefined;
+}
+
 /** inet_sk_entry of TCP or UDP socket `fd` (our copy), as CRIU 4.1 writes it. */
 export function inetSkEntry(id: number, fd: number, d: InetDiag, proto: number, flags: number, fown: Msg): Msg {
   const type = proto === IPPROTO_TCP ? SOCK_STREAM : SOCK_DGRAM;

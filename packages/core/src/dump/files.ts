@@ -26,7 +26,7 @@ import { eventfdEntry, eventpollEntry, signalfdEntry, timerfdEntry } from './fil
 import { fileImagesOf } from './files-images.js';
 import { peekQueue, sockOpts, unixDiag, unixNameText, unixPath, unixSkEntry } from './files-unix.js';
 import { inetRow, unixSocketRefusal } from './files-kinds.js';
-import { AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, inetDiag, inetSkEntry } from './files-inet.js';
+import { AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, inetDiag, inetDiagRefusal, inetSkEntry } from './files-inet.js';
 
 export { UnsupportedFileError, FilesDumpError, checkFilesSupported, classifyFd } from './files-kinds.js';
 export { checkUnixSockets } from './files-unix.js';
@@ -293,13 +293,20 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
         // A TCP listener or an unconnected TCP/UDP socket (refusal() let only those through).
         const row = inetRow(pid, cls.inode)!;
         type = FD_TYPE.INETSK;
+        const proto = row.proto === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP;
+        let d: ReturnType<typeof inetDiag>;
+        try {
+          d = inetDiag(row.v6 ? AF_INET6 : AF_INET, proto, cls.inode);
+        } catch (e) {
+          throw new FilesDumpError(pid, `fd ${s.fd}`, `cannot query ${s.link} through inet_diag: ${(e as Error).message}`, { cause: e });
+        }
+        const why = inetDiagRefusal(d, proto);
+        if (why) throw new UnsupportedFileError(pid, s.fd, s.link, proto === IPPROTO_TCP ? 'TCP socket' : 'UDP socket', why);
         ({ id } = ctx.files.internOpenFile(pid, s.fd, gen, type, (iid) => {
           try {
-            const proto = row.proto === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP;
-            const d = inetDiag(row.v6 ? AF_INET6 : AF_INET, proto, cls.inode);
             return inetSkEntry(iid, s.lfd, d, proto, flags, { ...fown });
           } catch (e) {
-            throw new FilesDumpError(pid, `fd ${s.fd}`, `cannot read the state of ${s.link}: ${(e as Error).message}`, { cause: e });
+            throw new FilesDumpError(pid, `fd ${s.fd}`, `cannot read the options of ${s.link}: ${(e as Error).message}`, { cause: e });
           }
         }));
       } else if (cls.kind === 'socket') {
