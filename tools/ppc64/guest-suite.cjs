@@ -373,6 +373,10 @@ const PROGRAMS = [
   { name: 'ghost', args: (tmp) => [tmp], rounds: 2 },
   { name: 'ghostexe', args: (tmp) => [tmp], rounds: 2 },
   { name: 'flock', args: (tmp) => [tmp], rounds: 2 },
+  // Sockets: socketpairs, named unix sockets (path and abstract), TCP listeners and UDP on loopback.
+  { name: 'unixpair', rounds: 2 },
+  { name: 'unixnamed', args: (tmp) => [tmp], rounds: 2 },
+  { name: 'inetlisten', rounds: 2 },
 ];
 
 function testprog(name) {
@@ -463,6 +467,68 @@ test('vDSO proxy (forced, 2 rounds): vdsotime runs on through the two-step tramp
   const verdict = await verdictOf(v, 'vdsotime');
   ok(verdict.startsWith('PASS vdsotime'), `verdict: ${verdict}`);
   return notes.join(', ');
+});
+
+/** A new connection and GET / to 127.0.0.1:port; the answer's body. */
+function httpGet(port) {
+  const http = require('node:http');
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: WAIT_MS }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { body += c; });
+      res.on('end', () => resolve(body));
+    });
+    req.on('timeout', () => req.destroy(new AssertionError(`no HTTP answer from port ${port}`)));
+    req.on('error', reject);
+  });
+}
+
+test('criu-ts dump + restore of `node server.js` (an http server on 127.0.0.1 and a setInterval timer): a new request is answered, the timer ticks on', async () => {
+  const work = fs.mkdtempSync(path.join(logDir, 'node-server-'));
+  const script = path.join(work, 'server.js');
+  fs.writeFileSync(script, [
+    "const http = require('http');",
+    'let ticks = 0;',
+    'setInterval(() => { ticks++; }, 50);',
+    "const server = http.createServer((req, res) => res.end('ticks ' + ticks + ' pid ' + process.pid + '\\n'));",
+    "server.listen(0, '127.0.0.1', () => console.log('READY ' + process.pid + ' ' + server.address().port));",
+  ].join('\n'));
+  const v = startDetached(process.execPath, [script]);
+  const m = await waitFor('server READY', () => /READY (\d+) (\d+)/.exec(readLog(v)), 120_000);
+  const port = Number(m[2]);
+  const ticks = (a) => Number((/^ticks (\d+) /.exec(a) || [])[1]);
+  const first = ticks(await httpGet(port));
+  // The server closes each connection after answering: only the listener may be left.
+  const sockets = () => fs.readdirSync(`/proc/${v.pid}/fd`).filter((f) => { try { return fs.readlinkSync(`/proc/${v.pid}/fd/${f}`).startsWith('socket:'); } catch { return false; } });
+  await waitFor('only the listening socket left', () => sockets().length === 1);
+  const threads = fs.readdirSync(`/proc/${v.pid}/task`).length;
+  const dir = path.join(work, 'images');
+  fs.mkdirSync(dir);
+  try {
+    await dump({ pid: v.pid, imagesDir: dir, logFile: 'dump.log', logLevel: 4, arch });
+  } catch (e) {
+    throw new AssertionError(`dump: ${e.message}\n       dump.log: ${tail(path.join(dir, 'dump.log'))}`);
+  }
+  await waitFor(`dumped node ${v.pid} gone`, () => !isAlive(v.pid));
+  try {
+    await restore({ imagesDir: dir, logFile: 'restore.log', logLevel: 4, arch });
+  } catch (e) {
+    throw new AssertionError(`restore: ${e.message}\n       restore.log: ${tail(path.join(dir, 'restore.log'))}`);
+  }
+  const answer = await httpGet(port);
+  ok(new RegExp(`^ticks \\d+ pid ${v.pid}\\n$`).test(answer), `answer after restore: ${JSON.stringify(answer)}`);
+  const after = ticks(answer);
+  ok(after >= first, `ticks ${first} before the dump, ${after} after the restore`);
+  let later = after;
+  for (let i = 0; i < 100 && later <= after; i++) {
+    await new Promise((r) => setTimeout(r, 200));
+    later = ticks(await httpGet(port));
+  }
+  ok(later > after, `the timer ticks after the restore (${after} -> ${later})`);
+  eq(fs.readdirSync(`/proc/${v.pid}/task`).length, threads, 'threads after the restore');
+  process.kill(v.pid, 'SIGKILL');
+  return `node ${process.version}, ${threads} threads: ticks ${first} -> ${after} -> ${later}`;
 });
 
 test('criu-ts dump + restore (2 rounds): all 64 VSRs, FPSCR, VSCR and VRSAVE hold their patterns; the thread stays a VMX/VSX user', async () => {

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { encodeMessage, readImageFile, type Msg } from '@criu/images';
 import { FrozenTask, Parasite, hostArch, readMaps } from '../src';
 import { FileRegistry, FD_TYPE } from '../src/dump/file-registry';
-import { collectFiles, mappedFileId, checkFilesSupported, UnsupportedFileError, type FilesResult } from '../src/dump/files';
+import { collectFiles, mappedFileId, checkFilesSupported, checkUnixSockets, UnsupportedFileError, type FilesResult } from '../src/dump/files';
 import type { TaskDumpContext } from '../src/dump/model';
 import { buildIdOf, readBuildIdFromFd } from '../src/dump/files-build-id';
 import { Logger } from '../src/util/log';
@@ -240,19 +240,19 @@ describe('files dump (real processes, compared with the oracle)', () => {
       throw new Error('checkFilesSupported accepted the task');
     }
 
-    it('a TCP socket', async () => {
+    it('an established TCP connection (needs TCP_REPAIR)', async () => {
       const { v, fd } = await start(['tcp']);
       const e = refusal(v.pid);
-      expect(e.message).toMatch(new RegExp(`^task ${v.pid} fd ${fd}: socket:\\[\\d+\\] \\(TCP socket\\) is not supported yet$`));
+      expect(e.message).toMatch(new RegExp(`^task ${v.pid} fd ${fd}: socket:\\[\\d+\\] \\(TCP socket\\) is not supported yet \\(TCP connection 127\\.0\\.0\\.1:\\d+ -> 127\\.0\\.0\\.1:\\d+, ESTABLISHED: established connections need TCP_REPAIR\\)$`));
       expect(e).toMatchObject({ pid: v.pid, fd, kind: 'TCP socket' });
       // Nothing was touched: the task is not traced and runs on.
       expect(fs.readFileSync(`/proc/${v.pid}/status`, 'latin1')).toMatch(/TracerPid:\s+0\n/);
     });
 
-    it('an inotify, also when collectFiles meets it on a frozen task', async () => {
-      const { v, fd } = await start(['inotify']);
-      expect(refusal(v.pid).message).toMatch(new RegExp(`^task ${v.pid} fd ${fd}: anon_inode:inotify \\(inotify\\) is not supported yet$`));
-      await expect(ourDump(v.pid)).rejects.toThrow(new RegExp(`task ${v.pid} fd ${fd}: anon_inode:inotify \\(inotify\\)`));
+    it('a userfaultfd, also when collectFiles meets it on a frozen task', async () => {
+      const { v, fd } = await start(['userfaultfd']);
+      expect(refusal(v.pid).message).toMatch(new RegExp(`^task ${v.pid} fd ${fd}: anon_inode:\\[userfaultfd\\] \\(userfaultfd\\) is not supported yet$`));
+      await expect(ourDump(v.pid)).rejects.toThrow(new RegExp(`task ${v.pid} fd ${fd}: anon_inode:\\[userfaultfd\\] \\(userfaultfd\\)`));
       process.kill(v.pid, 'SIGTERM');
       await waitFor('verdict', () => /PASS/.exec(readLog(v)));
     });
@@ -270,10 +270,18 @@ describe('files dump (real processes, compared with the oracle)', () => {
       await waitFor('verdict', () => /PASS/.exec(readLog(v)));
     });
 
-    it('a listening unix socket (only socketpairs are dumped)', async () => {
+    it('a listening unix socket with a connection waiting to be accepted (sock_diag, before freezing)', async () => {
       const sock = path.join(work, `listen-${Date.now()}.sock`);
       const { v, fd } = await start(['unix-listen', sock]);
-      expect(refusal(v.pid).message).toMatch(new RegExp(`^task ${v.pid} fd ${fd}: socket:\\[\\d+\\] \\(unix socket\\) is not supported yet \\(bound to ${sock}: only socketpairs are\\)$`));
+      checkFilesSupported(v.pid, true); // /proc alone cannot tell
+      let e: unknown;
+      try {
+        checkUnixSockets([v.pid]);
+      } catch (err) {
+        e = err;
+      }
+      expect(e).toBeInstanceOf(UnsupportedFileError);
+      expect((e as Error).message).toMatch(new RegExp(`^task ${v.pid} fd ${fd}: socket:\\[\\d+\\] \\(unix socket\\) is not supported yet \\(listening on ${sock} with 1 connection\\(s\\) waiting in its accept queue\\)$`));
     });
 
     it('a deleted file or directory is accepted now (a ghost file); a file still linked elsewhere, a too big one, mapped or not, are not', async () => {

@@ -30,7 +30,12 @@ afterAll(() => {
  * that one region out; every other flag is checked. (The full program is run through the
  * oracle too, below, and must fail on exactly that flag.)
  */
-const ORACLE_ARGS: Record<string, string[]> = { madvise: ['nowipe'] };
+const ORACLE_ARGS: Record<string, (work: string) => string[]> = {
+  madvise: () => ['nowipe'],
+  // CRIU 4.1 restores a connection a listener accepted without the listener's name (getsockname
+  // of the accepted end, getpeername of the client): the oracle run leaves those two names out.
+  unixnamed: (work) => [work, 'noacceptname'],
+};
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -67,8 +72,12 @@ async function oracleRun(p: TestProgram, work: string, args: string[]): Promise<
   const d = await runCriu(['dump', '-t', String(v.pid), '-D', dir, '-o', 'dump.log', '-v4', ...(p.oracleOptions ?? [])]);
   if (d.code !== 0) {
     const log = fs.readFileSync(path.join(dir, 'dump.log'), 'utf8');
+    const known = p.oracleDumpFails?.exec(log);
+    // A dump the oracle cannot do on this kernel: it must fail that way and leave the task running.
+    if (known) return `KNOWN ORACLE FAILURE ${p.name}: ${known[0]}; then ${await verdict(v, 15_000)}`;
     return `oracle dump failed (${d.code}): ${log.split('\n').filter((l) => /Error/.test(l)).join('\n')}`;
   }
+  if (p.oracleDumpFails) return `oracle dump of ${p.name} succeeded: ${p.oracleDumpFails} is no longer a known failure (update programs.ts)`;
   await waitPidGone(v.pid);
   oracleRestore(dir, p.oracleOptions);
   const line = await verdict(v, 15_000);
@@ -120,10 +129,11 @@ beforeAll(() => {
     p.name,
     () => {
       const work = workDir('oracle', p.name);
-      return oracleRun(p, work, ORACLE_ARGS[p.name] ?? p.args?.(work) ?? []);
+      return oracleRun(p, work, ORACLE_ARGS[p.name]?.(work) ?? p.args?.(work) ?? []);
     },
   ]);
   oracleJobs.push(['madvise-full', () => oracleRun({ name: 'madvise' }, workDir('oracle', 'madvise-full'), [])]);
+  oracleJobs.push(['unixnamed-full', () => { const w = workDir('oracle', 'unixnamed-full'); return oracleRun({ name: 'unixnamed' }, w, [w]); }]);
   viaOracle = pool(5, oracleJobs);
 });
 
@@ -143,11 +153,20 @@ describe('each test program PASSes on SIGTERM when left alone', () => {
 });
 
 describe('each test program PASSes after an oracle dump and restore', () => {
-  it.each(PROGRAMS.map((p) => p.name))('%s', async (name) => {
+  it.each(PROGRAMS.filter((p) => !p.oracleDumpFails).map((p) => p.name))('%s', async (name) => {
     expect(await viaOracle.get(name)).toMatch(new RegExp(`^PASS ${name}(\\s|$)`));
+  });
+
+  // inet sockets: CRIU 4.1's dump fails on this kernel (programs.ts ORACLE_INET_FAILURE).
+  it.each(PROGRAMS.filter((p) => p.oracleDumpFails).map((p) => p.name))('%s: the oracle dump fails as known, and the task runs on', async (name) => {
+    expect(await viaOracle.get(name)).toMatch(new RegExp(`^KNOWN ORACLE FAILURE ${name}: .*; then PASS ${name}(\\s|$)`));
   });
 
   it('madvise in full detects that CRIU 4.1 drops MADV_WIPEONFORK (its checks can fail)', async () => {
     expect(await viaOracle.get('madvise-full')).toMatch(/^FAIL madvise wipe: VmFlags .* lacks 'wf'/);
+  });
+
+  it('unixnamed in full detects that CRIU 4.1 loses the name of an accepted connection', async () => {
+    expect(await viaOracle.get('unixnamed-full')).toMatch(/^FAIL unixnamed names of the accepted connection: local 0, peer of the client 0/);
   });
 });

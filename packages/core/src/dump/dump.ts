@@ -23,7 +23,7 @@ import { readStatus } from '../proc/status.js';
 import { Logger, type LogLevel } from '../util/log.js';
 import { DumpError, InjectedFault } from './errors.js';
 import { FileRegistry } from './file-registry.js';
-import { checkFilesSupported, collectFiles, mappedFileId } from './files.js';
+import { checkFilesSupported, checkUnixSockets, collectFiles, mappedFileId } from './files.js';
 import { dumpMemory } from './memory.js';
 import type { Msg, TaskDumpContext } from './model.js';
 import { DUMP_STEPS, type DumpStep } from './steps.js';
@@ -129,6 +129,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
         throw e;
       }
     }
+    checkUnixSockets(seen.map((t) => t.pid).filter((p) => fs.existsSync(`/proc/${p}`)));
 
     step('prepare-dir');
     fs.mkdirSync(imagesDir, { recursive: true, mode: 0o700 });

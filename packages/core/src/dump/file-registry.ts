@@ -18,7 +18,7 @@ export const FD_TYPE = Object.freeze({
 
 /** The payload field of file_entry for each type. */
 const PAYLOAD_FIELD: Record<number, string> = {
-  [FD_TYPE.REG]: 'reg', [FD_TYPE.PIPE]: 'pipe', [FD_TYPE.FIFO]: 'fifo', [FD_TYPE.UNIXSK]: 'usk',
+  [FD_TYPE.REG]: 'reg', [FD_TYPE.PIPE]: 'pipe', [FD_TYPE.FIFO]: 'fifo', [FD_TYPE.INETSK]: 'isk', [FD_TYPE.UNIXSK]: 'usk',
   [FD_TYPE.EVENTFD]: 'efd', [FD_TYPE.EVENTPOLL]: 'epfd', [FD_TYPE.SIGNALFD]: 'sgfd',
   [FD_TYPE.TTY]: 'tty', [FD_TYPE.TIMERFD]: 'tfd', [FD_TYPE.MEMFD]: 'memfd', [FD_TYPE.EXT]: 'ext',
   [FD_TYPE.INOTIFY]: 'ify', [FD_TYPE.NS]: 'nsf',

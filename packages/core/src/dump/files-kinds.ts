@@ -69,7 +69,7 @@ export type FdClass =
   | { kind: 'reg' }                                   // regular file, directory, symlink, mem/autofs char device
   | { kind: 'pty-slave'; index: number }              // a pseudo-terminal's slave side
   | { kind: 'pipe'; inode: number }                   // an unnamed pipe (pipe:[inode])
-  | { kind: 'socket'; inode: number }                 // unix socketpairs (see unixSocketRefusal) and the parasite's own socket
+  | { kind: 'socket'; inode: number }                 // unix (unixSocketRefusal), TCP/UDP (inetSocketRefusal), the parasite's own socket
   | { kind: 'eventfd' } | { kind: 'timerfd' } | { kind: 'signalfd' } | { kind: 'epoll' } | { kind: 'inotify' }
   | { kind: 'memfd' }                                 // a memfd used through descriptors (not mapped)
   | { kind: 'fifo'; inode: number }                   // a named pipe with a path
@@ -189,13 +189,14 @@ export function socketKind(pid: number, inode: number): string {
   return 'socket';
 }
 
-const SS_CONNECTED = 3;
+const SS_UNCONNECTED = 1, SS_CONNECTED = 3;
 const SO_ACCEPTCON = 1 << 16;
 const UNIX_TYPES: Record<number, string> = { 1: 'stream', 2: 'datagram', 5: 'seqpacket' };
 
 /**
- * Why a unix socket cannot be dumped (undefined when it can): only unnamed sockets of a
- * socketpair (connected, or whose peer is gone) are, from the task's /proc/PID/net/unix.
+ * Why a unix socket cannot be dumped (undefined when it can), from the task's /proc/PID/net/unix:
+ * unnamed, path-bound (absolute paths) and abstract sockets of the three types, unconnected,
+ * connected or listening. What needs sock_diag (pending connections, peers) is checked later.
  */
 export function unixSocketRefusal(pid: number, inode: number): string | undefined {
   let text: string;
@@ -209,13 +210,73 @@ export function unixSocketRefusal(pid: number, inode: number): string | undefine
     const cols = line.trim().split(/\s+/);
     if (cols[6] !== String(inode)) continue;
     const flags = parseInt(cols[3], 16), type = parseInt(cols[4], 16), state = parseInt(cols[5], 16);
-    if (cols.length > 7) return `is not supported yet (bound to ${cols.slice(7).join(' ')}: only socketpairs are)`;
-    if (flags & SO_ACCEPTCON) return 'is not supported yet (listening: only socketpairs are)';
+    const name = cols.length > 7 ? cols.slice(7).join(' ') : undefined;
     if (!UNIX_TYPES[type]) return `is not supported yet (socket type ${type})`;
-    if (state !== SS_CONNECTED && state !== 1 /* SS_UNCONNECTED: peer closed */) return `is not supported yet (state ${state})`;
+    if (name !== undefined && !name.startsWith('/') && !name.startsWith('@')) return `is not supported yet (bound to the relative path ${name})`;
+    if (flags & SO_ACCEPTCON) return undefined;
+    if (state !== SS_CONNECTED && state !== SS_UNCONNECTED) return `is not supported yet (state ${state}: connecting)`;
     return undefined;
   }
   return 'is not supported yet (not in /proc/PID/net/unix)';
+}
+
+const TCP_STATES: Record<number, string> = {
+  1: 'ESTABLISHED', 2: 'SYN_SENT', 3: 'SYN_RECV', 4: 'FIN_WAIT1', 5: 'FIN_WAIT2', 6: 'TIME_WAIT', 7: 'CLOSE',
+  8: 'CLOSE_WAIT', 9: 'LAST_ACK', 10: 'LISTEN', 11: 'CLOSING', 12: 'NEW_SYN_RECV',
+};
+export const TCP_LISTEN = 10, TCP_CLOSE = 7;
+
+/** An address of /proc/net/{tcp,udp}{,6} ("0100007F:1F90": native-endian words) as text. */
+export function procInetAddr(hex: string): string {
+  const [a, p] = hex.split(':');
+  const port = parseInt(p, 16);
+  const bytes = Buffer.alloc(a.length / 2);
+  for (let w = 0; w < a.length / 8; w++) bytes.writeUInt32LE(parseInt(a.slice(w * 8, w * 8 + 8), 16) >>> 0, w * 4);
+  if (bytes.length === 4) return `${[...bytes].join('.')}:${port}`;
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));
+  return `[${groups.join(':').replace(/(^|:)0(:0)+(:|$)/, '::')}]:${port}`;
+}
+
+/** The row of an inet socket in the task's /proc/PID/net tables, or undefined. */
+export function inetRow(pid: number, inode: number): { proto: 'tcp' | 'udp'; v6: boolean; local: string; remote: string; state: number; txq: number; rxq: number } | undefined {
+  for (const file of ['tcp', 'tcp6', 'udp', 'udp6']) {
+    let text: string;
+    try {
+      text = fs.readFileSync(`/proc/${pid}/net/${file}`, 'latin1');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+      const cols = line.trim().split(/\s+/);
+      if (cols[9] !== String(inode)) continue;
+      const [tx, rx] = cols[4].split(':').map((x) => parseInt(x, 16));
+      return { proto: file.startsWith('tcp') ? 'tcp' : 'udp', v6: file.endsWith('6'), local: cols[1], remote: cols[2], state: parseInt(cols[3], 16), txq: tx, rxq: rx };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Why a TCP or UDP socket cannot be dumped (undefined when it can): TCP listeners with an
+ * empty accept queue, unconnected TCP sockets, unconnected UDP sockets with nothing queued.
+ */
+export function inetSocketRefusal(pid: number, inode: number): string | undefined {
+  const r = inetRow(pid, inode);
+  if (!r) return 'is not supported yet (not in /proc/PID/net/tcp, tcp6, udp or udp6)';
+  const local = procInetAddr(r.local), remote = procInetAddr(r.remote);
+  const state = TCP_STATES[r.state] ?? `state ${r.state}`;
+  if (r.proto === 'tcp') {
+    if (r.state === TCP_LISTEN) {
+      return r.rxq > 0 ? `is not supported yet (listening on ${local} with ${r.rxq} connection(s) waiting in its accept queue)` : undefined;
+    }
+    if (r.state === TCP_CLOSE) return undefined;
+    return `is not supported yet (TCP connection ${local} -> ${remote}, ${state}: established connections need TCP_REPAIR)`;
+  }
+  if (r.state !== TCP_CLOSE) return `is not supported yet (UDP socket ${local} connected to ${remote})`;
+  if (r.rxq > 0) return `is not supported yet (UDP socket ${local} has ${r.rxq} bytes of datagrams queued)`;
+  return undefined;
 }
 
 function statOrUndefined(p: string): fs.BigIntStats | undefined {
@@ -265,6 +326,10 @@ export function refusal(pid: number, fd: number | string, link: string, cls: FdC
       return new UnsupportedFileError(pid, fd, link, 'terminal', 'needs --shell-job: the task is attached to a shell terminal (CRIU: "Task attached to shell terminal. Consider using --shell-job option")');
     case 'socket': {
       const kind = socketKind(pid, cls.inode);
+      if (kind === 'TCP socket' || kind === 'UDP socket') {
+        const why = inetSocketRefusal(pid, cls.inode);
+        return why ? new UnsupportedFileError(pid, fd, link, kind, why) : undefined;
+      }
       if (kind !== 'unix socket') return new UnsupportedFileError(pid, fd, link, kind);
       const why = unixSocketRefusal(pid, cls.inode);
       return why ? new UnsupportedFileError(pid, fd, link, 'unix socket', why) : undefined;

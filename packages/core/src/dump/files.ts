@@ -27,10 +27,14 @@ import { locksOf, parseLockLines } from './file-locks.js';
 import { eventfdEntry, eventpollEntry, signalfdEntry, timerfdEntry } from './files-anon.js';
 import { inotifyEntry } from './files-inotify.js';
 import { fileImagesOf } from './files-images.js';
-import { peekQueue, sockOpts, unixDiag, unixSkEntry } from './files-unix.js';
-import { unixSocketRefusal } from './files-kinds.js';
+import { peekQueue, sockOpts, unixDiag, unixNameText, unixPath, unixSkEntry } from './files-unix.js';
+import { inetRow, unixSocketRefusal } from './files-kinds.js';
+import { AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, inetDiag, inetDiagRefusal, inetSkEntry } from './files-inet.js';
 
 export { UnsupportedFileError, FilesDumpError, checkFilesSupported, classifyFd } from './files-kinds.js';
+export { checkUnixSockets } from './files-unix.js';
+
+const UNIX_LISTEN = 10;
 export { TtyError } from './files-tty.js';
 
 const O_ACCMODE = 0o3;
@@ -298,8 +302,28 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
           };
           ({ id } = ctx.files.internOpenFile(pid, s.fd, gen, type, (pid_) => eventpollEntry(pid, s.fd, pid_, flags, f, text, target)));
         }
+      } else if (cls.kind === 'socket' && inetRow(pid, cls.inode)) {
+        // A TCP listener or an unconnected TCP/UDP socket (refusal() let only those through).
+        const row = inetRow(pid, cls.inode)!;
+        type = FD_TYPE.INETSK;
+        const proto = row.proto === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP;
+        let d: ReturnType<typeof inetDiag>;
+        try {
+          d = inetDiag(row.v6 ? AF_INET6 : AF_INET, proto, cls.inode);
+        } catch (e) {
+          throw new FilesDumpError(pid, `fd ${s.fd}`, `cannot query ${s.link} through inet_diag: ${(e as Error).message}`, { cause: e });
+        }
+        const why = inetDiagRefusal(d, proto);
+        if (why) throw new UnsupportedFileError(pid, s.fd, s.link, proto === IPPROTO_TCP ? 'TCP socket' : 'UDP socket', why);
+        ({ id } = ctx.files.internOpenFile(pid, s.fd, gen, type, (iid) => {
+          try {
+            return inetSkEntry(iid, s.lfd, d, proto, flags, { ...fown });
+          } catch (e) {
+            throw new FilesDumpError(pid, `fd ${s.fd}`, `cannot read the options of ${s.link}: ${(e as Error).message}`, { cause: e });
+          }
+        }));
       } else if (cls.kind === 'socket') {
-        // A socketpair's end (refusal() let only those through).
+        // A unix socket (refusal() and checkUnixSockets let only restorable ones through).
         type = FD_TYPE.UNIXSK;
         const images = fileImagesOf(ctx.files);
         let d: ReturnType<typeof unixDiag>;
@@ -308,20 +332,37 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
         } catch (e) {
           throw new FilesDumpError(pid, `fd ${s.fd}`, `cannot query ${s.link} through sock_diag: ${(e as Error).message}`, { cause: e });
         }
-        if (d.name?.length) throw new UnsupportedFileError(pid, s.fd, s.link, 'unix socket', 'is not supported yet (bound to a name: only socketpairs are)');
         if (d.peer) {
           const why = unixSocketRefusal(pid, d.peer);
           if (why) throw new UnsupportedFileError(pid, s.fd, s.link, 'unix socket', `is not supported yet (its peer socket:[${d.peer}] ${why.replace(/^is not supported yet \((.*)\)$/, '$1')})`);
         }
+        if (d.state === UNIX_LISTEN && d.rqueue > 0) {
+          throw new UnsupportedFileError(pid, s.fd, s.link, 'unix socket', `is not supported yet (listening on ${unixNameText(d.name)} with ${d.rqueue} connection(s) waiting in its accept queue)`);
+        }
+        // The mode and owner of a path-bound socket's file (seen from the task's root).
+        const file = unixPath(d.name);
+        let perms: { mode: number; uid: number; gid: number } | undefined;
+        if (file !== undefined) {
+          try {
+            const st = fs.statSync(`/proc/${pid}/root${file}`);
+            perms = { mode: st.mode, uid: st.uid, gid: st.gid };
+          } catch (e) {
+            throw new UnsupportedFileError(pid, s.fd, s.link, 'unix socket', `is not supported yet (its socket file ${file} is gone: ${(e as Error).message})`);
+          }
+        }
         ({ id } = ctx.files.internOpenFile(pid, s.fd, gen, type, (uid) => {
           let queue: Buffer[];
           try {
-            queue = peekQueue(s.lfd, d.type);
+            // A listener has no data queue (its queue holds connections, refused above).
+            queue = d.state === UNIX_LISTEN ? [] : peekQueue(s.lfd, d.type);
           } catch (e) {
+            if (/SCM_RIGHTS/.test((e as Error).message)) {
+              throw new UnsupportedFileError(pid, s.fd, s.link, 'unix socket', 'is not supported yet (descriptors in flight: SCM_RIGHTS queued on it)');
+            }
             throw new FilesDumpError(pid, `fd ${s.fd}`, `cannot read the data queued on ${s.link}: ${(e as Error).message}`, { cause: e });
           }
           for (const b of queue) images.skQueues.push({ message: { id_for: uid, length: b.length }, extra: { kind: 'bytes', data: b } });
-          const entry = unixSkEntry(uid, d, flags, { ...fown }, sockOpts(s.lfd));
+          const entry = unixSkEntry(uid, d, flags, { ...fown }, sockOpts(s.lfd), perms);
           images.unixOrder.place(d.ino, d.peer, () => ctx.files.pushEntry(type, uid, entry));
           return undefined;
         }));

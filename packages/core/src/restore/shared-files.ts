@@ -15,15 +15,16 @@ import { createEventfd, createSignalfd, createTimerfd } from './files-anon.js';
 import { MemfdMaker, openFifo, readImage } from './files-kinds.js';
 import { createUnixSockets } from './files-unix.js';
 import { createInotify } from './files-inotify.js';
+import { createInetSockets } from './files-inet.js';
 
-export const FD_TYPE_REG = 1, FD_TYPE_PIPE = 2, FD_TYPE_FIFO = 3, FD_TYPE_UNIXSK = 5, FD_TYPE_EVENTFD = 6, FD_TYPE_EVENTPOLL = 7;
+export const FD_TYPE_REG = 1, FD_TYPE_PIPE = 2, FD_TYPE_FIFO = 3, FD_TYPE_INETSK = 4, FD_TYPE_UNIXSK = 5, FD_TYPE_EVENTFD = 6, FD_TYPE_EVENTPOLL = 7;
 export const FD_TYPE_INOTIFY = 8, FD_TYPE_SIGNALFD = 9, FD_TYPE_TTY = 11, FD_TYPE_TIMERFD = 17, FD_TYPE_MEMFD = 18;
 
 /** file_entry types restore handles, with the payload field each must carry. */
 export const RESTORABLE: ReadonlyMap<number, string> = new Map([
   [FD_TYPE_REG, 'reg'], [FD_TYPE_PIPE, 'pipe'], [FD_TYPE_EVENTFD, 'efd'], [FD_TYPE_EVENTPOLL, 'epfd'],
   [FD_TYPE_SIGNALFD, 'sgfd'], [FD_TYPE_TIMERFD, 'tfd'], [FD_TYPE_MEMFD, 'memfd'], [FD_TYPE_FIFO, 'fifo'],
-  [FD_TYPE_UNIXSK, 'usk'], [FD_TYPE_INOTIFY, 'ify'],
+  [FD_TYPE_UNIXSK, 'usk'], [FD_TYPE_INETSK, 'isk'], [FD_TYPE_INOTIFY, 'ify'],
 ]);
 const O_ACCMODE = 3, O_RDONLY = 0, O_WRONLY = 1;
 const O_NONBLOCK = 0o4000;
@@ -88,6 +89,12 @@ export class SharedFiles {
         queues.set(id, [...(queues.get(id) ?? []), bytes]);
       });
       for (const [id, fd] of createUnixSockets(unixIds, entries, queues, (fd) => this.own(fd))) this.held.set(id, fd);
+    }
+    const inetIds = [...this.users.keys()].filter((id) => Number(files.get(id)?.type) === FD_TYPE_INETSK);
+    if (inetIds.length) {
+      const entries = new Map<number, Msg>();
+      for (const id of inetIds) entries.set(id, files.get(id)!.isk as Msg);
+      for (const [id, fd] of createInetSockets(inetIds, entries, (fd) => this.own(fd))) this.held.set(id, fd);
     }
     if (fifos.size) {
       const data = new Map<number, { size: number; data: Buffer }>();

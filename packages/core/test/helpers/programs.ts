@@ -27,7 +27,18 @@ export interface TestProgram {
   tree?: boolean;
   /** Options the oracle CRIU needs to dump and restore it (criu-ts needs none). */
   oracleOptions?: string[];
+  /**
+   * The oracle CRIU cannot dump this program on this machine: a pattern its dump.log must show
+   * (the oracle round trips then check that it does fail that way, instead of a PASS).
+   */
+  oracleDumpFails?: RegExp;
 }
+
+/**
+ * CRIU 4.1 reads SO_PASSCRED and SO_PASSSEC from every socket; Linux 6.x refuses both on inet
+ * sockets (EOPNOTSUPP), so its dump of any TCP or UDP socket fails there.
+ */
+export const ORACLE_INET_FAILURE = /Can't get 1:(16|20) opt: Operation not supported/;
 
 /** 1 MiB where byte i = i % 251 (what fileio expects to read). */
 function writeFileioInput(file: string): void {
@@ -99,6 +110,9 @@ export const PROGRAMS: TestProgram[] = [
   { name: 'ghostexe', args: (tmp) => [tmp] },
   // CRIU refuses tasks holding file locks without --file-locks (criu-ts always dumps them).
   { name: 'flock', args: (tmp) => [tmp], oracleOptions: ['--file-locks'] },
+  // Sockets beyond socketpairs: named unix sockets (path and abstract), TCP listeners and UDP.
+  { name: 'unixnamed', args: (tmp) => [tmp] },
+  { name: 'inetlisten', oracleDumpFails: ORACLE_INET_FAILURE },
 ];
 
 export function program(name: string): TestProgram {

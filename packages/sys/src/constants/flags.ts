@@ -75,8 +75,14 @@ export const AT = Object.freeze({
  * SOL_SOCKET option numbers that differ between arches (asm/socket.h): powerpc keeps the old
  * low numbers for the receive/send timeouts and low-water marks.
  */
-export const SOCKOPT_X86_64 = Object.freeze({ SO_RCVLOWAT: 18, SO_SNDLOWAT: 19, SO_RCVTIMEO: 20, SO_SNDTIMEO: 21, SO_PASSCRED: 16, SO_PEERCRED: 17 });
-export const SOCKOPT_PPC64 = Object.freeze({ SO_RCVLOWAT: 16, SO_SNDLOWAT: 17, SO_RCVTIMEO: 18, SO_SNDTIMEO: 19, SO_PASSCRED: 20, SO_PEERCRED: 21 });
+/** The SOL_SOCKET option numbers every arch shares (asm-generic/socket.h; powerpc keeps these). */
+const SOCKOPT_SHARED = {
+  SO_REUSEADDR: 2, SO_TYPE: 3, SO_DONTROUTE: 5, SO_BROADCAST: 6, SO_SNDBUF: 7, SO_RCVBUF: 8, SO_KEEPALIVE: 9,
+  SO_OOBINLINE: 10, SO_NO_CHECK: 11, SO_PRIORITY: 12, SO_LINGER: 13, SO_REUSEPORT: 15, SO_BINDTODEVICE: 25,
+  SO_SNDBUFFORCE: 32, SO_RCVBUFFORCE: 33, SO_PASSSEC: 34, SO_MARK: 36, SO_PEEK_OFF: 42, SO_BUF_LOCK: 72,
+} as const;
+export const SOCKOPT_X86_64 = Object.freeze({ ...SOCKOPT_SHARED, SO_RCVLOWAT: 18, SO_SNDLOWAT: 19, SO_RCVTIMEO: 20, SO_SNDTIMEO: 21, SO_PASSCRED: 16, SO_PEERCRED: 17 });
+export const SOCKOPT_PPC64 = Object.freeze({ ...SOCKOPT_SHARED, SO_RCVLOWAT: 16, SO_SNDLOWAT: 17, SO_RCVTIMEO: 18, SO_SNDTIMEO: 19, SO_PASSCRED: 20, SO_PEERCRED: 21 });
 
 /** The host arch's SOL_SOCKET option numbers. */
 export const SOCKOPT = process.arch === 'ppc64' ? SOCKOPT_PPC64 : SOCKOPT_X86_64;
