@@ -31,6 +31,7 @@ import { collectPtraceState, collectTaskCore, collectThreadCore, PR_GET_SECUREBI
 import { collectThreadSelfState, releaseThreads } from './threads.js';
 import { checkNothingShared, freezeTree, killTree, listTree, releaseTree, type TreeTask } from './tree.js';
 import { pipeDataOf } from './pipes.js';
+import { collectPosixTimers } from './posix-timers.js';
 import { collectVmas } from './vmas.js';
 
 export const INCOMPLETE_MARKER = 'criu-ts.incomplete';
@@ -257,6 +258,7 @@ async function dumpTask(t: TreeTask, index: number, env: TaskDumpEnv) {
   const auxv = savedAuxv(pid);
   const brk = task.syscall('brk', 0);
   const securebits = Number(task.syscall('prctl', PR_GET_SECUREBITS, 0, 0, 0, 0));
+  const posixTimers = collectPosixTimers(pid, task, sys.pageSize());
   // ptrace reads need the task stopped, so they come before the parasite runs in it.
   const ptraceState = collectPtraceState(pid);
   const threadInfo = arch.dumpThreadInfo(pid, task.savedRegs);
@@ -280,6 +282,7 @@ async function dumpTask(t: TreeTask, index: number, env: TaskDumpEnv) {
   step('task-state');
   const pstate: ParasiteTaskState = parasite.taskState();
   const { tc, threadCore } = collectTaskCore({ pid, stat, status: statusFrozen, parasite: pstate, sigmask: task.savedSigmask, securebits, ptrace: ptraceState });
+  if (posixTimers.length) (tc.timers as Msg).posix = posixTimers;
 
   const ctx: TaskDumpContext = { pid, imagesDir, pageSize: sys.pageSize(), log, files, parasite, maps, shellJob: options.shellJob ?? false };
 

@@ -23,6 +23,7 @@ import { regFileName, restoreFiles } from './files.js';
 import type { RestoreOptions, RestoreResult } from './options.js';
 import { Scratch, SCRATCH, findFreeRange } from './scratch.js';
 import { killThreads } from '../dump/threads.js';
+import { readPosixTimers, restorePosixTimers } from './posix-timers.js';
 import { RESTORE_STEPS, type RestoreStep } from './steps.js';
 
 const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
@@ -79,6 +80,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     step('read-images');
     const tree = await readTreeImages(imagesDir, arch.image.march, arch.image.threadInfoField, pageSize);
     const plan = tree.tasks.map((img) => ({ img, vmas: ((img.mm.vmas as Msg[] | undefined) ?? []).map((m, i) => toVma(m, i, `mm-${img.pid}.img`)) }));
+    const posixTimers = new Map(tree.tasks.map((img) => [img.pid, readPosixTimers(img.core.tc as Msg, `core-${img.pid}.img`, [img.pid, ...img.threadCores.map((c) => c.tid)])]));
     const pid = plan[0].img.pid;
     checkTreeFiles(tree, options.shellJob ?? false);
     checkCpu(imagesDir, arch, options.cpuCap);
@@ -182,6 +184,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
 
       step('threads');
       for (const { tid } of img.threadCores) rt.threads.push(createThread(task, scratch, tid, arch));
+      restorePosixTimers(task, scratch, posixTimers.get(img.pid)!, `core-${img.pid}.img`, process.env.CRIU_TS_TIMER_IDS !== 'sequential');
       const cores = [{ tid: img.pid, core: img.core }, ...img.threadCores];
       const dumpable = img.mm.dumpable !== undefined ? Number(img.mm.dumpable) : 1;
       cores.forEach(({ tid, core }, i) => restoreThreadState(rt.threads[i], img.pid, scratch, core, arch, `core-${tid}.img`, i === 0 ? dumpable : undefined));

@@ -78,6 +78,7 @@ export const PROGRAMS: TestProgram[] = [
   { name: 'selfexe' },
   { name: 'signals' },
   { name: 'itimer', settleMs: 200 },
+  { name: 'posixtimer', settleMs: 200 },
   { name: 'altstack', settleMs: 200 },
   { name: 'tls', settleMs: 200 },
   { name: 'rseq' },
