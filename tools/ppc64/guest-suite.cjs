@@ -369,6 +369,8 @@ const PROGRAMS = [
   // parent/child links and the unread data in its pipe.
   { name: 'threads4', settleMs: 300 },
   { name: 'tree', settleMs: 300 },
+  // A zombie child and a stopped one: the zombie is not reaped, the stopped one stays stopped.
+  { name: 'zombie' },
 ];
 
 function testprog(name) {
