@@ -118,7 +118,8 @@ export function restorePosixTimers(task: FrozenTask, scratch: Scratch, timers: P
       let id = create(t, t.id);
       if (!useIds) {
         // Ids come in sequence: walk up to the wanted one, deleting the ones in between.
-        for (let walked = 0; id < t.id && walked < MAX_GAP_WALK; walked++) {
+        // (Too far a walk is refused at once rather than after minutes of syscalls.)
+        for (let walked = 0; id < t.id && t.id - id <= MAX_GAP_WALK && walked < MAX_GAP_WALK; walked++) {
           task.syscall('timer_delete', id);
           id = create(t, t.id);
         }
