@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { decodeImageEntries, ImageFormatError, type DecodedImage, pageRuns, PE_PRESENT, PE_PARENT, type Msg, type PageRun } from '@criu/images';
 import { INCOMPLETE_MARKER } from '../dump/dump.js';
 import { RestoreError } from './errors.js';
+import { readPosixTimers } from './posix-timers.js';
 
 export interface TaskImages {
   /** core_entry of every thread but the main one (which is `core`), in pstree order. */
@@ -500,6 +501,7 @@ export function checkPlan(img: TaskImages, opts: PlanOptions): RestorePlan {
     const t = timers?.[k] as Msg | undefined;
     if (t) for (const x of ['isec', 'iusec', 'vsec', 'vusec']) big(t[x], coreFile, `tc.timers.${k}.${x}`);
   }
+  readPosixTimers(tc, coreFile, [pid, ...img.threadCores.map((c) => c.tid)]);
   for (const [list, field] of [[tc.signals_s, 'tc.signals_s'], [thc.signals_p, 'thread_core.signals_p']] as const) {
     ((((list as Msg | undefined)?.signals) as Msg[] | undefined) ?? []).forEach((s, i) => {
       const si = s.siginfo as Uint8Array | undefined;

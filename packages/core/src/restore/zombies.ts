@@ -20,6 +20,22 @@ const SIGCHLD = 17, RLIMIT_CORE = 4, PR_SET_NAME = 15;
  * child's is at the same address).
  */
 export function makeZombie(task: FrozenTask, parent: FrozenTask, scratch: Scratch, z: ZombieImages, parentPstree: Msg, arch: Arch, codeAddr: bigint): void {
+  try {
+    becomeZombie(task, scratch, z, parentPstree, arch, codeAddr);
+  } catch (e) {
+    // Not one of the restore's tasks yet: it must not outlive the failure (a traced copy of the helper).
+    try { task.kill(); } catch { /* already dead */ }
+    throw e;
+  }
+  // The parent (traced, so not ignoring it) got a SIGCHLD the dumped one had long handled or
+  // discarded: take it back.
+  const set = Buffer.alloc(24);
+  set.writeBigUInt64LE(1n << BigInt(SIGCHLD - 1), 0);
+  const setAddr = scratch.arg(set);
+  parent.rawSyscall('rt_sigtimedwait', setAddr, 0, setAddr + 8n, 8);
+}
+
+function becomeZombie(task: FrozenTask, scratch: Scratch, z: ZombieImages, parentPstree: Msg, arch: Arch, codeAddr: bigint): void {
   const pid = z.pid;
   // The child's own copy of the scratch area (writing the parent's would not reach it).
   const own = new Scratch(pid, scratch.base, scratch.size);
@@ -56,10 +72,4 @@ export function makeZombie(task: FrozenTask, parent: FrozenTask, scratch: Scratc
     // The signal it sends itself is delivered; anything else (the trap after kill()) is not.
     if (st.kind === 'stopped') sys.ptrace.cont(pid, st.event === undefined && sig !== 0 && st.signal === sig ? sig : 0);
   }
-  // The parent (traced, so not ignoring it) got a SIGCHLD the dumped one had long handled or
-  // discarded: take it back.
-  const set = Buffer.alloc(24);
-  set.writeBigUInt64LE(1n << BigInt(SIGCHLD - 1), 0);
-  const setAddr = scratch.arg(set);
-  parent.rawSyscall('rt_sigtimedwait', setAddr, 0, setAddr + 8n, 8);
 }
