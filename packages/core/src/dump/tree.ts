@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import { sys, KCMP } from '@criu/sys';
 import type { Arch } from '../arch/types.js';
 import type { FrozenTask } from '../infect/frozen-task.js';
+import { readStat } from '../proc/stat.js';
 import { DumpError } from './errors.js';
 import { freezeThreads, killThreads, listThreads, releaseThreads } from './threads.js';
 
@@ -55,6 +56,14 @@ export function stateOf(pid: number): string | undefined {
   }
 }
 
+function threadCount(pid: number): number {
+  try {
+    return readStat(pid).numThreads;
+  } catch {
+    return 0;
+  }
+}
+
 /** The tree as /proc shows it now (nothing frozen): pids in CRIU's order (depth first, parents first). */
 export function listTree(root: number): Array<{ pid: number; ppid: number }> {
   const out: Array<{ pid: number; ppid: number }> = [];
@@ -84,6 +93,8 @@ export function freezeTree(root: number, arch: Arch): TreeTask[] {
           if (pid !== root) {
             if (st === undefined || st === 'X') return; // exited meanwhile
             if (st === 'Z') {
+              // A group leader that exited while its other threads run shows 'Z' too, but lives on.
+              if (threadCount(pid) > 1) throw new DumpError('freeze', pid, `task ${pid} (child of ${ppid}): its main thread has exited while other threads run; not supported yet`);
               // Dead: it cannot change any more and has nothing to freeze.
               frozen.set(pid, { pid, ppid, threads: [], zombie: true });
               found++;
