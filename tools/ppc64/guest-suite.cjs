@@ -354,6 +354,8 @@ const PROGRAMS = [
   { name: 'itimer', settleMs: 200 },
   // The guest kernel (6.1) lacks PR_TIMER_CREATE_RESTORE_IDS: the timer ids come back in sequence.
   { name: 'posixtimer', settleMs: 200 },
+  // A zombie child and a stopped one: the zombie is not reaped, the stopped one stays stopped.
+  { name: 'zombie' },
   { name: 'altstack', settleMs: 200 },
   { name: 'tls', settleMs: 200 },
   { name: 'rseq' },
@@ -369,8 +371,6 @@ const PROGRAMS = [
   // parent/child links and the unread data in its pipe.
   { name: 'threads4', settleMs: 300 },
   { name: 'tree', settleMs: 300 },
-  // A zombie child and a stopped one: the zombie is not reaped, the stopped one stays stopped.
-  { name: 'zombie' },
 ];
 
 function testprog(name) {
