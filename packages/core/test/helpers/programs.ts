@@ -49,8 +49,6 @@ export const PROGRAMS: TestProgram[] = [
   { name: 'counter', settleMs: 200 },
   { name: 'threads4', tree: true, settleMs: 200 },
   { name: 'tree', tree: true, settleMs: 200 },
-  // A zombie child (exit code 7) and a child stopped by SIGSTOP.
-  { name: 'zombie', tree: true },
   { name: 'mem64' },
   { name: 'mem', args: () => ['96'] },
   {
@@ -81,6 +79,8 @@ export const PROGRAMS: TestProgram[] = [
   { name: 'signals' },
   { name: 'itimer', settleMs: 200 },
   { name: 'posixtimer', settleMs: 200 },
+  // A zombie child (exit code 7) and a child stopped by SIGSTOP.
+  { name: 'zombie', tree: true },
   { name: 'altstack', settleMs: 200 },
   { name: 'tls', settleMs: 200 },
   { name: 'rseq' },
