@@ -352,6 +352,10 @@ const PROGRAMS = [
   { name: 'sleeper', settleMs: 1000 },
   { name: 'signals' },
   { name: 'itimer', settleMs: 200 },
+  // The guest kernel (6.1) lacks PR_TIMER_CREATE_RESTORE_IDS: the timer ids come back in sequence.
+  { name: 'posixtimer', settleMs: 200 },
+  // A zombie child and a stopped one: the zombie is not reaped, the stopped one stays stopped.
+  { name: 'zombie' },
   { name: 'altstack', settleMs: 200 },
   { name: 'tls', settleMs: 200 },
   { name: 'rseq' },

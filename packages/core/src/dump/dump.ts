@@ -27,10 +27,11 @@ import { checkFilesSupported, checkUnixSockets, collectFiles, mappedFileId } fro
 import { dumpMemory } from './memory.js';
 import type { Msg, TaskDumpContext } from './model.js';
 import { DUMP_STEPS, type DumpStep } from './steps.js';
-import { collectPtraceState, collectTaskCore, collectThreadCore, PR_GET_SECUREBITS, savedAuxv } from './task-state.js';
+import { collectPtraceState, collectTaskCore, collectThreadCore, markStopped, PR_GET_SECUREBITS, savedAuxv, zombieImages } from './task-state.js';
 import { collectThreadSelfState, releaseThreads } from './threads.js';
-import { checkNothingShared, freezeTree, killTree, listTree, releaseTree, type TreeTask } from './tree.js';
+import { checkNothingShared, freezeTree, killTree, listTree, releaseTree, stateOf, type TreeTask } from './tree.js';
 import { pipeDataOf } from './pipes.js';
+import { collectPosixTimers } from './posix-timers.js';
 import { collectVmas } from './vmas.js';
 import { taskClocksNs, toTimespec } from '../proc/timens.js';
 import { stepOutOfVdso, noteVdsoProxies } from './vdso.js';
@@ -122,6 +123,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
 
     step('check-files');
     for (const t of seen) {
+      if (t.pid !== pid && stateOf(t.pid) === 'Z') continue; // a zombie has no files
       try {
         checkFilesSupported(t.pid, options.shellJob ?? false, ghostLimitOf(options));
       } catch (e) {
@@ -151,8 +153,14 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     const pstree: Msg[] = [];
     const ttyInfo: Msg[] = [];
     const total = { pagesScanned: 0, pagesWritten: 0, pagesSkippedZero: 0, pagesSkippedFile: 0, elapsedMs: 0, pipeBufs: 0 };
-    for (let i = 0; i < tasks.length; i++) {
-      const r = await dumpTask(tasks[i], i, { arch, imagesDir, log, files, step, options, setParasite: (p) => { parasite = p; } });
+    for (let i = 0, live = 0; i < tasks.length; i++) {
+      if (tasks[i].zombie) {
+        const z = zombieImages(tasks[i].pid, tasks[i].ppid, arch.image.march);
+        images.push([`core-${tasks[i].pid}.img`, 'CORE', [z.core]]);
+        pstree.push(z.pstree);
+        continue;
+      }
+      const r = await dumpTask(tasks[i], live++, { arch, imagesDir, log, files, step, options, setParasite: (p) => { parasite = p; } });
       images.push(...r.images);
       pstree.push(r.pstree);
       ttyInfo.push(...r.ttyInfo);
@@ -262,6 +270,7 @@ async function dumpTask(t: TreeTask, index: number, env: TaskDumpEnv) {
   const auxv = savedAuxv(pid);
   const brk = task.syscall('brk', 0);
   const securebits = Number(task.syscall('prctl', PR_GET_SECUREBITS, 0, 0, 0, 0));
+  const posixTimers = collectPosixTimers(pid, task, sys.pageSize());
   // ptrace reads need the task stopped, so they come before the parasite runs in it.
   const ptraceState = collectPtraceState(pid);
   const threadInfo = arch.dumpThreadInfo(pid, task.savedRegs);
@@ -285,6 +294,8 @@ async function dumpTask(t: TreeTask, index: number, env: TaskDumpEnv) {
   step('task-state');
   const pstate: ParasiteTaskState = parasite.taskState();
   const { tc, threadCore } = collectTaskCore({ pid, stat, status: statusFrozen, parasite: pstate, sigmask: task.savedSigmask, securebits, ptrace: ptraceState });
+  if (posixTimers.length) (tc.timers as Msg).posix = posixTimers;
+  if (t.stopped) markStopped(tc, task.groupStopSignal);
 
   const ctx: TaskDumpContext = { pid, imagesDir, pageSize: sys.pageSize(), log, files, parasite, maps, shellJob: options.shellJob ?? false, ghostLimit: ghostLimitOf(options) };
 

@@ -7,11 +7,14 @@
 import * as fs from 'node:fs';
 import { sys } from '@criu/sys';
 import type { ParasiteTaskState } from '../infect/protocol.js';
-import type { ProcStat } from '../proc/stat.js';
+import { parseStat, type ProcStat } from '../proc/stat.js';
 import type { ProcStatus } from '../proc/status.js';
 import type { Msg } from './model.js';
 
 export const TASK_ALIVE = 1;
+/** What CRIU writes for a zombie (compel's TASK_DEAD; its TASK_ZOMBIE, 6, never reaches an image). */
+export const TASK_DEAD = 2;
+export const TASK_STOPPED = 3;
 const RLIMIT_NLIMITS = 16;
 const SIGKILL = 9, SIGSTOP = 19;
 const PR_GET_SECUREBITS = 27;
@@ -188,4 +191,23 @@ export function savedAuxv(pid: number): bigint[] {
     words.push(type, raw.readBigUInt64LE(off + 8));
   }
   return words;
+}
+
+/** A stopped task: CRIU's task state and the signal that stopped it. */
+export function markStopped(tc: Msg, stopSignal: number | undefined): void {
+  tc.task_state = TASK_STOPPED;
+  tc.stop_signo = stopSignal ?? SIGSTOP;
+}
+
+/**
+ * A zombie's records, as CRIU writes them: a core with only the task core (dead state and the
+ * wait status its parent will collect) and its pstree entry; it has nothing else left.
+ */
+export function zombieImages(pid: number, ppid: number, march: number): { core: Msg; pstree: Msg } {
+  const text = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const stat = parseStat(text, `/proc/${pid}/stat`);
+  return {
+    core: { mtype: march, tc: { task_state: TASK_DEAD, exit_code: stat.exitCode, personality: 0, flags: 0, blk_sigset: 0n, comm: stat.comm } },
+    pstree: { pid, ppid, pgid: stat.pgid, sid: stat.sid, threads: [pid] },
+  };
 }

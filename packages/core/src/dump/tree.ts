@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import { sys, KCMP } from '@criu/sys';
 import type { Arch } from '../arch/types.js';
 import type { FrozenTask } from '../infect/frozen-task.js';
+import { readStat } from '../proc/stat.js';
 import { DumpError } from './errors.js';
 import { freezeThreads, killThreads, listThreads, releaseThreads } from './threads.js';
 
@@ -14,8 +15,17 @@ export interface TreeTask {
   pid: number;
   /** 0 for the root. */
   ppid: number;
-  /** Main thread first. */
+  /** Main thread first (none for a zombie). */
   threads: FrozenTask[];
+  /** A zombie (dead, not yet reaped by its parent): only its pstree entry and core are dumped. */
+  zombie?: boolean;
+  /** Stopped (by SIGSTOP & co) when it was frozen: it stays stopped after a restore. */
+  stopped?: boolean;
+}
+
+/** Tasks with an address space, threads and files (everything but zombies). */
+export function liveTasks(tasks: TreeTask[]): TreeTask[] {
+  return tasks.filter((t) => !t.zombie);
 }
 
 /** Children of every thread of `pid`, in thread order then creation order. */
@@ -37,12 +47,20 @@ export function childrenOf(pid: number): number[] {
   return out;
 }
 
-function stateOf(pid: number): string | undefined {
+export function stateOf(pid: number): string | undefined {
   try {
     const s = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
     return s.slice(s.lastIndexOf(')') + 2, s.lastIndexOf(')') + 3);
   } catch {
     return undefined;
+  }
+}
+
+function threadCount(pid: number): number {
+  try {
+    return readStat(pid).numThreads;
+  } catch {
+    return 0;
   }
 }
 
@@ -71,19 +89,28 @@ export function freezeTree(root: number, arch: Arch): TreeTask[] {
       let found = 0;
       const walk = (pid: number, ppid: number) => {
         if (!frozen.has(pid)) {
+          const st = stateOf(pid);
           if (pid !== root) {
-            const st = stateOf(pid);
-            if (st === undefined) return; // exited meanwhile
-            if (st === 'Z' || st === 'X') throw new DumpError('freeze', pid, `task ${pid} (child of ${ppid}) is a zombie; dumping zombies is not supported yet`);
+            if (st === undefined || st === 'X') return; // exited meanwhile
+            if (st === 'Z') {
+              // A group leader that exited while its other threads run shows 'Z' too, but lives on.
+              if (threadCount(pid) > 1) throw new DumpError('freeze', pid, `task ${pid} (child of ${ppid}): its main thread has exited while other threads run; not supported yet`);
+              // Dead: it cannot change any more and has nothing to freeze.
+              frozen.set(pid, { pid, ppid, threads: [], zombie: true });
+              found++;
+              return;
+            }
           }
           let threads: FrozenTask[];
           try {
             threads = freezeThreads(pid, arch);
           } catch (e) {
             if (pid !== root && !fs.existsSync(`/proc/${pid}`)) return;
+            // It died meanwhile: the next pass takes it as a zombie.
+            if (pid !== root && stateOf(pid) === 'Z') { found++; return; }
             throw e;
           }
-          frozen.set(pid, { pid, ppid, threads });
+          frozen.set(pid, { pid, ppid, threads, ...(st === 'T' ? { stopped: true } : {}) });
           found++;
         }
         const list = childrenOf(pid);
@@ -111,7 +138,8 @@ export function freezeTree(root: number, arch: Arch): TreeTask[] {
 }
 
 /** Refuses tasks that share an mm, fd table, fs or signal handlers (CLONE_VM etc. without CLONE_THREAD). */
-export function checkNothingShared(tasks: TreeTask[]): void {
+export function checkNothingShared(all: TreeTask[]): void {
+  const tasks = liveTasks(all);
   const kinds: Array<[number, string]> = [[KCMP.VM, 'address space'], [KCMP.FILES, 'descriptor table'], [KCMP.FS, 'fs info'], [KCMP.SIGHAND, 'signal handlers']];
   for (let i = 0; i < tasks.length; i++) {
     for (let j = i + 1; j < tasks.length; j++) {
@@ -126,7 +154,7 @@ export function checkNothingShared(tasks: TreeTask[]): void {
 
 export function releaseTree(tasks: TreeTask[]): void {
   let first: unknown;
-  for (const t of tasks) {
+  for (const t of liveTasks(tasks)) {
     try { releaseThreads(t.threads); } catch (e) { first ??= e; }
   }
   if (first) throw first;
@@ -135,7 +163,7 @@ export function releaseTree(tasks: TreeTask[]): void {
 /** Kills every task, leaves first, collecting each death as their tracer. */
 export function killTree(tasks: TreeTask[]): void {
   let first: unknown;
-  for (const t of [...tasks].reverse()) {
+  for (const t of liveTasks(tasks).reverse()) {
     try { killThreads(t.threads); } catch (e) { first ??= e; }
   }
   if (first) throw first;

@@ -35,6 +35,8 @@ export class FrozenTask {
   private stopKind: 'event' | 'signal' = 'event';
   /** Pending signals (private and shared) when the task was frozen. */
   pendingAtFreeze = 0n;
+  /** The signal that stopped the task, when it was in a group-stop (stopped) when frozen. */
+  groupStopSignal: number | undefined;
   /** Whether we let the task run (startCall) and have not collected its stop yet. */
   private running = false;
 
@@ -52,11 +54,12 @@ export class FrozenTask {
     }
     try {
       sys.ptrace.interrupt(pid);
-      waitStop(pid, 'freeze');
+      const stop = waitStop(pid, 'freeze');
       const regs = sys.ptrace.getRegset(pid, NT.PRSTATUS, arch.gpRegsSize);
       const mask = sys.ptrace.getSigMask(pid);
       const task = new FrozenTask(pid, arch, Buffer.from(regs), mask, true);
       task.pendingAtFreeze = pendingOf(pid);
+      if (stop.kind === 'stopped' && stop.groupStop) task.groupStopSignal = stop.signal;
       return task;
     } catch (e) {
       try { sys.ptrace.detach(pid); } catch { /* it may be gone */ }
@@ -471,12 +474,12 @@ function describe(st: WaitStatus): string {
 }
 
 /** Waits for the PTRACE_EVENT_STOP that follows an interrupt (forwarding no signal). */
-function waitStop(pid: number, step: string): void {
+function waitStop(pid: number, step: string): WaitStatus {
   for (;;) {
     const st = sys.waitpid(pid, WAIT.__WALL);
     if (!st) continue;
     if (st.kind === 'exited' || st.kind === 'signaled') throw new InfectError(pid, step, `the task died (${describe(st)})`);
-    if (st.kind === 'stopped' && st.event === PTRACE_EVENT.STOP) return;
+    if (st.kind === 'stopped' && st.event === PTRACE_EVENT.STOP) return st;
     if (st.kind === 'stopped') {
       // A signal arrived before the interrupt took effect: deliver it and wait again.
       sys.ptrace.cont(pid, st.signal);

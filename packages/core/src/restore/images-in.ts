@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { decodeImageEntries, ImageFormatError, type DecodedImage, pageRuns, PE_PRESENT, PE_PARENT, type Msg, type PageRun } from '@criu/images';
 import { INCOMPLETE_MARKER } from '../dump/dump.js';
 import { RestoreError } from './errors.js';
+import { readPosixTimers } from './posix-timers.js';
 
 export interface TaskImages {
   /** core_entry of every thread but the main one (which is `core`), in pstree order. */
@@ -144,9 +145,37 @@ function readFiles(src: ImageSource): Map<number, Msg> {
   return files;
 }
 
+const TASK_ALIVE = 1, TASK_DEAD = 2, TASK_STOPPED = 3, TASK_ZOMBIE = 6;
+
+/** A zombie of the tree: re-created as its parent's child that exits with this wait status. */
+export interface ZombieImages {
+  pid: number;
+  pstree: Msg;
+  /** The wait status its parent collects (exit code << 8, or the killing signal). */
+  exitStatus: number;
+  comm?: string;
+}
+
+/** The zombie behind pstree.img record `record`, or undefined for a task with a body. */
+function zombieOf(src: ImageSource, pstree: Msg, record: number): ZombieImages | undefined {
+  const pid = need(pstree.pid as number, 'pstree.img', 'pid', record);
+  const coreFile = `core-${pid}.img`;
+  if (!Number.isInteger(pid) || pid <= 0 || !src.has(coreFile)) return undefined; // reported by taskImagesOf
+  const core = one(read(src, coreFile, 'CORE'), coreFile);
+  const tc = need(core.tc as Msg | undefined, coreFile, 'tc');
+  if (tc.task_state !== TASK_DEAD && tc.task_state !== TASK_ZOMBIE) return undefined;
+  const exitStatus = Number(need(tc.exit_code as number | undefined, coreFile, 'tc.exit_code'));
+  if (!Number.isInteger(exitStatus) || exitStatus < 0 || exitStatus > 0xffff || ((exitStatus & 0x7f) !== 0 && (exitStatus & 0xff00) !== 0) || (exitStatus & 0x7f) === 0x7f) {
+    throw new RestoreError('read-images', `zombie ${pid}: ${exitStatus} is not the wait status of a dead task`, { file: coreFile, field: 'tc.exit_code' });
+  }
+  return { pid, pstree, exitStatus, comm: typeof tc.comm === 'string' ? tc.comm : undefined };
+}
+
 /** A whole image set: every task of pstree.img (in its order) and the pipes' buffered data. */
 export interface TreeImages {
   tasks: TaskImages[];
+  /** Zombies, in pstree order (each after its parent, which is one of `tasks`). */
+  zombies: ZombieImages[];
   /** pipes-data.img by pipe_id: the pipe's buffer size and its data. */
   pipesData: Map<number, { size: number; data: Buffer }>;
 }
@@ -157,16 +186,25 @@ export function readTreeImagesFrom(src: ImageSource, march: number, threadInfoFi
   const tree = read(src, 'pstree.img', 'PSTREE');
   if (tree.length === 0) throw new RestoreError('read-images', 'no task in the tree', { file: 'pstree.img' });
   let files: Map<number, Msg> | undefined;
-  const tasks = tree.map((e, i) => taskImagesOf(src, e, i, () => (files ??= readFiles(src)), march, threadInfoField, pageSize));
+  const all = tree.map((e, i) => {
+    const zombie = i === 0 ? undefined : zombieOf(src, e, i);
+    return zombie ? { zombie } : { task: taskImagesOf(src, e, i, () => (files ??= readFiles(src)), march, threadInfoField, pageSize) };
+  });
+  const tasks = all.flatMap((x) => (x.task ? [x.task] : []));
+  const zombies = all.flatMap((x) => (x.zombie ? [x.zombie] : []));
   const pids = new Set<number>();
-  tasks.forEach((t, i) => {
-    for (const tid of [t.pid, ...t.threadCores.map((c) => c.tid)]) {
+  all.forEach((x, i) => {
+    const t = x.task ?? x.zombie!;
+    // A dead task's thread list means nothing (CRIU leaves it uninitialised).
+    for (const tid of x.task ? [t.pid, ...x.task.threadCores.map((c) => c.tid)] : [t.pid]) {
       if (pids.has(tid)) throw new RestoreError('read-images', `pid ${tid} appears twice in the tree`, { file: 'pstree.img', record: i });
       pids.add(tid);
     }
     const ppid = Number(t.pstree.ppid ?? 0);
-    if (i === 0 ? ppid !== 0 && tasks.some((o) => o.pid === ppid) : !tasks.slice(0, i).some((o) => o.pid === ppid)) {
-      throw new RestoreError('read-images', `task ${t.pid}: its parent ${ppid} is not listed before it`, { file: 'pstree.img', record: i, field: 'ppid' });
+    const before = all.slice(0, i).flatMap((o) => (o.task ? [o.task.pid] : []));
+    if (i === 0 ? ppid !== 0 && all.some((o) => o.task?.pid === ppid) : !before.includes(ppid)) {
+      const zombieParent = all.some((o) => o.zombie?.pid === ppid);
+      throw new RestoreError('read-images', zombieParent ? `task ${t.pid}: its parent ${ppid} is a zombie` : `task ${t.pid}: its parent ${ppid} is not listed before it`, { file: 'pstree.img', record: i, field: 'ppid' });
     }
   });
   const pipesData = new Map<number, { size: number; data: Buffer }>();
@@ -184,7 +222,7 @@ export function readTreeImagesFrom(src: ImageSource, march: number, threadInfoFi
       pipesData.set(id, { size: Number(e.message.size ?? 0), data });
     });
   }
-  return { tasks, pipesData };
+  return { tasks, zombies, pipesData };
 }
 
 /** readTreeImagesFrom over a directory. */
@@ -216,7 +254,7 @@ function taskImagesOf(src: ImageSource, pstree: Msg, record: number, filesOf: ()
   if (core.mtype !== march) throw new RestoreError('read-images', `image is for machine type ${core.mtype}, this arch is ${march}`, { file: coreFile, field: 'mtype', hint: 'images are not portable between architectures' });
   need(core[threadInfoField], coreFile, threadInfoField);
   const tc = need(core.tc as Msg | undefined, coreFile, 'tc');
-  if (tc.task_state !== 1) throw new RestoreError('read-images', `task state ${tc.task_state} (only live tasks are supported yet)`, { file: coreFile, field: 'tc.task_state' });
+  if (tc.task_state !== TASK_ALIVE && tc.task_state !== TASK_STOPPED) throw new RestoreError('read-images', `task state ${tc.task_state} is not supported (alive 1, dead 2, stopped 3)`, { file: coreFile, field: 'tc.task_state' });
   need(core.thread_core, coreFile, 'thread_core');
 
   const ids = one(read(src, `ids-${pid}.img`, 'IDS'), `ids-${pid}.img`);
@@ -477,6 +515,7 @@ export function checkPlan(img: TaskImages, opts: PlanOptions): RestorePlan {
     const t = timers?.[k] as Msg | undefined;
     if (t) for (const x of ['isec', 'iusec', 'vsec', 'vusec']) big(t[x], coreFile, `tc.timers.${k}.${x}`);
   }
+  readPosixTimers(tc, coreFile, [pid, ...img.threadCores.map((c) => c.tid)]);
   for (const [list, field] of [[tc.signals_s, 'tc.signals_s'], [thc.signals_p, 'thread_core.signals_p']] as const) {
     ((((list as Msg | undefined)?.signals) as Msg[] | undefined) ?? []).forEach((s, i) => {
       const si = s.siginfo as Uint8Array | undefined;

@@ -25,6 +25,8 @@ import { checkFileLocks, readFileLocks, restoreFileLocks } from './file-locks.js
 import type { RestoreOptions, RestoreResult } from './options.js';
 import { Scratch, SCRATCH, findFreeRange } from './scratch.js';
 import { killThreads } from '../dump/threads.js';
+import { readPosixTimers, restorePosixTimers } from './posix-timers.js';
+import { makeZombie } from './zombies.js';
 import { RESTORE_STEPS, type RestoreStep } from './steps.js';
 import { placeVdso, installVdsoProxy } from './vdso.js';
 import { clockOffsets, enterTimeNamespace } from './timens.js';
@@ -42,6 +44,7 @@ const F_SETFD = 2, F_DUPFD_CLOEXEC = 1030, FD_CLOEXEC = 1;
 const PR_SET_PDEATHSIG = 1, PR_SET_DUMPABLE = 4, PR_SET_NAME = 15, PR_SET_MM = 35, PR_SET_MM_MAP = 14;
 const PR_SET_CHILD_SUBREAPER = 36, PR_SET_THP_DISABLE = 41;
 const SIGKILL = 9, SIGSTOP = 19;
+const TASK_STOPPED = 3;
 const SS_DISABLE = 2;
 const SIGCHLD = 17;
 
@@ -84,6 +87,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     step('read-images');
     const tree = await readTreeImages(imagesDir, arch.image.march, arch.image.threadInfoField, pageSize);
     const plan = tree.tasks.map((img) => ({ img, vmas: ((img.mm.vmas as Msg[] | undefined) ?? []).map((m, i) => toVma(m, i, `mm-${img.pid}.img`)) }));
+    const posixTimers = new Map(tree.tasks.map((img) => [img.pid, readPosixTimers(img.core.tc as Msg, `core-${img.pid}.img`, [img.pid, ...img.threadCores.map((c) => c.tid)])]));
     const pid = plan[0].img.pid;
     checkTreeFiles(tree, options.shellJob ?? false);
     // VMA_ANON_SHARED objects are as large as the furthest any task maps them.
@@ -111,6 +115,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     for (const { img } of plan) {
       for (const tid of [img.pid, ...img.threadCores.map((c) => c.tid)]) waitPidFree(tid, options.pidWaitMs ?? 5000);
     }
+    for (const z of tree.zombies) waitPidFree(z.pid, options.pidWaitMs ?? 5000);
 
     step('start-helper');
     helper = startHelper(arch);
@@ -136,6 +141,10 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       task.useCodeAt(scratchBase + BigInt(SCRATCH.code), false);
       setSessionAndGroup(rt, parent);
       log.info(`task ${img.pid} created${parent ? ` by its parent ${parent.img.pid}` : ''}`);
+      for (const z of tree.zombies.filter((x) => Number(x.pstree.ppid) === img.pid)) {
+        makeZombie(cloneTask(task, rt.scratch, z.pid, arch, 'clone'), task, rt.scratch, z, img.pstree, arch, scratchBase + BigInt(SCRATCH.code));
+        log.info(`zombie ${z.pid} created by ${img.pid} (wait status 0x${z.exitStatus.toString(16)})`);
+      }
     }
 
     for (const rt of rts) {
@@ -229,6 +238,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
 
       step('threads');
       for (const { tid } of img.threadCores) rt.threads.push(createThread(task, scratch, tid, arch));
+      restorePosixTimers(task, scratch, posixTimers.get(img.pid)!, `core-${img.pid}.img`, process.env.CRIU_TS_TIMER_IDS !== 'sequential');
       const cores = [{ tid: img.pid, core: img.core }, ...img.threadCores];
       const dumpable = img.mm.dumpable !== undefined ? Number(img.mm.dumpable) : 1;
       cores.forEach(({ tid, core }, i) => restoreThreadState(rt.threads[i], img.pid, scratch, core, arch, `core-${tid}.img`, i === 0 ? dumpable : undefined));
@@ -265,7 +275,12 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
 
     step('finish');
     // Every thread of every task goes at once.
-    for (const rt of [...rts].reverse()) for (const t of rt.threads) t.release();
+    for (const rt of [...rts].reverse()) {
+      // A task dumped stopped stops again before running any of its code. Always with SIGSTOP:
+      // SIGTSTP & co would be discarded in an orphaned process group.
+      if ((rt.img.core.tc as Msg).task_state === TASK_STOPPED) sys.kill(rt.img.pid, SIGSTOP);
+      for (const t of rt.threads) t.release();
+    }
     rts.length = 0;
     // The helper's job is done; the root is reparented to init, as after `criu restore -d`.
     helper.kill();

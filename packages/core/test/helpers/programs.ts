@@ -94,6 +94,9 @@ export const PROGRAMS: TestProgram[] = [
   { name: 'selfexe' },
   { name: 'signals' },
   { name: 'itimer', settleMs: 200 },
+  { name: 'posixtimer', settleMs: 200 },
+  // A zombie child (exit code 7) and a child stopped by SIGSTOP.
+  { name: 'zombie', tree: true },
   { name: 'altstack', settleMs: 200 },
   { name: 'tls', settleMs: 200 },
   { name: 'rseq' },

@@ -56,6 +56,8 @@ export const PR = Object.freeze({
   GET_TID_ADDRESS: 40, SET_THP_DISABLE: 41, GET_THP_DISABLE: 42, CAP_AMBIENT: 47,
   GET_SPECULATION_CTRL: 52, SET_SPECULATION_CTRL: 53, SET_TAGGED_ADDR_CTRL: 55,
   GET_TAGGED_ADDR_CTRL: 56, SET_SYSCALL_USER_DISPATCH: 59, SET_VMA: 0x53564d41,
+  // Since Linux 6.15: timer_create() then takes the new timer's id from *timerid.
+  TIMER_CREATE_RESTORE_IDS: 77,
 });
 
 /** PR_SET_MM sub-options. */
