@@ -23,7 +23,7 @@ import { readStatus } from '../proc/status.js';
 import { Logger, type LogLevel } from '../util/log.js';
 import { DumpError, InjectedFault } from './errors.js';
 import { FileRegistry } from './file-registry.js';
-import { checkFilesSupported, collectFiles, mappedFileId } from './files.js';
+import { checkFilesSupported, collectFiles, mappedFileId, ptyMastersOf } from './files.js';
 import { dumpMemory } from './memory.js';
 import type { Msg, TaskDumpContext } from './model.js';
 import { DUMP_STEPS, type DumpStep } from './steps.js';
@@ -121,9 +121,10 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     }
 
     step('check-files');
+    const ptyMasters = ptyMastersOf(seen.map((t) => t.pid));
     for (const t of seen) {
       try {
-        checkFilesSupported(t.pid, options.shellJob ?? false);
+        checkFilesSupported(t.pid, options.shellJob ?? false, ptyMasters);
       } catch (e) {
         if (t.pid !== pid && !fs.existsSync(`/proc/${t.pid}`)) continue;
         throw e;
@@ -146,6 +147,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     if (tasks.length > 1) log.info(`dump: tree of ${tasks.length} tasks: ${tasks.map((t) => `${t.pid}<${t.ppid}`).join(' ')}`);
 
     const files = new FileRegistry();
+    files.ptyMasters = ptyMastersOf(tasks.map((t) => t.pid));
     const images: ImageList = [];
     const pstree: Msg[] = [];
     const ttyInfo: Msg[] = [];

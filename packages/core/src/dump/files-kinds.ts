@@ -67,6 +67,7 @@ export function kernelEncodeDev(dev: bigint): number {
 export type FdClass =
   | { kind: 'reg' }                                   // regular file, directory, symlink, mem/autofs char device
   | { kind: 'pty-slave'; index: number }              // a pseudo-terminal's slave side
+  | { kind: 'pty-master' }                            // /dev/ptmx: its index is in fdinfo (tty-index) or TIOCGPTN
   | { kind: 'pipe'; inode: number }                   // an unnamed pipe (pipe:[inode])
   | { kind: 'socket'; inode: number }                 // unix socketpairs (see unixSocketRefusal) and the parasite's own socket
   | { kind: 'eventfd' } | { kind: 'timerfd' } | { kind: 'signalfd' } | { kind: 'epoll' }
@@ -128,7 +129,7 @@ export function classifyLink(link: string, st: fs.BigIntStats | undefined, sameF
         return { kind: 'pty-slave', index: m ? Number(m[1]) : (maj - PTY_SLAVE_MAJOR_FIRST) * 256 + min };
       }
       if (maj >= PTY_MASTER_MAJOR_FIRST && maj < PTY_MASTER_MAJOR_FIRST + PTY_MAJOR_COUNT) return { kind: 'unsupported', what: 'pty master' };
-      if (maj === TTYAUX_MAJOR && min === 2) return { kind: 'unsupported', what: 'pty master' };
+      if (maj === TTYAUX_MAJOR && min === 2) return { kind: 'pty-master' };
       if (maj === TTYAUX_MAJOR && min === 0) return { kind: 'unsupported', what: 'controlling terminal /dev/tty' };
       if (maj === TTYAUX_MAJOR && min === 1) return { kind: 'unsupported', what: 'console' };
       if (maj === TTY_MAJOR) return { kind: 'unsupported', what: min < 64 ? 'virtual terminal' : 'serial terminal' };
@@ -228,8 +229,32 @@ export function classifyFd(pid: number, fd: number): { link: string; st?: fs.Big
   return { link, st, cls: classifyLink(link, st, () => !!st && nameStillNames(pid, link, st)) };
 }
 
-/** The error to throw for an unsupported class (undefined when it is supported). */
-export function refusal(pid: number, fd: number | string, link: string, cls: FdClass, shellJob: boolean): UnsupportedFileError | undefined {
+/**
+ * The indexes of the pty masters that the tasks `pids` hold (from /proc/PID/fdinfo's tty-index):
+ * a slave of one of them is a terminal inside the dumped tree, dumped without --shell-job.
+ */
+export function ptyMastersOf(pids: number[]): Set<number> {
+  const out = new Set<number>();
+  for (const pid of pids) {
+    let fds: number[];
+    try { fds = listFds(pid); } catch { continue; /* exited: the file check reports it */ }
+    for (const fd of fds) {
+      try {
+        const st = statOrUndefined(`/proc/${pid}/fd/${fd}`);
+        if (!st || (Number(st.mode) & S_IFMT) !== S_IFCHR || devMajor(st.rdev) !== TTYAUX_MAJOR || devMinor(st.rdev) !== 2) continue;
+        const m = /^tty-index:\s*(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'latin1'));
+        if (m) out.add(Number(m[1]));
+      } catch { /* closed meanwhile */ }
+    }
+  }
+  return out;
+}
+
+/**
+ * The error to throw for an unsupported class (undefined when it is supported). `ptyMasters`:
+ * indexes of the pty masters held in the dumped tree (a slave of those needs no --shell-job).
+ */
+export function refusal(pid: number, fd: number | string, link: string, cls: FdClass, shellJob: boolean, ptyMasters?: ReadonlySet<number>): UnsupportedFileError | undefined {
   switch (cls.kind) {
     case 'reg':
     case 'pipe':
@@ -240,8 +265,10 @@ export function refusal(pid: number, fd: number | string, link: string, cls: FdC
     case 'memfd':
     case 'fifo':
       return undefined;
+    case 'pty-master':
+      return undefined;
     case 'pty-slave':
-      if (shellJob) return undefined;
+      if (shellJob || ptyMasters?.has(cls.index)) return undefined;
       return new UnsupportedFileError(pid, fd, link, 'terminal', 'needs --shell-job: the task is attached to a shell terminal (CRIU: "Task attached to shell terminal. Consider using --shell-job option")');
     case 'socket': {
       const kind = socketKind(pid, cls.inode);
@@ -258,7 +285,7 @@ export function refusal(pid: number, fd: number | string, link: string, cls: FdC
  * Throws UnsupportedFileError for the first descriptor (or cwd/root/exe) the dump cannot
  * handle. Reads /proc only: call it before freezing anything.
  */
-export function checkFilesSupported(pid: number, shellJob: boolean): void {
+export function checkFilesSupported(pid: number, shellJob: boolean, ptyMasters?: ReadonlySet<number>): void {
   let fds: number[];
   try {
     fds = listFds(pid);
@@ -273,7 +300,7 @@ export function checkFilesSupported(pid: number, shellJob: boolean): void {
       if (!fs.existsSync(`/proc/${pid}/fd/${fd}`) && fs.existsSync(`/proc/${pid}`)) continue; // closed meanwhile
       throw e;
     }
-    const err = refusal(pid, fd, c.link, c.cls, shellJob);
+    const err = refusal(pid, fd, c.link, c.cls, shellJob, ptyMasters);
     if (err) throw err;
   }
   for (const what of ['exe', 'cwd', 'root'] as const) {
