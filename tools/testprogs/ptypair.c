@@ -26,6 +26,8 @@
 #define YPIX 480
 
 static pid_t child;
+/* The termios the child set, as the parent saw it before READY. */
+static struct termios saved;
 
 static void parent_on_term(int sig)
 {
@@ -154,12 +156,18 @@ static int parent_checks(int mfd, int sfd2)
 {
 	if (round_trip(mfd, "after restore, hello"))
 		return 1;
-	struct termios t;
+	struct termios t, t2;
+	memset(&t, 0, sizeof(t));
+	memset(&t2, 0, sizeof(t2));
 	if (tcgetattr(mfd, &t) != 0 || (t.c_lflag & (ICANON | ECHO)) || (t.c_oflag & OPOST) || t.c_cc[VMIN] != 1 || t.c_cc[VTIME] != 0)
 		return printf("FAIL ptypair: termios lflag %#x oflag %#x vmin %d\n", t.c_lflag, t.c_oflag, t.c_cc[VMIN]), 1;
-	struct termios t2;
-	if (tcgetattr(sfd2, &t2) != 0 || memcmp(&t, &t2, sizeof(t)) != 0)
+	if (tcgetattr(sfd2, &t2) != 0 || t.c_iflag != t2.c_iflag || t.c_oflag != t2.c_oflag || t.c_cflag != t2.c_cflag ||
+	    t.c_lflag != t2.c_lflag || memcmp(t.c_cc, t2.c_cc, sizeof(t.c_cc)) != 0)
 		return printf("FAIL ptypair: slave termios differs from the master's view\n"), 1;
+	if (t.c_iflag != saved.c_iflag || t.c_oflag != saved.c_oflag || t.c_cflag != saved.c_cflag || t.c_lflag != saved.c_lflag ||
+	    memcmp(t.c_cc, saved.c_cc, sizeof(t.c_cc)) != 0)
+		return printf("FAIL ptypair: termios iflag %#x oflag %#x cflag %#x lflag %#x, set %#x %#x %#x %#x\n", t.c_iflag, t.c_oflag,
+			      t.c_cflag, t.c_lflag, saved.c_iflag, saved.c_oflag, saved.c_cflag, saved.c_lflag), 1;
 	struct winsize ws;
 	if (ioctl(sfd2, TIOCGWINSZ, &ws) != 0 || ws.ws_row != ROWS || ws.ws_col != COLS || ws.ws_xpixel != XPIX || ws.ws_ypixel != YPIX)
 		return printf("FAIL ptypair: winsize %ux%u %ux%u\n", ws.ws_row, ws.ws_col, ws.ws_xpixel, ws.ws_ypixel), 1;
@@ -233,6 +241,8 @@ int main(void)
 		kill(child, SIGKILL);
 		return 1;
 	}
+	memset(&saved, 0, sizeof(saved));
+	tcgetattr(mfd, &saved);
 	printf("child %d on %s\n", (int)child, name);
 	tp_ready("ptypair");
 	while (!tp_term_requested)

@@ -19,6 +19,7 @@ import { Logger } from '../util/log.js';
 import { RestoreError } from './errors.js';
 import { readTreeImages, need, type TaskImages } from './images-in.js';
 import { SharedFiles, checkTreeFiles } from './shared-files.js';
+import { openPtys, planPtys, setForeground, takeCtty } from './files-tty.js';
 import { regFileName, restoreFiles } from './files.js';
 import type { RestoreOptions, RestoreResult } from './options.js';
 import { Scratch, SCRATCH, findFreeRange } from './scratch.js';
@@ -81,6 +82,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     const plan = tree.tasks.map((img) => ({ img, vmas: ((img.mm.vmas as Msg[] | undefined) ?? []).map((m, i) => toVma(m, i, `mm-${img.pid}.img`)) }));
     const pid = plan[0].img.pid;
     checkTreeFiles(tree, options.shellJob ?? false);
+    const ptyPlan = planPtys(tree, imagesDir, options.shellJob ?? false);
     checkCpu(imagesDir, arch, options.cpuCap);
 
     step('check-pid');
@@ -93,6 +95,9 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     log.info(`restore helper ${helper.pid} started`);
 
     step('clone');
+    // Pty pairs exist before the tasks: a session leader takes its terminal before its children.
+    const ptys = openPtys(ptyPlan, (fd) => shared.own(fd), (msg) => log.warn(msg));
+    for (const p of ptys) for (const [id, fd] of p.byFile) shared.hold(id, fd);
     // One scratch address free in every task: each task starts as a copy of the helper (the root
     // cloned from it, every other task from its parent before anything is rebuilt).
     const helperMaps = readMaps(helper.pid);
@@ -110,7 +115,12 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       rts.push(rt);
       task.useCodeAt(scratchBase + BigInt(SCRATCH.code), false);
       setSessionAndGroup(rt, parent);
+      for (const p of ptys) if (p.pair.sid === img.pid) takeCtty(task, p);
       log.info(`task ${img.pid} created${parent ? ` by its parent ${parent.img.pid}` : ''}`);
+    }
+    for (const p of ptys) {
+      const leader = rts.find((r) => r.img.pid === p.pair.sid);
+      if (leader) setForeground(leader.task, leader.scratch, p);
     }
 
     for (const rt of rts) {

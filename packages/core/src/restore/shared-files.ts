@@ -22,7 +22,7 @@ export const FD_TYPE_SIGNALFD = 9, FD_TYPE_TTY = 11, FD_TYPE_TIMERFD = 17, FD_TY
 export const RESTORABLE: ReadonlyMap<number, string> = new Map([
   [FD_TYPE_REG, 'reg'], [FD_TYPE_PIPE, 'pipe'], [FD_TYPE_EVENTFD, 'efd'], [FD_TYPE_EVENTPOLL, 'epfd'],
   [FD_TYPE_SIGNALFD, 'sgfd'], [FD_TYPE_TIMERFD, 'tfd'], [FD_TYPE_MEMFD, 'memfd'], [FD_TYPE_FIFO, 'fifo'],
-  [FD_TYPE_UNIXSK, 'usk'],
+  [FD_TYPE_UNIXSK, 'usk'], [FD_TYPE_TTY, 'tty'],
 ]);
 const O_ACCMODE = 3, O_RDONLY = 0, O_WRONLY = 1;
 const O_NONBLOCK = 0o4000;
@@ -100,7 +100,14 @@ export class SharedFiles {
     }
   }
 
-  private own(fd: number): number {
+  /** Holds `fd`, made by the restorer (a pty side), as file `id`: the tasks take it from us. */
+  hold(id: number, fd: number): void {
+    if (!this.owned.includes(fd)) this.owned.push(fd);
+    this.held.set(id, fd);
+  }
+
+  /** Records a descriptor the restorer made, closed with the others. */
+  own(fd: number): number {
     this.owned.push(fd);
     return fd;
   }
@@ -164,7 +171,7 @@ export class SharedFiles {
 }
 
 /** Every descriptor of every task is of a kind restore handles (before anything is created). */
-export function checkTreeFiles(tree: TreeImages, shellJob: boolean): void {
+export function checkTreeFiles(tree: TreeImages, _shellJob: boolean): void {
   for (const t of tree.tasks) {
     const fdinfoFile = `fdinfo-${t.ids.files_id}.img`;
     t.fdinfo.forEach((e, i) => {
@@ -172,9 +179,6 @@ export function checkTreeFiles(tree: TreeImages, shellJob: boolean): void {
       const f = t.files.get(id);
       if (!f) throw new RestoreError('read-images', `task ${t.pid} fd ${fd}: no file with id ${id}`, { file: fdinfoFile, record: i, field: 'id' });
       const type = Number(f.type);
-      if (type === FD_TYPE_TTY) {
-        throw new RestoreError('files', `task ${t.pid} fd ${fd}: restoring terminals is not supported yet${shellJob ? '' : ' (and needs --shell-job)'}`, { file: 'files.img', field: 'tty' });
-      }
       const payload = RESTORABLE.get(type);
       if (!payload) throw new RestoreError('files', `task ${t.pid} fd ${fd}: file type ${type} is not supported yet`, { file: 'files.img', field: 'type' });
       if (typeof f[payload] !== 'object' || f[payload] === null) throw new RestoreError('read-images', `task ${t.pid} fd ${fd}: file ${id} of type ${type} has no ${payload} record`, { file: 'files.img', field: payload });
