@@ -367,6 +367,8 @@ const PROGRAMS = [
   // parent/child links and the unread data in its pipe.
   { name: 'threads4', settleMs: 300 },
   { name: 'tree', settleMs: 300 },
+  // A pty pair made by the program; the child's session has the slave as controlling terminal.
+  { name: 'ptypair', rounds: 2 },
 ];
 
 function testprog(name) {

@@ -90,6 +90,8 @@ export const PROGRAMS: TestProgram[] = [
   { name: 'memfd' },
   { name: 'unixpair' },
   { name: 'fifo', args: (tmp) => [path.join(tmp, 'fifo')] },
+  // A pty pair made by the program: the parent holds the master, the child's session has the slave as ctty.
+  { name: 'ptypair', tree: true },
 ];
 
 export function program(name: string): TestProgram {
