@@ -7,7 +7,9 @@
  * On SIGTERM the parent checks: a new round-trip works; termios (raw, no echo, VMIN 1) and the
  * window size are as set; its descriptor flags; the child's session, tty_nr and tpgid in
  * /proc/CHILD/stat name the slave and the child. The child checks its own session and ctty and
- * exits 0 on SIGTERM. The child dies with the parent (PR_SET_PDEATHSIG). */
+ * exits 0 on SIGTERM. The child dies with the parent (PR_SET_PDEATHSIG).
+ * `ptypair queued`: the parent also writes 2 bytes to its slave descriptor that the master keeps
+ * unread (a dump must refuse them, see packages/core/test/pty.test.ts); read back on SIGTERM. */
 #define _GNU_SOURCE
 #include "common.h"
 #include <ctype.h>
@@ -190,8 +192,9 @@ static int parent_checks(int mfd, int sfd2)
 	return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	int queued = argc > 1 && strcmp(argv[1], "queued") == 0;
 	struct sigaction sa;
 
 	tp_setup_stdout();
@@ -244,11 +247,21 @@ int main(void)
 	memset(&saved, 0, sizeof(saved));
 	tcgetattr(mfd, &saved);
 	printf("child %d on %s\n", (int)child, name);
+	/* `queued`: bytes the slave wrote that the master has not read (a dump must refuse them). */
+	if (queued && write(sfd2, "zz", 2) != 2) {
+		printf("FAIL ptypair: write to the slave\n");
+		kill(child, SIGKILL);
+		return 1;
+	}
 	tp_ready("ptypair");
 	while (!tp_term_requested)
 		pause();
 
-	int failed = parent_checks(mfd, sfd2);
+	char zz[2];
+	int failed = queued && (read_exact(mfd, zz, 2) != 0 || memcmp(zz, "zz", 2) != 0);
+	if (failed)
+		printf("FAIL ptypair: the queued bytes are gone\n");
+	failed = parent_checks(mfd, sfd2) || failed;
 	kill(child, SIGTERM);
 	int status;
 	while (waitpid(child, &status, 0) < 0 && errno == EINTR)

@@ -1,0 +1,116 @@
+/**
+ * Pseudo-terminal pairs held inside the dumped tree (tools/testprogs/ptypair.c): the records
+ * are CRIU's, queued data is refused at dump, a taken index is replaced at restore, and a
+ * terminal from outside the tree is still refused at restore. The plain round trips (criu-ts
+ * and oracle images) are in suite.test.ts.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { sys, TTY_IOCTL } from '@criu/sys';
+import { dump, restore } from '../src';
+import { killVictim, readLog, type Victim } from './helpers/victims';
+import { critDecode, oracle, requireOracle, waitPidGone } from './helpers/oracle';
+import { startTestprog, verdict } from './helpers/testprogs';
+
+jest.setTimeout(120_000);
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-pty-'));
+const started: Victim[] = [];
+const held: number[] = [];
+afterAll(() => {
+  started.forEach(killVictim);
+  for (const fd of held) fs.closeSync(fd);
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+async function start(args: string[] = []): Promise<Victim> {
+  const v = await startTestprog('ptypair', args);
+  started.push(v);
+  return v;
+}
+
+type Rec = Record<string, unknown>;
+const decode = (dir: string, img: string) => critDecode(path.join(dir, img)).entries as Rec[];
+const childOf = (v: Victim) => Number(/child (\d+) on/.exec(readLog(v))![1]);
+const ptsOf = (v: Victim) => Number(/on \/dev\/pts\/(\d+)/.exec(readLog(v))![1]);
+
+/** CRIU leaves c_cc words past the 19 bytes uninitialised: compare those bytes only. */
+function ccBytes(t: Rec): string {
+  const b = Buffer.alloc((t.c_cc as number[]).length * 4);
+  (t.c_cc as number[]).forEach((w, i) => (os.endianness() === 'LE' ? b.writeUInt32LE(w >>> 0, i * 4) : b.writeUInt32BE(w >>> 0, i * 4)));
+  return b.subarray(0, 19).toString('hex');
+}
+const infoView = (i: Rec) => ({ ...i, termios: { ...(i.termios as Rec), c_cc: ccBytes(i.termios as Rec) }, termios_locked: { ...(i.termios_locked as Rec), c_cc: ccBytes(i.termios_locked as Rec) } });
+
+/** The tty files of files.img with the reg_file_entry each names, ids left out (they differ in numbering only). */
+function ttyFiles(dir: string): Rec[] {
+  const files = decode(dir, 'files.img');
+  const byId = new Map(files.map((f) => [Number(f.id), f]));
+  return files.filter((f) => f.type === 'TTY').map((f) => {
+    const tty = f.tty as Rec;
+    const reg = byId.get(Number(tty.regf_id))!.reg as Rec;
+    return { tty_info_id: tty.tty_info_id, flags: tty.flags, fown: tty.fown, reg: { ...reg, id: undefined } };
+  });
+}
+
+describe('a pty pair inside the tree', () => {
+  beforeAll(() => requireOracle());
+
+  it('is dumped with the records CRIU writes: a tty file and a tty_info per side, the session on the master', async () => {
+    const v = await start();
+    const child = childOf(v);
+    const theirs = path.join(tmp, 'oracle');
+    fs.mkdirSync(theirs);
+    const r = oracle(['dump', '-t', String(v.pid), '-D', theirs, '-o', 'dump.log', '-v4', '--leave-running']);
+    expect(r.status).toBe(0);
+    const ours = path.join(tmp, 'ours');
+    await dump({ pid: v.pid, imagesDir: ours, leaveRunning: true });
+
+    expect(ttyFiles(ours)).toEqual(ttyFiles(theirs));
+    const info = decode(ours, 'tty-info.img');
+    expect(info.map(infoView)).toEqual(decode(theirs, 'tty-info.img').map(infoView));
+    const index = ptsOf(v);
+    // Master (id index*2+1) first: the parent's fd 3; it reports the child's session.
+    expect(info.map((i) => i.id)).toEqual([index * 2 + 1, index * 2]);
+    expect(info[0]).toMatchObject({ type: 'PTY', sid: child, pgrp: child, pty: { index }, winsize: { ws_row: 37, ws_col: 101, ws_xpixel: 640, ws_ypixel: 480 } });
+    // The slave was first met in the parent, whose ctty it is not.
+    expect(info[1]).toMatchObject({ sid: 0, pgrp: 0, pty: { index } });
+    for (const pid of [v.pid, child]) {
+      const n = pid === v.pid ? 2 : 3; // fdinfo-<files_id>: the parent's files are id 2 in both dumps
+      expect(decode(ours, `fdinfo-${n}.img`)).toEqual(decode(theirs, `fdinfo-${n}.img`));
+    }
+    expect(await verdict(v, 15_000)).toMatch(/^PASS ptypair/);
+  });
+
+  it('with data queued is refused at dump, naming task, fd and pty; the task runs on', async () => {
+    const v = await start(['queued']);
+    const dir = path.join(tmp, 'queued');
+    await expect(dump({ pid: v.pid, imagesDir: dir })).rejects.toThrow(
+      new RegExp(`task ${v.pid} fd 3: terminal: pty ${ptsOf(v)}: 2 byte\\(s\\) written to its slave side are not read yet`));
+    expect(fs.readFileSync(`/proc/${v.pid}/status`, 'latin1')).toMatch(/TracerPid:\s+0\n/);
+    expect(await verdict(v, 15_000)).toMatch(/^PASS ptypair/);
+  });
+
+  it('comes back under another index when the dumped one is taken, with its session and terminal state', async () => {
+    const v = await start();
+    const index = ptsOf(v);
+    const dir = path.join(tmp, 'taken');
+    await dump({ pid: v.pid, imagesDir: dir });
+    await waitPidGone(v.pid);
+    // Take the index (devpts hands out the lowest free one: open until we get it).
+    for (let i = 0; i <= index + 64; i++) {
+      const fd = fs.openSync('/dev/ptmx', fs.constants.O_RDWR | fs.constants.O_NOCTTY);
+      held.push(fd);
+      const b = Buffer.alloc(4);
+      sys.syscall('ioctl', fd, TTY_IOCTL.TIOCGPTN, b);
+      const got = os.endianness() === 'LE' ? b.readUInt32LE(0) : b.readUInt32BE(0);
+      if (got >= index) break;
+    }
+    await restore({ imagesDir: dir, logFile: 'restore.log', logLevel: 4 });
+    expect(fs.readFileSync(path.join(dir, 'restore.log'), 'utf8')).toMatch(new RegExp(`pty ${index} is taken: restored as pty \\d+`));
+    const link = fs.readlinkSync(`/proc/${childOf(v)}/fd/3`);
+    expect(link).toMatch(/^\/dev\/pts\/\d+$/);
+    expect(link).not.toBe(`/dev/pts/${index}`);
+    expect(await verdict(v, 15_000)).toMatch(/^PASS ptypair/);
+  });
+});
