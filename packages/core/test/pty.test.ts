@@ -4,12 +4,13 @@
  * terminal from outside the tree is still refused at restore. The plain round trips (criu-ts
  * and oracle images) are in suite.test.ts.
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { sys, TTY_IOCTL } from '@criu/sys';
 import { dump, restore } from '../src';
-import { killVictim, readLog, type Victim } from './helpers/victims';
+import { buildFixture, isAlive, killVictim, readLog, waitFor, type Victim } from './helpers/victims';
 import { critDecode, oracle, requireOracle, waitPidGone } from './helpers/oracle';
 import { startTestprog, verdict } from './helpers/testprogs';
 
@@ -17,8 +18,10 @@ jest.setTimeout(120_000);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-pty-'));
 const started: Victim[] = [];
 const held: number[] = [];
+const extraPids: number[] = [];
 afterAll(() => {
   started.forEach(killVictim);
+  for (const p of extraPids) if (isAlive(p)) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
   for (const fd of held) fs.closeSync(fd);
   fs.rmSync(tmp, { recursive: true, force: true });
 });
@@ -112,5 +115,23 @@ describe('a pty pair inside the tree', () => {
     expect(link).toMatch(/^\/dev\/pts\/\d+$/);
     expect(link).not.toBe(`/dev/pts/${index}`);
     expect(await verdict(v, 15_000)).toMatch(/^PASS ptypair/);
+  });
+});
+
+describe('a terminal from outside the tree (--shell-job)', () => {
+  it('is dumped with --shell-job, and its restore is refused naming the pty, before anything is created', async () => {
+    const closeInherited = 'for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done 2>/dev/null;';
+    const out = path.join(tmp, 'script.out');
+    const scriptPid = Number(execFileSync('bash', ['-c', `${closeInherited} setsid script -qfc '${buildFixture('files-tty')}' '${out}' </dev/null >/dev/null 2>&1 & echo $!`]).toString().trim());
+    extraPids.push(scriptPid);
+    const m = await waitFor('files-tty READY', () => /READY \/dev\/pts\/(\d+) (\d+)/.exec(fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '') ?? undefined);
+    const pid = Number(m[2]);
+    extraPids.push(pid);
+    const dir = path.join(tmp, 'shelljob');
+    await expect(dump({ pid, imagesDir: path.join(tmp, 'shelljob-refused'), leaveRunning: true })).rejects.toThrow(/needs --shell-job/);
+    await dump({ pid, imagesDir: dir, shellJob: true, leaveRunning: true });
+    await expect(restore({ imagesDir: dir, shellJob: true })).rejects.toThrow(
+      new RegExp(`restoring terminals is not supported yet: pty ${m[1]}'s master is not in the dump`));
+    expect(isAlive(pid)).toBe(true); // the dumped task, left running, is untouched
   });
 });
