@@ -9,7 +9,8 @@
  * /proc/CHILD/stat name the slave and the child. The child checks its own session and ctty and
  * exits 0 on SIGTERM. The child dies with the parent (PR_SET_PDEATHSIG).
  * `ptypair queued`: the parent also writes 2 bytes to its slave descriptor that the master keeps
- * unread (a dump must refuse them, see packages/core/test/pty.test.ts); read back on SIGTERM. */
+ * unread (a dump must refuse them, see packages/core/test/pty.test.ts); read back on SIGTERM.
+ * `ptypair devtty`: the child also keeps /dev/tty open; it must still reach the pty. */
 #define _GNU_SOURCE
 #include "common.h"
 #include <ctype.h>
@@ -28,6 +29,8 @@
 #define YPIX 480
 
 static pid_t child;
+/* `devtty`: the child keeps /dev/tty open (CRIU 4.1 refuses to dump that: "ctty inheritance"). */
+static int devtty = -1, want_devtty;
 /* The termios the child set, as the parent saw it before READY. */
 static struct termios saved;
 
@@ -74,6 +77,13 @@ static int child_checks(int sfd)
 		return printf("FAIL ptypair child: stat\n"), 1;
 	if (nr != tty_nr_of(st.st_rdev) || tpgid != getpid())
 		return printf("FAIL ptypair child: tty_nr %#x (slave %#x) tpgid %d\n", nr, tty_nr_of(st.st_rdev), tpgid), 1;
+	if (want_devtty) {
+		struct winsize ws;
+		if (fstat(devtty, &st) != 0 || st.st_rdev != makedev(5, 0))
+			return printf("FAIL ptypair child: the /dev/tty descriptor is gone\n"), 1;
+		if (ioctl(devtty, TIOCGWINSZ, &ws) != 0 || ws.ws_row != ROWS || ws.ws_col != COLS || tcgetpgrp(devtty) != getpgrp())
+			return printf("FAIL ptypair child: /dev/tty does not reach the pty: %s\n", strerror(errno)), 1;
+	}
 	/* /dev/tty must name the same terminal. */
 	int t = open("/dev/tty", O_RDWR | O_NOCTTY);
 	if (t < 0)
@@ -101,6 +111,8 @@ static int run_child(const char *name)
 	t.c_cc[VTIME] = 0;
 	if (tcsetattr(sfd, TCSANOW, &t) != 0)
 		return printf("FAIL ptypair child: tcsetattr: %s\n", strerror(errno)), 1;
+	if (want_devtty && (devtty = open("/dev/tty", O_RDWR)) < 0)
+		return printf("FAIL ptypair child: open /dev/tty: %s\n", strerror(errno)), 1;
 	if (write(sfd, "K", 1) != 1)
 		return printf("FAIL ptypair child: write\n"), 1;
 	while (!tp_term_requested) {
@@ -195,6 +207,7 @@ static int parent_checks(int mfd, int sfd2)
 int main(int argc, char **argv)
 {
 	int queued = argc > 1 && strcmp(argv[1], "queued") == 0;
+	want_devtty = argc > 1 && strcmp(argv[1], "devtty") == 0;
 	struct sigaction sa;
 
 	tp_setup_stdout();

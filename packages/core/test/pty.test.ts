@@ -118,6 +118,42 @@ describe('a pty pair inside the tree', () => {
   });
 });
 
+describe('/dev/tty of a session whose terminal is a pty inside the tree', () => {
+  it('is refused by the oracle CRIU 4.1 ("ctty inheritance"), and dumped and restored by criu-ts: it reaches the new pty', async () => {
+    const v = await start(['devtty']);
+    const child = childOf(v);
+    const theirs = path.join(tmp, 'devtty-oracle');
+    fs.mkdirSync(theirs);
+    expect(oracle(['dump', '-t', String(v.pid), '-D', theirs, '-o', 'dump.log', '-v4', '--leave-running']).status).not.toBe(0);
+    expect(fs.readFileSync(path.join(theirs, 'dump.log'), 'utf8')).toMatch(/ctty inheritance detected/);
+    for (let round = 1; round <= 2; round++) {
+      const dir = path.join(tmp, `devtty-${round}`);
+      await dump({ pid: v.pid, imagesDir: dir });
+      if (round === 1) {
+        // The record CRIU writes for /dev/tty: type CTTY, id 2012, the session, no pty index.
+        const info = decode(dir, 'tty-info.img').find((i) => i.type === 'CTTY')!;
+        expect(info).toMatchObject({ id: 2012, sid: child, pgrp: child, rdev: (5 << 8) | 0, winsize: { ws_row: 37, ws_col: 101 } });
+        expect(info.pty).toBeUndefined();
+      }
+      await waitPidGone(v.pid);
+      await restore({ imagesDir: dir, logFile: 'restore.log', logLevel: 4 });
+      expect(fs.readlinkSync(`/proc/${child}/fd/4`)).toBe('/dev/tty');
+    }
+    expect(await verdict(v, 15_000)).toMatch(/^PASS ptypair/);
+  });
+
+  it('is still refused at dump when the terminal is outside the tree', async () => {
+    const v = await start(['devtty']);
+    const child = childOf(v);
+    // The child alone: its terminal's master stays in its parent.
+    await expect(dump({ pid: child, imagesDir: path.join(tmp, 'devtty-child') })).rejects.toThrow(
+      new RegExp(`task ${child} fd 3: /dev/pts/\\d+ \\(terminal\\) needs --shell-job`));
+    await expect(dump({ pid: child, imagesDir: path.join(tmp, 'devtty-child-sj'), shellJob: true })).rejects.toThrow(
+      new RegExp(`task ${child} fd 4: /dev/tty \\(controlling terminal /dev/tty\\) is not supported yet \\(only when`));
+    expect(await verdict(v, 15_000)).toMatch(/^PASS ptypair/);
+  });
+});
+
 describe('a terminal from outside the tree (--shell-job)', () => {
   it('is dumped with --shell-job, and its restore is refused naming the pty, before anything is created', async () => {
     const closeInherited = 'for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done 2>/dev/null;';

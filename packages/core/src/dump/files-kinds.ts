@@ -68,6 +68,7 @@ export type FdClass =
   | { kind: 'reg' }                                   // regular file, directory, symlink, mem/autofs char device
   | { kind: 'pty-slave'; index: number }              // a pseudo-terminal's slave side
   | { kind: 'pty-master' }                            // /dev/ptmx: its index is in fdinfo (tty-index) or TIOCGPTN
+  | { kind: 'ctty' }                                  // /dev/tty: the task's controlling terminal
   | { kind: 'pipe'; inode: number }                   // an unnamed pipe (pipe:[inode])
   | { kind: 'socket'; inode: number }                 // unix socketpairs (see unixSocketRefusal) and the parasite's own socket
   | { kind: 'eventfd' } | { kind: 'timerfd' } | { kind: 'signalfd' } | { kind: 'epoll' }
@@ -130,7 +131,7 @@ export function classifyLink(link: string, st: fs.BigIntStats | undefined, sameF
       }
       if (maj >= PTY_MASTER_MAJOR_FIRST && maj < PTY_MASTER_MAJOR_FIRST + PTY_MAJOR_COUNT) return { kind: 'unsupported', what: 'pty master' };
       if (maj === TTYAUX_MAJOR && min === 2) return { kind: 'pty-master' };
-      if (maj === TTYAUX_MAJOR && min === 0) return { kind: 'unsupported', what: 'controlling terminal /dev/tty' };
+      if (maj === TTYAUX_MAJOR && min === 0) return { kind: 'ctty' };
       if (maj === TTYAUX_MAJOR && min === 1) return { kind: 'unsupported', what: 'console' };
       if (maj === TTY_MAJOR) return { kind: 'unsupported', what: min < 64 ? 'virtual terminal' : 'serial terminal' };
       return { kind: 'unsupported', what: `character device ${maj}:${min}` };
@@ -229,6 +230,16 @@ export function classifyFd(pid: number, fd: number): { link: string; st?: fs.Big
   return { link, st, cls: classifyLink(link, st, () => !!st && nameStillNames(pid, link, st)) };
 }
 
+/** The pty index of the task's controlling terminal (/proc/PID/stat tty_nr), if it is a pty slave. */
+export function cttyPtyIndex(pid: number): number | undefined {
+  let text: string;
+  try { text = fs.readFileSync(`/proc/${pid}/stat`, 'latin1'); } catch { return undefined; }
+  const nr = Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[4]);
+  const maj = (nr >> 8) & 0xfff, min = (nr & 0xff) | ((nr >> 12) & 0xfff00);
+  if (maj < PTY_SLAVE_MAJOR_FIRST || maj >= PTY_SLAVE_MAJOR_FIRST + PTY_MAJOR_COUNT) return undefined;
+  return (maj - PTY_SLAVE_MAJOR_FIRST) * 256 + min;
+}
+
 /**
  * The indexes of the pty masters that the tasks `pids` hold (from /proc/PID/fdinfo's tty-index):
  * a slave of one of them is a terminal inside the dumped tree, dumped without --shell-job.
@@ -267,6 +278,11 @@ export function refusal(pid: number, fd: number | string, link: string, cls: FdC
       return undefined;
     case 'pty-master':
       return undefined;
+    case 'ctty': {
+      const index = cttyPtyIndex(pid);
+      if (index !== undefined && ptyMasters?.has(index)) return undefined;
+      return new UnsupportedFileError(pid, fd, link, 'controlling terminal /dev/tty', 'is not supported yet (only when the controlling terminal is a pty whose master is in the dumped tree)');
+    }
     case 'pty-slave':
       if (shellJob || ptyMasters?.has(cls.index)) return undefined;
       return new UnsupportedFileError(pid, fd, link, 'terminal', 'needs --shell-job: the task is attached to a shell terminal (CRIU: "Task attached to shell terminal. Consider using --shell-job option")');

@@ -15,6 +15,9 @@ const LE = os.endianness() === 'LE';
 /** TtyType (tty.proto). */
 export const TTY_TYPE = Object.freeze({ UNKNOWN: 0, PTY: 1, CONSOLE: 2, VT: 3, CTTY: 4, EXT_TTY: 5, SERIAL: 6 });
 
+/** CRIU's tty_info id of /dev/tty (its fixed index for the ctty driver, times 2). */
+export const CTTY_INFO_ID = 2012;
+
 /** CRIU's tty_info id of a pty: index * 2, +1 for the master side. */
 export function ptyInfoId(index: number, master: boolean): number {
   return index * 2 + (master ? 1 : 0);
@@ -107,7 +110,7 @@ export function checkPtyQueues(pid: number, fd: number, lfd: number, master: boo
  * sides report the slave's termios and window size; each its own exclusive bit; the master its
  * lock and packet mode.
  */
-export function ptyInfo(pid: number, fd: number, lfd: number, st: fs.BigIntStats, index: number, master: boolean): Msg {
+export function ptyInfo(pid: number, fd: number, lfd: number, st: fs.BigIntStats, index: number, master: boolean, devTty = false): Msg {
   const a = ttyArch();
   const t = Buffer.alloc(a.termios.size);
   let err = ioctl(lfd, a.TCGETS, t);
@@ -124,6 +127,11 @@ export function ptyInfo(pid: number, fd: number, lfd: number, st: fs.BigIntStats
     // From the master side the kernel tells anyone the slave's session and foreground group.
     sid = intIoctl(lfd, a.TIOCGSID) ?? 0;
     pgrp = sid ? intIoctl(lfd, a.TIOCGPGRP) ?? 0 : 0;
+  } else if (devTty) {
+    // /dev/tty is the task's controlling terminal: its session's.
+    const ctty = cttyOf(pid);
+    sid = ctty.sid;
+    pgrp = ctty.tpgid > 0 ? ctty.tpgid : 0;
   } else {
     // TIOCGSID/TIOCGPGRP on a slave only answer for the caller's own controlling terminal;
     // /proc tells the same for the task: a terminal that is its ctty belongs to its session.
@@ -133,9 +141,9 @@ export function ptyInfo(pid: number, fd: number, lfd: number, st: fs.BigIntStats
       pgrp = ctty.tpgid > 0 ? ctty.tpgid : 0;
     }
   }
-  return {
-    id: ptyInfoId(index, master),
-    type: TTY_TYPE.PTY,
+  const info: Msg = {
+    id: devTty ? CTTY_INFO_ID : ptyInfoId(index, master),
+    type: devTty ? TTY_TYPE.CTTY : TTY_TYPE.PTY,
     locked: flag(lfd, a.TIOCGPTLCK),
     exclusive: flag(lfd, a.TIOCGEXCL),
     packet_mode: flag(lfd, a.TIOCGPKT),
@@ -150,6 +158,16 @@ export function ptyInfo(pid: number, fd: number, lfd: number, st: fs.BigIntStats
     uid: Number(st.uid),
     gid: Number(st.gid),
   };
+  if (devTty) delete info.pty; // CRIU names no index for /dev/tty
+  return info;
+}
+
+/**
+ * tty_info_entry of /dev/tty open in a task whose controlling terminal is a pty slave: the
+ * descriptor reaches the slave, so it reports the slave's state.
+ */
+export function cttyInfo(pid: number, fd: number, lfd: number, st: fs.BigIntStats): Msg {
+  return ptyInfo(pid, fd, lfd, st, 0, false, true);
 }
 
 /** tty_info_entry of a pty slave that `lfd` (a dumper-side descriptor) refers to. */

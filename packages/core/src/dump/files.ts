@@ -17,7 +17,7 @@ import type { MapsEntry } from '../proc/maps.js';
 import { listFds, readFdInfo, type FdInfo } from '../proc/fdinfo.js';
 import { readStatus } from '../proc/status.js';
 import { readBuildIdFromFd } from './files-build-id.js';
-import { checkPtyQueues, ptyInfo, ptyInfoId, ptyMasterIndex } from './files-tty.js';
+import { CTTY_INFO_ID, checkPtyQueues, cttyInfo, ptyInfo, ptyInfoId, ptyMasterIndex } from './files-tty.js';
 import { pipeDataOf } from './pipes.js';
 import {
   FilesDumpError, S_IFMT, S_IFREG, UnsupportedFileError, classifyLink, devMajor, devMinor, nameStillNames, refusal,
@@ -260,6 +260,16 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
           const info = ctx.files.addTtyInfo(infoId, () => ptyInfo(pid, s.fd, s.lfd, s.st, index, master));
           if (info) ttyInfo.push(info);
           return { id: tid, tty_info_id: infoId, flags, fown: { ...fown }, regf_id: regfId };
+        }));
+      } else if (cls.kind === 'ctty') {
+        // /dev/tty (refusal() let it through: the task's ctty is a pty inside the tree).
+        type = FD_TYPE.TTY;
+        ({ id } = ctx.files.internOpenFile(pid, s.fd, gen, type, (tid) => {
+          const regfId = ctx.files.intern(`tty-regf:${tid}`, FD_TYPE.REG, (rid) =>
+            regFileEntry(rid, s.link, flags, s.info.pos, fown, s.st, () => undefined));
+          const info = ctx.files.addTtyInfo(CTTY_INFO_ID, () => cttyInfo(pid, s.fd, s.lfd, s.st));
+          if (info) ttyInfo.push(info);
+          return { id: tid, tty_info_id: CTTY_INFO_ID, flags, fown: { ...fown }, regf_id: regfId };
         }));
       } else if (cls.kind === 'pipe') {
         // Each end (each open file description) is its own pipe_entry; pipe_id is the inode.

@@ -23,7 +23,7 @@ import type { FrozenTask } from '../infect/frozen-task.js';
 import type { Scratch } from './scratch.js';
 
 const FD_TYPE_TTY = 11;
-const TTY_TYPE_PTY = 1;
+const TTY_TYPE_PTY = 1, TTY_TYPE_CTTY = 4;
 const TTY_TYPE_NAMES = ['UNKNOWN', 'PTY', 'CONSOLE', 'VT', 'CTTY', 'EXT_TTY', 'SERIAL'];
 const O_ACCMODE = 3, O_RDWR = 2, O_NONBLOCK = 0o4000, O_NOCTTY = 0o400, O_CLOEXEC = 0o2000000;
 const F_SETFL = 4;
@@ -44,7 +44,11 @@ export interface PtyPair {
   pgrp: number;
 }
 
-export interface PtyPlan { pairs: PtyPair[] }
+export interface PtyPlan {
+  pairs: PtyPair[];
+  /** Files of /dev/tty: each task opens its own, once its session has its terminal back. */
+  devTty: number[];
+}
 
 function ttyArch(): TtyIoctls {
   if (process.arch !== 'x64' && process.arch !== 'ppc64') throw new RestoreError('files', `terminal ioctls are not known for ${process.arch}`);
@@ -59,7 +63,8 @@ export function planPtys(tree: TreeImages, imagesDir: string, shellJob: boolean)
   const files = tree.tasks[0].files;
   const used = new Set<number>();
   for (const t of tree.tasks) for (const e of t.fdinfo) if (Number(files.get(Number(e.id))?.type) === FD_TYPE_TTY) used.add(Number(e.id));
-  if (!used.size) return { pairs: [] };
+  if (!used.size) return { pairs: [], devTty: [] };
+  const devTty: number[] = [];
   const infos = new Map<number, { info: Msg; record: number }>();
   readImage(imagesDir, 'tty-info.img', 'TTY_INFO').forEach(({ message }, i) => infos.set(Number(message.id), { info: message, record: i }));
   const data = readImage(imagesDir, 'tty-data.img', 'TTY_DATA', true);
@@ -73,6 +78,10 @@ export function planPtys(tree: TreeImages, imagesDir: string, shellJob: boolean)
     if (!found) throw new RestoreError('read-images', `terminal file ${id}: no tty_info_entry ${infoId}`, { file: 'tty-info.img', field: 'id' });
     const { info, record } = found;
     const type = Number(info.type);
+    if (type === TTY_TYPE_CTTY) {
+      devTty.push(id);
+      continue;
+    }
     if (type !== TTY_TYPE_PTY) {
       throw new RestoreError('files', `terminal file ${id}: restoring a ${TTY_TYPE_NAMES[type] ?? `type ${type}`} terminal is not supported yet`, { file: 'tty-info.img', record, field: 'type' });
     }
@@ -100,7 +109,17 @@ export function planPtys(tree: TreeImages, imagesDir: string, shellJob: boolean)
     }
     for (const info of [pair.master, pair.slave]) if (info) termiosOf(info.termios as Msg | undefined, 'termios', infos.get(Number(info.id))!.record);
   }
-  return { pairs: [...pairs.values()] };
+  // /dev/tty needs its task's session to get a terminal back here.
+  for (const t of tree.tasks) {
+    for (const e of t.fdinfo) {
+      if (!devTty.includes(Number(e.id))) continue;
+      const sid = Number(t.pstree.sid);
+      if (![...pairs.values()].some((p) => p.sid === sid)) {
+        throw new RestoreError('files', `task ${t.pid} fd ${e.fd}: restoring /dev/tty is not supported: the controlling terminal of session ${sid} is not a pty of the dump${shellJob ? '' : ' (an outside terminal needs --shell-job)'}`, { file: 'tty-info.img', field: 'sid' });
+      }
+    }
+  }
+  return { pairs: [...pairs.values()], devTty };
 }
 
 /** struct termios (host layout) from a termios_entry; its 19 c_cc bytes packed in the words. */

@@ -98,6 +98,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     // Pty pairs exist before the tasks: a session leader takes its terminal before its children.
     const ptys = openPtys(ptyPlan, (fd) => shared.own(fd), (msg) => log.warn(msg));
     for (const p of ptys) for (const [id, fd] of p.byFile) shared.hold(id, fd);
+    for (const id of ptyPlan.devTty) shared.openInTask(id, '/dev/tty');
     // One scratch address free in every task: each task starts as a copy of the helper (the root
     // cloned from it, every other task from its parent before anything is rebuilt).
     const helperMaps = readMaps(helper.pid);

@@ -100,6 +100,15 @@ export class SharedFiles {
     }
   }
 
+  /** Files each task opens itself by path (/dev/tty: only the task's own session can). */
+  private readonly byPath = new Map<number, string>();
+  openInTask(id: number, p: string): void {
+    this.byPath.set(id, p);
+  }
+  pathInTask(id: number): string | undefined {
+    return this.byPath.get(id);
+  }
+
   /** Holds `fd`, made by the restorer (a pty side), as file `id`: the tasks take it from us. */
   hold(id: number, fd: number): void {
     if (!this.owned.includes(fd)) this.owned.push(fd);
