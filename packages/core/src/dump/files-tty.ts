@@ -96,7 +96,9 @@ export function ptyMasterIndex(pid: number, fd: number, lfd: number): number {
 /**
  * Refuses a pty whose queues hold data nobody has read yet (tty-data.img is not written): bytes
  * the slave wrote that the master has not read, and bytes the master wrote that wait in the
- * slave's line discipline. `lfd` is a dumper-side descriptor of either end.
+ * slave's line discipline. `lfd` is a dumper-side descriptor of either end. A limit: in
+ * canonical mode the kernel counts complete lines only, so an unfinished line typed into the
+ * slave is not seen (and not restored); switching the mode to count it would change it.
  */
 export function checkPtyQueues(pid: number, fd: number, lfd: number, master: boolean, index: number): void {
   const n = intIoctl(lfd, ttyArch().TIOCINQ) ?? 0;
