@@ -29,6 +29,9 @@
 #define YPIX 480
 
 static pid_t child;
+/* SIGTERM is blocked except inside sigsuspend/ppoll: no window where it lands between the check
+ * of the flag and a blocking call (right after a restore the harness sends it at once). */
+static sigset_t run_mask;
 /* `devtty`: the child keeps /dev/tty open (CRIU 4.1 refuses to dump that: "ctty inheritance"). */
 static int devtty = -1, want_devtty;
 /* The termios the child set, as the parent saw it before READY. */
@@ -117,6 +120,12 @@ static int run_child(const char *name)
 		return printf("FAIL ptypair child: write\n"), 1;
 	while (!tp_term_requested) {
 		unsigned char buf[64];
+		struct pollfd p = { sfd, POLLIN, 0 };
+		if (ppoll(&p, 1, NULL, &run_mask) < 0) {
+			if (errno == EINTR)
+				continue;
+			return printf("FAIL ptypair child: ppoll: %s\n", strerror(errno)), 1;
+		}
 		ssize_t n = read(sfd, buf, sizeof(buf));
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -212,6 +221,11 @@ int main(int argc, char **argv)
 
 	tp_setup_stdout();
 	tp_install_term_handler();
+	sigset_t term;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_BLOCK, &term, &run_mask);
+	sigdelset(&run_mask, SIGTERM);
 	int mfd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (mfd < 0 || grantpt(mfd) != 0 || unlockpt(mfd) != 0) {
 		printf("FAIL ptypair: posix_openpt: %s\n", strerror(errno));
@@ -268,7 +282,7 @@ int main(int argc, char **argv)
 	}
 	tp_ready("ptypair");
 	while (!tp_term_requested)
-		pause();
+		sigsuspend(&run_mask);
 
 	char zz[2];
 	int failed = queued && (read_exact(mfd, zz, 2) != 0 || memcmp(zz, "zz", 2) != 0);
