@@ -367,8 +367,9 @@ const PROGRAMS = [
   // parent/child links and the unread data in its pipe.
   { name: 'threads4', settleMs: 300 },
   { name: 'tree', settleMs: 300 },
-  // A pty pair made by the program; the child's session has the slave as controlling terminal.
-  { name: 'ptypair', rounds: 2 },
+  // A pty pair made by the program; the child's session has the slave as controlling terminal,
+  // a grandchild's group is its foreground (fg), and the child keeps /dev/tty open (devtty).
+  { name: 'ptypair', args: () => ['fg', 'devtty'], rounds: 2 },
 ];
 
 function testprog(name) {

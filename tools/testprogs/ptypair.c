@@ -1,16 +1,20 @@
 /* ptypair: a pseudo-terminal pair made by the program. The parent opens the master
  * (posix_openpt, grantpt, unlockpt), sets a window size, and keeps a second, non-blocking
  * descriptor of the slave. The child starts a session (setsid), opens the slave and makes it
- * its controlling terminal (TIOCSCTTY) and foreground group (tcsetpgrp), switches it to raw mode
- * without echo, and answers every byte the parent writes to the master with its upper case.
+ * its controlling terminal (TIOCSCTTY) and foreground group, switches it to raw mode without
+ * echo, and answers every byte the parent writes to the master with its upper case. With `fg`
+ * the echoer is a grandchild in its own process group, made the terminal's foreground group
+ * (tcsetpgrp); the child, the session leader, waits (CRIU 4.1 loses the grandchild's ctty).
  * Nothing is left queued in the pty when READY is printed (a round-trip is done first).
  * On SIGTERM the parent checks: a new round-trip works; termios (raw, no echo, VMIN 1) and the
  * window size are as set; its descriptor flags; the child's session, tty_nr and tpgid in
- * /proc/CHILD/stat name the slave and the child. The child checks its own session and ctty and
- * exits 0 on SIGTERM. The child dies with the parent (PR_SET_PDEATHSIG).
+ * /proc/CHILD/stat name the slave and the echoer's group (`fg`: the echoer is in that session on
+ * that terminal). The child and the echoer check their session and ctty the same way from inside
+ * and exit 0 on SIGTERM. Both die with their parent (PR_SET_PDEATHSIG).
  * `ptypair queued`: the parent also writes 2 bytes to its slave descriptor that the master keeps
  * unread (a dump must refuse them, see packages/core/test/pty.test.ts); read back on SIGTERM.
- * `ptypair devtty`: the child also keeps /dev/tty open; it must still reach the pty. */
+ * `ptypair devtty`: the child also keeps /dev/tty open; it must still reach the pty. The modes
+ * `fg` and `devtty` combine. */
 #define _GNU_SOURCE
 #include "common.h"
 #include <ctype.h>
@@ -34,6 +38,8 @@ static pid_t child;
 static sigset_t run_mask;
 /* `devtty`: the child keeps /dev/tty open (CRIU 4.1 refuses to dump that: "ctty inheritance"). */
 static int devtty = -1, want_devtty;
+/* `fg`: the child hands the terminal to a grandchild's group (CRIU 4.1 loses the grandchild's ctty). */
+static int want_fg;
 /* The termios the child set, as the parent saw it before READY. */
 static struct termios saved;
 
@@ -65,36 +71,80 @@ static int stat_of(pid_t pid, int *sid, unsigned *tty_nr, int *tpgid)
 	return n == 6 ? 0 : -1;
 }
 
-static int child_checks(int sfd)
+/* The terminal as a member of the session sees it: its ctty (tty_nr) and the foreground group
+ * `fg` (tpgid, tcgetpgrp), the session `sid`. */
+static int ctty_checks(const char *who, int sfd, pid_t sid, pid_t fg)
 {
 	struct stat st;
-	int sid, tpgid;
+	int s, tpgid;
 	unsigned nr;
-	if (getsid(0) != getpid())
-		return printf("FAIL ptypair child: sid %d, not its own\n", (int)getsid(0)), 1;
-	if (tcgetpgrp(sfd) != getpgrp())
-		return printf("FAIL ptypair child: tcgetpgrp %d, pgrp %d\n", (int)tcgetpgrp(sfd), (int)getpgrp()), 1;
-	if (tcgetsid(sfd) != getpid())
-		return printf("FAIL ptypair child: tcgetsid %d\n", (int)tcgetsid(sfd)), 1;
-	if (fstat(sfd, &st) != 0 || stat_of(getpid(), &sid, &nr, &tpgid) != 0)
-		return printf("FAIL ptypair child: stat\n"), 1;
-	if (nr != tty_nr_of(st.st_rdev) || tpgid != getpid())
-		return printf("FAIL ptypair child: tty_nr %#x (slave %#x) tpgid %d\n", nr, tty_nr_of(st.st_rdev), tpgid), 1;
+	if (getsid(0) != sid)
+		return printf("FAIL ptypair %s: sid %d, not %d\n", who, (int)getsid(0), (int)sid), 1;
+	if (tcgetpgrp(sfd) != fg)
+		return printf("FAIL ptypair %s: tcgetpgrp %d, want %d\n", who, (int)tcgetpgrp(sfd), (int)fg), 1;
+	if (tcgetsid(sfd) != sid)
+		return printf("FAIL ptypair %s: tcgetsid %d\n", who, (int)tcgetsid(sfd)), 1;
+	if (fstat(sfd, &st) != 0 || stat_of(getpid(), &s, &nr, &tpgid) != 0)
+		return printf("FAIL ptypair %s: stat\n", who), 1;
+	if (nr != tty_nr_of(st.st_rdev) || tpgid != fg)
+		return printf("FAIL ptypair %s: tty_nr %#x (slave %#x) tpgid %d\n", who, nr, tty_nr_of(st.st_rdev), tpgid), 1;
 	if (want_devtty) {
 		struct winsize ws;
 		if (fstat(devtty, &st) != 0 || st.st_rdev != makedev(5, 0))
-			return printf("FAIL ptypair child: the /dev/tty descriptor is gone\n"), 1;
-		if (ioctl(devtty, TIOCGWINSZ, &ws) != 0 || ws.ws_row != ROWS || ws.ws_col != COLS || tcgetpgrp(devtty) != getpgrp())
-			return printf("FAIL ptypair child: /dev/tty does not reach the pty: %s\n", strerror(errno)), 1;
+			return printf("FAIL ptypair %s: the /dev/tty descriptor is gone\n", who), 1;
+		if (ioctl(devtty, TIOCGWINSZ, &ws) != 0 || ws.ws_row != ROWS || ws.ws_col != COLS || tcgetpgrp(devtty) != fg)
+			return printf("FAIL ptypair %s: /dev/tty does not reach the pty: %s\n", who, strerror(errno)), 1;
 	}
 	/* /dev/tty must name the same terminal. */
 	int t = open("/dev/tty", O_RDWR | O_NOCTTY);
 	if (t < 0)
-		return printf("FAIL ptypair child: open /dev/tty: %s\n", strerror(errno)), 1;
+		return printf("FAIL ptypair %s: open /dev/tty: %s\n", who, strerror(errno)), 1;
 	close(t);
 	return 0;
 }
 
+/* Answers every byte read from the slave with its upper case until SIGTERM. */
+static int echo_loop(const char *who, int sfd)
+{
+	if (write(sfd, "K", 1) != 1)
+		return printf("FAIL ptypair %s: write\n", who), 1;
+	while (!tp_term_requested) {
+		unsigned char buf[64];
+		struct pollfd p = { sfd, POLLIN, 0 };
+		if (ppoll(&p, 1, NULL, &run_mask) < 0) {
+			if (errno == EINTR)
+				continue;
+			return printf("FAIL ptypair %s: ppoll: %s\n", who, strerror(errno)), 1;
+		}
+		ssize_t n = read(sfd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return printf("FAIL ptypair %s: read %zd: %s\n", who, n, strerror(errno)), 1;
+		for (ssize_t i = 0; i < n; i++)
+			buf[i] = (unsigned char)toupper(buf[i]);
+		if (write(sfd, buf, (size_t)n) != n)
+			return printf("FAIL ptypair %s: write back\n", who), 1;
+	}
+	return 0;
+}
+
+/* `fg`: the grandchild, in its own process group, the foreground one. */
+static int run_echoer(int sfd)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* Read only once foreground (a background reader gets SIGTTIN). */
+	for (int i = 0; tcgetpgrp(sfd) != getpid(); i++) {
+		if (i > 5000)
+			return printf("FAIL ptypair echoer: never made foreground\n"), 1;
+		tp_sleep_ms(1);
+	}
+	if (echo_loop("echoer", sfd))
+		return 1;
+	return ctty_checks("echoer", sfd, getppid(), getpid());
+}
+
+/* The child: session leader on the slave, which it hands to the echoer's group. */
 static int run_child(const char *name)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -105,8 +155,6 @@ static int run_child(const char *name)
 		return printf("FAIL ptypair child: open %s: %s\n", name, strerror(errno)), 1;
 	if (ioctl(sfd, TIOCSCTTY, 0) != 0)
 		return printf("FAIL ptypair child: TIOCSCTTY: %s\n", strerror(errno)), 1;
-	if (tcsetpgrp(sfd, getpgrp()) != 0)
-		return printf("FAIL ptypair child: tcsetpgrp: %s\n", strerror(errno)), 1;
 	struct termios t;
 	tcgetattr(sfd, &t);
 	cfmakeraw(&t);
@@ -116,27 +164,36 @@ static int run_child(const char *name)
 		return printf("FAIL ptypair child: tcsetattr: %s\n", strerror(errno)), 1;
 	if (want_devtty && (devtty = open("/dev/tty", O_RDWR)) < 0)
 		return printf("FAIL ptypair child: open /dev/tty: %s\n", strerror(errno)), 1;
-	if (write(sfd, "K", 1) != 1)
-		return printf("FAIL ptypair child: write\n"), 1;
-	while (!tp_term_requested) {
-		unsigned char buf[64];
-		struct pollfd p = { sfd, POLLIN, 0 };
-		if (ppoll(&p, 1, NULL, &run_mask) < 0) {
-			if (errno == EINTR)
-				continue;
-			return printf("FAIL ptypair child: ppoll: %s\n", strerror(errno)), 1;
-		}
-		ssize_t n = read(sfd, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return printf("FAIL ptypair child: read %zd: %s\n", n, strerror(errno)), 1;
-		for (ssize_t i = 0; i < n; i++)
-			buf[i] = (unsigned char)toupper(buf[i]);
-		if (write(sfd, buf, (size_t)n) != n)
-			return printf("FAIL ptypair child: write back\n"), 1;
+	if (!want_fg) {
+		if (tcsetpgrp(sfd, getpgrp()) != 0)
+			return printf("FAIL ptypair child: tcsetpgrp: %s\n", strerror(errno)), 1;
+		if (echo_loop("child", sfd))
+			return 1;
+		return ctty_checks("child", sfd, getpid(), getpid());
 	}
-	return child_checks(sfd);
+	pid_t echoer = fork();
+	if (echoer < 0)
+		return printf("FAIL ptypair child: fork\n"), 1;
+	if (echoer == 0) {
+		setpgid(0, 0);
+		_exit(run_echoer(sfd));
+	}
+	/* Both sides set the group: no race with the echoer's own setpgid. */
+	setpgid(echoer, echoer);
+	if (tcsetpgrp(sfd, echoer) != 0)
+		return printf("FAIL ptypair child: tcsetpgrp: %s\n", strerror(errno)), 1;
+	while (!tp_term_requested)
+		sigsuspend(&run_mask);
+	int failed = ctty_checks("child", sfd, getpid(), echoer);
+	kill(echoer, SIGTERM);
+	int status;
+	while (waitpid(echoer, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		printf("FAIL ptypair child: echoer status 0x%x\n", status);
+		failed = 1;
+	}
+	return failed;
 }
 
 /* Reads exactly `len` bytes from the master (5 s at most). */
@@ -208,15 +265,31 @@ static int parent_checks(int mfd, int sfd2)
 	unsigned nr;
 	if (stat_of(child, &sid, &nr, &tpgid) != 0)
 		return printf("FAIL ptypair: /proc/%d/stat\n", (int)child), 1;
-	if (sid != child || nr != tty_nr_of(b.st_rdev) || tpgid != child)
+	if (sid != child || nr != tty_nr_of(b.st_rdev) || (want_fg ? tpgid == child || tpgid <= 0 : tpgid != child))
 		return printf("FAIL ptypair: child sid %d tty_nr %#x (want %#x) tpgid %d\n", sid, nr, tty_nr_of(b.st_rdev), tpgid), 1;
+	if (!want_fg)
+		return 0;
+	/* The foreground group is the echoer's: the child's child, in the child's session. */
+	int esid, etpgid;
+	unsigned enr;
+	char path[64], *text = NULL;
+	snprintf(path, sizeof(path), "/proc/%d/stat", tpgid);
+	int eppid = -1;
+	if (tp_read_file(path, &text) > 0 && strrchr(text, ')'))
+		sscanf(strrchr(text, ')') + 2, "%*c %d", &eppid);
+	free(text);
+	if (eppid != child || stat_of(tpgid, &esid, &enr, &etpgid) != 0 || esid != child || enr != nr || etpgid != tpgid)
+		return printf("FAIL ptypair: foreground group %d: ppid %d sid %d tty_nr %#x tpgid %d\n", tpgid, eppid, esid, enr, etpgid), 1;
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	int queued = argc > 1 && strcmp(argv[1], "queued") == 0;
-	want_devtty = argc > 1 && strcmp(argv[1], "devtty") == 0;
+	for (int i = 1; i < argc; i++) {
+		want_devtty |= strcmp(argv[i], "devtty") == 0;
+		want_fg |= strcmp(argv[i], "fg") == 0;
+	}
 	struct sigaction sa;
 
 	tp_setup_stdout();

@@ -35,6 +35,8 @@ async function start(args: string[] = []): Promise<Victim> {
 type Rec = Record<string, unknown>;
 const decode = (dir: string, img: string) => critDecode(path.join(dir, img)).entries as Rec[];
 const childOf = (v: Victim) => Number(/child (\d+) on/.exec(readLog(v))![1]);
+/** The echoer: the child's child, the terminal's foreground group. */
+const echoerOf = (child: number) => Number(fs.readFileSync(`/proc/${child}/task/${child}/children`, 'latin1').trim().split(' ')[0]);
 const ptsOf = (v: Victim) => Number(/on \/dev\/pts\/(\d+)/.exec(readLog(v))![1]);
 
 /** CRIU leaves c_cc words past the 19 bytes uninitialised: compare those bytes only. */
@@ -59,8 +61,9 @@ function ttyFiles(dir: string): Rec[] {
 describe('a pty pair inside the tree', () => {
   beforeAll(() => requireOracle());
 
-  it('is dumped with the records CRIU writes: a tty file and a tty_info per side, the session on the master', async () => {
-    const v = await start();
+  it('is dumped with the records CRIU writes (a tty file and a tty_info per side, the session on the master), and the oracle\'s images restore with the foreground group', async () => {
+    // fg: the terminal's foreground group is the child's child (the echoer), not the leader's.
+    const v = await start(['fg']);
     const child = childOf(v);
     const theirs = path.join(tmp, 'oracle');
     fs.mkdirSync(theirs);
@@ -73,15 +76,23 @@ describe('a pty pair inside the tree', () => {
     const info = decode(ours, 'tty-info.img');
     expect(info.map(infoView)).toEqual(decode(theirs, 'tty-info.img').map(infoView));
     const index = ptsOf(v);
-    // Master (id index*2+1) first: the parent's fd 3; it reports the child's session.
+    // Master (id index*2+1) first: the parent's fd 3; it reports the child's session and the
+    // echoer's foreground group.
     expect(info.map((i) => i.id)).toEqual([index * 2 + 1, index * 2]);
-    expect(info[0]).toMatchObject({ type: 'PTY', sid: child, pgrp: child, pty: { index }, winsize: { ws_row: 37, ws_col: 101, ws_xpixel: 640, ws_ypixel: 480 } });
+    expect(echoerOf(child)).toBeGreaterThan(0);
+    expect(info[0]).toMatchObject({ type: 'PTY', sid: child, pgrp: echoerOf(child), pty: { index }, winsize: { ws_row: 37, ws_col: 101, ws_xpixel: 640, ws_ypixel: 480 } });
     // The slave was first met in the parent, whose ctty it is not.
     expect(info[1]).toMatchObject({ sid: 0, pgrp: 0, pty: { index } });
     for (const pid of [v.pid, child]) {
       const n = pid === v.pid ? 2 : 3; // fdinfo-<files_id>: the parent's files are id 2 in both dumps
       expect(decode(ours, `fdinfo-${n}.img`)).toEqual(decode(theirs, `fdinfo-${n}.img`));
     }
+    // The oracle's images, restored by criu-ts: TIOCSCTTY in the leader before it makes the
+    // echoer (which inherits the terminal), TIOCSPGRP once the echoer's group exists.
+    // Echoer first: it would report the hangup of its terminal into the shared log.
+    for (const pid of [echoerOf(child), child, v.pid]) process.kill(pid, 'SIGKILL');
+    await waitPidGone(v.pid);
+    await restore({ imagesDir: theirs, logFile: 'restore.log', logLevel: 4 });
     expect(await verdict(v, 15_000)).toMatch(/^PASS ptypair/);
   });
 
@@ -120,8 +131,9 @@ describe('a pty pair inside the tree', () => {
 
 describe('/dev/tty of a session whose terminal is a pty inside the tree', () => {
   it('is refused by the oracle CRIU 4.1 ("ctty inheritance"), and dumped and restored by criu-ts: it reaches the new pty', async () => {
-    const v = await start(['devtty']);
+    const v = await start(['fg', 'devtty']);
     const child = childOf(v);
+    const echoer = echoerOf(child);
     const theirs = path.join(tmp, 'devtty-oracle');
     fs.mkdirSync(theirs);
     expect(oracle(['dump', '-t', String(v.pid), '-D', theirs, '-o', 'dump.log', '-v4', '--leave-running']).status).not.toBe(0);
@@ -132,7 +144,7 @@ describe('/dev/tty of a session whose terminal is a pty inside the tree', () => 
       if (round === 1) {
         // The record CRIU writes for /dev/tty: type CTTY, id 2012, the session, no pty index.
         const info = decode(dir, 'tty-info.img').find((i) => i.type === 'CTTY')!;
-        expect(info).toMatchObject({ id: 2012, sid: child, pgrp: child, rdev: (5 << 8) | 0, winsize: { ws_row: 37, ws_col: 101 } });
+        expect(info).toMatchObject({ id: 2012, sid: child, pgrp: echoer, rdev: (5 << 8) | 0, winsize: { ws_row: 37, ws_col: 101 } });
         expect(info.pty).toBeUndefined();
       }
       await waitPidGone(v.pid);
