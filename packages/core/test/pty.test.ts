@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { sys, TTY_IOCTL } from '@criu/sys';
 import { dump, restore } from '../src';
-import { buildFixture, isAlive, killVictim, readLog, waitFor, type Victim } from './helpers/victims';
+import { buildFixture, isAlive, killVictim, readLog, startDetached, waitFor, type Victim } from './helpers/victims';
 import { critDecode, oracle, requireOracle, waitPidGone } from './helpers/oracle';
 import { startTestprog, verdict } from './helpers/testprogs';
 
@@ -126,6 +126,46 @@ describe('a pty pair inside the tree', () => {
     expect(link).toMatch(/^\/dev\/pts\/\d+$/);
     expect(link).not.toBe(`/dev/pts/${index}`);
     expect(await verdict(v, 15_000)).toMatch(/^PASS ptypair/);
+  });
+});
+
+describe('pty modes a program sets on its pair', () => {
+  // A python3 program: a master in packet mode with the slave locked after opening it, and an
+  // exclusive slave. After a criu-ts round trip a dump of the restored task must record the same.
+  const PROGRAM = [
+    'import fcntl, os, struct, sys, time',
+    'GPTN, SPTLCK, PKT, EXCL = (int(a) for a in sys.argv[1:5])',
+    'm = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY)',
+    'fcntl.ioctl(m, SPTLCK, struct.pack("i", 0))',
+    'n = struct.unpack("I", fcntl.ioctl(m, GPTN, b"\\0" * 4))[0]',
+    's = os.open("/dev/pts/%d" % n, os.O_RDWR | os.O_NOCTTY)',
+    'fcntl.ioctl(m, PKT, struct.pack("i", 1))',
+    'fcntl.ioctl(s, EXCL)',
+    'fcntl.ioctl(m, SPTLCK, struct.pack("i", 1))',
+    'print("READY", n, flush=True)',
+    'while True: time.sleep(0.2)',
+  ].join('\n');
+
+  it('packet mode, the slave lock and exclusive mode come back', async () => {
+    const t = TTY_IOCTL;
+    const v = startDetached('python3', ['-c', PROGRAM, String(t.TIOCGPTN), String(t.TIOCSPTLCK), String(t.TIOCPKT), String(t.TIOCEXCL)]);
+    started.push(v);
+    await waitFor('python READY', () => /READY \d+/.test(readLog(v)), 10_000);
+    const first = path.join(tmp, 'modes-1');
+    await dump({ pid: v.pid, imagesDir: first });
+    const before = decode(first, 'tty-info.img');
+    expect(before.map((i) => [i.packet_mode, i.locked, i.exclusive])).toEqual([[true, true, false], [false, false, true]]);
+    await waitPidGone(v.pid);
+    await restore({ imagesDir: first, logFile: 'restore.log', logLevel: 4 });
+    const second = path.join(tmp, 'modes-2');
+    await dump({ pid: v.pid, imagesDir: second, leaveRunning: true });
+    const after = decode(second, 'tty-info.img');
+    const strip = (i: Rec) => ({ ...infoView(i), id: Number(i.id) & 1, pty: undefined, rdev: undefined });
+    expect(after.map(strip)).toEqual(before.map(strip));
+    // Locked: a new open of the slave fails.
+    const index = Number((after[0].pty as Rec).index);
+    expect(() => fs.openSync(`/dev/pts/${index}`, fs.constants.O_RDWR | fs.constants.O_NOCTTY)).toThrow(/EIO/);
+    process.kill(v.pid, 'SIGKILL');
   });
 });
 
