@@ -381,6 +381,9 @@ const PROGRAMS = [
   { name: 'unixpair', rounds: 2 },
   { name: 'unixnamed', args: (tmp) => [tmp], rounds: 2 },
   { name: 'inetlisten', rounds: 2 },
+  // A pty pair made by the program; the child's session has the slave as controlling terminal,
+  // a grandchild's group is its foreground (fg), and the child keeps /dev/tty open (devtty).
+  { name: 'ptypair', args: () => ['fg', 'devtty'], rounds: 2 },
 ];
 
 function testprog(name) {

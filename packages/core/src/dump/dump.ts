@@ -23,7 +23,7 @@ import { readStatus } from '../proc/status.js';
 import { Logger, type LogLevel } from '../util/log.js';
 import { DumpError, InjectedFault } from './errors.js';
 import { FileRegistry } from './file-registry.js';
-import { checkFilesSupported, checkUnixSockets, collectFiles, mappedFileId } from './files.js';
+import { checkFilesSupported, checkUnixSockets, collectFiles, mappedFileId, ptyMastersOf } from './files.js';
 import { dumpMemory } from './memory.js';
 import type { Msg, TaskDumpContext } from './model.js';
 import { DUMP_STEPS, type DumpStep } from './steps.js';
@@ -122,10 +122,11 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     }
 
     step('check-files');
+    const ptyMasters = ptyMastersOf(seen.map((t) => t.pid));
     for (const t of seen) {
       if (t.pid !== pid && stateOf(t.pid) === 'Z') continue; // a zombie has no files
       try {
-        checkFilesSupported(t.pid, options.shellJob ?? false, ghostLimitOf(options));
+        checkFilesSupported(t.pid, options.shellJob ?? false, ghostLimitOf(options), ptyMasters);
       } catch (e) {
         if (t.pid !== pid && !fs.existsSync(`/proc/${t.pid}`)) continue;
         throw e;
@@ -149,6 +150,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     if (tasks.length > 1) log.info(`dump: tree of ${tasks.length} tasks: ${tasks.map((t) => `${t.pid}<${t.ppid}`).join(' ')}`);
 
     const files = new FileRegistry();
+    files.ptyMasters = ptyMastersOf(tasks.map((t) => t.pid));
     const images: ImageList = [];
     const pstree: Msg[] = [];
     const ttyInfo: Msg[] = [];

@@ -35,6 +35,8 @@ export class FileRegistry {
   private readonly ttyInfos = new Map<number, Msg>();
   /** Ids of file-backed mappings already resolved, by "pid:start-end" (see mappedFileId). */
   readonly vmaIds = new Map<string, number>();
+  /** Indexes of the pty masters the dumped tree holds (their slaves are inside the dump). */
+  ptyMasters: ReadonlySet<number> = new Set();
 
   /**
    * Returns the id of the file known by `key` (e.g. "path:/usr/lib/libc.so.6" or

@@ -68,6 +68,8 @@ export function kernelEncodeDev(dev: bigint): number {
 export type FdClass =
   | { kind: 'reg' }                                   // regular file, directory, symlink, mem/autofs char device
   | { kind: 'pty-slave'; index: number }              // a pseudo-terminal's slave side
+  | { kind: 'pty-master' }                            // /dev/ptmx: its index is in fdinfo (tty-index) or TIOCGPTN
+  | { kind: 'ctty' }                                  // /dev/tty: the task's controlling terminal
   | { kind: 'pipe'; inode: number }                   // an unnamed pipe (pipe:[inode])
   | { kind: 'socket'; inode: number }                 // unix (unixSocketRefusal), TCP/UDP (inetSocketRefusal), the parasite's own socket
   | { kind: 'eventfd' } | { kind: 'timerfd' } | { kind: 'signalfd' } | { kind: 'epoll' } | { kind: 'inotify' }
@@ -147,8 +149,8 @@ export function classifyLink(link: string, st: fs.BigIntStats | undefined, sameF
         return { kind: 'pty-slave', index: m ? Number(m[1]) : (maj - PTY_SLAVE_MAJOR_FIRST) * 256 + min };
       }
       if (maj >= PTY_MASTER_MAJOR_FIRST && maj < PTY_MASTER_MAJOR_FIRST + PTY_MAJOR_COUNT) return { kind: 'unsupported', what: 'pty master' };
-      if (maj === TTYAUX_MAJOR && min === 2) return { kind: 'unsupported', what: 'pty master' };
-      if (maj === TTYAUX_MAJOR && min === 0) return { kind: 'unsupported', what: 'controlling terminal /dev/tty' };
+      if (maj === TTYAUX_MAJOR && min === 2) return { kind: 'pty-master' };
+      if (maj === TTYAUX_MAJOR && min === 0) return { kind: 'ctty' };
       if (maj === TTYAUX_MAJOR && min === 1) return { kind: 'unsupported', what: 'console' };
       if (maj === TTY_MAJOR) return { kind: 'unsupported', what: min < 64 ? 'virtual terminal' : 'serial terminal' };
       return { kind: 'unsupported', what: `character device ${maj}:${min}` };
@@ -308,8 +310,42 @@ export function classifyFd(pid: number, fd: number, ghostLimit = GHOST_LIMIT): {
   return { link, st, cls: classifyLink(link, st, () => !!st && nameStillNames(pid, link, st), ghostLimit) };
 }
 
-/** The error to throw for an unsupported class (undefined when it is supported). */
-export function refusal(pid: number, fd: number | string, link: string, cls: FdClass, shellJob: boolean): UnsupportedFileError | undefined {
+/** The pty index of the task's controlling terminal (/proc/PID/stat tty_nr), if it is a pty slave. */
+export function cttyPtyIndex(pid: number): number | undefined {
+  let text: string;
+  try { text = fs.readFileSync(`/proc/${pid}/stat`, 'latin1'); } catch { return undefined; }
+  const nr = Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[4]);
+  const maj = (nr >> 8) & 0xfff, min = (nr & 0xff) | ((nr >> 12) & 0xfff00);
+  if (maj < PTY_SLAVE_MAJOR_FIRST || maj >= PTY_SLAVE_MAJOR_FIRST + PTY_MAJOR_COUNT) return undefined;
+  return (maj - PTY_SLAVE_MAJOR_FIRST) * 256 + min;
+}
+
+/**
+ * The indexes of the pty masters that the tasks `pids` hold (from /proc/PID/fdinfo's tty-index):
+ * a slave of one of them is a terminal inside the dumped tree, dumped without --shell-job.
+ */
+export function ptyMastersOf(pids: number[]): Set<number> {
+  const out = new Set<number>();
+  for (const pid of pids) {
+    let fds: number[];
+    try { fds = listFds(pid); } catch { continue; /* exited: the file check reports it */ }
+    for (const fd of fds) {
+      try {
+        const st = statOrUndefined(`/proc/${pid}/fd/${fd}`);
+        if (!st || (Number(st.mode) & S_IFMT) !== S_IFCHR || devMajor(st.rdev) !== TTYAUX_MAJOR || devMinor(st.rdev) !== 2) continue;
+        const m = /^tty-index:\s*(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'latin1'));
+        if (m) out.add(Number(m[1]));
+      } catch { /* closed meanwhile */ }
+    }
+  }
+  return out;
+}
+
+/**
+ * The error to throw for an unsupported class (undefined when it is supported). `ptyMasters`:
+ * indexes of the pty masters held in the dumped tree (a slave of those needs no --shell-job).
+ */
+export function refusal(pid: number, fd: number | string, link: string, cls: FdClass, shellJob: boolean, ptyMasters?: ReadonlySet<number>): UnsupportedFileError | undefined {
   switch (cls.kind) {
     case 'reg':
     case 'pipe':
@@ -321,8 +357,15 @@ export function refusal(pid: number, fd: number | string, link: string, cls: FdC
     case 'memfd':
     case 'fifo':
       return undefined;
+    case 'pty-master':
+      return undefined;
+    case 'ctty': {
+      const index = cttyPtyIndex(pid);
+      if (index !== undefined && ptyMasters?.has(index)) return undefined;
+      return new UnsupportedFileError(pid, fd, link, 'controlling terminal /dev/tty', 'is not supported yet (only when the controlling terminal is a pty whose master is in the dumped tree)');
+    }
     case 'pty-slave':
-      if (shellJob) return undefined;
+      if (shellJob || ptyMasters?.has(cls.index)) return undefined;
       return new UnsupportedFileError(pid, fd, link, 'terminal', 'needs --shell-job: the task is attached to a shell terminal (CRIU: "Task attached to shell terminal. Consider using --shell-job option")');
     case 'socket': {
       const kind = socketKind(pid, cls.inode);
@@ -343,7 +386,7 @@ export function refusal(pid: number, fd: number | string, link: string, cls: FdC
  * Throws UnsupportedFileError for the first descriptor (or cwd/root/exe) the dump cannot
  * handle. Reads /proc only: call it before freezing anything.
  */
-export function checkFilesSupported(pid: number, shellJob: boolean, ghostLimit = GHOST_LIMIT): void {
+export function checkFilesSupported(pid: number, shellJob: boolean, ghostLimit = GHOST_LIMIT, ptyMasters?: ReadonlySet<number>): void {
   let fds: number[];
   try {
     fds = listFds(pid);
@@ -358,7 +401,7 @@ export function checkFilesSupported(pid: number, shellJob: boolean, ghostLimit =
       if (!fs.existsSync(`/proc/${pid}/fd/${fd}`) && fs.existsSync(`/proc/${pid}`)) continue; // closed meanwhile
       throw e;
     }
-    const err = refusal(pid, fd, c.link, c.cls, shellJob);
+    const err = refusal(pid, fd, c.link, c.cls, shellJob, ptyMasters);
     if (err) throw err;
     // Leases and other locks that cannot be taken again are refused here, before the freeze.
     let info: FdInfo | undefined;

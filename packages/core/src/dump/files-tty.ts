@@ -5,7 +5,7 @@
 import type * as fs from 'node:fs';
 import { readFileSync } from 'node:fs';
 import * as os from 'node:os';
-import { sys } from '@criu/sys';
+import { sys, TTY_IOCTL, type TtyIoctls } from '@criu/sys';
 import type { Msg } from '@criu/images';
 import { kernelEncodeDev } from './files-kinds.js';
 
@@ -15,31 +15,19 @@ const LE = os.endianness() === 'LE';
 /** TtyType (tty.proto). */
 export const TTY_TYPE = Object.freeze({ UNKNOWN: 0, PTY: 1, CONSOLE: 2, VT: 3, CTTY: 4, EXT_TTY: 5, SERIAL: 6 });
 
+/** CRIU's tty_info id of /dev/tty (its fixed index for the ctty driver, times 2). */
+export const CTTY_INFO_ID = 2012;
+
 /** CRIU's tty_info id of a pty: index * 2, +1 for the master side. */
 export function ptyInfoId(index: number, master: boolean): number {
   return index * 2 + (master ? 1 : 0);
 }
 
-interface TtyArch {
-  TCGETS: number; TIOCGLCKTRMIOS: number; TIOCGWINSZ: number; TIOCGEXCL: number; TIOCGPKT: number; TIOCGPTLCK: number;
-  /** struct termios as TCGETS fills it. */
-  termios: { size: number; line: number; cc: number; ispeed?: number; ospeed?: number };
-}
-
 const NCCS = 19;
-const X86_64: TtyArch = {
-  TCGETS: 0x5401, TIOCGLCKTRMIOS: 0x5456, TIOCGWINSZ: 0x5413, TIOCGEXCL: 0x80045440, TIOCGPKT: 0x80045438, TIOCGPTLCK: 0x80045439,
-  termios: { size: 36, line: 16, cc: 17 },
-};
-const PPC64: TtyArch = {
-  TCGETS: 0x402c7413, TIOCGLCKTRMIOS: 0x5456, TIOCGWINSZ: 0x40087468, TIOCGEXCL: 0x40045440, TIOCGPKT: 0x40045438, TIOCGPTLCK: 0x40045439,
-  termios: { size: 44, cc: 16, line: 35, ispeed: 36, ospeed: 40 },
-};
 
-function ttyArch(): TtyArch {
-  if (process.arch === 'x64') return X86_64;
-  if (process.arch === 'ppc64') return PPC64;
-  throw new Error(`terminal ioctls are not known for ${process.arch}`);
+function ttyArch(): TtyIoctls {
+  if (process.arch !== 'x64' && process.arch !== 'ppc64') throw new Error(`terminal ioctls are not known for ${process.arch}`);
+  return TTY_IOCTL;
 }
 
 /** ioctl(fd, req, buf); returns the errno (0 on success). */
@@ -61,7 +49,7 @@ function flag(fd: number, req: number): boolean {
  * array (and restores them the same way), so the bytes are packed four to a word here, and the
  * rest of the 19 words is zero.
  */
-function termiosEntry(b: Buffer, a: TtyArch): Msg {
+function termiosEntry(b: Buffer, a: TtyIoctls): Msg {
   const le = LE;
   const cc = Buffer.alloc(NCCS * 4);
   b.copy(cc, 0, a.termios.cc, a.termios.cc + NCCS);
@@ -91,8 +79,40 @@ export class TtyError extends Error {
   }
 }
 
-/** tty_info_entry of a pty slave that `lfd` (a dumper-side descriptor) refers to. */
-export function ptySlaveInfo(pid: number, fd: number, lfd: number, st: fs.BigIntStats, index: number): Msg {
+/** An int a "get" ioctl fills, or undefined when it fails (ENOTTY: not this side, no session). */
+function intIoctl(fd: number, req: number): number | undefined {
+  const b = Buffer.alloc(4);
+  if (ioctl(fd, req, b) !== 0) return undefined;
+  return LE ? b.readInt32LE(0) : b.readInt32BE(0);
+}
+
+/** The pty index of a master descriptor (TIOCGPTN). */
+export function ptyMasterIndex(pid: number, fd: number, lfd: number): number {
+  const n = intIoctl(lfd, ttyArch().TIOCGPTN);
+  if (n === undefined) throw new TtyError(pid, fd, 'TIOCGPTN failed on the pty master');
+  return n;
+}
+
+/**
+ * Refuses a pty whose queues hold data nobody has read yet (tty-data.img is not written): bytes
+ * the slave wrote that the master has not read, and bytes the master wrote that wait in the
+ * slave's line discipline. `lfd` is a dumper-side descriptor of either end. A limit: in
+ * canonical mode the kernel counts complete lines only, so an unfinished line typed into the
+ * slave is not seen (and not restored); switching the mode to count it would change it.
+ */
+export function checkPtyQueues(pid: number, fd: number, lfd: number, master: boolean, index: number): void {
+  const n = intIoctl(lfd, ttyArch().TIOCINQ) ?? 0;
+  if (n > 0) {
+    throw new TtyError(pid, fd, `pty ${index}: ${n} byte(s) written to its ${master ? 'slave' : 'master'} side are not read yet; dumping queued terminal data is not supported yet (let the program drain it)`);
+  }
+}
+
+/**
+ * tty_info_entry of one side of a pty that `lfd` (a dumper-side descriptor) refers to. Both
+ * sides report the slave's termios and window size; each its own exclusive bit; the master its
+ * lock and packet mode.
+ */
+export function ptyInfo(pid: number, fd: number, lfd: number, st: fs.BigIntStats, index: number, master: boolean, devTty = false): Msg {
   const a = ttyArch();
   const t = Buffer.alloc(a.termios.size);
   let err = ioctl(lfd, a.TCGETS, t);
@@ -104,18 +124,33 @@ export function ptySlaveInfo(pid: number, fd: number, lfd: number, st: fs.BigInt
   err = ioctl(lfd, a.TIOCGWINSZ, ws);
   if (err) throw new TtyError(pid, fd, `TIOCGWINSZ failed with errno ${err}`);
 
-  // TIOCGSID/TIOCGPGRP only answer for the caller's own controlling terminal; /proc tells the
-  // same for the task: a terminal that is its ctty belongs to its session.
-  const ctty = cttyOf(pid);
-  const isCtty = ctty.ttyNr !== 0 && ctty.ttyNr === kernelEncodeDev(st.rdev);
-  return {
-    id: ptyInfoId(index, false),
-    type: TTY_TYPE.PTY,
+  let sid = 0, pgrp = 0;
+  if (master) {
+    // From the master side the kernel tells anyone the slave's session and foreground group.
+    sid = intIoctl(lfd, a.TIOCGSID) ?? 0;
+    pgrp = sid ? intIoctl(lfd, a.TIOCGPGRP) ?? 0 : 0;
+  } else if (devTty) {
+    // /dev/tty is the task's controlling terminal: its session's.
+    const ctty = cttyOf(pid);
+    sid = ctty.sid;
+    pgrp = ctty.tpgid > 0 ? ctty.tpgid : 0;
+  } else {
+    // TIOCGSID/TIOCGPGRP on a slave only answer for the caller's own controlling terminal;
+    // /proc tells the same for the task: a terminal that is its ctty belongs to its session.
+    const ctty = cttyOf(pid);
+    if (ctty.ttyNr !== 0 && ctty.ttyNr === kernelEncodeDev(st.rdev)) {
+      sid = ctty.sid;
+      pgrp = ctty.tpgid > 0 ? ctty.tpgid : 0;
+    }
+  }
+  const info: Msg = {
+    id: devTty ? CTTY_INFO_ID : ptyInfoId(index, master),
+    type: devTty ? TTY_TYPE.CTTY : TTY_TYPE.PTY,
     locked: flag(lfd, a.TIOCGPTLCK),
     exclusive: flag(lfd, a.TIOCGEXCL),
     packet_mode: flag(lfd, a.TIOCGPKT),
-    sid: isCtty ? ctty.sid : 0,
-    pgrp: isCtty && ctty.tpgid > 0 ? ctty.tpgid : 0,
+    sid,
+    pgrp,
     rdev: Number(st.rdev & 0xffffffffn),
     termios: termiosEntry(t, a),
     termios_locked: termiosEntry(tl, a),
@@ -125,4 +160,19 @@ export function ptySlaveInfo(pid: number, fd: number, lfd: number, st: fs.BigInt
     uid: Number(st.uid),
     gid: Number(st.gid),
   };
+  if (devTty) delete info.pty; // CRIU names no index for /dev/tty
+  return info;
+}
+
+/**
+ * tty_info_entry of /dev/tty open in a task whose controlling terminal is a pty slave: the
+ * descriptor reaches the slave, so it reports the slave's state.
+ */
+export function cttyInfo(pid: number, fd: number, lfd: number, st: fs.BigIntStats): Msg {
+  return ptyInfo(pid, fd, lfd, st, 0, false, true);
+}
+
+/** tty_info_entry of a pty slave that `lfd` (a dumper-side descriptor) refers to. */
+export function ptySlaveInfo(pid: number, fd: number, lfd: number, st: fs.BigIntStats, index: number): Msg {
+  return ptyInfo(pid, fd, lfd, st, index, false);
 }

@@ -17,7 +17,7 @@ import type { MapsEntry } from '../proc/maps.js';
 import { listFds, readFdInfo, type FdInfo } from '../proc/fdinfo.js';
 import { readStatus } from '../proc/status.js';
 import { readBuildIdFromFd } from './files-build-id.js';
-import { ptySlaveInfo, ptyInfoId } from './files-tty.js';
+import { CTTY_INFO_ID, checkPtyQueues, cttyInfo, ptyInfo, ptyInfoId, ptyMasterIndex } from './files-tty.js';
 import { pipeDataOf } from './pipes.js';
 import {
   FilesDumpError, S_IFDIR, S_IFMT, S_IFREG, UnsupportedFileError, classifyLink, deletedFileRefusal, devMajor, devMinor, nameStillNames, refusal,
@@ -31,7 +31,7 @@ import { peekQueue, sockOpts, unixDiag, unixNameText, unixPath, unixSkEntry } fr
 import { inetRow, unixSocketRefusal } from './files-kinds.js';
 import { AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, inetDiag, inetDiagRefusal, inetSkEntry } from './files-inet.js';
 
-export { UnsupportedFileError, FilesDumpError, checkFilesSupported, classifyFd } from './files-kinds.js';
+export { UnsupportedFileError, FilesDumpError, checkFilesSupported, classifyFd, ptyMastersOf } from './files-kinds.js';
 export { checkUnixSockets } from './files-unix.js';
 
 const UNIX_LISTEN = 10;
@@ -249,7 +249,7 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
         log.debug(`files: fd ${s.fd} of ${pid} is the parasite's control socket, skipped`);
         continue;
       }
-      const err = refusal(pid, s.fd, s.link, cls, ctx.shellJob);
+      const err = refusal(pid, s.fd, s.link, cls, ctx.shellJob, ctx.files.ptyMasters);
       if (err) throw err;
 
       const flags = s.info.flags & ~O_CLOEXEC;
@@ -258,15 +258,31 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
       const gen = `${s.st.dev}:${s.st.ino}:${s.info.pos}`;
       let type: number;
       let id: number;
-      if (cls.kind === 'pty-slave') {
+      if (cls.kind === 'pty-slave' || cls.kind === 'pty-master') {
+        // Each side: a tty_file_entry on the reg_file_entry of the path it was opened by, and
+        // the side's tty_info_entry (index * 2, + 1 for the master) once per dump.
         type = FD_TYPE.TTY;
-        const index = cls.index;
+        const master = cls.kind === 'pty-master';
+        const index = master ? ptyMasterIndex(pid, s.fd, s.lfd) : cls.index;
+        // A pty inside the tree must have nothing queued: tty-data.img is not written.
+        if (master || ctx.files.ptyMasters.has(index)) checkPtyQueues(pid, s.fd, s.lfd, master, index);
+        const infoId = ptyInfoId(index, master);
         ({ id } = ctx.files.internOpenFile(pid, s.fd, gen, type, (tid) => {
           const regfId = ctx.files.intern(`tty-regf:${tid}`, FD_TYPE.REG, (rid) =>
             regFileEntry(rid, s.link, flags, s.info.pos, fown, s.st, () => undefined));
-          const info = ctx.files.addTtyInfo(ptyInfoId(index, false), () => ptySlaveInfo(pid, s.fd, s.lfd, s.st, index));
+          const info = ctx.files.addTtyInfo(infoId, () => ptyInfo(pid, s.fd, s.lfd, s.st, index, master));
           if (info) ttyInfo.push(info);
-          return { id: tid, tty_info_id: ptyInfoId(index, false), flags, fown: { ...fown }, regf_id: regfId };
+          return { id: tid, tty_info_id: infoId, flags, fown: { ...fown }, regf_id: regfId };
+        }));
+      } else if (cls.kind === 'ctty') {
+        // /dev/tty (refusal() let it through: the task's ctty is a pty inside the tree).
+        type = FD_TYPE.TTY;
+        ({ id } = ctx.files.internOpenFile(pid, s.fd, gen, type, (tid) => {
+          const regfId = ctx.files.intern(`tty-regf:${tid}`, FD_TYPE.REG, (rid) =>
+            regFileEntry(rid, s.link, flags, s.info.pos, fown, s.st, () => undefined));
+          const info = ctx.files.addTtyInfo(CTTY_INFO_ID, () => cttyInfo(pid, s.fd, s.lfd, s.st));
+          if (info) ttyInfo.push(info);
+          return { id: tid, tty_info_id: CTTY_INFO_ID, flags, fown: { ...fown }, regf_id: regfId };
         }));
       } else if (cls.kind === 'pipe') {
         // Each end (each open file description) is its own pipe_entry; pipe_id is the inode.

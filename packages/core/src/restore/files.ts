@@ -72,6 +72,16 @@ export function restoreFiles(task: FrozenTask, scratch: Scratch, img: TaskImages
     }
     const f = img.files.get(id);
     if (!f) throw new RestoreError('files', `fd ${fd}: no file with id ${id}`, { file: 'files.img', record: i, field: 'id' });
+    const own = f.type === FD_TYPE_TTY ? shared.pathInTask(id) : undefined;
+    if (own !== undefined) {
+      // /dev/tty: the task opens it itself; its session got its terminal when it was created.
+      const flags = Number((f.tty as Msg).flags ?? 0) & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC);
+      const r = task.rawSyscall('openat', AT_FDCWD, scratch.str(own), flags | (cloexec ? O_CLOEXEC : 0), 0);
+      if (r < 0n) throw new RestoreError('files', `fd ${fd}: cannot open ${own} (errno ${-r})`, { file: 'files.img', field: 'tty' });
+      place(Number(r), fd, cloexec);
+      opened.set(id, fd);
+      return;
+    }
     if (f.type === FD_TYPE_TTY) {
       throw new RestoreError('files', `fd ${fd}: restoring terminals is not supported yet${shellJob ? '' : ' (and needs --shell-job)'}`, { file: 'files.img', field: 'tty' });
     }

@@ -19,6 +19,7 @@ import { Logger } from '../util/log.js';
 import { RestoreError } from './errors.js';
 import { readTreeImages, need, type TaskImages } from './images-in.js';
 import { SharedFiles, checkTreeFiles } from './shared-files.js';
+import { openPtys, planPtys, setForeground, takeCtty } from './files-tty.js';
 import { regFileName, restoreFiles } from './files.js';
 import { GhostFiles } from './ghost-files.js';
 import { checkFileLocks, readFileLocks, restoreFileLocks } from './file-locks.js';
@@ -108,6 +109,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     ghosts = new GhostFiles(imagesDir, tree.tasks[0].files, (m) => log.warn(m));
     const locks = readFileLocks(imagesDir);
     checkFileLocks(locks, tree.tasks);
+    const ptyPlan = planPtys(tree, imagesDir, options.shellJob ?? false);
     checkCpu(imagesDir, arch, options.cpuCap);
     const clocks = clockOffsets(imagesDir);
 
@@ -123,6 +125,10 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     if (clocks) enterTimeNamespace(helper, clocks, log);
 
     step('clone');
+    // Pty pairs exist before the tasks: a session leader takes its terminal before its children.
+    const ptys = openPtys(ptyPlan, (fd) => shared.own(fd), (msg) => log.warn(msg));
+    for (const p of ptys) for (const [id, fd] of p.byFile) shared.hold(id, fd);
+    for (const id of ptyPlan.devTty) shared.openInTask(id, '/dev/tty');
     // One scratch address free in every task: each task starts as a copy of the helper (the root
     // cloned from it, every other task from its parent before anything is rebuilt).
     const helperMaps = readMaps(helper.pid);
@@ -140,11 +146,16 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       rts.push(rt);
       task.useCodeAt(scratchBase + BigInt(SCRATCH.code), false);
       setSessionAndGroup(rt, parent);
+      for (const p of ptys) if (p.pair.sid === img.pid) takeCtty(task, p);
       log.info(`task ${img.pid} created${parent ? ` by its parent ${parent.img.pid}` : ''}`);
       for (const z of tree.zombies.filter((x) => Number(x.pstree.ppid) === img.pid)) {
         makeZombie(cloneTask(task, rt.scratch, z.pid, arch, 'clone'), task, rt.scratch, z, img.pstree, arch, scratchBase + BigInt(SCRATCH.code));
         log.info(`zombie ${z.pid} created by ${img.pid} (wait status 0x${z.exitStatus.toString(16)})`);
       }
+    }
+    for (const p of ptys) {
+      const leader = rts.find((r) => r.img.pid === p.pair.sid);
+      if (leader) setForeground(leader.task, leader.scratch, p);
     }
 
     for (const rt of rts) {

@@ -24,7 +24,7 @@ export const FD_TYPE_INOTIFY = 8, FD_TYPE_SIGNALFD = 9, FD_TYPE_TTY = 11, FD_TYP
 export const RESTORABLE: ReadonlyMap<number, string> = new Map([
   [FD_TYPE_REG, 'reg'], [FD_TYPE_PIPE, 'pipe'], [FD_TYPE_EVENTFD, 'efd'], [FD_TYPE_EVENTPOLL, 'epfd'],
   [FD_TYPE_SIGNALFD, 'sgfd'], [FD_TYPE_TIMERFD, 'tfd'], [FD_TYPE_MEMFD, 'memfd'], [FD_TYPE_FIFO, 'fifo'],
-  [FD_TYPE_UNIXSK, 'usk'], [FD_TYPE_INETSK, 'isk'], [FD_TYPE_INOTIFY, 'ify'],
+  [FD_TYPE_UNIXSK, 'usk'], [FD_TYPE_INETSK, 'isk'], [FD_TYPE_INOTIFY, 'ify'], [FD_TYPE_TTY, 'tty'],
 ]);
 const O_ACCMODE = 3, O_RDONLY = 0, O_WRONLY = 1;
 const O_NONBLOCK = 0o4000;
@@ -133,7 +133,23 @@ export class SharedFiles {
     return this.memfdMaker(imagesDir).anonFd(shmid, size);
   }
 
-  private own(fd: number): number {
+  /** Files each task opens itself by path (/dev/tty: only the task's own session can). */
+  private readonly byPath = new Map<number, string>();
+  openInTask(id: number, p: string): void {
+    this.byPath.set(id, p);
+  }
+  pathInTask(id: number): string | undefined {
+    return this.byPath.get(id);
+  }
+
+  /** Holds `fd`, made by the restorer (a pty side), as file `id`: the tasks take it from us. */
+  hold(id: number, fd: number): void {
+    if (!this.owned.includes(fd)) this.owned.push(fd);
+    this.held.set(id, fd);
+  }
+
+  /** Records a descriptor the restorer made, closed with the others. */
+  own(fd: number): number {
     this.owned.push(fd);
     return fd;
   }
@@ -198,7 +214,7 @@ export class SharedFiles {
 }
 
 /** Every descriptor of every task is of a kind restore handles (before anything is created). */
-export function checkTreeFiles(tree: TreeImages, shellJob: boolean): void {
+export function checkTreeFiles(tree: TreeImages, _shellJob: boolean): void {
   for (const t of tree.tasks) {
     const fdinfoFile = `fdinfo-${t.ids.files_id}.img`;
     t.fdinfo.forEach((e, i) => {
@@ -206,9 +222,6 @@ export function checkTreeFiles(tree: TreeImages, shellJob: boolean): void {
       const f = t.files.get(id);
       if (!f) throw new RestoreError('read-images', `task ${t.pid} fd ${fd}: no file with id ${id}`, { file: fdinfoFile, record: i, field: 'id' });
       const type = Number(f.type);
-      if (type === FD_TYPE_TTY) {
-        throw new RestoreError('files', `task ${t.pid} fd ${fd}: restoring terminals is not supported yet${shellJob ? '' : ' (and needs --shell-job)'}`, { file: 'files.img', field: 'tty' });
-      }
       const payload = RESTORABLE.get(type);
       if (!payload) throw new RestoreError('files', `task ${t.pid} fd ${fd}: file type ${type} is not supported yet`, { file: 'files.img', field: 'type' });
       if (typeof f[payload] !== 'object' || f[payload] === null) throw new RestoreError('read-images', `task ${t.pid} fd ${fd}: file ${id} of type ${type} has no ${payload} record`, { file: 'files.img', field: payload });

@@ -116,6 +116,8 @@ export const PROGRAMS: TestProgram[] = [
   // Sockets beyond socketpairs: named unix sockets (path and abstract), TCP listeners and UDP.
   { name: 'unixnamed', args: (tmp) => [tmp] },
   { name: 'inetlisten', oracleDumpFails: ORACLE_INET_FAILURE },
+  // A pty pair made by the program: the parent holds the master, the child's session has the slave as ctty.
+  { name: 'ptypair', tree: true },
 ];
 
 export function program(name: string): TestProgram {

@@ -98,3 +98,33 @@ export const IOCTL_PPC64 = Object.freeze({ FIONREAD: 0x4004667f, SIOCOUTQ: 0x400
 
 /** The host arch's ioctl numbers. */
 export const IOCTL = process.arch === 'ppc64' ? IOCTL_PPC64 : IOCTL_X86_64;
+
+/**
+ * Terminal ioctls (asm/ioctls.h) and the kernel's struct termios as TCGETS/TCSETS move it:
+ * powerpc has its own numbers for most of them and a termios with c_cc before c_line and the
+ * two speeds at the end (44 bytes); x86_64's is c_line then c_cc, no speeds (36 bytes).
+ */
+export interface TtyIoctls {
+  TCGETS: number; TCSETS: number; TIOCGWINSZ: number; TIOCSWINSZ: number;
+  TIOCGLCKTRMIOS: number; TIOCSLCKTRMIOS: number; TIOCSCTTY: number; TIOCSPGRP: number; TIOCGPGRP: number;
+  TIOCGSID: number; TIOCPKT: number; TIOCGPKT: number; TIOCSPTLCK: number; TIOCGPTLCK: number; TIOCGPTN: number;
+  TIOCEXCL: number; TIOCGEXCL: number; TIOCGPTPEER: number; TIOCINQ: number; TIOCOUTQ: number;
+  /** Byte offsets in struct termios (no ispeed/ospeed where the kernel struct has none). */
+  termios: { size: number; line: number; cc: number; ispeed?: number; ospeed?: number };
+}
+export const TTY_X86_64: TtyIoctls = Object.freeze({
+  TCGETS: 0x5401, TCSETS: 0x5402, TIOCGWINSZ: 0x5413, TIOCSWINSZ: 0x5414, TIOCGLCKTRMIOS: 0x5456, TIOCSLCKTRMIOS: 0x5457,
+  TIOCSCTTY: 0x540e, TIOCSPGRP: 0x5410, TIOCGPGRP: 0x540f, TIOCGSID: 0x5429, TIOCPKT: 0x5420, TIOCGPKT: 0x80045438,
+  TIOCSPTLCK: 0x40045431, TIOCGPTLCK: 0x80045439, TIOCGPTN: 0x80045430, TIOCEXCL: 0x540c, TIOCGEXCL: 0x80045440,
+  TIOCGPTPEER: 0x5441, TIOCINQ: 0x541b, TIOCOUTQ: 0x5411,
+  termios: Object.freeze({ size: 36, line: 16, cc: 17 }),
+});
+export const TTY_PPC64: TtyIoctls = Object.freeze({
+  TCGETS: 0x402c7413, TCSETS: 0x802c7414, TIOCGWINSZ: 0x40087468, TIOCSWINSZ: 0x80087467, TIOCGLCKTRMIOS: 0x5456, TIOCSLCKTRMIOS: 0x5457,
+  TIOCSCTTY: 0x540e, TIOCSPGRP: 0x80047476, TIOCGPGRP: 0x40047477, TIOCGSID: 0x5429, TIOCPKT: 0x5420, TIOCGPKT: 0x40045438,
+  TIOCSPTLCK: 0x80045431, TIOCGPTLCK: 0x40045439, TIOCGPTN: 0x40045430, TIOCEXCL: 0x540c, TIOCGEXCL: 0x40045440,
+  TIOCGPTPEER: 0x20005441, TIOCINQ: 0x4004667f, TIOCOUTQ: 0x40047473,
+  termios: Object.freeze({ size: 44, cc: 16, line: 35, ispeed: 36, ospeed: 40 }),
+});
+/** The host arch's terminal ioctls. */
+export const TTY_IOCTL = process.arch === 'ppc64' ? TTY_PPC64 : TTY_X86_64;
