@@ -590,6 +590,8 @@ for (const [name, prog, args] of [['python', 'python3', (work) => [path.join(rea
 
 // --- run ------------------------------------------------------------------------------------
 async function main() {
+  // First line: which kernel ran the suite (the VM boots Debian 12's 6.1 or, with --kernel, 6.12).
+  console.log(`kernel ${os.release()} ${os.machine ? os.machine() : process.arch}, node ${process.version}`);
   let passed = 0, failed = 0;
   const only = process.argv[4] ? new RegExp(process.argv[4]) : undefined;
   for (const t of tests) {
