@@ -22,9 +22,35 @@
 #      PPC64_VM_MIRROR (default: the host apt's Debian mirror), PPC64_VM_REFRESH=1 (re-read the
 #      index: picks up a newer kernel), CRIU_TS_SHARED (default <repo>/../shared).
 #
-# Measured 2026-11-27 (the script prints these again into vdso.txt from the two vmlinux files):
-#   kernel: linux-image-@KVER@ @KDEBVER@ (Debian 12's: linux-image-6.1.0-50-powerpc64le 6.1.176-1)
-#   vDSO: @VDSO@
+# Flavour: trixie's linux-image-powerpc64le meta-package is now the 4 KiB-page build; the 64 KiB one
+# (bookworm's page size) is linux-image-powerpc64le-64k, the default here (PPC64_VM_ALT_FLAVOUR=
+# powerpc64le for the 4k one, cache .../ppc64-vm-trixie-4k). The newest version the index names may
+# not be on the mirror yet (6.12.117 answered 404 on 2026-11-27): the next one down is taken.
+#
+# Measured 2026-11-27 (vdso.txt in the cache lists it again, from the two vmlinux files):
+#   kernel: linux-image-6.12.107+deb13-powerpc64le-64k 6.12.107-1 (uname -r 6.12.107+deb13-powerpc64le-64k)
+#           vs Debian 12's linux-image-6.1.0-50-powerpc64le 6.1.176-1; both CONFIG_PPC_64K_PAGES=y
+#   vDSO (vdso64.so, linked at 0): one 64 KiB page on both, under a 2-page (128 KiB) [vvar] on both.
+#     6.1:  PT_LOAD memsz 0x1578, .text 0x450 + 0x8a8, 9 entry points
+#     6.12: PT_LOAD memsz 0x1fd8, .text 0x490 + 0x112c, 10: __kernel_getrandom is new (0x778, 108 B),
+#           and every other entry point moved by +0x40 (same sizes):
+#       entry point               6.1     6.12
+#       __kernel_sigtramp_rt64    0x454   0x494   (the signal return trampoline: return addresses
+#       __kernel_gettimeofday     0x47c   0x4bc    on a dumped stack point into the old vDSO)
+#       __kernel_clock_gettime    0x4d0   0x510
+#       __kernel_clock_getres     0x524   0x564
+#       __kernel_time             0x578   0x5b8
+#       __kernel_get_syscall_map  0x5bc   0x5fc
+#       __kernel_get_tbfreq       0x608   0x648
+#       __kernel_sync_dicache     0x644   0x684
+#       __kernel_getcpu           0x708   0x748
+#   So a task dumped on one kernel and restored on the other has a [vdso] whose symbols sit at
+#   other offsets than the running kernel's (and no getrandom on 6.1): it must be remapped/redirected.
+# Timings on this 2-core host under load (2026-11-27): first build 72 s (incl. the 75 MiB .deb in
+# 3 s and a 9.5 MB index), rebuild of the images ~17 s, cached run ~1 s. Boot to the guest command:
+# 24.5 s uptime / 62 s wall for 6.12 vs 20.7 s / 52 s for 6.1 in the same loaded minute (unloaded
+# the 6.1 VM needs ~5 s / 7 s). Cache: vmlinux 46 MiB, initrd 2.2 MiB, rootfs.img 971 MiB sparse
+# (354 MiB allocated), kernel-pkg/ + debs/ + apt/; 626 MiB of disk beyond the Debian 12 cache.
 set -euo pipefail
 { # one compound command: bash parses all of it first, so editing this file mid-run is safe
 
@@ -95,9 +121,17 @@ if [ ! -e "$C/.stamp-apt-update" ]; then
     || die "no $SUITE $ARCH package index from $MIRROR (is the mirror reachable? does the keyring know $SUITE's key?)"
   touch "$C/.stamp-apt-update"
 fi
+KPKG=""
+# A kernel already downloaded is kept until PPC64_VM_REFRESH=1 (cached runs read no index).
+if [ "${PPC64_VM_REFRESH:-0}" != 1 ] && [ -z "${PPC64_VM_ALT_KERNEL_PKG:-}" ]; then
+  have="$(ls "$C"/debs/linux-image-*-"$FLAVOUR"_*_$ARCH.deb 2>/dev/null | head -n1)"
+  [ -n "$have" ] && KPKG="$(dpkg-deb -f "$have" Package)"
+fi
 # Candidates: the flavour's meta-package dependency first, then every other version of that flavour
 # in the index, newest first (the index can name a kernel the mirror's pool does not hold yet).
-if [ -n "${PPC64_VM_ALT_KERNEL_PKG:-}" ]; then
+if [ -n "$KPKG" ]; then
+  candidates="$KPKG"
+elif [ -n "${PPC64_VM_ALT_KERNEL_PKG:-}" ]; then
   candidates="$PPC64_VM_ALT_KERNEL_PKG"
 else
   candidates="$( { apt-cache "${APTO[@]}" depends "linux-image-$FLAVOUR" | awk '/Depends: linux-image-/{print $2; exit}'
@@ -105,12 +139,6 @@ else
                  } | awk '!seen[$0]++')"
 fi
 [ -n "$candidates" ] || die "no linux-image-*-$FLAVOUR package in $SUITE's index"
-KPKG=""
-# A kernel already downloaded is kept until PPC64_VM_REFRESH=1 (no network on cached runs).
-for cand in $candidates; do
-  if ls "$C/debs/${cand}"_*.deb >/dev/null 2>&1; then KPKG="$cand"; break; fi
-done
-[ "${PPC64_VM_REFRESH:-0}" = 1 ] && KPKG=""
 for cand in $candidates; do
   [ -n "$KPKG" ] && break
   if ls "$C/debs/${cand}"_*.deb >/dev/null 2>&1; then KPKG="$cand"; break; fi
@@ -188,7 +216,8 @@ fi
 # rootfs/ = a hard-linked copy of the Debian 12 rootfs (no file data is copied; nothing here writes
 # into a shared inode: the new modules are new files) + /lib/modules/$KVER, also hard-linked from
 # kernel-pkg/. The module subset is the shared builder's: fs, net (incl. *_diag), virtio, block...
-INPUT_HASH=$( (echo "$BASE_STAMP $KVER $KDEBVER"; grep -v '^ *#' "$0") | sha256sum | cut -c1-16)
+# Inputs: the Debian 12 rootfs (its builder's stamp), the kernel, and this step's own code.
+INPUT_HASH=$( (echo "$BASE_STAMP $KVER $KDEBVER"; sed -n '/-- 5\. rootfs image/,/-- 6\. initramfs/p' "$0" | grep -v '^ *#') | sha256sum | cut -c1-16)
 if [ "$(cat "$C/.stamp-image" 2>/dev/null)" != "$INPUT_HASH" ] || [ ! -f "$C/rootfs.img" ]; then
   R="$C/rootfs"
   log "rootfs: hard-linking $base/rootfs + /lib/modules/$KVER"
@@ -216,7 +245,7 @@ if [ "$(cat "$C/.stamp-image" 2>/dev/null)" != "$INPUT_HASH" ] || [ ! -f "$C/roo
 fi
 
 # ---------------------------------------------------------------- 6. initramfs
-IHASH=$( (cat "$vm/guest/initramfs-init"; grep -v '^ *#' "$0"; echo "$KVER $KDEBVER") | sha256sum | cut -c1-16)
+IHASH=$( (cat "$vm/guest/initramfs-init"; sed -n '/-- 6\. initramfs/,/-- 7\. summary/p' "$0" | grep -v '^ *#'; echo "$KVER $KDEBVER") | sha256sum | cut -c1-16)
 if [ "$(cat "$C/.stamp-initrd" 2>/dev/null)" != "$IHASH" ] || [ ! -f "$C/initrd.img" ]; then
   log "initramfs: busybox + $KVER modules"
   I="$C/initramfs.tmp"; rm -rf "$I"; mkdir -p "$I/bin" "$I/lib/modules"
@@ -249,6 +278,8 @@ if [ "$(cat "$C/.stamp-initrd" 2>/dev/null)" != "$IHASH" ] || [ ! -f "$C/initrd.
 fi
 
 # ---------------------------------------------------------------- 7. summary
+SUM="$(cat "$C/.stamp-image" "$C/.stamp-initrd" 2>/dev/null | tr '\n' ' ')"
+if [ "$(cat "$C/.stamp-summary" 2>/dev/null)" != "$SUM" ] || [ ! -s "$C/image.info" ]; then
 {
   echo "kernel_pkg=$KPKG"
   echo "kernel_version=$KDEBVER"
@@ -257,9 +288,11 @@ fi
   echo "rootfs_img=$(du -h --apparent-size "$C/rootfs.img" | cut -f1) (allocated $(du -h "$C/rootfs.img" | cut -f1))"
   echo "initrd=$(du -h "$C/initrd.img" | cut -f1)"
   echo "vmlinux=$(du -h "$C/vmlinux" | cut -f1)"
-  echo "cache_total=$(du -sh "$C" | cut -f1) (rootfs/ is hard links into $base/rootfs)"
+  echo "cache_disk=$(du -sh "$base" "$C" | awk 'NR==2{print $1}') of its own (rootfs/ is hard links into $base/rootfs)"
   grep -E '^(CONFIG_PPC_64K_PAGES|CONFIG_PPC_4K_PAGES|CONFIG_MEM_SOFT_DIRTY|CONFIG_CHECKPOINT_RESTORE|CONFIG_VSX|CONFIG_ALTIVEC|CONFIG_USERFAULTFD|CONFIG_KCMP|CONFIG_TIME_NS)=|PPC_TRANSACTIONAL_MEM' "$C/kernel.config" || true
 } > "$C/image.info"
+echo "$SUM" > "$C/.stamp-summary"
+fi
 log "done in $(( SECONDS - T0 ))s; cache: $C ($KPKG $KDEBVER)"
 exit 0
 }
