@@ -743,6 +743,8 @@ test("Debian's criu restores what criu-ts dumped: shmanon (one shared object for
 
 // --- run ------------------------------------------------------------------------------------
 async function main() {
+  // First line: which kernel ran the suite (the VM boots Debian 12's 6.1 or, with --kernel, 6.12).
+  console.log(`kernel ${os.release()} ${os.machine ? os.machine() : process.arch}, node ${process.version}`);
   let passed = 0, failed = 0;
   const only = process.argv[4] ? new RegExp(process.argv[4]) : undefined;
   for (const t of tests) {

@@ -2,7 +2,14 @@
 # Runs the ppc64le suite (guest-suite.cjs: injection, parasite, dump + restore of real programs)
 # in the ppc64le VM, booted once.
 #
-#   tools/ppc64/run-vm-tests.sh [--no-build | --build-only] [--only REGEX]
+#   tools/ppc64/run-vm-tests.sh [--no-build | --build-only] [--only REGEX] [--kernel bookworm|trixie|trixie-4k]
+#
+# --kernel picks the guest kernel; the userland is always the Debian 12 rootfs. bookworm (default):
+# Debian 12's 6.1 (the image of ../shared/ppc64-vm, cache PPC64_VM_CACHE). trixie: Debian 13's 6.12,
+# 64 KiB pages like bookworm (tools/ppc64/build-alt-kernel.sh, cache PPC64_VM_ALT_CACHE, default
+# /var/tmp/ppc64-vm-trixie); trixie-4k: Debian 13's default powerpc64le flavour, 4 KiB pages
+# (/var/tmp/ppc64-vm-trixie-4k). The image of the chosen kernel is built when missing (first time:
+# about 1-2 min and one ~75 MB kernel .deb), before the VM lock is taken.
 #
 # On the host: builds @criu/core, @criu/cli and @criu/arch-ppc64 (turbo: their dist/ and the cross-built
 # parasite, restore helper) unless --no-build, and cross-builds the C fixtures into tools/ppc64/build/
@@ -24,15 +31,31 @@ log() { printf '[ppc64-vm-tests] %s\n' "$*" >&2; }
 build=1
 build_only=0
 only=''
+kernel=bookworm
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-build) build=0 ;;
     --build-only) build_only=1 ;;
     --only) only="${2:?--only needs a regular expression}"; shift ;;
-    *) echo "usage: $0 [--no-build | --build-only] [--only REGEX]  (--only: run just the guest tests whose name matches)" >&2; exit 2 ;;
+    --kernel) kernel="${2:?--kernel needs bookworm, trixie or trixie-4k}"; shift ;;
+    *) echo "usage: $0 [--no-build | --build-only] [--only REGEX] [--kernel bookworm|trixie|trixie-4k]  (--only: run just the guest tests whose name matches)" >&2; exit 2 ;;
   esac
   shift
 done
+case "$kernel" in
+  bookworm) ;;
+  trixie) alt_flavour=powerpc64le-64k; alt_cache="${PPC64_VM_ALT_CACHE:-/var/tmp/ppc64-vm-trixie}" ;;
+  trixie-4k) alt_flavour=powerpc64le; alt_cache="${PPC64_VM_ALT_CACHE:-/var/tmp/ppc64-vm-trixie-4k}" ;;
+  *) echo "$0: --kernel must be bookworm, trixie or trixie-4k (got '$kernel')" >&2; exit 2 ;;
+esac
+
+# The alternative kernel's image (idempotent, ~1 s when cached; it has its own build lock, so it
+# runs before the VM lock and does not keep other runners waiting while it downloads and builds).
+if [ "$kernel" != bookworm ]; then
+  log "kernel $kernel: VM image in $alt_cache (build-alt-kernel.sh)"
+  CRIU_TS_SHARED="$shared" PPC64_VM_ALT_FLAVOUR="$alt_flavour" PPC64_VM_ALT_CACHE="$alt_cache" \
+    bash "$here/build-alt-kernel.sh" || { log "building the $kernel VM image failed"; exit 1; }
+fi
 
 # One runner at a time on this machine (the VM is CPU-heavy, and a build replaces the dist/ that a
 # running guest reads): run-vm-cpu-tests.sh takes the same lock, and tells us when it holds it.
@@ -68,7 +91,7 @@ CC="$cc" bash "$root/tools/testprogs/build.sh" >&2
 testprogs="$root/tools/testprogs/build/$("$cc" -dumpmachine)"
 
 cache="${PPC64_VM_CACHE:-/var/tmp/ppc64-vm}"
-if [ ! -f "$cache/rootfs.img" ] || [ ! -f "$cache/vmlinux" ]; then
+if [ "$kernel" = bookworm ] && { [ ! -f "$cache/rootfs.img" ] || [ ! -f "$cache/vmlinux" ]; }; then
   log "VM image missing in $cache: building it (build-image.sh)"
   bash "$vm/build-image.sh" >&2
 fi
@@ -76,6 +99,7 @@ fi
 [ "$build_only" = 1 ] && exit 0
 
 args=(-t "${PPC64_VM_TIMEOUT:-900}")
-log "booting the VM: node guest-suite.cjs"
+if [ "$kernel" != bookworm ]; then export PPC64_VM_CACHE="$alt_cache"; fi
+log "booting the VM (kernel $kernel: $(sed -n 's/^kernel_pkg=//p' "${PPC64_VM_CACHE:-$cache}/image.info" 2>/dev/null)): node guest-suite.cjs"
 exec "$vm/run.sh" "${args[@]}" "$root" node "$here/guest-suite.cjs" "$out" "$testprogs" ${only:+"$only"}
 }
