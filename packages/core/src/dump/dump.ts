@@ -36,6 +36,7 @@ import { taskClocksNs, toTimespec } from '../proc/timens.js';
 import { stepOutOfVdso, noteVdsoProxies } from './vdso.js';
 import { mappedShmemId } from './shmem.js';
 import { fileImagesOf } from './files-images.js';
+import { detectMemTrack, ParentCoverage, readMemTrackNote, resetTracking, trackedUffd, uffdRegisteredVmas, writeMemTrackNote, MEMTRACK_FILE, type MemTrackNote, type TaskTracking, type TrackMethod } from './mem-track.js';
 
 export const INCOMPLETE_MARKER = 'criu-ts.incomplete';
 
@@ -61,6 +62,12 @@ export interface DumpOptions {
   /** Fail on purpose at this step (tests). Also read from CRIU_TS_FAULT_STEP. */
   faultAt?: DumpStep;
   memory?: { method?: 'parasite' | 'vm_readv'; scan?: 'ioctl' | 'pagemap' };
+  /** CRIU's pre-dump: save the memory only (pagemap + pages) and leave the tasks running. */
+  preDump?: boolean;
+  /** Start tracking memory changes after this dump (CRIU's --track-mem), for a later iteration. */
+  trackMem?: boolean;
+  /** The previous (pre-)dump, relative to imagesDir as CRIU's --prev-images-dir (e.g. "../1"): unchanged pages point there. */
+  parentImagesDir?: string;
 }
 
 export interface DumpStats {
@@ -72,6 +79,10 @@ export interface DumpStats {
   pagesWritten: number;
   pagesSkippedZero: number;
   pagesSkippedFile: number;
+  /** Pages left in the parent images (PE_PARENT). */
+  pagesSkippedParent: number;
+  /** How changed pages were found (iterative dumps). */
+  memTrack?: TrackMethod;
 }
 
 export interface DumpResult {
@@ -118,10 +129,14 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
       if (st.tracerPid !== 0) throw new DumpError('check-task', t.pid, `task ${t.pid} (in the tree of ${pid}) is already traced by process ${st.tracerPid}`, { hint: 'another dump or a debugger holds it' });
     }
 
+    // Iterative dumps: the parent images and how changes are tracked (a method the kernel has).
+    const inc = prepareIncremental(options, imagesDir, pid);
+    if (inc.method) log.info(`dump: memory changes tracked with ${inc.method}${inc.parentDir ? `, parent ${inc.parentDir}` : ''}`);
+
     step('check-files');
     for (const t of seen) {
       try {
-        checkFilesSupported(t.pid, options.shellJob ?? false);
+        checkFilesSupported(t.pid, options.shellJob ?? false, inc.ignoreFds(t.pid));
       } catch (e) {
         if (t.pid !== pid && !fs.existsSync(`/proc/${t.pid}`)) continue;
         throw e;
@@ -131,6 +146,12 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     step('prepare-dir');
     fs.mkdirSync(imagesDir, { recursive: true, mode: 0o700 });
     fs.writeFileSync(path.join(imagesDir, INCOMPLETE_MARKER), `dump of ${pid} in progress\n`, { mode: 0o600 });
+    fs.rmSync(path.join(imagesDir, MEMTRACK_FILE), { force: true });
+    if (options.parentImagesDir !== undefined) {
+      // As CRIU: a "parent" symlink holding the path as given (relative to the images dir).
+      fs.rmSync(path.join(imagesDir, 'parent'), { force: true });
+      fs.symlinkSync(options.parentImagesDir, path.join(imagesDir, 'parent'));
+    }
 
     // Build the image codecs now: loading the schemas costs ~0.2 s, which must not be frozen time.
     warmImageCodecs();
@@ -147,9 +168,9 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     const images: ImageList = [];
     const pstree: Msg[] = [];
     const ttyInfo: Msg[] = [];
-    const total = { pagesScanned: 0, pagesWritten: 0, pagesSkippedZero: 0, pagesSkippedFile: 0, elapsedMs: 0, pipeBufs: 0 };
+    const total = { pagesScanned: 0, pagesWritten: 0, pagesSkippedZero: 0, pagesSkippedFile: 0, pagesSkippedParent: 0, elapsedMs: 0, pipeBufs: 0 };
     for (let i = 0; i < tasks.length; i++) {
-      const r = await dumpTask(tasks[i], i, { arch, imagesDir, log, files, step, options, setParasite: (p) => { parasite = p; } });
+      const r = await dumpTask(tasks[i], i, { arch, imagesDir, log, files, step, options, inc, setParasite: (p) => { parasite = p; } });
       images.push(...r.images);
       pstree.push(r.pstree);
       ttyInfo.push(...r.ttyInfo);
@@ -161,6 +182,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
       freezingTimeUs, frozenTimeUs: 0, memdumpTimeUs: Math.round(total.elapsedMs * 1000), memwriteTimeUs: 0,
       pagesScanned: total.pagesScanned, pagesWritten: total.pagesWritten,
       pagesSkippedZero: total.pagesSkippedZero, pagesSkippedFile: total.pagesSkippedFile,
+      pagesSkippedParent: total.pagesSkippedParent, memTrack: inc.method,
     };
     const out = (name: string) => path.join(imagesDir, name);
     const head: ImageList = [
@@ -180,22 +202,25 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     if (ttyInfo.length) tail.push(['tty-info.img', 'TTY_INFO', ttyInfo]);
     const cpu = arch.cpuinfo?.();
     if (cpu) tail.push(['cpuinfo.img', 'CPUINFO', [cpu]]);
-    for (const [file, magic, entries] of [...head, ...images, ...tail]) {
+    // A pre-dump keeps the memory only (CRIU's pre-dump dir: inventory, pagemaps, pages).
+    const toWrite = options.preDump ? [head[0], ...images.filter(([f]) => f.startsWith('pagemap-'))] : [...head, ...images, ...tail];
+    for (const [file, magic, entries] of toWrite) {
       await writeImageFile(out(file), magic, entries.map((message) => ({ message })));
       log.debug(`wrote ${file} (${entries.length} records)`);
     }
     const pipesData = pipeDataOf(files).entries();
-    if (pipesData.length) await writeImageFile(out('pipes-data.img'), 'PIPES_DATA', pipesData);
+    if (pipesData.length && !options.preDump) await writeImageFile(out('pipes-data.img'), 'PIPES_DATA', pipesData);
+    if (options.trackMem && inc.method) writeMemTrackNote(imagesDir, inc.note);
     step('finish');
     fs.rmSync(out(INCOMPLETE_MARKER), { force: true });
-    if (options.leaveRunning) releaseTree(tasks);
+    if (options.leaveRunning || options.preDump) releaseTree(tasks);
     else killTree(tasks);
     // Frozen time as CRIU counts it: from the freeze until the tasks run again or are killed.
     stats.frozenTimeUs = usSince(frozenAt);
     try {
       await writeImageFile(out('stats-dump'), 'STATS', [{ message: { dump: {
         freezing_time: stats.freezingTimeUs, frozen_time: stats.frozenTimeUs, memdump_time: stats.memdumpTimeUs,
-        memwrite_time: stats.memwriteTimeUs, pages_scanned: BigInt(stats.pagesScanned), pages_skipped_parent: 0n,
+        memwrite_time: stats.memwriteTimeUs, pages_scanned: BigInt(stats.pagesScanned), pages_skipped_parent: BigInt(stats.pagesSkippedParent),
         pages_written: BigInt(stats.pagesWritten), irmap_resolve: 0, pages_lazy: 0n,
         page_pipes: BigInt(total.pipeBufs), page_pipe_bufs: BigInt(total.pipeBufs),
       } } }]);
@@ -237,6 +262,7 @@ interface TaskDumpEnv {
   files: FileRegistry;
   step: (name: DumpStep) => void;
   options: DumpOptions;
+  inc: Incremental;
   /** The parasite currently in a task (so a failure can remove it). */
   setParasite: (p: Parasite | undefined) => void;
 }
@@ -283,17 +309,18 @@ async function dumpTask(t: TreeTask, index: number, env: TaskDumpEnv) {
   const pstate: ParasiteTaskState = parasite.taskState();
   const { tc, threadCore } = collectTaskCore({ pid, stat, status: statusFrozen, parasite: pstate, sigmask: task.savedSigmask, securebits, ptrace: ptraceState });
 
-  const ctx: TaskDumpContext = { pid, imagesDir, pageSize: sys.pageSize(), log, files, parasite, maps, shellJob: options.shellJob ?? false };
+  const ctx: TaskDumpContext = { pid, imagesDir, pageSize: sys.pageSize(), log, files, parasite, maps, shellJob: options.shellJob ?? false, ignoreFds: env.inc.ignoreFds(pid) };
 
   step('files');
   const filesOut = await collectFiles(ctx);
 
   step('vmas');
   const vmas = collectVmas(pid, maps, vmFlags, (m) => mappedFileId(ctx, m), (m) => mappedShmemId(ctx, m));
-  await fileImagesOf(files).flush(imagesDir); // memfd.img and the shmem pagemaps it added
+  if (!options.preDump) await fileImagesOf(files).flush(imagesDir); // memfd.img and the shmem pagemaps it added
 
   step('memory');
-  const mem = await dumpMemory(ctx, vmas, { pagesId: index + 1, ...options.memory });
+  const track = env.inc.taskTracking(pid, vmas, vmFlags, ctx.pageSize);
+  const mem = await dumpMemory(ctx, vmas, { pagesId: index + 1, ...options.memory, track });
 
   step('registers');
   threadInfo.clear_tid_addr = pstate.tidAddress;
@@ -301,6 +328,11 @@ async function dumpTask(t: TreeTask, index: number, env: TaskDumpEnv) {
   step('cure');
   parasite.finish();
   env.setParasite(undefined);
+  // The pages are saved and the task still frozen: a new tracking period starts now.
+  if (options.trackMem && env.inc.method) {
+    const fd = resetTracking(env.inc.method, task, vmas, env.inc.uffdOf(pid), log);
+    if (fd !== undefined) env.inc.note.uffd[String(pid)] = fd;
+  }
 
   // Per-task kernel objects get their own ids (2, 3, ... as CRIU numbers them); namespaces are shared.
   const own = index + 2;
@@ -326,7 +358,57 @@ async function dumpTask(t: TreeTask, index: number, env: TaskDumpEnv) {
   const m = mem.stats;
   return {
     images, pstree, ttyInfo: filesOut.ttyInfo,
-    mem: { pagesScanned: m.pagesScanned, pagesWritten: m.pagesWritten, pagesSkippedZero: m.pagesSkippedZero, pagesSkippedFile: m.pagesSkippedFile, elapsedMs: m.elapsedMs, pipeBufs: m.pipeBufs },
+    mem: { pagesScanned: m.pagesScanned, pagesWritten: m.pagesWritten, pagesSkippedParent: m.pagesSkippedParent, pagesSkippedZero: m.pagesSkippedZero, pagesSkippedFile: m.pagesSkippedFile, elapsedMs: m.elapsedMs, pipeBufs: m.pipeBufs },
+  };
+}
+
+/** What an iterative dump knows before freezing: parent dir, tracking method, the tasks' uffds. */
+interface Incremental {
+  parentDir?: string;
+  method?: TrackMethod;
+  note: MemTrackNote;
+  ignoreFds(pid: number): Set<number>;
+  uffdOf(pid: number): number | undefined;
+  taskTracking(pid: number, vmas: Msg[], vmFlags: Map<bigint, Set<string>>, pageSize: number): TaskTracking | undefined;
+}
+
+function prepareIncremental(options: DumpOptions, imagesDir: string, pid: number): Incremental {
+  let parentDir: string | undefined;
+  if (options.parentImagesDir !== undefined) {
+    parentDir = path.resolve(imagesDir, options.parentImagesDir);
+    if (!fs.existsSync(path.join(parentDir, 'inventory.img'))) {
+      throw new DumpError('check-task', pid, `no previous images in ${parentDir} (--prev-images-dir ${options.parentImagesDir} is relative to the images dir)`, { hint: 'give the previous (pre-)dump directory, e.g. ../1' });
+    }
+    if (fs.existsSync(path.join(parentDir, INCOMPLETE_MARKER))) throw new DumpError('check-task', pid, `the previous images in ${parentDir} are incomplete (a failed dump)`);
+  }
+  const wanted = options.trackMem || parentDir !== undefined;
+  let method: TrackMethod | undefined;
+  if (wanted) {
+    const sup = detectMemTrack();
+    method = sup.method;
+    if (!method && options.trackMem) {
+      throw new DumpError('check-task', pid, `cannot track memory changes on this kernel: soft-dirty: ${sup.softDirty}; uffd-wp: ${sup.uffdWp}`, { hint: 'dump without --track-mem (and without a parent), or see `criu check --feature mem_dirty_track`' });
+    }
+  }
+  const parentNote = parentDir ? readMemTrackNote(parentDir) : undefined;
+  const uffds = new Map<number, number | undefined>();
+  const uffdOf = (p: number) => {
+    if (!uffds.has(p)) uffds.set(p, trackedUffd(p, parentNote));
+    return uffds.get(p);
+  };
+  return {
+    parentDir, method, note: { method: method ?? 'soft-dirty', uffd: {} },
+    ignoreFds: (p) => { const fd = uffdOf(p); return new Set(fd === undefined ? [] : [fd]); },
+    uffdOf,
+    taskTracking(p, vmas, vmFlags, pageSize) {
+      if (!parentDir) return undefined;
+      // Changes are known only if the parent started a tracking period with this method.
+      let m: TrackMethod | undefined;
+      if (method === 'uffd-wp') m = uffdOf(p) !== undefined ? 'uffd-wp' : undefined;
+      else if (method === 'soft-dirty') m = !parentNote || parentNote.method === 'soft-dirty' ? 'soft-dirty' : undefined;
+      const registered = m === 'uffd-wp' ? uffdRegisteredVmas(vmas, vmFlags) : new Set<bigint>();
+      return { method: m, coverage: ParentCoverage.load(parentDir, p, pageSize), registered };
+    },
   };
 }
 

@@ -22,4 +22,6 @@ export interface TaskDumpContext {
   maps: MapsEntry[];
   /** Options that change what is accepted (e.g. ttys need --shell-job). */
   shellJob: boolean;
+  /** Descriptors criu-ts itself left in the task (the memory tracking uffd): not dumped. */
+  ignoreFds?: ReadonlySet<number>;
 }
