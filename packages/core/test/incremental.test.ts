@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { decodeImageEntries, pageRuns, PE_PARENT, PE_PRESENT } from '@criu/images';
 import { detectMemTrack, dump, DumpError, MEMTRACK_FILE, restore } from '../src';
 import { isAlive, killVictim, readLog, waitFor, type Victim } from './helpers/victims';
-import { waitPidGone } from './helpers/oracle';
+import { critDecode, oracleRestore, requireOracle, waitPidGone } from './helpers/oracle';
 import { startTestprog, verdict } from './helpers/testprogs';
 
 jest.setTimeout(180_000);
@@ -85,6 +85,28 @@ describe('three pre-dumps then a dump', () => {
       expect(fs.existsSync(`/proc/${v.pid}/fd/${fd}`)).toBe(false);
     }
     await dirty(v, 3);
+    expect(await verdict(v, 20_000)).toBe('PASS memdirty');
+  });
+});
+
+describe('the oracle CRIU and criu-ts chains', () => {
+  beforeAll(() => requireOracle());
+  it('CRIU 4.1 restores a criu-ts pre-dump + pre-dump + dump chain (PE_PARENT, parent links)', async () => {
+    const v = await startTestprog('memdirty', ['16']);
+    started.push(v);
+    const d = (n: number) => path.join(tmp, `or${n}`);
+    await dump({ pid: v.pid, imagesDir: d(1), preDump: true, trackMem: true });
+    await dirty(v, 0);
+    await dump({ pid: v.pid, imagesDir: d(2), preDump: true, trackMem: true, parentImagesDir: '../or1' });
+    await dirty(v, 1);
+    const r = await dump({ pid: v.pid, imagesDir: d(3), trackMem: true, parentImagesDir: '../or2' });
+    expect(r.stats.pagesSkippedParent).toBeGreaterThan(0);
+    // crit reads the holes as CRIU writes them.
+    const pm = critDecode(path.join(d(3), `pagemap-${v.pid}.img`)).entries as Array<{ flags?: number }>;
+    expect(pm.some((e) => e.flags === PE_PARENT)).toBe(true);
+    await waitPidGone(v.pid);
+    oracleRestore(d(3));
+    await dirty(v, 2);
     expect(await verdict(v, 20_000)).toBe('PASS memdirty');
   });
 });
