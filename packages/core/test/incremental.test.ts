@@ -111,6 +111,29 @@ describe('the oracle CRIU and criu-ts chains', () => {
   });
 });
 
+describe('--auto-dedup', () => {
+  it('punches the pages saved again out of the parent images; the chain still restores', async () => {
+    const v = await startTestprog('memdirty', ['16']);
+    started.push(v);
+    const d = (n: number) => path.join(tmp, `dd${n}`);
+    await dump({ pid: v.pid, imagesDir: d(1), preDump: true, trackMem: true });
+    const parentPages = path.join(d(1), 'pages-1.img');
+    const before = fs.statSync(parentPages);
+    await dirty(v, 0);
+    const r = await dump({ pid: v.pid, imagesDir: d(2), trackMem: true, parentImagesDir: '../dd1', autoDedup: true });
+    const after = fs.statSync(parentPages);
+    expect(after.size).toBe(before.size);
+    const freed = (before.blocks - after.blocks) * 512;
+    const dirtied = Math.ceil(((16 << 20) / ps) / 20) * ps;
+    expect(freed).toBeGreaterThanOrEqual(dirtied);
+    expect(freed).toBeLessThanOrEqual(r.stats.pagesWritten * ps);
+    await waitPidGone(v.pid);
+    await restore({ imagesDir: d(2) });
+    await dirty(v, 1);
+    expect(await verdict(v, 20_000)).toBe('PASS memdirty');
+  });
+});
+
 describe('bad chains', () => {
   it('refuses a missing parent directory at dump time, the task untouched', async () => {
     const v = await startTestprog('memdirty', ['4']);

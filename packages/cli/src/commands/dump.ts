@@ -8,7 +8,7 @@ import { checkOptions, engineDirs, openLog, optFlag, optString, progressPrinter,
 import type { CommandContext } from './types.js';
 
 export const DUMP_POLICY: OptionPolicy = {
-  honoured: ['tree', 'leave-running', 'shell-job', 'display-stats', 'cpu-cap', 'track-mem', 'prev-images-dir'],
+  honoured: ['tree', 'leave-running', 'shell-job', 'display-stats', 'cpu-cap', 'track-mem', 'prev-images-dir', 'auto-dedup'],
   // They allow resources (sockets, locks, cgroups, ...) that the engine refuses anyway, or
   // tune machinery it does not have; a dump with them is the same dump.
   ignored: [
@@ -71,6 +71,7 @@ export async function runDump(ctx: CommandContext, preDump = false): Promise<num
       preDump,
       trackMem: optFlag(ctx, 'track-mem'),
       parentImagesDir: optString(ctx, 'prev-images-dir'),
+      autoDedup: optFlag(ctx, 'auto-dedup'),
       shellJob: optFlag(ctx, 'shell-job'),
       logger: log.logger,
       onProgress: progressPrinter(ctx.io, log, 'dump'),

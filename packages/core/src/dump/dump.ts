@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
-import { encodeMessage, messageSchema, messageType, writeImageFile } from '@criu/images';
+import { encodeMessage, messageSchema, messageType, PE_PRESENT, writeImageFile } from '@criu/images';
 import { sys } from '@criu/sys';
 import type { Arch } from '../arch/types.js';
 import { hostArch } from '../arch/host.js';
@@ -36,6 +36,7 @@ import { taskClocksNs, toTimespec } from '../proc/timens.js';
 import { stepOutOfVdso, noteVdsoProxies } from './vdso.js';
 import { mappedShmemId } from './shmem.js';
 import { fileImagesOf } from './files-images.js';
+import { dedupParents } from './dedup.js';
 import { detectMemTrack, ParentCoverage, readMemTrackNote, resetTracking, trackedUffd, uffdRegisteredVmas, writeMemTrackNote, MEMTRACK_FILE, type MemTrackNote, type TaskTracking, type TrackMethod } from './mem-track.js';
 
 export const INCOMPLETE_MARKER = 'criu-ts.incomplete';
@@ -68,6 +69,8 @@ export interface DumpOptions {
   trackMem?: boolean;
   /** The previous (pre-)dump, relative to imagesDir as CRIU's --prev-images-dir (e.g. "../1"): unchanged pages point there. */
   parentImagesDir?: string;
+  /** CRIU's --auto-dedup: punch the pages this dump saved again out of the parent images. */
+  autoDedup?: boolean;
 }
 
 export interface DumpStats {
@@ -211,6 +214,15 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     const pipesData = pipeDataOf(files).entries();
     if (pipesData.length && !options.preDump) await writeImageFile(out('pipes-data.img'), 'PIPES_DATA', pipesData);
     if (options.trackMem && inc.method) writeMemTrackNote(imagesDir, inc.note);
+    if (options.autoDedup && inc.parentDir) {
+      for (const [file, , entries] of images) {
+        const m = /^pagemap-(\d+)\.img$/.exec(file);
+        if (!m) continue;
+        const ranges = entries.filter((e) => e.vaddr !== undefined && (Number(e.flags) & PE_PRESENT)).map((e) => ({ vaddr: BigInt(e.vaddr as bigint), nrPages: Number(e.nr_pages) }));
+        const d = dedupParents(imagesDir, Number(m[1]), ranges, sys.pageSize());
+        log.info(`auto-dedup: ${d.bytesPunched} bytes punched out of the parent images of ${m[1]}`);
+      }
+    }
     step('finish');
     fs.rmSync(out(INCOMPLETE_MARKER), { force: true });
     if (options.leaveRunning || options.preDump) releaseTree(tasks);
