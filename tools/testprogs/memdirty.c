@@ -2,7 +2,9 @@
  * pattern of (page index, generation); on SIGUSR1 the program rewrites a known 5% of the pages
  * (round r: pages with index % 20 == r % 20, generation + 1) and prints "DIRTIED <r> <pages>".
  * On SIGTERM every page is checked against its generation (kept in a separate small mapping).
- *   memdirty [MIB] */
+ * With "nothp" the region is madvise(MADV_NOHUGEPAGE)d: soft-dirty bits of a transparent huge
+ * page cover all of it, so one write there marks every small page of it changed.
+ *   memdirty [MIB] [nothp] */
 #include "common.h"
 #include <stdint.h>
 #include <sys/mman.h>
@@ -44,6 +46,10 @@ int main(int argc, char **argv)
 	uint32_t *gen = mmap(NULL, npages * 4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED || gen == MAP_FAILED) {
 		perror("mmap");
+		return 2;
+	}
+	if (argc > 2 && strcmp(argv[2], "nothp") == 0 && madvise(mem, len, MADV_NOHUGEPAGE) != 0) {
+		perror("madvise");
 		return 2;
 	}
 	for (size_t p = 0; p < npages; p++)
