@@ -79,7 +79,8 @@ describe('three pre-dumps then a dump', () => {
     await waitPidGone(v.pid);
     await restore({ imagesDir: dir(4), logFile: 'restore.log', logLevel: 4 });
     // criu-ts's tracking uffd was not dumped: the restored task does not have it.
-    const note = JSON.parse(fs.readFileSync(path.join(dir(4), MEMTRACK_FILE), 'utf8'));
+    expect(fs.existsSync(path.join(dir(4), MEMTRACK_FILE))).toBe(false); // the dump killed the task: no tracking follows
+    const note = JSON.parse(fs.readFileSync(path.join(dir(3), MEMTRACK_FILE), 'utf8'));
     if (note.method === 'uffd-wp') {
       const fd = note.uffd[String(v.pid)];
       expect(fs.existsSync(`/proc/${v.pid}/fd/${fd}`)).toBe(false);
@@ -129,6 +130,24 @@ describe('--auto-dedup', () => {
     expect(freed).toBeLessThanOrEqual(r.stats.pagesWritten * ps);
     await waitPidGone(v.pid);
     await restore({ imagesDir: d(2) });
+    await dirty(v, 1);
+    expect(await verdict(v, 20_000)).toBe('PASS memdirty');
+  });
+});
+
+describe('tracking across plain dumps', () => {
+  it('a dump without a parent leaves criu-ts\'s uffd out; with -R --track-mem it starts the next period', async () => {
+    const v = await startTestprog('memdirty', ['8']);
+    started.push(v);
+    const d = (n: string) => path.join(tmp, `pl${n}`);
+    await dump({ pid: v.pid, imagesDir: d('1'), preDump: true, trackMem: true });
+    await dump({ pid: v.pid, imagesDir: d('2'), leaveRunning: true, trackMem: true });
+    expect(fs.readFileSync(path.join(d('2'), `fdinfo-2.img`)).length).toBeGreaterThan(0);
+    await dirty(v, 0);
+    const r = await dump({ pid: v.pid, imagesDir: d('3'), trackMem: true, parentImagesDir: '../pl2' });
+    expect(r.stats.pagesSkippedParent).toBeGreaterThan(r.stats.pagesWritten);
+    await waitPidGone(v.pid);
+    await restore({ imagesDir: d('3') });
     await dirty(v, 1);
     expect(await verdict(v, 20_000)).toBe('PASS memdirty');
   });

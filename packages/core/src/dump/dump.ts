@@ -213,7 +213,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     }
     const pipesData = pipeDataOf(files).entries();
     if (pipesData.length && !options.preDump) await writeImageFile(out('pipes-data.img'), 'PIPES_DATA', pipesData);
-    if (options.trackMem && inc.method) writeMemTrackNote(imagesDir, inc.note);
+    if (options.trackMem && inc.method && (options.preDump || options.leaveRunning)) writeMemTrackNote(imagesDir, inc.note);
     if (options.autoDedup && inc.parentDir) {
       for (const [file, , entries] of images) {
         const m = /^pagemap-(\d+)\.img$/.exec(file);
@@ -341,7 +341,8 @@ async function dumpTask(t: TreeTask, index: number, env: TaskDumpEnv) {
   parasite.finish();
   env.setParasite(undefined);
   // The pages are saved and the task still frozen: a new tracking period starts now.
-  if (options.trackMem && env.inc.method) {
+  // (Not when the dump kills the task: nothing will follow.)
+  if (options.trackMem && env.inc.method && (options.preDump || options.leaveRunning)) {
     const fd = resetTracking(env.inc.method, task, vmas, env.inc.uffdOf(pid), log);
     if (fd !== undefined) env.inc.note.uffd[String(pid)] = fd;
   }
@@ -416,7 +417,8 @@ function prepareIncremental(options: DumpOptions, imagesDir: string, pid: number
       if (!parentDir) return undefined;
       // Changes are known only if the parent started a tracking period with this method.
       let m: TrackMethod | undefined;
-      if (method === 'uffd-wp') m = uffdOf(p) !== undefined ? 'uffd-wp' : undefined;
+      // uffd-wp: only if the parent itself started the period on this very uffd.
+      if (method === 'uffd-wp') m = uffdOf(p) !== undefined && parentNote?.method === 'uffd-wp' && parentNote.uffd[String(p)] === uffdOf(p) ? 'uffd-wp' : undefined;
       else if (method === 'soft-dirty') m = !parentNote || parentNote.method === 'soft-dirty' ? 'soft-dirty' : undefined;
       const registered = m === 'uffd-wp' ? uffdRegisteredVmas(vmas, vmFlags) : new Set<bigint>();
       return { method: m, coverage: ParentCoverage.load(parentDir, p, pageSize), registered };

@@ -141,12 +141,18 @@ export function writeMemTrackNote(dir: string, note: MemTrackNote): void {
   fs.writeFileSync(path.join(dir, MEMTRACK_FILE), JSON.stringify(note) + '\n', { mode: 0o600 });
 }
 
-/** The fd of `pid` recorded in the parent's note, if it still is a userfaultfd. */
+/**
+ * The task's tracking uffd: the fd recorded in the parent's note, or (a dump without that
+ * parent) one that criu-ts left at UFFD_TARGET_FD, an async write-protect userfaultfd.
+ */
 export function trackedUffd(pid: number, note: MemTrackNote | undefined): number | undefined {
-  const fd = note?.method === 'uffd-wp' ? note.uffd[String(pid)] : undefined;
-  if (fd === undefined) return undefined;
+  const noted = note?.method === 'uffd-wp' ? note.uffd[String(pid)] : undefined;
+  const fd = noted ?? UFFD_TARGET_FD;
   try {
-    return fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:[userfaultfd]' ? fd : undefined;
+    if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) !== 'anon_inode:[userfaultfd]') return undefined;
+    if (noted !== undefined) return fd;
+    const api = /^API:\s*\w+:([0-9a-f]+):/m.exec(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'latin1'));
+    return api && (BigInt('0x' + api[1]) & UFFD_FEATURE_WP_ASYNC) ? fd : undefined;
   } catch {
     return undefined;
   }
