@@ -153,6 +153,24 @@ describe('tracking across plain dumps', () => {
   });
 });
 
+describe('a failed iteration', () => {
+  it.each(['write-images', 'finish'] as const)('failing at %s leaves the previous images a valid parent for the retry', async (faultAt) => {
+    const v = await startTestprog('memdirty', ['8']);
+    started.push(v);
+    const d = (n: string) => path.join(tmp, `fail-${faultAt}-${n}`);
+    await dump({ pid: v.pid, imagesDir: d('1'), preDump: true, trackMem: true });
+    await dirty(v, 0);
+    await expect(dump({ pid: v.pid, imagesDir: d('2'), preDump: true, trackMem: true, parentImagesDir: `../fail-${faultAt}-1`, faultAt })).rejects.toThrow(DumpError);
+    expect(isAlive(v.pid)).toBe(true);
+    await dirty(v, 1);
+    // Round 0's pages changed after the first pre-dump: they must be saved, whatever the failed try reset.
+    await dump({ pid: v.pid, imagesDir: d('3'), trackMem: true, parentImagesDir: `../fail-${faultAt}-1` });
+    await waitPidGone(v.pid);
+    await restore({ imagesDir: d('3') });
+    expect(await verdict(v, 20_000)).toBe('PASS memdirty');
+  });
+});
+
 describe('bad chains', () => {
   it('refuses a missing parent directory at dump time, the task untouched', async () => {
     const v = await startTestprog('memdirty', ['4']);

@@ -171,10 +171,12 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     const images: ImageList = [];
     const pstree: Msg[] = [];
     const ttyInfo: Msg[] = [];
+    const taskVmas: Msg[][] = [];
     const total = { pagesScanned: 0, pagesWritten: 0, pagesSkippedZero: 0, pagesSkippedFile: 0, pagesSkippedParent: 0, elapsedMs: 0, pipeBufs: 0 };
     for (let i = 0; i < tasks.length; i++) {
       const r = await dumpTask(tasks[i], i, { arch, imagesDir, log, files, step, options, inc, setParasite: (p) => { parasite = p; } });
       images.push(...r.images);
+      taskVmas.push(r.vmas);
       pstree.push(r.pstree);
       ttyInfo.push(...r.ttyInfo);
       for (const k of Object.keys(total) as Array<keyof typeof total>) total[k] += r.mem[k];
@@ -213,7 +215,16 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     }
     const pipesData = pipeDataOf(files).entries();
     if (pipesData.length && !options.preDump) await writeImageFile(out('pipes-data.img'), 'PIPES_DATA', pipesData);
-    if (options.trackMem && inc.method && (options.preDump || options.leaveRunning)) writeMemTrackNote(imagesDir, inc.note);
+    // Every image is written and the tasks are still frozen: a new tracking period starts now, so
+    // that a dump failing before this point leaves the previous period (and its parent) valid.
+    // (Not when the dump kills the tasks: nothing will follow.)
+    if (options.trackMem && inc.method && (options.preDump || options.leaveRunning)) {
+      tasks.forEach((t, i) => {
+        const fd = resetTracking(inc.method!, t.threads[0], taskVmas[i], inc.uffdOf(t.pid), log);
+        if (fd !== undefined) inc.note.uffd[String(t.pid)] = fd;
+      });
+      writeMemTrackNote(imagesDir, inc.note);
+    }
     if (options.autoDedup && inc.parentDir) {
       for (const [file, , entries] of images) {
         const m = /^pagemap-(\d+)\.img$/.exec(file);
@@ -340,12 +351,6 @@ async function dumpTask(t: TreeTask, index: number, env: TaskDumpEnv) {
   step('cure');
   parasite.finish();
   env.setParasite(undefined);
-  // The pages are saved and the task still frozen: a new tracking period starts now.
-  // (Not when the dump kills the task: nothing will follow.)
-  if (options.trackMem && env.inc.method && (options.preDump || options.leaveRunning)) {
-    const fd = resetTracking(env.inc.method, task, vmas, env.inc.uffdOf(pid), log);
-    if (fd !== undefined) env.inc.note.uffd[String(pid)] = fd;
-  }
 
   // Per-task kernel objects get their own ids (2, 3, ... as CRIU numbers them); namespaces are shared.
   const own = index + 2;
@@ -370,7 +375,7 @@ async function dumpTask(t: TreeTask, index: number, env: TaskDumpEnv) {
   const pstree: Msg = { pid, ppid: t.ppid, pgid: stat.pgid, sid: stat.sid, threads: threads.map((th) => th.pid) };
   const m = mem.stats;
   return {
-    images, pstree, ttyInfo: filesOut.ttyInfo,
+    images, pstree, ttyInfo: filesOut.ttyInfo, vmas,
     mem: { pagesScanned: m.pagesScanned, pagesWritten: m.pagesWritten, pagesSkippedParent: m.pagesSkippedParent, pagesSkippedZero: m.pagesSkippedZero, pagesSkippedFile: m.pagesSkippedFile, elapsedMs: m.elapsedMs, pipeBufs: m.pipeBufs },
   };
 }
@@ -406,7 +411,7 @@ function prepareIncremental(options: DumpOptions, imagesDir: string, pid: number
   const parentNote = parentDir ? readMemTrackNote(parentDir) : undefined;
   const uffds = new Map<number, number | undefined>();
   const uffdOf = (p: number) => {
-    if (!uffds.has(p)) uffds.set(p, trackedUffd(p, parentNote));
+    if (!uffds.has(p)) uffds.set(p, trackedUffd(p));
     return uffds.get(p);
   };
   return {

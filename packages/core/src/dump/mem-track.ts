@@ -41,8 +41,12 @@ const UFFD_USER_MODE_ONLY = 1;
 const O_CLOEXEC = 0o2000000, O_NONBLOCK = 0o4000;
 const PM_SCAN_WP_MATCHING = 1n;
 const F_DUPFD_CLOEXEC = 1030;
-/** Where the task's uffd is moved, out of the way of the program's own fds. */
-const UFFD_TARGET_FD = 900;
+/**
+ * Where the task's uffd lives, out of the way of the program's own fds. Each tracking period
+ * moves it between the two: the fd a parent's note names then identifies the period that parent
+ * started, so a dump that failed half-way through a reset can not be mistaken for it.
+ */
+const UFFD_FDS = [900, 901];
 const PM_SOFT_DIRTY = 1n << 55n;
 
 export class MemTrackError extends Error {
@@ -141,21 +145,16 @@ export function writeMemTrackNote(dir: string, note: MemTrackNote): void {
   fs.writeFileSync(path.join(dir, MEMTRACK_FILE), JSON.stringify(note) + '\n', { mode: 0o600 });
 }
 
-/**
- * The task's tracking uffd: the fd recorded in the parent's note, or (a dump without that
- * parent) one that criu-ts left at UFFD_TARGET_FD, an async write-protect userfaultfd.
- */
-export function trackedUffd(pid: number, note: MemTrackNote | undefined): number | undefined {
-  const noted = note?.method === 'uffd-wp' ? note.uffd[String(pid)] : undefined;
-  const fd = noted ?? UFFD_TARGET_FD;
-  try {
-    if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) !== 'anon_inode:[userfaultfd]') return undefined;
-    if (noted !== undefined) return fd;
-    const api = /^API:\s*\w+:([0-9a-f]+):/m.exec(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'latin1'));
-    return api && (BigInt('0x' + api[1]) & UFFD_FEATURE_WP_ASYNC) ? fd : undefined;
-  } catch {
-    return undefined;
+/** The task's tracking uffd: an async write-protect userfaultfd criu-ts left at one of UFFD_FDS. */
+export function trackedUffd(pid: number): number | undefined {
+  for (const fd of UFFD_FDS) {
+    try {
+      if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) !== 'anon_inode:[userfaultfd]') continue;
+      const api = /^API:\s*\w+:([0-9a-f]+):/m.exec(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'latin1'));
+      if (api && (BigInt('0x' + api[1]) & UFFD_FEATURE_WP_ASYNC)) return fd;
+    } catch { /* not there */ }
   }
+  return undefined;
 }
 
 /** Sorted, disjoint page intervals [start, end) the parent images hold for one task. */
@@ -246,13 +245,18 @@ export function resetTracking(method: TrackMethod, task: FrozenTask, vmas: Msg[]
     const r = task.rawSyscall('userfaultfd', O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
     if (r < 0n) throw new MemTrackError(`task ${pid}: userfaultfd() in the task failed with errno ${-r}`);
     fdInTask = Number(r);
-    const d = task.rawSyscall('fcntl', fdInTask, F_DUPFD_CLOEXEC, UFFD_TARGET_FD);
-    if (d >= 0n) {
-      task.rawSyscall('close', fdInTask);
-      fdInTask = Number(d);
-    }
     fresh = true;
   }
+  // A new period, a new fd (UFFD_FDS): moved before anything is reset.
+  const want = fdInTask === UFFD_FDS[0] ? UFFD_FDS[1] : UFFD_FDS[0];
+  const d = task.rawSyscall('fcntl', fdInTask, F_DUPFD_CLOEXEC, want);
+  if (d !== BigInt(want)) {
+    if (d >= 0n) task.rawSyscall('close', Number(d));
+    if (fresh) task.rawSyscall('close', fdInTask);
+    throw new MemTrackError(`task ${pid}: cannot move the tracking uffd to fd ${want} (${d < 0n ? `errno ${-d}` : `fd ${want} is taken`})`);
+  }
+  task.rawSyscall('close', fdInTask);
+  fdInTask = want;
   const pidfd = sys.pidfdOpen(pid);
   let uffd: number;
   try {
