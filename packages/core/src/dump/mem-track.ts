@@ -89,12 +89,15 @@ function probeSoftDirty(): string {
       return (pme.readBigUInt64LE(0) & PM_SOFT_DIRTY) !== 0n;
     };
     try {
-      buf[off] = 1;
-      fs.writeFileSync('/proc/self/clear_refs', '4');
-      const afterClear = bit();
-      buf[off] = 2;
-      const afterWrite = bit();
-      if (!afterClear && afterWrite) return 'ok';
+      // A few tries: the kernel may set the bit by itself in between (a THP collapse, a migration).
+      for (let attempt = 0; attempt < 8; attempt++) {
+        buf[off] = 1;
+        fs.writeFileSync('/proc/self/clear_refs', '4');
+        const afterClear = bit();
+        buf[off] = 2;
+        const afterWrite = bit();
+        if (!afterClear && afterWrite) return 'ok';
+      }
       return 'the kernel reports no soft-dirty bits (CONFIG_MEM_SOFT_DIRTY is off)';
     } finally {
       fs.closeSync(pm);
