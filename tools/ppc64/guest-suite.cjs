@@ -603,6 +603,82 @@ test('a dumper killed while the parasite runs: the parasite resumes the task by 
   return `${left} mapping(s) left behind by the parasite`;
 });
 
+// Iterative dumps under the VM's kernel, which has soft-dirty bits (x86_64 jest covers uffd-wp).
+async function memdirtyRound(v, round) {
+  process.kill(v.pid, 'SIGUSR1');
+  await waitFor(`DIRTIED ${round}`, () => new RegExp(`^DIRTIED ${round} `, 'm').test(readLog(v)));
+}
+test('iterative dumps (soft-dirty): three pre-dumps then a dump of memdirty write only the changed pages; the chain restores', async () => {
+  const MIB = 64, ps = 65536, npages = (MIB << 20) / ps, dirtied = Math.ceil(npages / 20);
+  const work = fs.mkdtempSync(path.join(logDir, 'incr-'));
+  const thp = (() => { try { return fs.readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8').trim(); } catch { return 'no THP'; } })();
+  // Soft-dirty bits of a THP cover the whole huge page: the test wants small-page granularity.
+  const v = await launch(testprog('memdirty'), 'memdirty', [String(MIB), 'nothp']);
+  const dir = (n) => path.join(work, `it${n}`);
+  const first = await dump({ pid: v.pid, imagesDir: dir(1), preDump: true, trackMem: true, arch });
+  eq(first.stats.memTrack, 'soft-dirty', 'tracking method');
+  ok(first.stats.pagesWritten >= npages, `first pre-dump wrote ${first.stats.pagesWritten} pages`);
+  let last;
+  for (let n = 2; n <= 4; n++) {
+    await memdirtyRound(v, n - 2);
+    last = await dump({ pid: v.pid, imagesDir: dir(n), preDump: n < 4, trackMem: true, parentImagesDir: `../it${n - 1}`, logFile: 'dump.log', logLevel: 4, arch });
+    eq(fs.readlinkSync(path.join(dir(n), 'parent')), `../it${n - 1}`, 'parent link');
+    const s = last.stats;
+    const rollup = (() => { try { return fs.readFileSync(`/proc/${v.pid}/smaps_rollup`, 'utf8').split('\n').filter((l) => /AnonHuge|Rss/.test(l)).join(', '); } catch { return ''; } })();
+    ok(s.pagesWritten >= dirtied && s.pagesWritten < dirtied + npages / 10, `iteration ${n}: ${s.pagesWritten} pages written, ${dirtied} rewritten (THP: ${thp}; ${rollup})`);
+    ok(s.pagesSkippedParent > npages - dirtied - npages / 10, `iteration ${n}: ${s.pagesSkippedParent} pages left in the parent`);
+    const runs = images.pageRuns(images.decodeImageEntries(fs.readFileSync(path.join(dir(n), `pagemap-${v.pid}.img`))).entries, ps);
+    eq(runs.filter((r) => r.flags & images.PE_PARENT).reduce((a, r) => a + r.nrPages, 0), s.pagesSkippedParent, 'PE_PARENT pages in the pagemap');
+  }
+  await waitFor(`dumped task ${v.pid} gone`, () => !fs.existsSync(`/proc/${v.pid}`));
+  await restore({ imagesDir: dir(4), logFile: 'restore.log', logLevel: 4, arch });
+  await memdirtyRound(v, 3);
+  // A full dump of the same task, for the frozen-time comparison (left running).
+  const full = await dump({ pid: v.pid, imagesDir: path.join(work, 'full'), leaveRunning: true, arch });
+  const verdict = await verdictOf(v, 'memdirty');
+  ok(verdict.startsWith('PASS memdirty'), `verdict: ${verdict}`);
+  return `frozen: incremental ${Math.round(last.stats.frozenTimeUs / 1000)} ms (${last.stats.pagesWritten} pages), full ${Math.round(full.stats.frozenTimeUs / 1000)} ms (${full.stats.pagesWritten} pages)`;
+});
+
+test("criu-ts restores Debian's criu pre-dump + dump chain (--track-mem, --prev-images-dir)", async () => {
+  const closeInherited = 'for f in /proc/$$/fd/*; do f=${f##*/}; [ "$f" -gt 2 ] && eval "exec $f>&-" 2>/dev/null; done';
+  const work = fs.mkdtempSync(path.join(logDir, 'criu-incr-'));
+  const v = await launch(testprog('memdirty'), 'memdirty', ['16']);
+  const run = (args) => {
+    const r = spawnSync('bash', ['-c', `${closeInherited}; exec criu ${args}`], { encoding: 'utf8' });
+    ok(r.status === 0, `criu ${args}: exit ${r.status} ${r.stderr}`);
+  };
+  fs.mkdirSync(path.join(work, '1'));
+  fs.mkdirSync(path.join(work, '2'));
+  run(`pre-dump -t ${v.pid} -D '${work}/1' --track-mem -v4 -o pre.log`);
+  await memdirtyRound(v, 0);
+  run(`dump -t ${v.pid} -D '${work}/2' --track-mem --prev-images-dir ../1 -v4 -o dump.log`);
+  const runs = images.pageRuns(images.decodeImageEntries(fs.readFileSync(path.join(work, '2', `pagemap-${v.pid}.img`))).entries, 65536);
+  const parent = runs.filter((r) => r.flags & images.PE_PARENT).reduce((a, r) => a + r.nrPages, 0);
+  ok(parent > 0, 'CRIU wrote PE_PARENT entries');
+  await waitFor(`dumped task ${v.pid} gone`, () => !fs.existsSync(`/proc/${v.pid}`));
+  await restore({ imagesDir: path.join(work, '2'), logFile: 'restore.log', logLevel: 4, arch });
+  const verdict = await verdictOf(v, 'memdirty');
+  ok(verdict.startsWith('PASS memdirty'), `verdict: ${verdict}`);
+  return `CRIU left ${parent} pages in the parent; link ${fs.readlinkSync(path.join(work, '2', 'parent'))}`;
+});
+
+test("Debian's criu restores a criu-ts pre-dump + dump chain", async () => {
+  const closeInherited = 'for f in /proc/$$/fd/*; do f=${f##*/}; [ "$f" -gt 2 ] && eval "exec $f>&-" 2>/dev/null; done';
+  const work = fs.mkdtempSync(path.join(logDir, 'ours-incr-'));
+  const v = await launch(testprog('memdirty'), 'memdirty', ['16']);
+  await dump({ pid: v.pid, imagesDir: path.join(work, '1'), preDump: true, trackMem: true, arch });
+  await memdirtyRound(v, 0);
+  await dump({ pid: v.pid, imagesDir: path.join(work, '2'), trackMem: true, parentImagesDir: '../1', arch });
+  await waitFor(`dumped task ${v.pid} gone`, () => !fs.existsSync(`/proc/${v.pid}`));
+  const dir = path.join(work, '2');
+  const r = spawnSync('bash', ['-c', `${closeInherited}; exec criu restore -D '${dir}' -d -v4 -o criu-restore.log`], { encoding: 'utf8' });
+  ok(r.status === 0, `criu restore: exit ${r.status} ${r.stderr}\n       criu-restore.log: ${tail(path.join(dir, 'criu-restore.log'))}`);
+  await sleep(150);
+  const verdict = await verdictOf(v, 'memdirty');
+  ok(verdict.startsWith('PASS memdirty'), `verdict: ${verdict}`);
+});
+
 test("Debian's criu restores what criu-ts dumped: counter, and vecregs with every FP/vector register", async () => {
   const version = spawnSync('criu', ['--version'], { encoding: 'utf8' });
   ok(version.status === 0, `criu --version: ${version.error ? version.error.message : version.stderr}`);

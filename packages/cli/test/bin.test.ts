@@ -22,7 +22,7 @@ test('criu --version and a CRIU command that is not there yet: exit status as CR
   const v = criu(['--version']);
   expect(v.status).toBe(0);
   expect(v.stdout.toString()).toMatch(/^Version: 4\.1\ncriu-ts: /);
-  const d = criu(['pre-dump', '-t', '1', '-D', '/tmp']);
+  const d = criu(['dedup', '-t', '1', '-D', '/tmp']);
   expect(d.status).toBe(1);
   expect(d.stderr).toContain('not implemented yet');
 });

@@ -94,7 +94,7 @@ test('service -d: returns at once with the socket ready, the daemon pid in --pid
   expect(fs.existsSync(`/proc/${pid}`)).toBe(true);
   expect(fs.statSync(file).isSocket()).toBe(true);
   const c = connect(file);
-  expect(await c.call({ type: REQ.FEATURE_CHECK, features: {} })).toEqual({ type: REQ.FEATURE_CHECK, success: true, features: { mem_track: false, lazy_pages: false, pidfd_store: false } });
+  expect(await c.call({ type: REQ.FEATURE_CHECK, features: {} })).toEqual({ type: REQ.FEATURE_CHECK, success: true, features: { mem_track: true, lazy_pages: false, pidfd_store: false } });
   process.kill(pid, 'SIGTERM');
   await waitFor('the daemon to stop', () => !fs.existsSync(`/proc/${pid}`) || /\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'latin1')), 10_000);
 });

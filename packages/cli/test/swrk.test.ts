@@ -92,7 +92,7 @@ describe('criu swrk: queries', () => {
     const o = await once(oracle, req);
     const r = await once(ours, req);
     expect(r.exit.code).toBe(0);
-    expect(r.resp).toEqual({ type: REQ.FEATURE_CHECK, success: true, features: { mem_track: false, lazy_pages: false, pidfd_store: false } });
+    expect(r.resp).toEqual({ type: REQ.FEATURE_CHECK, success: true, features: { mem_track: true, lazy_pages: false, pidfd_store: false } });
     expect(o.resp).toMatchObject({ type: REQ.FEATURE_CHECK, success: true });
     expect(Object.keys(o.resp.features as Msg).sort()).toEqual(['lazy_pages', 'mem_track', 'pidfd_store']);
   });
@@ -122,6 +122,26 @@ describe('criu swrk: queries', () => {
 });
 
 describe('criu swrk: dump and restore', () => {
+  test('PRE_DUMP (track_mem) then DUMP with parent_img: the dump writes the changed pages only; RESTORE passes', async () => {
+    const v = await startTestprog('memdirty', ['16']);
+    started.push(v);
+    const p1 = dirFd('pd-1');
+    const pre = await once(ours, { type: REQ.PRE_DUMP, opts: { images_dir_fd: p1.fd, pid: v.pid, track_mem: true, log_file: 'pre.log' } });
+    expect(pre.resp).toEqual({ type: REQ.PRE_DUMP, success: true });
+    expect(isAlive(v.pid)).toBe(true);
+    process.kill(v.pid, 'SIGUSR1');
+    await waitFor('DIRTIED 0', () => /^DIRTIED 0 /m.test(fs.readFileSync(v.log, 'utf8')), 10_000);
+    const p2 = dirFd('pd-2');
+    const d = await once(ours, { type: REQ.DUMP, opts: { images_dir_fd: p2.fd, pid: v.pid, track_mem: true, parent_img: '../pd-1', log_file: 'dump.log' } });
+    expect(d.resp).toEqual({ type: REQ.DUMP, success: true, dump: { restored: false } });
+    expect(fs.readlinkSync(path.join(p2.dir, 'parent'))).toBe('../pd-1');
+    expect(fs.statSync(path.join(p2.dir, 'pages-1.img')).size).toBeLessThan(fs.statSync(path.join(p1.dir, 'pages-1.img')).size / 4);
+    await waitPidGone(v.pid);
+    const r = await once(ours, { type: REQ.RESTORE, opts: { images_dir_fd: p2.fd, log_file: 'restore.log' } });
+    expect(r.resp).toMatchObject({ type: REQ.RESTORE, success: true });
+    expect(await verdict(v, 20_000)).toBe('PASS memdirty');
+  });
+
   test('DUMP leave_running, DUMP that kills, RESTORE: the counter goes on and PASSes; NOTIFY round trips in order', async () => {
     const v = await counter();
     const images = dirFd('dr-images');
@@ -267,9 +287,9 @@ describe('criu swrk: what it refuses', () => {
     expect(r.exit.code).toBe(1);
   });
 
-  test('PRE_DUMP, PAGE_SERVER: not supported, said so (ENOTSUP)', async () => {
+  test('SINGLE_PRE_DUMP, PAGE_SERVER: not supported, said so (ENOTSUP)', async () => {
     const images = dirFd('predump');
-    for (const type of [REQ.PRE_DUMP, REQ.PAGE_SERVER]) {
+    for (const type of [REQ.SINGLE_PRE_DUMP, REQ.PAGE_SERVER]) {
       const r = await once(ours, { type, opts: { images_dir_fd: images.fd, pid: 999999999 } });
       expect(r.resp).toMatchObject({ type, success: false, cr_errno: 95 });
       expect(r.exit.code).toBe(1);

@@ -13,6 +13,7 @@ export { DUMP_STEPS, type DumpStep } from './dump/steps.js';
 export { collectVmas, VmaError } from './dump/vmas.js';
 export { dumpMemory, MemoryDumpError } from './dump/memory.js';
 export { PagemapScanner } from './dump/mem-scan.js';
+export { detectMemTrack, MEMTRACK_FILE, type TrackMethod, type TrackSupport } from './dump/mem-track.js';
 export { checkFilesSupported, collectFiles, mappedFileId } from './dump/files.js';
 export { UnsupportedFileError, FilesDumpError } from './dump/files-kinds.js';
 export { TtyError } from './dump/files-tty.js';

@@ -1,7 +1,8 @@
 // CRIU's own commands. Each is a row here from the start so that its options parse and its
 // name is known; `run` is filled in as the engine grows.
 import { runCpuinfo } from './cpuinfo.js';
-import { runDump } from './dump.js';
+import { runDump, runPreDump } from './dump.js';
+import { runCheck } from './check.js';
 import { runRestore } from './restore.js';
 import type { CommandSpec } from './types.js';
 import { runSwrk } from '../swrk/command.js';
@@ -18,7 +19,7 @@ export const CRIU_COMMANDS: readonly CommandSpec[] = [
     positionals: { min: 0, max: 0 },
     run: runDump,
   },
-  todo('pre-dump', 'pre-dump task(s) minimizing their frozen time', '-t PID [<options>]'),
+  { name: 'pre-dump', summary: 'pre-dump task(s) minimizing their frozen time', usage: '-t PID [<options>]', options: [], positionals: { min: 0, max: 0 }, run: runPreDump },
   {
     name: 'restore',
     summary: 'restore a process/tree',
@@ -27,7 +28,7 @@ export const CRIU_COMMANDS: readonly CommandSpec[] = [
     positionals: { min: 0, max: 0 },
     run: runRestore,
   },
-  todo('check', 'checks whether the kernel support is up-to-date', '[--feature FEAT]'),
+  { name: 'check', summary: 'checks whether the kernel support is up-to-date', usage: '[--feature FEAT]', options: [], positionals: { min: 0, max: 0 }, run: runCheck },
   todo('page-server', 'launch page server'),
   { name: 'service', summary: 'launch service', usage: '[--address FILE] [-d] [--pidfile FILE]', options: [], positionals: { min: 0, max: 0 }, run: runService },
   { name: 'swrk', summary: 'serve RPC requests on a socket (used by runc)', usage: 'FD', options: [], positionals: { min: 1, max: 1 }, run: runSwrk },

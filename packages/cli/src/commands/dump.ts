@@ -4,11 +4,11 @@ import * as fs from 'fs';
 import { dump, type DumpResult } from '@criu/core';
 import { CliUsageError } from '../errors.js';
 import { parseCpuCap } from './cpuinfo.js';
-import { checkOptions, engineDirs, openLog, optFlag, progressPrinter, reportEngineError, type OptionPolicy } from './engine.js';
+import { checkOptions, engineDirs, openLog, optFlag, optString, progressPrinter, reportEngineError, type OptionPolicy } from './engine.js';
 import type { CommandContext } from './types.js';
 
 export const DUMP_POLICY: OptionPolicy = {
-  honoured: ['tree', 'leave-running', 'shell-job', 'display-stats', 'cpu-cap', 'ghost-limit'],
+  honoured: ['tree', 'leave-running', 'shell-job', 'display-stats', 'cpu-cap', 'ghost-limit', 'track-mem', 'prev-images-dir', 'auto-dedup'],
   // They allow resources (sockets, locks, cgroups, ...) that the engine refuses anyway, or
   // tune machinery it does not have; a dump with them is the same dump.
   ignored: [
@@ -42,18 +42,23 @@ function statsText(r: DumpResult): string {
     `Memory dump time: ${s.memdumpTimeUs} us`,
     `Memory write time: ${s.memwriteTimeUs} us`,
     `Memory pages scanned: ${n(s.pagesScanned)}`,
-    `Memory pages skipped from parent: ${n(0)}`,
+    `Memory pages skipped from parent: ${n(s.pagesSkippedParent)}`,
     `Memory pages written: ${n(s.pagesWritten)}`,
     '',
   ].join('\n');
 }
 
-export async function runDump(ctx: CommandContext): Promise<number> {
+/** `criu pre-dump`: the memory only, tasks left running (iterations: --track-mem, --prev-images-dir). */
+export async function runPreDump(ctx: CommandContext): Promise<number> {
+  return runDump(ctx, true);
+}
+
+export async function runDump(ctx: CommandContext, preDump = false): Promise<number> {
   const pid = ctx.args.options.tree;
   // CRIU: "No pid specified (-t option)"
   if (typeof pid !== 'number') throw new CliUsageError('no pid specified (-t option)');
   if (pid <= 0) throw new CliUsageError(`invalid pid ${pid} (-t option)`);
-  const warnings = checkOptions('dump', ctx.args.options, DUMP_POLICY);
+  const warnings = checkOptions(preDump ? 'pre-dump' : 'dump', ctx.args.options, DUMP_POLICY);
   // The list is checked; cpuinfo.img is written whenever the arch records CPU features (ppc64).
   parseCpuCap(ctx);
   const ghostLimit = parseGhostLimit(ctx);
@@ -74,12 +79,16 @@ export async function runDump(ctx: CommandContext): Promise<number> {
       pid,
       imagesDir: dirs.imagesDir,
       leaveRunning: optFlag(ctx, 'leave-running'),
+      preDump,
+      trackMem: optFlag(ctx, 'track-mem'),
+      parentImagesDir: optString(ctx, 'prev-images-dir'),
+      autoDedup: optFlag(ctx, 'auto-dedup'),
       shellJob: optFlag(ctx, 'shell-job'),
       ...(ghostLimit !== undefined ? { ghostLimit } : {}),
       logger: log.logger,
       onProgress: progressPrinter(ctx.io, log, 'dump'),
     });
-    log.logger.info('Dumping finished successfully');
+    log.logger.info(preDump ? 'Pre-dumping finished successfully' : 'Dumping finished successfully');
     log.flushHeldErrors();
     if (optFlag(ctx, 'display-stats')) ctx.io.writeStdout(statsText(result));
     return 0;

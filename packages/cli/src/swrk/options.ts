@@ -26,6 +26,8 @@ export class RpcError extends Error {
 const HONOURED = new Set([
   'images_dir_fd', 'images_dir', 'work_dir_fd', 'pid', 'leave_running', 'shell_job', 'log_level', 'log_file',
   'log_to_stderr', 'notify_scripts', 'display_stats', 'cpu_cap', 'ghost_limit',
+  // iterative dumps (auto_dedup punches parent pages at dump time; a restore has nothing to do)
+  'parent_img', 'track_mem', 'auto_dedup',
 ]);
 
 /**
@@ -47,9 +49,6 @@ const IGNORED = new Map<string, string>([
 /** Refused when set, with the reason shown to the client. */
 const REFUSED = new Map<string, string>([
   ['ps', 'page server (ps) is not supported'],
-  ['parent_img', 'incremental dumps (parent_img) are not supported'],
-  ['track_mem', 'memory tracking (track_mem) is not supported'],
-  ['auto_dedup', 'auto_dedup is not supported'],
   ['lazy_pages', 'lazy pages are not supported'],
   ['exec_cmd', 'exec_cmd is not supported'],
   ['ext_mnt', 'external mounts (ext_mnt) are not supported: criu-ts does not dump or restore mount namespaces'],

@@ -6,7 +6,7 @@
 // DUMP/RESTORE failed or the conversation broke (EOF, a malformed request).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { dump, hostArch, restore, type Arch, type DumpResult } from '@criu/core';
+import { detectMemTrack, dump, hostArch, restore, type Arch, type DumpResult } from '@criu/core';
 import { decodeMessage, encodeMessage, readImageFile, writeImageFile, type Msg } from '@criu/images';
 import { sys, SysError } from '@criu/sys';
 import { CRIU_TS_VERSION } from '../version.js';
@@ -142,7 +142,7 @@ export class SwrkServer {
         return 0;
       case REQ.FEATURE_CHECK:
         // What criu-ts has of each: none yet. CRIU answers all three whatever was asked.
-        this.send({ type, success: true, features: { mem_track: false, lazy_pages: false, pidfd_store: false } });
+        this.send({ type, success: true, features: { mem_track: detectMemTrack().method !== undefined, lazy_pages: false, pidfd_store: false } });
         return 0;
       case REQ.CHECK:
         this.send({ type, success: true });
@@ -157,8 +157,9 @@ export class SwrkServer {
       case REQ.WAIT_PID:
         return this.waitPid(Number(req.pid ?? 0));
       case REQ.PRE_DUMP:
+        return this.dump(opts, REQ.PRE_DUMP);
       case REQ.SINGLE_PRE_DUMP:
-        this.send({ type, success: false, ...errFields({ message: 'pre-dump is not supported by criu-ts (no memory tracking); use a plain DUMP', errno: ERRNO.EOPNOTSUPP }) });
+        this.send({ type, success: false, ...errFields({ message: 'single pre-dump is not supported by criu-ts; use PRE_DUMP', errno: ERRNO.EOPNOTSUPP }) });
         return 1;
       case REQ.PAGE_SERVER:
       case REQ.PAGE_SERVER_CHLD:
@@ -199,7 +200,8 @@ export class SwrkServer {
   }
 
   /** DUMP: CRIU's dump_using_req. No response after killing the client itself (it is gone). */
-  private async dump(opts: Msg): Promise<number> {
+  private async dump(opts: Msg, reqType: number = REQ.DUMP): Promise<number> {
+    const preDump = reqType === REQ.PRE_DUMP;
     const selfDump = !opts.pid;
     const pid = selfDump ? this.peer.pid : Number(opts.pid);
     const leaveRunning = opts.leave_running === true;
@@ -216,7 +218,11 @@ export class SwrkServer {
         if (external.length) throw new RpcError(`external resources (${external.join(', ')}) are not supported by criu-ts`);
       }
       const ghostLimit = opts.ghost_limit === undefined ? undefined : Number(opts.ghost_limit);
-      const result: DumpResult = await dump({ pid, imagesDir: env.imagesDir, leaveRunning, shellJob: opts.shell_job === true, logger: env.logger, arch: this.arch, ghostLimit });
+      const result: DumpResult = await dump({
+        pid, imagesDir: env.imagesDir, leaveRunning, shellJob: opts.shell_job === true, logger: env.logger, arch: this.arch, ghostLimit,
+        // Iterative dumps (runc checkpoint --pre-dump, then --parent-path).
+        preDump, trackMem: opts.track_mem === true, parentImagesDir: typeof opts.parent_img === 'string' ? opts.parent_img : undefined, autoDedup: opts.auto_dedup === true,
+      });
       // CRIU sends post-dump while the tasks are still frozen; the engine has resumed or
       // killed them by now (it has no hook for that moment yet).
       if (notifying) await this.notify(env, 'post-dump');
@@ -231,7 +237,9 @@ export class SwrkServer {
     } finally {
       env?.close();
     }
-    if (leaveRunning || !selfDump || failure) {
+    if (preDump) {
+      this.send({ type: REQ.PRE_DUMP, success: !failure, ...errFields(failure) });
+    } else if (leaveRunning || !selfDump || failure) {
       this.send({ type: REQ.DUMP, success: !failure, dump: { restored: false }, ...errFields(failure) });
     }
     return failure ? 1 : 0;

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
-import { encodeMessage, messageSchema, messageType, writeImageFile } from '@criu/images';
+import { encodeMessage, messageSchema, messageType, PE_PRESENT, writeImageFile } from '@criu/images';
 import { sys } from '@criu/sys';
 import type { Arch } from '../arch/types.js';
 import { hostArch } from '../arch/host.js';
@@ -37,6 +37,8 @@ import { taskClocksNs, toTimespec } from '../proc/timens.js';
 import { stepOutOfVdso, noteVdsoProxies } from './vdso.js';
 import { mappedShmemId } from './shmem.js';
 import { fileImagesOf } from './files-images.js';
+import { dedupParents } from './dedup.js';
+import { detectMemTrack, ParentCoverage, readMemTrackNote, resetTracking, trackedUffd, uffdRegisteredVmas, writeMemTrackNote, MEMTRACK_FILE, type MemTrackNote, type TaskTracking, type TrackMethod } from './mem-track.js';
 
 export const INCOMPLETE_MARKER = 'criu-ts.incomplete';
 
@@ -64,6 +66,14 @@ export interface DumpOptions {
   memory?: { method?: 'parasite' | 'vm_readv'; scan?: 'ioctl' | 'pagemap' };
   /** Largest deleted-but-open file saved as a ghost image, in bytes (CRIU's --ghost-limit; default 1 MiB). */
   ghostLimit?: number | bigint;
+  /** CRIU's pre-dump: save the memory only (pagemap + pages) and leave the tasks running. */
+  preDump?: boolean;
+  /** Start tracking memory changes after this dump (CRIU's --track-mem), for a later iteration. */
+  trackMem?: boolean;
+  /** The previous (pre-)dump, relative to imagesDir as CRIU's --prev-images-dir (e.g. "../1"): unchanged pages point there. */
+  parentImagesDir?: string;
+  /** CRIU's --auto-dedup: punch the pages this dump saved again out of the parent images. */
+  autoDedup?: boolean;
 }
 
 export interface DumpStats {
@@ -75,6 +85,10 @@ export interface DumpStats {
   pagesWritten: number;
   pagesSkippedZero: number;
   pagesSkippedFile: number;
+  /** Pages left in the parent images (PE_PARENT). */
+  pagesSkippedParent: number;
+  /** How changed pages were found (iterative dumps). */
+  memTrack?: TrackMethod;
 }
 
 export interface DumpResult {
@@ -121,12 +135,16 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
       if (st.tracerPid !== 0) throw new DumpError('check-task', t.pid, `task ${t.pid} (in the tree of ${pid}) is already traced by process ${st.tracerPid}`, { hint: 'another dump or a debugger holds it' });
     }
 
+    // Iterative dumps: the parent images and how changes are tracked (a method the kernel has).
+    const inc = prepareIncremental(options, imagesDir, pid);
+    if (inc.method) log.info(`dump: memory changes tracked with ${inc.method}${inc.parentDir ? `, parent ${inc.parentDir}` : ''}`);
+
     step('check-files');
     const ptyMasters = ptyMastersOf(seen.map((t) => t.pid));
     for (const t of seen) {
       if (t.pid !== pid && stateOf(t.pid) === 'Z') continue; // a zombie has no files
       try {
-        checkFilesSupported(t.pid, options.shellJob ?? false, ghostLimitOf(options), ptyMasters);
+        checkFilesSupported(t.pid, options.shellJob ?? false, ghostLimitOf(options), ptyMasters, inc.ignoreFds(t.pid));
       } catch (e) {
         if (t.pid !== pid && !fs.existsSync(`/proc/${t.pid}`)) continue;
         throw e;
@@ -137,6 +155,12 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     step('prepare-dir');
     fs.mkdirSync(imagesDir, { recursive: true, mode: 0o700 });
     fs.writeFileSync(path.join(imagesDir, INCOMPLETE_MARKER), `dump of ${pid} in progress\n`, { mode: 0o600 });
+    fs.rmSync(path.join(imagesDir, MEMTRACK_FILE), { force: true });
+    if (options.parentImagesDir !== undefined) {
+      // As CRIU: a "parent" symlink holding the path as given (relative to the images dir).
+      fs.rmSync(path.join(imagesDir, 'parent'), { force: true });
+      fs.symlinkSync(options.parentImagesDir, path.join(imagesDir, 'parent'));
+    }
 
     // Build the image codecs now: loading the schemas costs ~0.2 s, which must not be frozen time.
     warmImageCodecs();
@@ -154,7 +178,8 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     const images: ImageList = [];
     const pstree: Msg[] = [];
     const ttyInfo: Msg[] = [];
-    const total = { pagesScanned: 0, pagesWritten: 0, pagesSkippedZero: 0, pagesSkippedFile: 0, elapsedMs: 0, pipeBufs: 0 };
+    const taskVmas = new Map<number, Msg[]>();
+    const total = { pagesScanned: 0, pagesWritten: 0, pagesSkippedZero: 0, pagesSkippedFile: 0, pagesSkippedParent: 0, elapsedMs: 0, pipeBufs: 0 };
     for (let i = 0, live = 0; i < tasks.length; i++) {
       if (tasks[i].zombie) {
         const z = zombieImages(tasks[i].pid, tasks[i].ppid, arch.image.march);
@@ -162,8 +187,9 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
         pstree.push(z.pstree);
         continue;
       }
-      const r = await dumpTask(tasks[i], live++, { arch, imagesDir, log, files, step, options, setParasite: (p) => { parasite = p; } });
+      const r = await dumpTask(tasks[i], live++, { arch, imagesDir, log, files, step, options, inc, setParasite: (p) => { parasite = p; } });
       images.push(...r.images);
+      taskVmas.set(tasks[i].pid, r.vmas);
       pstree.push(r.pstree);
       ttyInfo.push(...r.ttyInfo);
       for (const k of Object.keys(total) as Array<keyof typeof total>) total[k] += r.mem[k];
@@ -174,6 +200,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
       freezingTimeUs, frozenTimeUs: 0, memdumpTimeUs: Math.round(total.elapsedMs * 1000), memwriteTimeUs: 0,
       pagesScanned: total.pagesScanned, pagesWritten: total.pagesWritten,
       pagesSkippedZero: total.pagesSkippedZero, pagesSkippedFile: total.pagesSkippedFile,
+      pagesSkippedParent: total.pagesSkippedParent, memTrack: inc.method,
     };
     const out = (name: string) => path.join(imagesDir, name);
     const head: ImageList = [
@@ -193,22 +220,44 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     if (ttyInfo.length) tail.push(['tty-info.img', 'TTY_INFO', ttyInfo]);
     const cpu = arch.cpuinfo?.();
     if (cpu) tail.push(['cpuinfo.img', 'CPUINFO', [cpu]]);
-    for (const [file, magic, entries] of [...head, ...images, ...tail]) {
+    // A pre-dump keeps the memory only (CRIU's pre-dump dir: inventory, pagemaps, pages).
+    const toWrite = options.preDump ? [head[0], ...images.filter(([f]) => f.startsWith('pagemap-'))] : [...head, ...images, ...tail];
+    for (const [file, magic, entries] of toWrite) {
       await writeImageFile(out(file), magic, entries.map((message) => ({ message })));
       log.debug(`wrote ${file} (${entries.length} records)`);
     }
     const pipesData = pipeDataOf(files).entries();
-    if (pipesData.length) await writeImageFile(out('pipes-data.img'), 'PIPES_DATA', pipesData);
+    if (pipesData.length && !options.preDump) await writeImageFile(out('pipes-data.img'), 'PIPES_DATA', pipesData);
+    // Every image is written and the tasks are still frozen: a new tracking period starts now, so
+    // that a dump failing before this point leaves the previous period (and its parent) valid.
+    // (Not when the dump kills the tasks: nothing will follow.)
+    if (options.trackMem && inc.method && (options.preDump || options.leaveRunning)) {
+      tasks.forEach((t) => {
+        if (t.zombie) return;
+        const fd = resetTracking(inc.method!, t.threads[0], taskVmas.get(t.pid)!, inc.uffdOf(t.pid), log);
+        if (fd !== undefined) inc.note.uffd[String(t.pid)] = fd;
+      });
+      writeMemTrackNote(imagesDir, inc.note);
+    }
+    if (options.autoDedup && inc.parentDir) {
+      for (const [file, , entries] of images) {
+        const m = /^pagemap-(\d+)\.img$/.exec(file);
+        if (!m) continue;
+        const ranges = entries.filter((e) => e.vaddr !== undefined && (Number(e.flags) & PE_PRESENT)).map((e) => ({ vaddr: BigInt(e.vaddr as bigint), nrPages: Number(e.nr_pages) }));
+        const d = dedupParents(imagesDir, Number(m[1]), ranges, sys.pageSize());
+        log.info(`auto-dedup: ${d.bytesPunched} bytes punched out of the parent images of ${m[1]}`);
+      }
+    }
     step('finish');
     fs.rmSync(out(INCOMPLETE_MARKER), { force: true });
-    if (options.leaveRunning) releaseTree(tasks);
+    if (options.leaveRunning || options.preDump) releaseTree(tasks);
     else killTree(tasks);
     // Frozen time as CRIU counts it: from the freeze until the tasks run again or are killed.
     stats.frozenTimeUs = usSince(frozenAt);
     try {
       await writeImageFile(out('stats-dump'), 'STATS', [{ message: { dump: {
         freezing_time: stats.freezingTimeUs, frozen_time: stats.frozenTimeUs, memdump_time: stats.memdumpTimeUs,
-        memwrite_time: stats.memwriteTimeUs, pages_scanned: BigInt(stats.pagesScanned), pages_skipped_parent: 0n,
+        memwrite_time: stats.memwriteTimeUs, pages_scanned: BigInt(stats.pagesScanned), pages_skipped_parent: BigInt(stats.pagesSkippedParent),
         pages_written: BigInt(stats.pagesWritten), irmap_resolve: 0, pages_lazy: 0n,
         page_pipes: BigInt(total.pipeBufs), page_pipe_bufs: BigInt(total.pipeBufs),
       } } }]);
@@ -250,6 +299,7 @@ interface TaskDumpEnv {
   files: FileRegistry;
   step: (name: DumpStep) => void;
   options: DumpOptions;
+  inc: Incremental;
   /** The parasite currently in a task (so a failure can remove it). */
   setParasite: (p: Parasite | undefined) => void;
 }
@@ -299,17 +349,18 @@ async function dumpTask(t: TreeTask, index: number, env: TaskDumpEnv) {
   if (posixTimers.length) (tc.timers as Msg).posix = posixTimers;
   if (t.stopped) markStopped(tc, task.groupStopSignal);
 
-  const ctx: TaskDumpContext = { pid, imagesDir, pageSize: sys.pageSize(), log, files, parasite, maps, shellJob: options.shellJob ?? false, ghostLimit: ghostLimitOf(options) };
+  const ctx: TaskDumpContext = { pid, imagesDir, pageSize: sys.pageSize(), log, files, parasite, maps, shellJob: options.shellJob ?? false, ghostLimit: ghostLimitOf(options), ignoreFds: env.inc.ignoreFds(pid) };
 
   step('files');
   const filesOut = await collectFiles(ctx);
 
   step('vmas');
   const vmas = collectVmas(pid, maps, vmFlags, (m) => mappedFileId(ctx, m), (m) => mappedShmemId(ctx, m));
-  await fileImagesOf(files).flush(imagesDir); // memfd.img and the shmem pagemaps it added
+  if (!options.preDump) await fileImagesOf(files).flush(imagesDir); // memfd.img and the shmem pagemaps it added
 
   step('memory');
-  const mem = await dumpMemory(ctx, vmas, { pagesId: index + 1, ...options.memory });
+  const track = env.inc.taskTracking(pid, vmas, vmFlags, ctx.pageSize);
+  const mem = await dumpMemory(ctx, vmas, { pagesId: index + 1, ...options.memory, track });
 
   step('registers');
   threadInfo.clear_tid_addr = pstate.tidAddress;
@@ -341,8 +392,59 @@ async function dumpTask(t: TreeTask, index: number, env: TaskDumpEnv) {
   const pstree: Msg = { pid, ppid: t.ppid, pgid: stat.pgid, sid: stat.sid, threads: threads.map((th) => th.pid) };
   const m = mem.stats;
   return {
-    images, pstree, ttyInfo: filesOut.ttyInfo,
-    mem: { pagesScanned: m.pagesScanned, pagesWritten: m.pagesWritten, pagesSkippedZero: m.pagesSkippedZero, pagesSkippedFile: m.pagesSkippedFile, elapsedMs: m.elapsedMs, pipeBufs: m.pipeBufs },
+    images, pstree, ttyInfo: filesOut.ttyInfo, vmas,
+    mem: { pagesScanned: m.pagesScanned, pagesWritten: m.pagesWritten, pagesSkippedParent: m.pagesSkippedParent, pagesSkippedZero: m.pagesSkippedZero, pagesSkippedFile: m.pagesSkippedFile, elapsedMs: m.elapsedMs, pipeBufs: m.pipeBufs },
+  };
+}
+
+/** What an iterative dump knows before freezing: parent dir, tracking method, the tasks' uffds. */
+interface Incremental {
+  parentDir?: string;
+  method?: TrackMethod;
+  note: MemTrackNote;
+  ignoreFds(pid: number): Set<number>;
+  uffdOf(pid: number): number | undefined;
+  taskTracking(pid: number, vmas: Msg[], vmFlags: Map<bigint, Set<string>>, pageSize: number): TaskTracking | undefined;
+}
+
+function prepareIncremental(options: DumpOptions, imagesDir: string, pid: number): Incremental {
+  let parentDir: string | undefined;
+  if (options.parentImagesDir !== undefined) {
+    parentDir = path.resolve(imagesDir, options.parentImagesDir);
+    if (!fs.existsSync(path.join(parentDir, 'inventory.img'))) {
+      throw new DumpError('check-task', pid, `no previous images in ${parentDir} (--prev-images-dir ${options.parentImagesDir} is relative to the images dir)`, { hint: 'give the previous (pre-)dump directory, e.g. ../1' });
+    }
+    if (fs.existsSync(path.join(parentDir, INCOMPLETE_MARKER))) throw new DumpError('check-task', pid, `the previous images in ${parentDir} are incomplete (a failed dump)`);
+  }
+  const wanted = options.trackMem || parentDir !== undefined;
+  let method: TrackMethod | undefined;
+  if (wanted) {
+    const sup = detectMemTrack();
+    method = sup.method;
+    if (!method && options.trackMem) {
+      throw new DumpError('check-task', pid, `cannot track memory changes on this kernel: soft-dirty: ${sup.softDirty}; uffd-wp: ${sup.uffdWp}`, { hint: 'dump without --track-mem (and without a parent), or see `criu check --feature mem_dirty_track`' });
+    }
+  }
+  const parentNote = parentDir ? readMemTrackNote(parentDir) : undefined;
+  const uffds = new Map<number, number | undefined>();
+  const uffdOf = (p: number) => {
+    if (!uffds.has(p)) uffds.set(p, trackedUffd(p));
+    return uffds.get(p);
+  };
+  return {
+    parentDir, method, note: { method: method ?? 'soft-dirty', uffd: {} },
+    ignoreFds: (p) => { const fd = uffdOf(p); return new Set(fd === undefined ? [] : [fd]); },
+    uffdOf,
+    taskTracking(p, vmas, vmFlags, pageSize) {
+      if (!parentDir) return undefined;
+      // Changes are known only if the parent started a tracking period with this method.
+      let m: TrackMethod | undefined;
+      // uffd-wp: only if the parent itself started the period on this very uffd.
+      if (method === 'uffd-wp') m = uffdOf(p) !== undefined && parentNote?.method === 'uffd-wp' && parentNote.uffd[String(p)] === uffdOf(p) ? 'uffd-wp' : undefined;
+      else if (method === 'soft-dirty') m = !parentNote || parentNote.method === 'soft-dirty' ? 'soft-dirty' : undefined;
+      const registered = m === 'uffd-wp' ? uffdRegisteredVmas(vmas, vmFlags) : new Set<bigint>();
+      return { method: m, coverage: ParentCoverage.load(parentDir, p, pageSize), registered };
+    },
   };
 }
 

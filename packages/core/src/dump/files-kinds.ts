@@ -386,10 +386,10 @@ export function refusal(pid: number, fd: number | string, link: string, cls: FdC
  * Throws UnsupportedFileError for the first descriptor (or cwd/root/exe) the dump cannot
  * handle. Reads /proc only: call it before freezing anything.
  */
-export function checkFilesSupported(pid: number, shellJob: boolean, ghostLimit = GHOST_LIMIT, ptyMasters?: ReadonlySet<number>): void {
+export function checkFilesSupported(pid: number, shellJob: boolean, ghostLimit = GHOST_LIMIT, ptyMasters?: ReadonlySet<number>, ignoreFds?: ReadonlySet<number>): void {
   let fds: number[];
   try {
-    fds = listFds(pid);
+    fds = listFds(pid).filter((fd) => !ignoreFds?.has(fd));
   } catch (e) {
     throw new FilesDumpError(pid, 'fds', `cannot list /proc/${pid}/fd: ${(e as Error).message}`, { cause: e });
   }

@@ -225,7 +225,7 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
   // 2. descriptors.
   let fds: number[];
   try {
-    fds = listFds(pid);
+    fds = listFds(pid).filter((fd) => !ctx.ignoreFds?.has(fd)); // criu-ts's own (memory tracking uffd)
   } catch (e) {
     throw new FilesDumpError(pid, 'fds', `cannot list /proc/${pid}/fd: ${(e as Error).message}`, { cause: e });
   }

@@ -12,6 +12,7 @@ export const PAGE_IS = Object.freeze({ WPALLOWED: 1 << 0, WRITTEN: 1 << 1, FILE:
 const PM_PRESENT = 1n << 63n;
 const PM_SWAP = 1n << 62n;
 const PM_FILE = 1n << 61n;
+const PM_SOFT_DIRTY = 1n << 55n;
 const PM_PFN_MASK = (1n << 55n) - 1n;
 
 const SCAN_ARG_SIZE = 96;
@@ -47,6 +48,9 @@ export class PagemapScanner {
   private readonly window = Buffer.alloc(PAGEMAP_WINDOW * 8);
   private zeroPfn: bigint | undefined;
 
+  /** PAGE_IS_* bits reported on top of the defaults (SOFT_DIRTY, WRITTEN for iterative dumps). */
+  extraCategories = 0;
+
   constructor(readonly pid: number, readonly pageSize: number, public method: ScanMethod) {
     try {
       this.fd = fs.openSync(`/proc/${pid}/pagemap`, 'r');
@@ -75,7 +79,7 @@ export class PagemapScanner {
   private scanIoctl(start: bigint, end: bigint): ScanRun[] {
     const runs: ScanRun[] = [];
     const ps = BigInt(this.pageSize);
-    const returnMask = PAGE_IS.FILE | PAGE_IS.PRESENT | PAGE_IS.SWAPPED | PAGE_IS.PFNZERO;
+    const returnMask = PAGE_IS.FILE | PAGE_IS.PRESENT | PAGE_IS.SWAPPED | PAGE_IS.PFNZERO | this.extraCategories;
     let cur = start;
     while (cur < end) {
       const a = this.arg;
@@ -140,6 +144,7 @@ export class PagemapScanner {
         if (pme & PM_SWAP) cat |= PAGE_IS.SWAPPED;
         if (pme & PM_FILE) cat |= PAGE_IS.FILE;
         if ((pme & PM_PRESENT) && (pme & PM_PFN_MASK) === zero) cat = (cat | PAGE_IS.PFNZERO) & ~PAGE_IS.FILE;
+        if ((this.extraCategories & PAGE_IS.SOFT_DIRTY) && (pme & PM_SOFT_DIRTY)) cat |= PAGE_IS.SOFT_DIRTY;
         pushRun(runs, (page + BigInt(i)) * ps, 1, cat, ps);
       }
       page += BigInt(n);

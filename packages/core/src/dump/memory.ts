@@ -10,11 +10,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { sys, O, F, SPLICE_F, SysError } from '@criu/sys';
-import { PE_LAZY, PE_PRESENT, type Msg } from '@criu/images';
+import { PE_LAZY, PE_PARENT, PE_PRESENT, type Msg } from '@criu/images';
 import { PCMD } from '../infect/protocol.js';
 import type { TaskDumpContext } from './model.js';
 import { PagemapScanner, PAGE_IS, type ScanMethod } from './mem-scan.js';
 import { PROT, VMA, vmaCanBeLazy, vmaIsPrivateDumpable } from './vmas.js';
+import { maybeChanged, type TaskTracking } from './mem-track.js';
 
 export type TransferMethod = 'parasite' | 'vm_readv';
 
@@ -30,6 +31,8 @@ export interface DumpMemoryOptions {
   pipeBytes?: number;
   /** Pipes the 'parasite' method keeps in flight (default 4; 1 = one synchronous batch at a time). */
   pipes?: number;
+  /** Iterative dump: pages unchanged since the parent images become PE_PARENT entries. */
+  track?: TaskTracking;
 }
 
 export interface MemoryDumpStats {
@@ -39,6 +42,8 @@ export interface MemoryDumpStats {
   /** Pages of private file mappings still backed by the file (restore maps them from it). */
   pagesSkippedFile: number;
   pagesWritten: number;
+  /** Unchanged pages left in the parent images (PE_PARENT). */
+  pagesSkippedParent: number;
   bytesWritten: number;
   /** Buffer fills: pipe loads (parasite) or read chunks (vm_readv). */
   pipeBufs: number;
@@ -83,7 +88,7 @@ function pipeMaxSize(): number {
 }
 
 /** Finds the pages to dump; runs come out in address order, coalesced. */
-function planRuns(ctx: TaskDumpContext, vmas: Msg[], scanner: PagemapScanner, stats: MemoryDumpStats): { runs: Run[]; unreadable: Msg[] } {
+function planRuns(ctx: TaskDumpContext, vmas: Msg[], scanner: PagemapScanner, stats: MemoryDumpStats, track?: TaskTracking): { runs: Run[]; holes: Run[]; unreadable: Msg[] } {
   const ps = BigInt(ctx.pageSize);
   const runs: Run[] = [];
   const unreadable: Msg[] = [];
@@ -104,6 +109,14 @@ function planRuns(ctx: TaskDumpContext, vmas: Msg[], scanner: PagemapScanner, st
         nrPages -= n;
       }
     }
+  };
+
+  // PE_PARENT runs carry no data: kept apart, then merged in address order.
+  const holes: Run[] = [];
+  const addParent = (start: bigint, nrPages: number): void => {
+    const last = holes[holes.length - 1];
+    if (last && last.start + BigInt(last.nrPages) * ps === start && last.nrPages + nrPages < MAX_RUN_PAGES) last.nrPages += nrPages;
+    else holes.push({ start, nrPages, flags: PE_PARENT });
   };
 
   const sorted = [...vmas].sort((a, b) => (BigInt(a.start as bigint) < BigInt(b.start as bigint) ? -1 : 1));
@@ -135,12 +148,22 @@ function planRuns(ctx: TaskDumpContext, vmas: Msg[], scanner: PagemapScanner, st
       for (const r of scanner.scan(start, end)) {
         if (r.categories & PAGE_IS.PFNZERO) stats.pagesSkippedZero += r.nrPages;
         else if (filePrivate && (r.categories & PAGE_IS.FILE)) stats.pagesSkippedFile += r.nrPages;
-        else add(r.start, r.nrPages, flags);
+        else if (!track || maybeChanged(track, r.categories, start)) add(r.start, r.nrPages, flags);
+        else {
+          // Unchanged since the parent dump: a hole pointing at the parent, where it has the pages.
+          for (const piece of track.coverage.split(r.start, r.start + BigInt(r.nrPages) * ps)) {
+            const n = Number((piece.end - piece.start) / ps);
+            if (piece.covered) {
+              addParent(piece.start, n);
+              stats.pagesSkippedParent += n;
+            } else add(piece.start, n, flags);
+          }
+        }
       }
     }
     if (added > before && !(Number(v.prot) & PROT.READ)) unreadable.push(v);
   }
-  return { runs, unreadable };
+  return { runs, holes, unreadable };
 }
 
 /** Walks runs as byte ranges, handing out batches of at most `maxBytes` / `maxRanges`. */
@@ -403,17 +426,18 @@ export async function dumpMemory(ctx: TaskDumpContext, vmas: Msg[], opts: DumpMe
   if (method !== 'parasite' && method !== 'vm_readv') throw new MemoryDumpError(ctx.pid, 'options', `unknown transfer method ${String(method)}`);
   const scanMethod = opts.scan ?? 'ioctl';
   if (scanMethod !== 'ioctl' && scanMethod !== 'pagemap') throw new MemoryDumpError(ctx.pid, 'options', `unknown scan method ${String(scanMethod)}`);
-  const stats: MemoryDumpStats = { pagesScanned: 0, pagesSkippedZero: 0, pagesSkippedFile: 0, pagesWritten: 0, bytesWritten: 0, pipeBufs: 0, elapsedMs: 0, scan: scanMethod };
+  const stats: MemoryDumpStats = { pagesScanned: 0, pagesSkippedZero: 0, pagesSkippedFile: 0, pagesWritten: 0, pagesSkippedParent: 0, bytesWritten: 0, pipeBufs: 0, elapsedMs: 0, scan: scanMethod };
 
   const scanner = new PagemapScanner(ctx.pid, ctx.pageSize, scanMethod);
+  if (opts.track?.method) scanner.extraCategories = opts.track.method === 'soft-dirty' ? PAGE_IS.SOFT_DIRTY : PAGE_IS.WRITTEN;
   let plan: ReturnType<typeof planRuns>;
   try {
-    plan = planRuns(ctx, vmas, scanner, stats);
+    plan = planRuns(ctx, vmas, scanner, stats, opts.track);
     stats.scan = scanner.method;
   } finally {
     scanner.close();
   }
-  const { runs, unreadable } = plan;
+  const { runs, holes, unreadable } = plan;
   const totalPages = runs.reduce((s, r) => s + r.nrPages, 0);
   const totalBytes = totalPages * ctx.pageSize;
 
@@ -442,8 +466,10 @@ export async function dumpMemory(ctx: TaskDumpContext, vmas: Msg[], opts: DumpMe
   stats.elapsedMs = Number(process.hrtime.bigint() - t0) / 1e6;
 
   const pagemap: Msg[] = [{ pages_id: opts.pagesId }];
-  for (const r of runs) pagemap.push({ vaddr: r.start, nr_pages: r.nrPages, flags: r.flags });
-  ctx.log.info(`memory: ${stats.pagesWritten} pages written in ${runs.length} runs (${stats.pagesScanned} scanned, ${stats.pagesSkippedZero} zero, ${stats.pagesSkippedFile} file-backed skipped; ${method}/${stats.scan})`);
+  // Entries in address order: data runs (in pages image order) interleaved with parent holes.
+  const all = holes.length ? [...runs, ...holes].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0)) : runs;
+  for (const r of all) pagemap.push({ vaddr: r.start, nr_pages: r.nrPages, flags: r.flags });
+  ctx.log.info(`memory: ${stats.pagesWritten} pages written in ${runs.length} runs (${stats.pagesScanned} scanned, ${stats.pagesSkippedParent} left in the parent, ${stats.pagesSkippedZero} zero, ${stats.pagesSkippedFile} file-backed skipped; ${method}/${stats.scan})`);
   return { pagemap, stats };
 }
 

@@ -24,4 +24,6 @@ export interface TaskDumpContext {
   shellJob: boolean;
   /** Largest deleted file dumped as a ghost image (CRIU's --ghost-limit; default 1 MiB). */
   ghostLimit?: bigint;
+  /** Descriptors criu-ts itself left in the task (the memory tracking uffd): not dumped. */
+  ignoreFds?: ReadonlySet<number>;
 }

@@ -24,6 +24,8 @@ export interface TaskImages {
   mm: Msg;
   /** PE_PRESENT runs and where they are in pages-<id>.img (`file`: a path for a directory source). */
   pages: { file: string; runs: PageRun[] };
+  /** Incremental dumps: PE_PARENT pages found in the parent images (recursively), one entry per pages file. */
+  parentPages?: Array<{ file: string; runs: PageRun[] }>;
   fdinfo: Msg[];
   fs: Msg;
   /** file_entry records by id. */
@@ -263,9 +265,12 @@ function taskImagesOf(src: ImageSource, pstree: Msg, record: number, filesOf: ()
   const pm = read(src, pmFile, 'PAGEMAP');
   const pagesId = need(pm[0]?.pages_id as number | undefined, pmFile, 'pages_id');
   const runs = pageRuns(pm, pageSize);
-  runs.forEach((r, i) => {
-    if (r.flags & PE_PARENT) throw new RestoreError('read-images', 'pages in a parent image (incremental dumps) are not supported yet', { file: pmFile, record: i + 1, field: 'flags' });
-  });
+  const holes = runs.filter((r) => r.flags & PE_PARENT);
+  let parentPages: Array<{ file: string; runs: PageRun[] }> | undefined;
+  if (holes.length) {
+    if (!src.has('parent')) throw new RestoreError('read-images', 'pages are in a parent image (PE_PARENT) but there is no "parent" link', { file: pmFile, record: holes[0].entry, field: 'flags', hint: 'restore from the directory of an iterative dump whose parent images are still there' });
+    parentPages = parentRuns(src.locate('parent'), pid, pageSize, holes.map((h) => ({ vaddr: h.vaddr, nrPages: h.nrPages })), 1);
+  }
   const pagesName = `pages-${pagesId}.img`;
   const present = runs.filter((r) => r.flags & PE_PRESENT);
   const needBytes = present.reduce((n, r) => Math.max(n, (r.offset ?? 0) + r.nrPages * pageSize), 0);
@@ -278,7 +283,61 @@ function taskImagesOf(src: ImageSource, pstree: Msg, record: number, filesOf: ()
   const fdinfo = read(src, fdinfoFile, 'FDINFO');
   const fsImg = one(read(src, `fs-${pid}.img`, 'FS'), `fs-${pid}.img`);
   const files = filesOf();
-  return { pid, pstree, core, threadCores, ids, mm, pages: { file: src.locate(pagesName), runs: present }, fdinfo, fs: fsImg, files };
+  return { pid, pstree, core, threadCores, ids, mm, pages: { file: src.locate(pagesName), runs: present }, parentPages, fdinfo, fs: fsImg, files };
+}
+
+const MAX_PARENT_DEPTH = 64;
+
+/** Finds the pages of `want` (PE_PARENT holes of the child) in the chain of parent directories. */
+function parentRuns(link: string, pid: number, pageSize: number, want: Array<{ vaddr: bigint; nrPages: number }>, depth: number): Array<{ file: string; runs: PageRun[] }> {
+  const rel = 'parent/'.repeat(depth);
+  const pmFile = `${rel}pagemap-${pid}.img`;
+  if (depth > MAX_PARENT_DEPTH) throw new RestoreError('read-images', `more than ${MAX_PARENT_DEPTH} parent images (a "parent" link loop?)`, { file: pmFile });
+  let dir: string;
+  try {
+    dir = fs.realpathSync(link);
+  } catch (e) {
+    throw new RestoreError('read-images', `the parent images are gone (${(e as Error).message})`, { file: rel.slice(0, -1), hint: 'keep the previous (pre-)dump directories until the restore' });
+  }
+  const src = dirSource(dir);
+  const pm = read(src, `pagemap-${pid}.img`, 'PAGEMAP');
+  const pagesId = need(pm[0]?.pages_id as number | undefined, pmFile, 'pages_id');
+  const runs = pageRuns(pm, pageSize);
+  const ps = BigInt(pageSize);
+  const found: PageRun[] = [];
+  const deeper: Array<{ vaddr: bigint; nrPages: number }> = [];
+  let i = 0;
+  for (const w of want) {
+    let at = w.vaddr;
+    const end = w.vaddr + BigInt(w.nrPages) * ps;
+    while (i > 0 && runs[i - 1].vaddr + BigInt(runs[i - 1].nrPages) * ps > at) i--;
+    while (at < end) {
+      while (i < runs.length && runs[i].vaddr + BigInt(runs[i].nrPages) * ps <= at) i++;
+      const r = runs[i];
+      if (!r || r.vaddr > at || !(r.flags & (PE_PRESENT | PE_PARENT))) {
+        throw new RestoreError('read-images', `page ${hex(at)} is marked PE_PARENT but the parent images do not have it`, { file: pmFile, hint: 'the parent images do not belong to this dump' });
+      }
+      const rEnd = r.vaddr + BigInt(r.nrPages) * ps;
+      const stop = rEnd < end ? rEnd : end;
+      const nrPages = Number((stop - at) / ps);
+      if (r.flags & PE_PRESENT) found.push({ entry: r.entry, vaddr: at, nrPages, flags: PE_PRESENT, offset: r.offset! + Number((at - r.vaddr) / ps) * pageSize });
+      else deeper.push({ vaddr: at, nrPages });
+      at = stop;
+    }
+  }
+  const out: Array<{ file: string; runs: PageRun[] }> = [];
+  if (found.length) {
+    const pagesName = `pages-${pagesId}.img`;
+    const needBytes = found.reduce((n, r) => Math.max(n, r.offset! + r.nrPages * pageSize), 0);
+    const have = src.has(pagesName) ? src.size(pagesName) : -1;
+    if (have < needBytes) throw new RestoreError('read-images', have < 0 ? 'pages image missing' : `pages image has ${have} bytes, the pagemap needs ${needBytes}`, { file: rel + pagesName });
+    out.push({ file: src.locate(pagesName), runs: found });
+  }
+  if (deeper.length) {
+    if (!src.has('parent')) throw new RestoreError('read-images', 'pages are in a parent image (PE_PARENT) but there is no "parent" link', { file: pmFile, field: 'flags' });
+    out.push(...parentRuns(src.locate('parent'), pid, pageSize, deeper, depth + 1));
+  }
+  return out;
 }
 
 /** readTaskImagesFrom over a directory (what restore() calls). */

@@ -178,7 +178,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       if (proxy) rt.mapped.push(proxy.vma as Vma);
 
       step('map-vmas');
-      const runs = img.pages.runs;
+      const runs = [...img.pages.runs, ...(img.parentPages ?? []).flatMap((p) => p.runs)];
       const hasPages = (v: Vma) => runs.some((r) => r.vaddr < v.end && r.vaddr + BigInt(r.nrPages * pageSize) > v.start);
       const fdsByFile = new Map<string, number>();
       let ourPidfd = -1;
@@ -441,6 +441,12 @@ function waitNewChild(pid: number): void {
 
 /** The task reads its pages from pages-N.img itself: one preadv per batch of consecutive runs. */
 function fillMemory(task: FrozenTask, scratch: Scratch, img: TaskImages, vmas: Vma[], pageSize: number): void {
+  // Iterative dumps: the pages unchanged since a parent dump come from the parent images.
+  for (const pages of [...(img.parentPages ?? []), img.pages]) fillFrom(task, scratch, pages, vmas, pageSize);
+}
+
+function fillFrom(task: FrozenTask, scratch: Scratch, pages: TaskImages['pages'], vmas: Vma[], pageSize: number): void {
+  const img = { pages };
   const skip = vmas.filter((v) => v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL));
   const runs = img.pages.runs.filter((r) => !skip.some((v) => r.vaddr >= v.start && r.vaddr < v.end));
   if (!runs.length) return;

@@ -67,6 +67,8 @@ export const PROGRAMS: TestProgram[] = [
   { name: 'shmanon', tree: true, settleMs: 200 },
   { name: 'mem64' },
   { name: 'mem', args: () => ['96'] },
+  // Rewrites 5% of its pages on SIGUSR1 (iterative dumps: incremental.test.ts); here a plain program.
+  { name: 'memdirty', args: () => ['16'] },
   {
     name: 'fileio',
     setup: (tmp) => writeFileioInput(path.join(tmp, 'fileio.in')),
