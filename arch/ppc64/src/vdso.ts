@@ -9,6 +9,7 @@
  */
 const MFLR_R0 = 0x7c0802a6, BL = 0x48000001, MFLR_R12 = 0x7d8802a6, MTLR_R0 = 0x7c0803a6;
 const LD_R12_0_R12 = 0xe98c0000, MTCTR_R12 = 0x7d8903a6, BCTR = 0x4e800420;
+const LI_R0 = 0x38000000, SC = 0x44000002, BLR = 0x4e800020;
 const STUB_SIZE = 16;
 const BL_RANGE = 1n << 25n; // a 26-bit signed byte displacement
 
@@ -25,6 +26,13 @@ export const vdsoProxy = {
     '__kernel_get_tbfreq', '__kernel_get_syscall_map', '__kernel_sync_dicache', '__kernel_getrandom'] as const,
   stubSize: STUB_SIZE,
   trampoline: words(MFLR_R12, MTLR_R0, LD_R12_0_R12, MTCTR_R12, BCTR),
+  // getrandom came to the powerpc vDSO in 6.12: on an older kernel it is the plain syscall.
+  fallbacks: { __kernel_getrandom: 'getrandom' } as Readonly<Record<string, string>>,
+  /** `li r0,nr; sc; blr`: vDSO functions report errors as `sc` does (CR0.SO and a positive errno). */
+  syscallStub(nr: number): Buffer {
+    if (nr > 0x7fff) throw new Error(`syscall ${nr} does not fit li`);
+    return words(LI_R0 | nr, SC, BLR);
+  },
   stub(at: bigint, trampoline: bigint | undefined, target: bigint): Buffer {
     if (trampoline === undefined) throw new Error('the ppc64 vDSO stub needs the trampoline');
     const disp = trampoline - (at + 4n);

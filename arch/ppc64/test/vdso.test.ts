@@ -29,6 +29,12 @@ describe('ppc64 vDSO proxy code', () => {
     expect(() => vdsoProxy.stub(0x10000000n, undefined, 0n)).toThrow(/needs the trampoline/);
   });
 
+  it('a syscall stub for a symbol the running vDSO lacks: li r0,nr; sc; blr', () => {
+    const s = vdsoProxy.syscallStub(359);
+    expect([0, 1, 2].map((i) => word(s, i))).toEqual([0x38000000 + 359, 0x44000002, 0x4e800020]);
+    expect(vdsoProxy.fallbacks.__kernel_getrandom).toBe('getrandom');
+  });
+
   it('forwards the time functions but not the signal trampolines', () => {
     expect(vdsoProxy.symbols).toContain('__kernel_clock_gettime');
     expect(vdsoProxy.symbols.some((s) => s.includes('sigtramp'))).toBe(false);

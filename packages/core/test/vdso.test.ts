@@ -81,6 +81,19 @@ describe('vDSO images and proxies', () => {
     renamed.write('__vdso_getcpX', at, 'latin1');
     expect(() => buildVdsoProxy(code, bytes, 0n, renamed, 0n, 0n)).toThrow(/running kernel's vDSO has no __vdso_getcpu/);
   });
+
+  it('a symbol an older running vDSO lacks but that has a syscall fallback (getrandom) becomes that syscall', () => {
+    const { bytes } = ownVdso();
+    const older = Buffer.from(bytes);
+    const at = older.indexOf('__vdso_getrandom\0', 0, 'latin1');
+    expect(at).toBeGreaterThan(0);
+    older.write('__vdso_getrandoX', at, 'latin1');
+    const patches = buildVdsoProxy(x86_64.vdsoProxy, bytes, 0n, older, 0n, 0n, (n) => x86_64.sysno(n));
+    const gr = readVdsoImage(bytes).symbols.get('__vdso_getrandom')!;
+    const p = patches.find((x) => x.offset === gr.offset)!;
+    expect(p.what).toMatch(/syscall 318 \(not in the running vDSO\)/);
+    expect([...p.bytes]).toEqual([0xb8, 0x3e, 0x01, 0, 0, 0x0f, 0x05, 0xc3]); // mov $318,%eax; syscall; ret
+  });
 });
 
 describe('vdsotime: four threads in clock_gettime & co', () => {

@@ -91,7 +91,7 @@ export function installVdsoProxy(task: FrozenTask, plan: VdsoProxyPlan, ctx: Vds
   const running = sys.readMemory(task.pid, plan.runtime, runtimeSize(task.pid, plan.runtime));
   let patches;
   try {
-    patches = buildVdsoProxy(ctx.arch.vdsoProxy, old, plan.vma.start, running, plan.runtime, plan.vvarStart);
+    patches = buildVdsoProxy(ctx.arch.vdsoProxy, old, plan.vma.start, running, plan.runtime, plan.vvarStart, (name) => ctx.arch.sysno(name));
   } catch (e) {
     if (e instanceof VdsoProxyError) throw new RestoreError('vdso', `cannot proxy the dumped vDSO: ${e.message}`, { file: `mm-${ctx.img.pid}.img` });
     throw e;

@@ -16,6 +16,13 @@ export interface VdsoProxyCode {
   readonly trampoline?: Buffer;
   /** The stub for a symbol at `at` that forwards to `target`, through `trampoline` if the arch has one. */
   stub(at: bigint, trampoline: bigint | undefined, target: bigint): Buffer;
+  /**
+   * Symbols that may be missing from an older running vDSO, with the syscall that does their job
+   * (the vDSO's own slow path): they become `syscallStub`s instead of forwarding stubs.
+   */
+  readonly fallbacks?: Readonly<Record<string, string>>;
+  /** Code that makes syscall `nr` with the caller's arguments and returns as the vDSO function would. */
+  syscallStub?(nr: number): Buffer;
 }
 
 export interface ProxyPatch { offset: number; bytes: Buffer; what: string }
@@ -51,27 +58,33 @@ export class VdsoProxyError extends Error {
  * The patches that turn `old` (the dumped vDSO's bytes, to live at `oldBase`) into a proxy of
  * `running` (the running kernel's vDSO at `runningBase`).
  */
-export function buildVdsoProxy(code: VdsoProxyCode, old: Buffer, oldBase: bigint, running: Buffer, runningBase: bigint, vvarStart: bigint): ProxyPatch[] {
+export function buildVdsoProxy(code: VdsoProxyCode, old: Buffer, oldBase: bigint, running: Buffer, runningBase: bigint, vvarStart: bigint, sysno?: (name: string) => number): ProxyPatch[] {
   const read = (b: Buffer, which: string) => {
     try { return readVdsoImage(b); } catch (e) {
       throw new VdsoProxyError(`the ${which} vDSO cannot be read: ${(e as VdsoElfError).message}`);
     }
   };
   const o = read(old, 'dumped'), n = read(running, 'running');
-  const stubs: Array<{ offset: number; name: string; target: bigint }> = [];
+  const stubs: Array<{ offset: number; name: string; target?: bigint; syscall?: number }> = [];
   for (const name of code.symbols) {
     const os = o.symbols.get(name);
     if (!os) continue;
-    const ns = n.symbols.get(name);
-    if (!ns) throw new VdsoProxyError(`the running kernel's vDSO has no ${name}, which the dumped one has`);
     if (stubs.some((s) => s.offset === os.offset)) continue; // an alias of a symbol already forwarded
-    stubs.push({ offset: os.offset, name, target: runningBase + BigInt(ns.offset) });
+    const ns = n.symbols.get(name);
+    if (ns) {
+      stubs.push({ offset: os.offset, name, target: runningBase + BigInt(ns.offset) });
+      continue;
+    }
+    const fallback = code.fallbacks?.[name];
+    if (!fallback || !code.syscallStub || !sysno) throw new VdsoProxyError(`the running kernel's vDSO has no ${name}, which the dumped one has`);
+    stubs.push({ offset: os.offset, name, syscall: sysno(fallback) });
   }
   stubs.sort((a, b) => a.offset - b.offset);
   stubs.forEach((s, i) => {
-    if (s.offset + code.stubSize > old.length) throw new VdsoProxyError(`${s.name} is too close to the end of the dumped vDSO for a ${code.stubSize}-byte stub`);
+    const size = s.syscall === undefined ? code.stubSize : code.syscallStub!(s.syscall).length;
+    if (s.offset + size > old.length) throw new VdsoProxyError(`${s.name} is too close to the end of the dumped vDSO for a ${size}-byte stub`);
     const next = stubs[i + 1];
-    if (next && s.offset + code.stubSize > next.offset) throw new VdsoProxyError(`${s.name} is too short for a ${code.stubSize}-byte stub (${next.name} starts ${next.offset - s.offset} bytes after it)`);
+    if (next && s.offset + size > next.offset) throw new VdsoProxyError(`${s.name} is too short for a ${code.stubSize}-byte stub (${next.name} starts ${next.offset - s.offset} bytes after it)`);
   });
   // The tail after the ELF file holds the trampoline, then the mark at the very end.
   const patches: ProxyPatch[] = [];
@@ -83,7 +96,10 @@ export function buildVdsoProxy(code: VdsoProxyCode, old: Buffer, oldBase: bigint
     patches.push({ offset: free, bytes: code.trampoline, what: 'trampoline' });
     free += code.trampoline.length;
   }
-  for (const s of stubs) patches.push({ offset: s.offset, bytes: code.stub(oldBase + BigInt(s.offset), trampoline, s.target), what: `${s.name} -> 0x${s.target.toString(16)}` });
+  for (const s of stubs) {
+    if (s.syscall !== undefined) patches.push({ offset: s.offset, bytes: code.syscallStub!(s.syscall), what: `${s.name} -> syscall ${s.syscall} (not in the running vDSO)` });
+    else patches.push({ offset: s.offset, bytes: code.stub(oldBase + BigInt(s.offset), trampoline, s.target!), what: `${s.name} -> 0x${s.target!.toString(16)}` });
+  }
   if (free <= old.length - PROXY_MARK_SIZE) patches.push({ offset: old.length - PROXY_MARK_SIZE, bytes: proxyMark({ runtimeVdso: runningBase, vvarStart }), what: 'mark' });
   return patches;
 }
