@@ -1,18 +1,13 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { readImageFile, pageRuns } from '@criu/images';
 import { dump, DumpError, DUMP_STEPS, INCOMPLETE_MARKER, readMaps } from '../src';
-import { isAlive, killVictim, lastCounter, readLog, waitFor, type Victim } from './helpers/victims';
+import { isAlive, lastCounter, readLog, waitFor, type Victim } from './helpers/victims';
+import { testWorkspace } from './helpers/workspace';
 import { critDecode, oracleRestore, requireOracle, waitPidGone } from './helpers/oracle';
 import { startTestprog, verdict } from './helpers/testprogs';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-dump-'));
-const started: Victim[] = [];
-afterAll(() => {
-  started.forEach(killVictim);
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+const { dir: tmp, started } = testWorkspace('dump');
 
 async function start(name: string, args: string[] = []): Promise<Victim> {
   const v = await startTestprog(name, args);

@@ -6,22 +6,17 @@
  * programs run in suite.test.ts.)
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { readImageFile, writeImageFile, type Msg } from '@criu/images';
 import { sys } from '@criu/sys';
 import { dump, restore, Logger, RestoreError } from '../src';
-import { killVictim, readLog, type Victim } from './helpers/victims';
+import { readLog, type Victim } from './helpers/victims';
+import { testWorkspace } from './helpers/workspace';
 import { oracle, oracleRestore, requireOracle, waitPidGone } from './helpers/oracle';
 import { startTestprog, verdict } from './helpers/testprogs';
 
 jest.setTimeout(60_000);
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-ghostlocks-'));
-const started: Victim[] = [];
-afterAll(() => {
-  started.forEach(killVictim);
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+const { dir: tmp, started } = testWorkspace('ghostlocks');
 beforeAll(() => requireOracle());
 const logger = new Logger(1);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -5,21 +5,16 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { decodeImageEntries, pageRuns, PE_PARENT, PE_PRESENT } from '@criu/images';
 import { detectMemTrack, dump, DumpError, MEMTRACK_FILE, restore } from '../src';
-import { isAlive, killVictim, readLog, waitFor, type Victim } from './helpers/victims';
+import { isAlive, readLog, waitFor, type Victim } from './helpers/victims';
+import { testWorkspace } from './helpers/workspace';
 import { critDecode, oracleRestore, requireOracle, waitPidGone } from './helpers/oracle';
 import { startTestprog, verdict } from './helpers/testprogs';
 
 jest.setTimeout(180_000);
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-incr-'));
-const started: Victim[] = [];
-afterAll(() => {
-  started.forEach(killVictim);
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+const { dir: tmp, started } = testWorkspace('incr');
 
 const MIB = 64;
 const ps = Number(execFileSync('getconf', ['PAGESIZE']).toString());

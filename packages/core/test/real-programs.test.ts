@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { dump, restore } from '../src';
 import { killVictim, readLog, startDetached, waitFor, type Victim } from './helpers/victims';
-import { oracle, requireOracle, waitPidGone } from './helpers/oracle';
+import { oracle, waitPidGone } from './helpers/oracle';
 import { verdict } from './helpers/testprogs';
 
 jest.setTimeout(120_000);

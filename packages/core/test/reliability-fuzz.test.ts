@@ -5,24 +5,19 @@
  * checks) or a plan, quickly.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { decodeImageEntries, encodeImageEntries, ImageFormatError, type Msg } from '@criu/images';
 import { sys } from '@criu/sys';
 import { dump, hostArch } from '../src';
 import { RestoreError } from '../src/restore/errors';
 import { planRestore, memorySource, ImageCheckBug, type DecodeCache, type PlanOptions } from '../src/restore/images-in';
-import { killVictim, type Victim } from './helpers/victims';
+import { killVictim } from './helpers/victims';
+import { testWorkspace } from './helpers/workspace';
 import { startTestprog } from './helpers/testprogs';
 import { PROGRAMS } from './helpers/programs';
 
 const SETS = Number(process.env.CRIU_TS_FUZZ_SETS ?? 100_000);
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-fuzz-'));
-const started: Victim[] = [];
-afterAll(() => {
-  started.forEach(killVictim);
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+const { dir: tmp, started } = testWorkspace('fuzz');
 
 const arch = hostArch();
 const opts: PlanOptions = { march: arch.image.march, threadInfoField: arch.image.threadInfoField, pageSize: sys.pageSize() };

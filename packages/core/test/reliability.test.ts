@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { dump, DumpError, FrozenTask, hostArch, InfectError, INCOMPLETE_MARKER } from '../src';
-import { isAlive, killVictim, readLog, startDetached, waitFor, type Victim } from './helpers/victims';
+import { killVictim, readLog, startDetached, waitFor, type Victim } from './helpers/victims';
 import { startTestprog, testprog, verdict } from './helpers/testprogs';
 import { leftoverParasites, procStatus, runDumper, stepDurations, waitProgress } from './reliability-helpers';
 

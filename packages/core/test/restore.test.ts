@@ -1,18 +1,13 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { readImageFile, writeImageFile, type Msg } from '@criu/images';
 import { dump, restore as restoreTask, Logger, RestoreError, RESTORE_STEPS } from '../src';
-import { isAlive, killVictim, readLog, startDetached, waitFor, type Victim } from './helpers/victims';
+import { isAlive, readLog, startDetached, waitFor, type Victim } from './helpers/victims';
+import { testWorkspace } from './helpers/workspace';
 import { oracle, requireOracle, waitPidGone } from './helpers/oracle';
 import { startTestprog, testprog, verdict } from './helpers/testprogs';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-restore-'));
-const started: Victim[] = [];
-afterAll(() => {
-  started.forEach(killVictim);
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+const { dir: tmp, started } = testWorkspace('restore');
 
 async function start(name: string, args: string[] = []): Promise<Victim> {
   const v = await startTestprog(name, args);

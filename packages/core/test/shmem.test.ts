@@ -4,12 +4,12 @@
  * in the older VMA_ANON_SHARED layout restore too; SysV shared memory is refused at dump time.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { sys } from '@criu/sys';
 import { readImageFile, writeImageFile, type Msg } from '@criu/images';
 import { dump, restore, DumpError, RestoreError } from '../src';
-import { buildFixture, isAlive, killVictim, readLog, startDetached, waitFor, type Victim } from './helpers/victims';
+import { buildFixture, isAlive, readLog, startDetached, waitFor, type Victim } from './helpers/victims';
+import { testWorkspace } from './helpers/workspace';
 import { oracleRestore, requireOracle, waitPidGone } from './helpers/oracle';
 import { startTestprog, verdict } from './helpers/testprogs';
 
@@ -18,12 +18,7 @@ const VMA_REGULAR = 1, VMA_FILE_SHARED = 1 << 7, VMA_ANON_SHARED = 1 << 8, VMA_M
 const MAP_SHARED = 1, MAP_ANONYMOUS = 0x20;
 const FD_TYPE_MEMFD = 18;
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-shmem-'));
-const started: Victim[] = [];
-afterAll(() => {
-  started.forEach(killVictim);
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+const { dir: tmp, started } = testWorkspace('shmem');
 
 async function startShmanon(): Promise<{ v: Victim; child: number }> {
   const v = await startTestprog('shmanon');

@@ -6,22 +6,17 @@
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { readImageFile, writeImageFile, type Msg } from '@criu/images';
 import { dump, restore, RestoreError } from '../src';
 import { AF_INET, IPPROTO_TCP, inetDiag, inetDiagRefusal } from '../src/dump/files-inet';
-import { buildFixture, isAlive, killVictim, readLog, startDetached, waitFor, type Victim } from './helpers/victims';
+import { buildFixture, isAlive, killVictim, readLog, startDetached, waitFor } from './helpers/victims';
+import { testWorkspace } from './helpers/workspace';
 import { oracle, oracleRestore, requireOracle, waitPidGone } from './helpers/oracle';
 import { startTestprog, verdict } from './helpers/testprogs';
 
 jest.setTimeout(60_000);
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-sockets-'));
-const started: Victim[] = [];
-afterAll(() => {
-  started.forEach(killVictim);
-  fs.rmSync(work, { recursive: true, force: true });
-});
+const { dir: work, started } = testWorkspace('sockets');
 
 async function refusedDump(pid: number): Promise<Error> {
   const dir = fs.mkdtempSync(path.join(work, 'images-'));

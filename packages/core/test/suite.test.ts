@@ -4,21 +4,16 @@
  * for the same programs are restored by criu-ts. Every program checks its own state on SIGTERM.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { dump, restore } from '../src';
-import { killVictim, type Victim } from './helpers/victims';
+import { type Victim } from './helpers/victims';
+import { testWorkspace } from './helpers/workspace';
 import { oracle, oracleRestore, requireOracle, waitPidGone } from './helpers/oracle';
 import { startTestprog, verdict } from './helpers/testprogs';
 import { PROGRAMS, type TestProgram } from './helpers/programs';
 
 jest.setTimeout(120_000);
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-suite-'));
-const started: Victim[] = [];
-afterAll(() => {
-  started.forEach(killVictim);
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+const { dir: tmp, started } = testWorkspace('suite');
 
 // Multi-threaded and multi-process programs (tree: true) run here too.
 const single = PROGRAMS;

@@ -9,19 +9,14 @@
  */
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { PROGRAMS, type TestProgram } from './helpers/programs';
 import { ORACLE_CRIU, oracleRestore, requireOracle, waitPidGone } from './helpers/oracle';
 import { startTestprog, verdict } from './helpers/testprogs';
-import { killVictim, readLog, type Victim } from './helpers/victims';
+import { readLog, type Victim } from './helpers/victims';
+import { testWorkspace } from './helpers/workspace';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-testprogs-'));
-const started: Victim[] = [];
-afterAll(() => {
-  started.forEach(killVictim);
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+const { dir: tmp, started } = testWorkspace('testprogs');
 
 /**
  * Arguments for the oracle run that differ from the manifest's, with the reason.

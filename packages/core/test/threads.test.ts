@@ -1,18 +1,13 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { readImageFile } from '@criu/images';
 import { dump, restore } from '../src';
-import { killVictim, readLog, waitFor, type Victim } from './helpers/victims';
+import { readLog, waitFor, type Victim } from './helpers/victims';
+import { testWorkspace } from './helpers/workspace';
 import { oracleRestore, requireOracle, waitPidGone } from './helpers/oracle';
 import { startTestprog, verdict } from './helpers/testprogs';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-threads-'));
-const started: Victim[] = [];
-afterAll(() => {
-  started.forEach(killVictim);
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+const { dir: tmp, started } = testWorkspace('threads');
 
 async function start(name: string): Promise<Victim> {
   const v = await startTestprog(name);

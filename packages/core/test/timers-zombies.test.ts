@@ -5,22 +5,17 @@
  * a --leave-running dump that leaves the zombie unreaped and the stopped child stopped.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { readImageFile, writeImageFile, type Msg } from '@criu/images';
 import { dump, restore, RestoreError } from '../src';
 import { parseProcTimers } from '../src/dump/posix-timers';
-import { killVictim, readLog, waitFor, type Victim } from './helpers/victims';
+import { readLog, waitFor, type Victim } from './helpers/victims';
+import { testWorkspace } from './helpers/workspace';
 import { waitPidGone } from './helpers/oracle';
 import { startTestprog, verdict } from './helpers/testprogs';
 
 jest.setTimeout(60_000);
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-timers-zombies-'));
-const started: Victim[] = [];
-afterAll(() => {
-  started.forEach(killVictim);
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+const { dir: tmp, started } = testWorkspace('timers-zombies');
 
 async function start(name: string): Promise<Victim> {
   const v = await startTestprog(name);

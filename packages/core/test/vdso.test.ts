@@ -3,24 +3,19 @@
  * here, one kernel being all this machine has), threads stepped out of it at dump time.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { sys } from '@criu/sys';
 import { readImageFile, writeImageFile, type Msg } from '@criu/images';
 import { x86_64 } from '@criu/arch-x86_64';
 import { dump, restore, RestoreError, readMaps } from '../src';
 import { readVdsoImage, buildVdsoProxy, readProxyMark, PROXY_MARK_SIZE } from '../src/vdso';
-import { isAlive, killVictim, readLog, waitFor, type Victim } from './helpers/victims';
+import { isAlive, readLog, type Victim } from './helpers/victims';
+import { testWorkspace } from './helpers/workspace';
 import { waitPidGone } from './helpers/oracle';
 import { startTestprog, verdict } from './helpers/testprogs';
 
 jest.setTimeout(120_000);
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-vdso-'));
-const started: Victim[] = [];
-afterAll(() => {
-  started.forEach(killVictim);
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+const { dir: tmp, started } = testWorkspace('vdso');
 
 function ownVdso(): { start: bigint; bytes: Buffer } {
   const m = readMaps(process.pid).find((e) => e.name === '[vdso]')!;
