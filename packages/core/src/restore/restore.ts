@@ -553,7 +553,12 @@ function restoreTaskState(task: FrozenTask, scratch: Scratch, img: TaskImages, a
   const exeId = Number(need(mm.exe_file_id, mmFile, 'exe_file_id'));
   const exeName = regFileName(img, exeId, 'exe file');
   const exeFd = ghosts.open(exeId, exeName, (p) => Number(task.syscall('openat', AT_FDCWD, scratch.str(p, SCRATCH.args + 2048), O_CLOEXEC, 0)));
-  const auxv = ((mm.mm_saved_auxv as bigint[] | undefined) ?? []).map((x) => BigInt(x));
+  // Up to its AT_NULL only: the saved array is as long as the dumping kernel's, which may be
+  // longer than this kernel's (6.12's is, against 6.1's) and PR_SET_MM_MAP refuses that.
+  const saved = ((mm.mm_saved_auxv as bigint[] | undefined) ?? []).map((x) => BigInt(x));
+  let end = 0;
+  while (end + 1 < saved.length && saved[end] !== 0n) end += 2;
+  const auxv = saved.slice(0, end);
   const auxBuf = Buffer.alloc((auxv.length + 2) * 8);
   auxv.forEach((x, j) => auxBuf.writeBigUInt64LE(x, j * 8));
   const auxAddr = scratch.put(SCRATCH.args + 1024, auxBuf);
