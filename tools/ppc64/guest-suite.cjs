@@ -379,6 +379,14 @@ const PROGRAMS = [
   { name: 'flock', args: (tmp) => [tmp], rounds: 2 },
   // Sockets: socketpairs, named unix sockets (path and abstract), TCP listeners and UDP on loopback.
   { name: 'unixpair', rounds: 2 },
+  // File kinds: eventfd, timerfd, signalfd, epoll (with its targets), memfd, FIFO, inotify.
+  { name: 'eventfd', args: () => ['sem'] },
+  { name: 'timerfd', args: () => ['expired'] },
+  { name: 'signalfd' },
+  { name: 'epoll' },
+  { name: 'memfd' },
+  { name: 'fifo', args: (tmp) => [path.join(tmp, 'fifo')] },
+  { name: 'inotify', setup: (tmp) => fs.mkdirSync(path.join(tmp, 'watched')), args: (tmp) => [path.join(tmp, 'watched')] },
   { name: 'unixnamed', args: (tmp) => [tmp], rounds: 2 },
   { name: 'inetlisten', rounds: 2 },
   // A pty pair made by the program; the child's session has the slave as controlling terminal,

@@ -558,7 +558,11 @@ function restoreTaskState(task: FrozenTask, scratch: Scratch, img: TaskImages, a
   const saved = ((mm.mm_saved_auxv as bigint[] | undefined) ?? []).map((x) => BigInt(x));
   let end = 0;
   while (end + 1 < saved.length && saved[end] !== 0n) end += 2;
-  const auxv = saved.slice(0, end);
+  let auxv = saved.slice(0, end);
+  // Entries this kernel does not know (6.12's AT_RSEQ_* on 6.1) may not fit its array either:
+  // they go (a process reads its auxv from its stack; this copy is only /proc/PID/auxv).
+  const known = ownAuxvTypes();
+  if (auxv.length > known.size * 2) auxv = auxv.filter((_, j) => j % 2 === 1 ? known.has(auxv[j - 1]) : known.has(auxv[j]));
   const auxBuf = Buffer.alloc((auxv.length + 2) * 8);
   auxv.forEach((x, j) => auxBuf.writeBigUInt64LE(x, j * 8));
   const auxAddr = scratch.put(SCRATCH.args + 1024, auxBuf);
@@ -571,6 +575,14 @@ function restoreTaskState(task: FrozenTask, scratch: Scratch, img: TaskImages, a
   const r = task.rawSyscall('prctl', PR_SET_MM, PR_SET_MM_MAP, scratch.arg(map), map.length, 0);
   task.syscall('close', exeFd);
   if (r < 0n) throw new RestoreError('task-state', `prctl(PR_SET_MM_MAP) failed with errno ${-r}`, { file: mmFile, hint: Number(-r) === 1 ? 'needs CAP_SYS_RESOURCE or CAP_CHECKPOINT_RESTORE' : 'an mm field points outside the restored mappings' });
+}
+
+/** The auxv entry types this kernel gives a process (read from ours). */
+function ownAuxvTypes(): Set<bigint> {
+  const b = fs.readFileSync('/proc/self/auxv');
+  const out = new Set<bigint>();
+  for (let i = 0; i + 16 <= b.length; i += 16) out.add(b.readBigUInt64LE(i));
+  return out;
 }
 
 /** Queues siginfo records as pending signals of the process (shared) or of thread `tid`. */
