@@ -22,3 +22,4 @@ export type { RestoreOptions, RestoreResult, RestoreProgress } from './restore/o
 export { RestoreError } from './restore/errors.js';
 export { RESTORE_STEPS, type RestoreStep } from './restore/steps.js';
 export * from './vdso/index.js';
+export * from './pageserver/index.js';

@@ -3,6 +3,7 @@
 import { runCpuinfo } from './cpuinfo.js';
 import { runDump } from './dump.js';
 import { runRestore } from './restore.js';
+import { runPageServer } from './page-server.js';
 import type { CommandSpec } from './types.js';
 import { runSwrk } from '../swrk/command.js';
 import { runService } from '../swrk/service.js';
@@ -28,7 +29,7 @@ export const CRIU_COMMANDS: readonly CommandSpec[] = [
     run: runRestore,
   },
   todo('check', 'checks whether the kernel support is up-to-date', '[--feature FEAT]'),
-  todo('page-server', 'launch page server'),
+  { name: 'page-server', summary: 'launch page server', usage: '[--address ADDR] [--port PORT] [-D DIR] [-d]', options: [], positionals: { min: 0, max: 0 }, run: runPageServer },
   { name: 'service', summary: 'launch service', usage: '[--address FILE] [-d] [--pidfile FILE]', options: [], positionals: { min: 0, max: 0 }, run: runService },
   { name: 'swrk', summary: 'serve RPC requests on a socket (used by runc)', usage: 'FD', options: [], positionals: { min: 1, max: 1 }, run: runSwrk },
   todo('dedup', 'remove duplicates in memory dump'),

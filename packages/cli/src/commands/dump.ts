@@ -1,14 +1,14 @@
 // `criu dump -t PID -D DIR [-o LOG] [-v[N]] [--leave-running] [--shell-job]`: the dump engine
 // of @criu/core with CRIU's command-line conventions.
 import * as fs from 'fs';
-import { dump, type DumpResult } from '@criu/core';
+import { dump, PS_DEFAULT_PORT, type DumpResult } from '@criu/core';
 import { CliUsageError } from '../errors.js';
 import { parseCpuCap } from './cpuinfo.js';
-import { checkOptions, engineDirs, openLog, optFlag, progressPrinter, reportEngineError, type OptionPolicy } from './engine.js';
+import { checkOptions, engineDirs, openLog, optFlag, optString, progressPrinter, reportEngineError, type OptionPolicy } from './engine.js';
 import type { CommandContext } from './types.js';
 
 export const DUMP_POLICY: OptionPolicy = {
-  honoured: ['tree', 'leave-running', 'shell-job', 'display-stats', 'cpu-cap'],
+  honoured: ['tree', 'leave-running', 'shell-job', 'display-stats', 'cpu-cap', 'page-server', 'address', 'port'],
   // They allow resources (sockets, locks, cgroups, ...) that the engine refuses anyway, or
   // tune machinery it does not have; a dump with them is the same dump.
   ignored: [
@@ -55,6 +55,13 @@ export async function runDump(ctx: CommandContext): Promise<number> {
     throw new CliUsageError(`can't create the images directory ${dirs.imagesDir}: ${(err as Error).message}`);
   }
   if (!fs.existsSync(dirs.workDir)) throw new CliUsageError(`can't change directory to ${dirs.workDir}: No such file or directory`);
+  let pageServer: { address: string; port: number } | undefined;
+  if (optFlag(ctx, 'page-server')) {
+    const port = ctx.args.options.port;
+    const address = optString(ctx, 'address');
+    if (address === undefined) throw new CliUsageError('--page-server needs --address');
+    pageServer = { address, port: typeof port === 'number' ? port : PS_DEFAULT_PORT };
+  }
   const log = openLog(ctx, dirs);
   try {
     for (const w of warnings) log.logger.warn(w);
@@ -64,6 +71,7 @@ export async function runDump(ctx: CommandContext): Promise<number> {
       imagesDir: dirs.imagesDir,
       leaveRunning: optFlag(ctx, 'leave-running'),
       shellJob: optFlag(ctx, 'shell-job'),
+      pageServer,
       logger: log.logger,
       onProgress: progressPrinter(ctx.io, log, 'dump'),
     });

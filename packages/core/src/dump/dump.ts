@@ -25,6 +25,7 @@ import { DumpError, InjectedFault } from './errors.js';
 import { FileRegistry } from './file-registry.js';
 import { checkFilesSupported, collectFiles, mappedFileId } from './files.js';
 import { dumpMemory } from './memory.js';
+import { PageServerClient } from '../pageserver/client.js';
 import type { Msg, TaskDumpContext } from './model.js';
 import { DUMP_STEPS, type DumpStep } from './steps.js';
 import { collectPtraceState, collectTaskCore, collectThreadCore, PR_GET_SECUREBITS, savedAuxv } from './task-state.js';
@@ -61,6 +62,8 @@ export interface DumpOptions {
   /** Fail on purpose at this step (tests). Also read from CRIU_TS_FAULT_STEP. */
   faultAt?: DumpStep;
   memory?: { method?: 'parasite' | 'vm_readv'; scan?: 'ioctl' | 'pagemap' };
+  /** Send the memory (pagemap + pages) to a page server instead of the images dir (CRIU's --page-server). */
+  pageServer?: { address: string; port: number };
 }
 
 export interface DumpStats {
@@ -103,6 +106,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
 
   let tasks: TreeTask[] = [];
   let parasite: Parasite | undefined;
+  let pageServer: PageServerClient | undefined;
   let frozenAt = 0n;
   const t0 = process.hrtime.bigint();
   try {
@@ -130,6 +134,11 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
 
     step('prepare-dir');
     fs.mkdirSync(imagesDir, { recursive: true, mode: 0o700 });
+    // Connected before the freeze: an unreachable page server leaves the tree untouched.
+    if (options.pageServer) {
+      pageServer = PageServerClient.connect(options.pageServer.address, options.pageServer.port);
+      log.info(`dump: memory goes to the page server at ${pageServer.where}`);
+    }
     fs.writeFileSync(path.join(imagesDir, INCOMPLETE_MARKER), `dump of ${pid} in progress\n`, { mode: 0o600 });
 
     // Build the image codecs now: loading the schemas costs ~0.2 s, which must not be frozen time.
@@ -149,7 +158,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     const ttyInfo: Msg[] = [];
     const total = { pagesScanned: 0, pagesWritten: 0, pagesSkippedZero: 0, pagesSkippedFile: 0, elapsedMs: 0, pipeBufs: 0 };
     for (let i = 0; i < tasks.length; i++) {
-      const r = await dumpTask(tasks[i], i, { arch, imagesDir, log, files, step, options, setParasite: (p) => { parasite = p; } });
+      const r = await dumpTask(tasks[i], i, { arch, imagesDir, log, files, step, options, pageServer, setParasite: (p) => { parasite = p; } });
       images.push(...r.images);
       pstree.push(r.pstree);
       ttyInfo.push(...r.ttyInfo);
@@ -157,6 +166,13 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     }
 
     step('write-images');
+    if (pageServer) {
+      // The receiver answers the flush once every pagemap and page is stored.
+      const ps = pageServer;
+      pageServer = undefined;
+      const status = ps.close();
+      if (status !== 0) throw new DumpError('write-images', pid, `the page server at ${ps.where} reported status ${status}`);
+    }
     const stats: DumpStats = {
       freezingTimeUs, frozenTimeUs: 0, memdumpTimeUs: Math.round(total.elapsedMs * 1000), memwriteTimeUs: 0,
       pagesScanned: total.pagesScanned, pagesWritten: total.pagesWritten,
@@ -206,6 +222,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     return { pid, imagesDir, stats };
   } catch (e) {
     // Put the tasks back exactly as they were; the images dir keeps its "incomplete" marker.
+    pageServer?.destroy();
     let resumed = true;
     try {
       parasite?.abort();
@@ -237,6 +254,7 @@ interface TaskDumpEnv {
   files: FileRegistry;
   step: (name: DumpStep) => void;
   options: DumpOptions;
+  pageServer?: PageServerClient;
   /** The parasite currently in a task (so a failure can remove it). */
   setParasite: (p: Parasite | undefined) => void;
 }
@@ -293,7 +311,7 @@ async function dumpTask(t: TreeTask, index: number, env: TaskDumpEnv) {
   await fileImagesOf(files).flush(imagesDir); // memfd.img and the shmem pagemaps it added
 
   step('memory');
-  const mem = await dumpMemory(ctx, vmas, { pagesId: index + 1, ...options.memory });
+  const mem = await dumpMemory(ctx, vmas, { pagesId: index + 1, ...options.memory, pageServer: env.pageServer });
 
   step('registers');
   threadInfo.clear_tid_addr = pstate.tidAddress;
@@ -317,7 +335,8 @@ async function dumpTask(t: TreeTask, index: number, env: TaskDumpEnv) {
     ...extraCores.map((x): [string, string, Msg[]] => [`core-${x.tid}.img`, 'CORE', [x.core]]),
     [`ids-${pid}.img`, 'IDS', [ids]],
     [`mm-${pid}.img`, 'MM', [mm]],
-    [`pagemap-${pid}.img`, 'PAGEMAP', mem.pagemap],
+    // With a page server the receiver writes the pagemap (and the pages).
+    ...(env.pageServer ? [] : [[`pagemap-${pid}.img`, 'PAGEMAP', mem.pagemap] as [string, string, Msg[]]]),
     [`fdinfo-${ids.files_id}.img`, 'FDINFO', filesOut.fdinfo],
     [`fs-${pid}.img`, 'FS', [filesOut.fs]],
     ...filesOut.extraImages.map((x): [string, string, Msg[]] => [x.file, x.magic, x.entries]),
