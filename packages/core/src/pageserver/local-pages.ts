@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decodeImageEntries, pageRuns, PE_PRESENT, type PageRun, type Msg } from '@criu/images';
 
-interface TaskPages { runs: PageRun[]; fd: number }
+interface TaskPages { runs: PageRun[]; file: string; fd?: number }
 
 export class LocalPages {
   private readonly tasks = new Map<number, TaskPages | null>();
@@ -19,7 +19,7 @@ export class LocalPages {
       const entries = decodeImageEntries(fs.readFileSync(pm), { file: path.basename(pm) }).entries.map((e) => e.message as Msg);
       const pagesId = Number(entries[0]?.pages_id);
       const runs = pageRuns(entries, this.pageSize).filter((r) => r.flags & PE_PRESENT);
-      t = { runs, fd: fs.openSync(path.join(this.dir, `pages-${pagesId}.img`), 'r') };
+      t = { runs, file: path.join(this.dir, `pages-${pagesId}.img`) };
     }
     this.tasks.set(pid, t);
     return t;
@@ -48,7 +48,9 @@ export class LocalPages {
     const skip = Number((vaddr - r.vaddr) / BigInt(this.pageSize));
     const n = Math.min(nrPages, r.nrPages - skip);
     const buf = Buffer.allocUnsafe(n * this.pageSize);
-    const fd = this.task(pid)!.fd;
+    const t = this.task(pid)!;
+    t.fd ??= fs.openSync(t.file, 'r');
+    const fd = t.fd;
     let done = 0;
     while (done < buf.length) {
       const got = fs.readSync(fd, buf, done, buf.length - done, r.offset + skip * this.pageSize + done);
@@ -59,7 +61,7 @@ export class LocalPages {
   }
 
   close(): void {
-    for (const t of this.tasks.values()) if (t) fs.closeSync(t.fd);
+    for (const t of this.tasks.values()) if (t?.fd !== undefined) fs.closeSync(t.fd);
     this.tasks.clear();
   }
 }

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { sys, packCloneArgs, PTRACE_O, WAIT, SIGNALS, PTRACE_EVENT, type WaitStatus } from '@criu/sys';
-import { decodeImageEntries, type Msg } from '@criu/images';
+import { decodeImageEntries, type Msg, type PageRun } from '@criu/images';
 import type { Arch } from '../arch/types.js';
 import { hostArch } from '../arch/host.js';
 import { FrozenTask } from '../infect/frozen-task.js';
@@ -26,6 +26,7 @@ import { killThreads } from '../dump/threads.js';
 import { RESTORE_STEPS, type RestoreStep } from './steps.js';
 import { placeVdso, installVdsoProxy } from './vdso.js';
 import { clockOffsets, enterTimeNamespace } from './timens.js';
+import { lazyVmasOf, registerLazy, runIsLazy } from './lazy.js';
 
 const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
 const MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20, MAP_FIXED_NOREPLACE = 0x100000;
@@ -77,11 +78,14 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   let helper: FrozenTask | undefined;
   const rts: RTask[] = [];
   const shared = new SharedFiles();
+  let lazyTotal = 0;
   try {
     step('read-images');
     const tree = await readTreeImages(imagesDir, arch.image.march, arch.image.threadInfoField, pageSize);
     const plan = tree.tasks.map((img) => ({ img, vmas: ((img.mm.vmas as Msg[] | undefined) ?? []).map((m, i) => toVma(m, i, `mm-${img.pid}.img`)) }));
     const pid = plan[0].img.pid;
+    // Without UFFD_FEATURE_EVENT_FORK a child would lose the parent's lazy pages.
+    if (options.lazyPages && plan.length > 1) throw new RestoreError('read-images', `a lazy restore of a tree of ${plan.length} tasks is not supported yet (one task only)`, { file: 'pstree.img' });
     checkTreeFiles(tree, options.shellJob ?? false);
     // VMA_ANON_SHARED objects are as large as the furthest any task maps them.
     const anonSizes = new Map<number, bigint>();
@@ -195,7 +199,19 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       if (ourPidfd >= 0) task.syscall('close', ourPidfd);
 
       step('fill-memory');
-      fillMemory(task, scratch, img, vmas.filter((v) => v !== proxy?.vma), pageSize);
+      const lazy = options.lazyPages ? lazyVmasOf(vmas.filter((v) => v !== proxy?.vma), img.pages.runs) : [];
+      fillMemory(task, scratch, img, vmas.filter((v) => v !== proxy?.vma), pageSize, lazy.length ? (r) => runIsLazy(r, lazy) : undefined);
+      if (lazy.length) {
+        const lazyPages = img.pages.runs.filter((r) => runIsLazy(r, lazy)).reduce((n, r) => n + r.nrPages, 0);
+        const ufd = registerLazy(task, scratch, lazy);
+        try {
+          options.lazyPages!.handOver(img.pid, ufd, { lazyPages, ranges: lazy.map((v) => ({ start: v.start, end: v.end })) });
+        } finally {
+          sys.syscall('close', ufd);
+        }
+        lazyTotal += lazyPages;
+        log.info(`task ${img.pid}: ${lazyPages} pages in ${lazy.length} vma(s) left to the lazy-pages server`);
+      }
       if (proxy) installVdsoProxy(task, proxy, vdsoCtx);
 
       step('protect');
@@ -256,6 +272,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     // Every thread of every task goes at once.
     for (const rt of [...rts].reverse()) for (const t of rt.threads) t.release();
     rts.length = 0;
+    if (lazyTotal > 0) options.lazyPages?.resumed?.();
     // The helper's job is done; the root is reparented to init, as after `criu restore -d`.
     helper.kill();
     helper = undefined;
@@ -263,9 +280,9 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     log.info(`restored ${plan.length} task(s), root ${pid}`);
     if (options.detach === false) {
       while (fs.existsSync(`/proc/${pid}`) && !isZombie(pid)) await new Promise((r) => setTimeout(r, 50));
-      return { pid, exit: {} };
+      return { pid, exit: {}, lazyPages: lazyTotal };
     }
-    return { pid };
+    return { pid, lazyPages: lazyTotal };
   } catch (e) {
     shared.closeAll();
     // Every task created dies: leaves first; the root's parent, the helper, reaps it at once.
@@ -402,9 +419,9 @@ function waitNewChild(pid: number): void {
 
 
 /** The task reads its pages from pages-N.img itself: one preadv per batch of consecutive runs. */
-function fillMemory(task: FrozenTask, scratch: Scratch, img: TaskImages, vmas: Vma[], pageSize: number): void {
+function fillMemory(task: FrozenTask, scratch: Scratch, img: TaskImages, vmas: Vma[], pageSize: number, isLazy?: (r: PageRun) => boolean): void {
   const skip = vmas.filter((v) => v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL));
-  const runs = img.pages.runs.filter((r) => !skip.some((v) => r.vaddr >= v.start && r.vaddr < v.end));
+  const runs = img.pages.runs.filter((r) => !skip.some((v) => r.vaddr >= v.start && r.vaddr < v.end) && !isLazy?.(r));
   if (!runs.length) return;
   const fd = Number(task.syscall('openat', AT_FDCWD, scratch.str(img.pages.file), O_CLOEXEC, 0));
   try {
