@@ -3,9 +3,10 @@
 // in on fault and in the background after the restore has returned.
 import { spawn, spawnSync, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
+import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
-import { oracle, requireOracle, waitPidGone } from '../../core/test/helpers/oracle';
+import { critDecode, oracle, requireOracle, waitPidGone } from '../../core/test/helpers/oracle';
 import { startTestprog, verdict } from '../../core/test/helpers/testprogs';
 import { isAlive, killVictim, type Victim } from '../../core/test/helpers/victims';
 
@@ -20,8 +21,8 @@ function criu(args: string[]) {
 }
 
 /** The daemon in the background; resolves once it listens, with its exit. */
-async function lazyDaemon(dir: string): Promise<{ exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, [BIN, 'lazy-pages', '-D', dir, '-o', 'lazy.log', '-v4', '--status-fd', '3'], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+async function lazyDaemon(dir: string, extra: string[] = []): Promise<{ exited: Promise<number | null> }> {
+  const child = spawn(process.execPath, [BIN, 'lazy-pages', '-D', dir, '-o', 'lazy.log', '-v4', '--status-fd', '3', ...extra], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
   daemons.push(child);
   let stderr = '';
   child.stderr!.on('data', (d) => { stderr += String(d); });
@@ -93,6 +94,54 @@ describe('lazy restore', () => {
     const s = summary(dir);
     expect(s.onFault + s.background).toBe(s.toServe);
     expect(s.toServe).toBeGreaterThanOrEqual((64 << 20) / 4096);
+    expect(await verdict(v, 30_000)).toMatch(/^PASS mem 64 MiB/);
+  });
+
+  test('pages from a page server (PS_IOV_GET): the restore side holds no copy of the big run; the checksum holds', async () => {
+    const v = await startTestprog('mem', ['64']);
+    started.push(v);
+    const src = path.join(tmp, 'remote-src');
+    const dst = path.join(tmp, 'remote-dst');
+    const d = criu(['dump', '-t', String(v.pid), '-D', src]);
+    expect({ status: d.status, stderr: d.stderr }).toEqual({ status: 0, stderr: '' });
+    await waitPidGone(v.pid);
+    // The destination: every image, but the largest run of pages zeroed (holes), so its
+    // contents can only come from the page server.
+    fs.mkdirSync(dst);
+    for (const f of fs.readdirSync(src)) if (f.endsWith('.img')) fs.copyFileSync(path.join(src, f), path.join(dst, f));
+    const pm = critDecode(path.join(src, `pagemap-${v.pid}.img`)).entries as Array<Record<string, number>>;
+    let off = 0;
+    let big = { off: 0, len: 0 };
+    for (const e of pm.slice(1)) {
+      if (!(e.flags & 4)) continue;
+      const len = e.nr_pages * 4096;
+      if (len > big.len) big = { off, len };
+      off += len;
+    }
+    expect(big.len).toBeGreaterThanOrEqual(64 << 20);
+    const pages = path.join(dst, `pages-${pm[0].pages_id}.img`);
+    const fd = fs.openSync(pages, 'r+');
+    const zero = Buffer.alloc(1 << 20);
+    for (let o = 0; o < big.len; o += zero.length) fs.writeSync(fd, zero, 0, Math.min(zero.length, big.len - o), big.off + o);
+    fs.closeSync(fd);
+
+    const port = await new Promise<number>((res) => {
+      const s = net.createServer();
+      s.listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => res(p)); });
+    });
+    const ps = spawn(process.execPath, [BIN, 'page-server', '-D', src, '--address', '127.0.0.1', '--port', String(port), '-o', 'ps.log', '-v4', '--status-fd', '3'], { stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
+    daemons.push(ps);
+    const psExited = new Promise<number | null>((res) => ps.once('exit', (c) => res(c)));
+    await new Promise<void>((res) => (ps.stdio[3] as NodeJS.ReadableStream).once('data', () => res()));
+    const { exited } = await lazyDaemon(dst, ['--page-server', '--address', '127.0.0.1', '--port', String(port)]);
+    const r = criu(['restore', '-D', dst, '-d', '--lazy-pages', '-o', 'restore.log']);
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(await exited).toBe(0);
+    expect(await psExited).toBe(0);
+    const s = summary(dst);
+    expect(s.onFault + s.background).toBe(s.toServe);
+    const served = Number(/(\d+) pages served/.exec(fs.readFileSync(path.join(src, 'ps.log'), 'utf8'))?.[1]);
+    expect(served).toBe(s.toServe);
     expect(await verdict(v, 30_000)).toMatch(/^PASS mem 64 MiB/);
   });
 

@@ -147,7 +147,7 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
           if (cmd === PS_IOV.FLUSH_N_CLOSE) {
             finished = true;
             sock.end();
-            log?.info(`page-server: done, ${stats.pagesReceived} pages received in ${stats.pagemaps} pagemap(s)`);
+            log?.info(`page-server: done, ${stats.pagesReceived} pages received in ${stats.pagemaps} pagemap(s), ${stats.pagesServed} pages served`);
             resolveDone(stats);
           }
           return;
