@@ -7,8 +7,8 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { critDecode, oracle, oracleRestore, requireOracle, waitPidGone } from '../../core/test/helpers/oracle';
-import { startTestprog, verdict } from '../../core/test/helpers/testprogs';
-import { isAlive, killVictim, type Victim } from '../../core/test/helpers/victims';
+import { startTestprog, testprog, verdict } from '../../core/test/helpers/testprogs';
+import { isAlive, killVictim, readLog, startDetached, waitFor, type Victim } from '../../core/test/helpers/victims';
 
 const BIN = path.join(__dirname, '../bin/criu.cjs');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-ps-'));
@@ -121,6 +121,56 @@ describe('page server', () => {
     await waitPidGone(v.pid);
     oracleRestore(dir);
     expect(await verdict(v)).toMatch(/^PASS mem/);
+  });
+
+  test('migration between two network namespaces over a veth pair: dump in one, page server and restore in the other', async () => {
+    // Project-made names and addresses (a /30 from the benchmarking range), removed afterwards.
+    const tag = `cts${process.pid % 100000}`;
+    const [nsA, nsB, vA, vB] = [`${tag}a`, `${tag}b`, `${tag}va`, `${tag}vb`];
+    const [ipA, ipB] = ['198.18.77.1', '198.18.77.2'];
+    const ip = (...args: string[]) => {
+      const r = spawnSync('ip', args, { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr}`);
+    };
+    ip('netns', 'add', nsA);
+    try {
+      ip('netns', 'add', nsB);
+      try {
+        ip('link', 'add', vA, 'netns', nsA, 'type', 'veth', 'peer', 'name', vB, 'netns', nsB);
+        ip('-n', nsA, 'addr', 'add', `${ipA}/30`, 'dev', vA);
+        ip('-n', nsB, 'addr', 'add', `${ipB}/30`, 'dev', vB);
+        for (const [ns, dev] of [[nsA, vA], [nsB, vB]]) { ip('-n', ns, 'link', 'set', 'lo', 'up'); ip('-n', ns, 'link', 'set', dev, 'up'); }
+
+        // The task lives in A (the dumper must share its network namespace: the parasite's control socket).
+        const v = startDetached('ip', ['netns', 'exec', nsA, testprog('mem'), '32']);
+        started.push(v);
+        await waitFor('mem READY', () => /READY mem /.test(readLog(v)), 10_000);
+        const src = path.join(tmp, 'netns-src');
+        const dst = path.join(tmp, 'netns-dst');
+        fs.mkdirSync(dst);
+        const port = 27027;
+        const ps = spawn('ip', ['netns', 'exec', nsB, process.execPath, BIN, 'page-server', '--address', ipB, '--port', String(port), '-D', dst, '-o', 'ps.log', '-v4', '--status-fd', '3'], { stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
+        servers.push(ps);
+        const exited = new Promise<number | null>((res) => ps.once('exit', (c) => res(c)));
+        await new Promise<void>((res, rej) => { (ps.stdio[3] as NodeJS.ReadableStream).once('data', () => res()); ps.once('exit', () => rej(new Error('page server in the namespace did not start'))); });
+        const d = spawnSync('ip', ['netns', 'exec', nsA, process.execPath, BIN, 'dump', '-t', String(v.pid), '-D', src, '--page-server', '--address', ipB, '--port', String(port)], { encoding: 'utf8', timeout: 120_000 });
+        expect({ status: d.status, stderr: d.stderr }).toEqual({ status: 0, stderr: '' });
+        expect(await exited).toBe(0);
+        // The memory crossed the veth; the rest of the images travel as a migration tool would copy them.
+        expect(fs.readdirSync(src).filter((f) => /^(pages|pagemap)-/.test(f))).toEqual([]);
+        for (const f of fs.readdirSync(src)) if (f.endsWith('.img')) fs.copyFileSync(path.join(src, f), path.join(dst, f));
+        await waitPidGone(v.pid);
+        const r = spawnSync('ip', ['netns', 'exec', nsB, process.execPath, BIN, 'restore', '-D', dst, '-d', '-o', 'restore.log'], { encoding: 'utf8', timeout: 120_000 });
+        expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+        // It now runs in B.
+        expect(fs.readlinkSync(`/proc/${v.pid}/ns/net`)).toBe(spawnSync('ip', ['netns', 'exec', nsB, 'readlink', '/proc/self/ns/net'], { encoding: 'utf8' }).stdout.trim());
+        expect(await verdict(v)).toMatch(/^PASS mem/);
+      } finally {
+        spawnSync('ip', ['netns', 'del', nsB]);
+      }
+    } finally {
+      spawnSync('ip', ['netns', 'del', nsA]);
+    }
   });
 
   test('no page server listening: the dump fails before the freeze, naming the address; the task runs on', async () => {

@@ -110,6 +110,8 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
         case PS_IOV.OPEN2: {
           await closeXfer();
           const file = pagemapFileOf(p.dstId);
+          // Looked up now: the dump side may share this directory and have written pages images since.
+          nextPagesId = Math.max(nextPagesId, firstFreePagesId(imagesDir));
           const pagesId = nextPagesId++;
           const pagesFd = fs.openSync(path.join(imagesDir, `pages-${pagesId}.img`), 'w', 0o600);
           xfer = { dst: p.dstId, file, pagesId, pagesFd, entries: [{ pages_id: pagesId }] };
