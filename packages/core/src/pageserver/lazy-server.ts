@@ -160,8 +160,9 @@ export class LazyPagesServer {
     const page = addr & ~(ps - 1n);
     const w = this.where(t, page);
     if (!w) { this.opts.log?.warn(`lazy-pages: task ${t.pid}: fault at 0x${addr.toString(16)} outside its ranges`); return; }
+    // A hole, or a page the task dropped (madvise/munmap): it reads as zeros now.
     const n = this.copy(t, w.r, w.p, FAULT_PAGES, true);
-    if (n === 0) this.zero(t, w.r, w.p);
+    if (n <= 0) this.zero(t, w.r, w.p);
   }
 
   /** Copies up to `max` not-yet-present pages from page p of r (stopping at a present one or a run's end). */
