@@ -145,6 +145,44 @@ describe('lazy restore', () => {
     expect(await verdict(v, 30_000)).toMatch(/^PASS mem 64 MiB/);
   });
 
+  // mprotect: a pagemap run spans a split mapping (rw | r | rw), only the rw parts are lazy;
+  // mem64: pages never touched before the dump are holes the daemon answers with the zero page;
+  // madvise and brk: MADV_* flags and a grown heap over lazy memory.
+  test.each(['mprotect', 'mem64', 'madvise', 'brk'])('%s restored lazily passes its checks', async (name) => {
+    const v = await startTestprog(name);
+    started.push(v);
+    const dir = path.join(tmp, `prog-${name}`);
+    const d = criu(['dump', '-t', String(v.pid), '-D', dir]);
+    expect({ status: d.status, stderr: d.stderr }).toEqual({ status: 0, stderr: '' });
+    await waitPidGone(v.pid);
+    const { exited } = await lazyDaemon(dir);
+    const r = criu(['restore', '-D', dir, '-d', '--lazy-pages', '-o', 'restore.log']);
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(await exited).toBe(0);
+    const s = summary(dir);
+    expect(s.onFault + s.background).toBe(s.toServe);
+    expect(await verdict(v, 30_000)).toMatch(new RegExp(`^PASS ${name}`));
+  });
+
+  test('a multi-threaded task is refused (clear error, the daemon is told nothing and exits)', async () => {
+    const v = await startTestprog('threads4');
+    started.push(v);
+    const dir = path.join(tmp, 'threads4');
+    const d = criu(['dump', '-t', String(v.pid), '-D', dir]);
+    expect(d.status).toBe(0);
+    await waitPidGone(v.pid);
+    const { exited } = await lazyDaemon(dir);
+    const r = criu(['restore', '-D', dir, '-d', '--lazy-pages']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/a lazy restore of a multi-threaded task \(4 threads\) is not supported yet/);
+    expect(await exited).toBe(0);
+    expect(fs.existsSync(`/proc/${v.pid}`)).toBe(false);
+    // The same images restore eagerly.
+    const e = criu(['restore', '-D', dir, '-d']);
+    expect({ status: e.status, stderr: e.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(await verdict(v, 30_000)).toMatch(/^PASS threads4/);
+  });
+
   test('--lazy-pages with no daemon listening: exit 1 with a clear error, nothing restored', () => {
     const dir = path.join(tmp, 'nodaemon');
     fs.mkdirSync(dir);

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { sys, packCloneArgs, PTRACE_O, WAIT, SIGNALS, PTRACE_EVENT, type WaitStatus } from '@criu/sys';
-import { decodeImageEntries, type Msg, type PageRun } from '@criu/images';
+import { decodeImageEntries, type Msg } from '@criu/images';
 import type { Arch } from '../arch/types.js';
 import { hostArch } from '../arch/host.js';
 import { FrozenTask } from '../infect/frozen-task.js';
@@ -26,7 +26,7 @@ import { killThreads } from '../dump/threads.js';
 import { RESTORE_STEPS, type RestoreStep } from './steps.js';
 import { placeVdso, installVdsoProxy } from './vdso.js';
 import { clockOffsets, enterTimeNamespace } from './timens.js';
-import { lazyVmasOf, registerLazy, runIsLazy } from './lazy.js';
+import { lazyVmasOf, registerLazy, splitLazyRuns } from './lazy.js';
 
 const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
 const MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20, MAP_FIXED_NOREPLACE = 0x100000;
@@ -86,6 +86,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     const pid = plan[0].img.pid;
     // Without UFFD_FEATURE_EVENT_FORK a child would lose the parent's lazy pages.
     if (options.lazyPages && plan.length > 1) throw new RestoreError('read-images', `a lazy restore of a tree of ${plan.length} tasks is not supported yet (one task only)`, { file: 'pstree.img' });
+    // Threads restored over lazy memory lost a ptrace stop in testing (threads4): refused for now.
+    if (options.lazyPages && plan[0].img.threadCores.length > 0) throw new RestoreError('read-images', `a lazy restore of a multi-threaded task (${plan[0].img.threadCores.length + 1} threads) is not supported yet`, { file: `pstree.img` });
     checkTreeFiles(tree, options.shellJob ?? false);
     // VMA_ANON_SHARED objects are as large as the furthest any task maps them.
     const anonSizes = new Map<number, bigint>();
@@ -200,9 +202,9 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
 
       step('fill-memory');
       const lazy = options.lazyPages ? lazyVmasOf(vmas.filter((v) => v !== proxy?.vma), img.pages.runs) : [];
-      fillMemory(task, scratch, img, vmas.filter((v) => v !== proxy?.vma), pageSize, lazy.length ? (r) => runIsLazy(r, lazy) : undefined);
+      const { eager, lazyPages } = splitLazyRuns(img.pages.runs, lazy, pageSize);
+      fillMemory(task, scratch, { ...img, pages: { ...img.pages, runs: eager } }, vmas.filter((v) => v !== proxy?.vma), pageSize);
       if (lazy.length) {
-        const lazyPages = img.pages.runs.filter((r) => runIsLazy(r, lazy)).reduce((n, r) => n + r.nrPages, 0);
         const ufd = registerLazy(task, scratch, lazy);
         try {
           options.lazyPages!.handOver(img.pid, ufd, { lazyPages, ranges: lazy.map((v) => ({ start: v.start, end: v.end })) });
@@ -419,9 +421,9 @@ function waitNewChild(pid: number): void {
 
 
 /** The task reads its pages from pages-N.img itself: one preadv per batch of consecutive runs. */
-function fillMemory(task: FrozenTask, scratch: Scratch, img: TaskImages, vmas: Vma[], pageSize: number, isLazy?: (r: PageRun) => boolean): void {
+function fillMemory(task: FrozenTask, scratch: Scratch, img: TaskImages, vmas: Vma[], pageSize: number): void {
   const skip = vmas.filter((v) => v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL));
-  const runs = img.pages.runs.filter((r) => !skip.some((v) => r.vaddr >= v.start && r.vaddr < v.end) && !isLazy?.(r));
+  const runs = img.pages.runs.filter((r) => !skip.some((v) => r.vaddr >= v.start && r.vaddr < v.end));
   if (!runs.length) return;
   const fd = Number(task.syscall('openat', AT_FDCWD, scratch.str(img.pages.file), O_CLOEXEC, 0));
   try {
