@@ -880,6 +880,48 @@ test('cross-kernel: dump vdsotime for a restore on the other kernel', async () =
   return `pid ${pid} on ${here}, ${stepped} thread(s) stepped out of the vDSO`;
 }, { explicit: true });
 
+const CLI = path.join(root, 'packages/cli/bin/criu.cjs');
+/** A criu-ts command in the background; resolves once it reports ready on --status-fd 3. */
+async function cliDaemon(args, what) {
+  const { spawn } = require('node:child_process');
+  const child = spawn(process.execPath, [CLI, ...args, '--status-fd', '3'], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr += String(d); });
+  const exited = new Promise((res) => child.once('exit', (code) => res(code)));
+  const ready = await new Promise((res) => {
+    child.stdio[3].once('data', () => res(true));
+    child.once('exit', () => res(false));
+  });
+  ok(ready, `${what} did not start: ${stderr}`);
+  return { exited };
+}
+function cli(args) {
+  return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 900_000 });
+}
+
+test('page server + lazy restore (criu CLI): mem 64 MiB dumped over TCP to criu page-server, restored with --lazy-pages; the checksum holds', async () => {
+  const work = fs.mkdtempSync(path.join(logDir, 'pageserver-'));
+  const dir = path.join(work, 'images');
+  fs.mkdirSync(dir);
+  const v = await launch(testprog('mem'), 'mem', ['64']);
+  const port = 20000 + (process.pid % 20000);
+  const ps = await cliDaemon(['page-server', '--address', '127.0.0.1', '--port', String(port), '-D', dir, '-o', 'ps.log', '-v4'], 'criu page-server');
+  const d = cli(['dump', '-t', String(v.pid), '-D', dir, '--page-server', '--address', '127.0.0.1', '--port', String(port), '-o', 'dump.log', '-v4']);
+  ok(d.status === 0, `criu dump --page-server: exit ${d.status} ${d.stderr}\n       dump.log: ${tail(path.join(dir, 'dump.log'))}`);
+  eq(await ps.exited, 0, 'page server exit');
+  ok(fs.existsSync(path.join(dir, `pagemap-${v.pid}.img`)), 'the page server wrote the pagemap');
+  await waitFor(`dumped task ${v.pid} gone`, () => !fs.existsSync(`/proc/${v.pid}`));
+  const lp = await cliDaemon(['lazy-pages', '-D', dir, '-o', 'lazy.log', '-v4'], 'criu lazy-pages');
+  const r = cli(['restore', '-D', dir, '-d', '--lazy-pages', '-o', 'restore.log', '-v4']);
+  ok(r.status === 0, `criu restore --lazy-pages: exit ${r.status} ${r.stderr}\n       restore.log: ${tail(path.join(dir, 'restore.log'))}`);
+  eq(await lp.exited, 0, 'lazy-pages exit');
+  const m = /finished: 1 task\(s\), (\d+) faults, (\d+) pages on fault, (\d+) in the background/.exec(fs.readFileSync(path.join(dir, 'lazy.log'), 'utf8'));
+  ok(m && Number(m[3]) > 0, `lazy-pages served pages in the background: ${tail(path.join(dir, 'lazy.log'), 4)}`);
+  const verdict = await verdictOf(v, 'mem');
+  ok(verdict.startsWith('PASS mem'), `verdict: ${verdict}`);
+  return `${m[2]} pages on fault (${m[1]} faults), ${m[3]} in the background`;
+});
+
 // --- run ------------------------------------------------------------------------------------
 async function main() {
   // First line: which kernel ran the suite (the VM boots Debian 12's 6.1 or, with --kernel, 6.12).

@@ -23,3 +23,5 @@ export type { RestoreOptions, RestoreResult, RestoreProgress } from './restore/o
 export { RestoreError } from './restore/errors.js';
 export { RESTORE_STEPS, type RestoreStep } from './restore/steps.js';
 export * from './vdso/index.js';
+export * from './pageserver/index.js';
+export { type LazyPagesSink } from './restore/lazy.js';

@@ -18,6 +18,7 @@ export { PTRACE, PTRACE_X86_64, PTRACE_PPC64, PTRACE_O, PTRACE_EVENT, PTRACE_SYS
 export { NT } from './constants/notes.js';
 export { SOCKOPT, SOCKOPT_X86_64, SOCKOPT_PPC64, IOCTL, IOCTL_X86_64, IOCTL_PPC64, TTY_IOCTL, TTY_X86_64, TTY_PPC64, type TtyIoctls } from './constants/flags.js';
 export { WAIT, KCMP, KCMP_RESULT, CLONE, MFD, SPLICE_F, O, PIDFD, F, PR, PR_SET_MM, AT } from './constants/flags.js';
+export { UFFD } from './constants/userfaultfd.js';
 
 export { Ptrace, SIGINFO_SIZE, decodeSigInfo, decodeSyscallInfo, type SigInfo, type SyscallInfo, type RseqConfiguration } from './ptrace.js';
 export { decodeWaitStatus, type WaitStatus } from './wait.js';

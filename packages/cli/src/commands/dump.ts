@@ -1,14 +1,14 @@
 // `criu dump -t PID -D DIR [-o LOG] [-v[N]] [--leave-running] [--shell-job]`: the dump engine
 // of @criu/core with CRIU's command-line conventions.
 import * as fs from 'fs';
-import { dump, type DumpResult } from '@criu/core';
+import { dump, PS_DEFAULT_PORT, type DumpResult } from '@criu/core';
 import { CliUsageError } from '../errors.js';
 import { parseCpuCap } from './cpuinfo.js';
 import { checkOptions, engineDirs, openLog, optFlag, optString, progressPrinter, reportEngineError, type OptionPolicy } from './engine.js';
 import type { CommandContext } from './types.js';
 
 export const DUMP_POLICY: OptionPolicy = {
-  honoured: ['tree', 'leave-running', 'shell-job', 'display-stats', 'cpu-cap', 'ghost-limit', 'track-mem', 'prev-images-dir', 'auto-dedup'],
+  honoured: ['tree', 'leave-running', 'shell-job', 'display-stats', 'cpu-cap', 'ghost-limit', 'track-mem', 'prev-images-dir', 'auto-dedup', 'page-server', 'address', 'port'],
   // They allow resources (sockets, locks, cgroups, ...) that the engine refuses anyway, or
   // tune machinery it does not have; a dump with them is the same dump.
   ignored: [
@@ -71,6 +71,13 @@ export async function runDump(ctx: CommandContext, preDump = false): Promise<num
     throw new CliUsageError(`can't create the images directory ${dirs.imagesDir}: ${(err as Error).message}`);
   }
   if (!fs.existsSync(dirs.workDir)) throw new CliUsageError(`can't change directory to ${dirs.workDir}: No such file or directory`);
+  let pageServer: { address: string; port: number } | undefined;
+  if (optFlag(ctx, 'page-server')) {
+    const port = ctx.args.options.port;
+    const address = optString(ctx, 'address');
+    if (address === undefined) throw new CliUsageError('--page-server needs --address');
+    pageServer = { address, port: typeof port === 'number' ? port : PS_DEFAULT_PORT };
+  }
   const log = openLog(ctx, dirs);
   try {
     for (const w of warnings) log.logger.warn(w);
@@ -85,6 +92,7 @@ export async function runDump(ctx: CommandContext, preDump = false): Promise<num
       autoDedup: optFlag(ctx, 'auto-dedup'),
       shellJob: optFlag(ctx, 'shell-job'),
       ...(ghostLimit !== undefined ? { ghostLimit } : {}),
+      pageServer,
       logger: log.logger,
       onProgress: progressPrinter(ctx.io, log, 'dump'),
     });

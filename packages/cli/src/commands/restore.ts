@@ -7,9 +7,10 @@ import { CliUsageError } from '../errors.js';
 import { parseCpuCap } from './cpuinfo.js';
 import { checkOptions, engineDirs, inWorkDir, openLog, optFlag, optString, progressPrinter, reportEngineError, type OptionPolicy } from './engine.js';
 import type { CommandContext } from './types.js';
+import { LazyPagesLink, lazySocketPath } from './lazy-pages.js';
 
 export const RESTORE_POLICY: OptionPolicy = {
-  honoured: ['restore-detached', 'pidfile', 'shell-job', 'cpu-cap', 'force-vdso-proxy'],
+  honoured: ['restore-detached', 'pidfile', 'shell-job', 'cpu-cap', 'force-vdso-proxy', 'lazy-pages'],
   ignored: [
     'tcp-established', 'tcp-close', 'ext-unix-sk', 'file-locks', 'link-remap', 'evasive-devices', 'manage-cgroups',
     'cgroup-props', 'cgroup-props-file', 'cgroup-root', 'skip-mnt', 'enable-fs', 'external', 'ext-mount-map', 'log-pid',
@@ -32,6 +33,8 @@ export async function runRestore(ctx: CommandContext): Promise<number> {
   for (const d of [dirs.imagesDir, dirs.workDir]) {
     if (!fs.existsSync(d)) throw new CliUsageError(`can't change directory to ${d}: No such file or directory`);
   }
+  // --lazy-pages: the daemon (`criu lazy-pages`) must be listening in the work dir already.
+  const lazy = optFlag(ctx, 'lazy-pages') ? LazyPagesLink.connect(lazySocketPath(dirs)) : undefined;
   const log = openLog(ctx, dirs);
   try {
     for (const w of warnings) log.logger.warn(w);
@@ -47,7 +50,11 @@ export async function runRestore(ctx: CommandContext): Promise<number> {
       vdso: optFlag(ctx, 'force-vdso-proxy') ? 'proxy' : 'auto',
       logger: log.logger,
       onProgress: progressPrinter(ctx.io, log, 'restore'),
+      lazyPages: lazy,
     });
+    if (lazy) {
+      log.logger.info(`${result.lazyPages ?? 0} pages left to the lazy-pages daemon`);
+    }
     log.logger.info('Restore finished successfully. Tasks resumed.');
     if (!detach) log.logger.info(`Restored task ${result.pid} ${exitText(result.exit)}`);
     log.flushHeldErrors();
@@ -55,6 +62,7 @@ export async function runRestore(ctx: CommandContext): Promise<number> {
   } catch (err) {
     return reportEngineError(ctx.io, err, log);
   } finally {
+    lazy?.close();
     log.close();
   }
 }

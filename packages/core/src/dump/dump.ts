@@ -25,6 +25,7 @@ import { DumpError, InjectedFault } from './errors.js';
 import { FileRegistry } from './file-registry.js';
 import { checkFilesSupported, checkUnixSockets, collectFiles, mappedFileId, ptyMastersOf } from './files.js';
 import { dumpMemory } from './memory.js';
+import { PageServerClient } from '../pageserver/client.js';
 import type { Msg, TaskDumpContext } from './model.js';
 import { DUMP_STEPS, type DumpStep } from './steps.js';
 import { collectPtraceState, collectTaskCore, collectThreadCore, markStopped, PR_GET_SECUREBITS, savedAuxv, zombieImages } from './task-state.js';
@@ -74,6 +75,8 @@ export interface DumpOptions {
   parentImagesDir?: string;
   /** CRIU's --auto-dedup: punch the pages this dump saved again out of the parent images. */
   autoDedup?: boolean;
+  /** Send the memory (pagemap + pages) to a page server instead of the images dir (CRIU's --page-server). */
+  pageServer?: { address: string; port: number };
 }
 
 export interface DumpStats {
@@ -120,6 +123,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
 
   let tasks: TreeTask[] = [];
   let parasite: Parasite | undefined;
+  let pageServer: PageServerClient | undefined;
   let frozenAt = 0n;
   const t0 = process.hrtime.bigint();
   try {
@@ -154,6 +158,11 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
 
     step('prepare-dir');
     fs.mkdirSync(imagesDir, { recursive: true, mode: 0o700 });
+    // Connected before the freeze: an unreachable page server leaves the tree untouched.
+    if (options.pageServer) {
+      pageServer = PageServerClient.connect(options.pageServer.address, options.pageServer.port);
+      log.info(`dump: memory goes to the page server at ${pageServer.where}`);
+    }
     fs.writeFileSync(path.join(imagesDir, INCOMPLETE_MARKER), `dump of ${pid} in progress\n`, { mode: 0o600 });
     fs.rmSync(path.join(imagesDir, MEMTRACK_FILE), { force: true });
     if (options.parentImagesDir !== undefined) {
@@ -187,7 +196,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
         pstree.push(z.pstree);
         continue;
       }
-      const r = await dumpTask(tasks[i], live++, { arch, imagesDir, log, files, step, options, inc, setParasite: (p) => { parasite = p; } });
+      const r = await dumpTask(tasks[i], live++, { arch, imagesDir, log, files, step, options, inc, pageServer, setParasite: (p) => { parasite = p; } });
       images.push(...r.images);
       taskVmas.set(tasks[i].pid, r.vmas);
       pstree.push(r.pstree);
@@ -196,6 +205,13 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     }
 
     step('write-images');
+    if (pageServer) {
+      // The receiver answers the flush once every pagemap and page is stored.
+      const ps = pageServer;
+      pageServer = undefined;
+      const status = ps.close();
+      if (status !== 0) throw new DumpError('write-images', pid, `the page server at ${ps.where} reported status ${status}`);
+    }
     const stats: DumpStats = {
       freezingTimeUs, frozenTimeUs: 0, memdumpTimeUs: Math.round(total.elapsedMs * 1000), memwriteTimeUs: 0,
       pagesScanned: total.pagesScanned, pagesWritten: total.pagesWritten,
@@ -268,6 +284,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     return { pid, imagesDir, stats };
   } catch (e) {
     // Put the tasks back exactly as they were; the images dir keeps its "incomplete" marker.
+    pageServer?.destroy();
     let resumed = true;
     try {
       parasite?.abort();
@@ -300,6 +317,7 @@ interface TaskDumpEnv {
   step: (name: DumpStep) => void;
   options: DumpOptions;
   inc: Incremental;
+  pageServer?: PageServerClient;
   /** The parasite currently in a task (so a failure can remove it). */
   setParasite: (p: Parasite | undefined) => void;
 }
@@ -360,7 +378,7 @@ async function dumpTask(t: TreeTask, index: number, env: TaskDumpEnv) {
 
   step('memory');
   const track = env.inc.taskTracking(pid, vmas, vmFlags, ctx.pageSize);
-  const mem = await dumpMemory(ctx, vmas, { pagesId: index + 1, ...options.memory, track });
+  const mem = await dumpMemory(ctx, vmas, { pagesId: index + 1, ...options.memory, track, pageServer: env.pageServer });
 
   step('registers');
   threadInfo.clear_tid_addr = pstate.tidAddress;
@@ -384,7 +402,8 @@ async function dumpTask(t: TreeTask, index: number, env: TaskDumpEnv) {
     ...extraCores.map((x): [string, string, Msg[]] => [`core-${x.tid}.img`, 'CORE', [x.core]]),
     [`ids-${pid}.img`, 'IDS', [ids]],
     [`mm-${pid}.img`, 'MM', [mm]],
-    [`pagemap-${pid}.img`, 'PAGEMAP', mem.pagemap],
+    // With a page server the receiver writes the pagemap (and the pages).
+    ...(env.pageServer ? [] : [[`pagemap-${pid}.img`, 'PAGEMAP', mem.pagemap] as [string, string, Msg[]]]),
     [`fdinfo-${ids.files_id}.img`, 'FDINFO', filesOut.fdinfo],
     [`fs-${pid}.img`, 'FS', [filesOut.fs]],
     ...filesOut.extraImages.map((x): [string, string, Msg[]] => [x.file, x.magic, x.entries]),

@@ -16,6 +16,8 @@ import type { TaskDumpContext } from './model.js';
 import { PagemapScanner, PAGE_IS, type ScanMethod } from './mem-scan.js';
 import { PROT, VMA, vmaCanBeLazy, vmaIsPrivateDumpable } from './vmas.js';
 import { maybeChanged, type TaskTracking } from './mem-track.js';
+import { PS_TYPE } from '../pageserver/protocol.js';
+import type { PageServerClient } from '../pageserver/client.js';
 
 export type TransferMethod = 'parasite' | 'vm_readv';
 
@@ -33,6 +35,8 @@ export interface DumpMemoryOptions {
   pipes?: number;
   /** Iterative dump: pages unchanged since the parent images become PE_PARENT entries. */
   track?: TaskTracking;
+  /** Send the pages to this page server (as pagemap-<pid>.img) instead of writing pages-<id>.img. */
+  pageServer?: PageServerClient;
 }
 
 export interface MemoryDumpStats {
@@ -441,6 +445,61 @@ export async function dumpMemory(ctx: TaskDumpContext, vmas: Msg[], opts: DumpMe
   const totalPages = runs.reduce((s, r) => s + r.nrPages, 0);
   const totalBytes = totalPages * ctx.pageSize;
 
+  if (opts.pageServer) {
+    const undo = makeReadable(ctx, unreadable);
+    try {
+      transferToServer(ctx, opts.pageServer, runs, opts, stats);
+    } finally {
+      restoreProt(ctx, undo);
+    }
+  } else {
+    writePagesImage(ctx, runs, unreadable, totalBytes, method, opts, stats);
+  }
+  if (stats.bytesWritten !== totalBytes) throw new MemoryDumpError(ctx.pid, opts.pageServer ? 'page server' : 'pages image', `wrote ${stats.bytesWritten} bytes, expected ${totalBytes}`);
+  stats.pagesWritten = totalPages;
+  stats.elapsedMs = Number(process.hrtime.bigint() - t0) / 1e6;
+
+  const pagemap: Msg[] = [{ pages_id: opts.pagesId }];
+  // Entries in address order: data runs (in pages image order) interleaved with parent holes.
+  const all = holes.length ? [...runs, ...holes].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0)) : runs;
+  for (const r of all) pagemap.push({ vaddr: r.start, nr_pages: r.nrPages, flags: r.flags });
+  ctx.log.info(`memory: ${stats.pagesWritten} pages ${opts.pageServer ? `sent to the page server ${opts.pageServer.where}` : 'written'} in ${runs.length} runs (${stats.pagesScanned} scanned, ${stats.pagesSkippedParent} left in the parent, ${stats.pagesSkippedZero} zero, ${stats.pagesSkippedFile} file-backed skipped; ${opts.pageServer ? 'vm_readv' : method}/${stats.scan})`);
+  return { pagemap, stats };
+}
+
+/**
+ * Streams the runs to a page server: per run a PS_IOV_ADD_F header, then its pages read with
+ * process_vm_readv in bounded chunks. The pagemap is opened under the task's pid.
+ */
+function transferToServer(ctx: TaskDumpContext, ps: PageServerClient, runs: Run[], opts: DumpMemoryOptions, stats: MemoryDumpStats): void {
+  const size = ctx.pageSize;
+  const chunk = Math.max(size, Math.floor((opts.chunkBytes ?? 4 << 20) / size) * size);
+  const buf = Buffer.allocUnsafe(chunk);
+  ps.open(PS_TYPE.PID, ctx.pid);
+  let sent = 0;
+  for (const r of runs) {
+    ps.add(PS_TYPE.PID, ctx.pid, r.start, r.nrPages, r.flags);
+    if (!(r.flags & PE_PRESENT)) continue;
+    const total = r.nrPages * size;
+    for (let off = 0; off < total; off += chunk) {
+      const len = Math.min(chunk, total - off);
+      const addr = r.start + BigInt(off);
+      let got: number;
+      try {
+        got = sys.processVmReadv(ctx.pid, buf.subarray(0, len), [{ addr, len }]);
+      } catch (e) {
+        throw new MemoryDumpError(ctx.pid, 'process_vm_readv', `${(e as Error).message} at ${hex(addr)}`, { cause: e });
+      }
+      if (got !== len) throw new MemoryDumpError(ctx.pid, 'process_vm_readv', `read ${got} of ${len} bytes at ${hex(addr)}`);
+      stats.pipeBufs++;
+      ps.send(buf.subarray(0, len));
+      sent += len;
+    }
+  }
+  stats.bytesWritten = sent;
+}
+
+function writePagesImage(ctx: TaskDumpContext, runs: Run[], unreadable: Msg[], totalBytes: number, method: TransferMethod, opts: DumpMemoryOptions, stats: MemoryDumpStats): void {
   const file = path.join(ctx.imagesDir, `pages-${opts.pagesId}.img`);
   let imgFd: number;
   try {
@@ -461,15 +520,5 @@ export async function dumpMemory(ctx: TaskDumpContext, vmas: Msg[], opts: DumpMe
   } finally {
     fs.closeSync(imgFd);
   }
-  if (stats.bytesWritten !== totalBytes) throw new MemoryDumpError(ctx.pid, 'pages image', `wrote ${stats.bytesWritten} bytes, expected ${totalBytes}`);
-  stats.pagesWritten = totalPages;
-  stats.elapsedMs = Number(process.hrtime.bigint() - t0) / 1e6;
-
-  const pagemap: Msg[] = [{ pages_id: opts.pagesId }];
-  // Entries in address order: data runs (in pages image order) interleaved with parent holes.
-  const all = holes.length ? [...runs, ...holes].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0)) : runs;
-  for (const r of all) pagemap.push({ vaddr: r.start, nr_pages: r.nrPages, flags: r.flags });
-  ctx.log.info(`memory: ${stats.pagesWritten} pages written in ${runs.length} runs (${stats.pagesScanned} scanned, ${stats.pagesSkippedParent} left in the parent, ${stats.pagesSkippedZero} zero, ${stats.pagesSkippedFile} file-backed skipped; ${method}/${stats.scan})`);
-  return { pagemap, stats };
 }
 

@@ -1,6 +1,7 @@
 /** Public options and result of restore(); the engine is in restore.ts. */
 import type { Arch } from '../arch/types.js';
 import type { LogLevel, Logger } from '../util/log.js';
+import type { LazyPagesSink } from './lazy.js';
 
 export interface RestoreProgress {
   step: string;
@@ -35,6 +36,11 @@ export interface RestoreOptions {
   vdso?: 'auto' | 'proxy';
   /** How long to wait for a PID that is still taken by a dying task (default 5000 ms). */
   pidWaitMs?: number;
+  /**
+   * Lazy restore (CRIU's --lazy-pages): anonymous private memory is left unfilled and each
+   * task's userfaultfd is handed to this sink, which must serve the faults (one task only).
+   */
+  lazyPages?: LazyPagesSink;
 }
 
 export interface RestoreResult {
@@ -42,4 +48,6 @@ export interface RestoreResult {
   pid: number;
   /** When not detached: how the task ended. */
   exit?: { code?: number; signal?: number };
+  /** Pages left to the lazy-pages server (0 without lazyPages). */
+  lazyPages?: number;
 }

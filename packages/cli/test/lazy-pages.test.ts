@@ -1,0 +1,193 @@
+// Lazy restore: `criu lazy-pages` + `criu restore --lazy-pages`. The restore maps anonymous
+// memory without filling it and hands the task's userfaultfd to the daemon, which copies pages
+// in on fault and in the background after the restore has returned.
+import { spawn, spawnSync, type ChildProcess } from 'child_process';
+import * as fs from 'fs';
+import * as net from 'net';
+import * as os from 'os';
+import * as path from 'path';
+import { critDecode, oracle, requireOracle, waitPidGone } from '../../core/test/helpers/oracle';
+import { startTestprog, verdict } from '../../core/test/helpers/testprogs';
+import { isAlive, killVictim, type Victim } from '../../core/test/helpers/victims';
+
+const BIN = path.join(__dirname, '../bin/criu.cjs');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-lazy-'));
+const started: Victim[] = [];
+const daemons: ChildProcess[] = [];
+
+function criu(args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: tmp, encoding: 'utf8', timeout: 120_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The daemon in the background; resolves once it listens, with its exit. */
+async function lazyDaemon(dir: string, extra: string[] = []): Promise<{ exited: Promise<number | null> }> {
+  const child = spawn(process.execPath, [BIN, 'lazy-pages', '-D', dir, '-o', 'lazy.log', '-v4', '--status-fd', '3', ...extra], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+  daemons.push(child);
+  let stderr = '';
+  child.stderr!.on('data', (d) => { stderr += String(d); });
+  const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+  const ready = await new Promise<boolean>((res) => {
+    (child.stdio[3] as NodeJS.ReadableStream).once('data', () => res(true));
+    child.once('exit', () => res(false));
+  });
+  if (!ready) throw new Error(`criu lazy-pages did not start: ${stderr}`);
+  return { exited };
+}
+
+interface Summary { tasks: number; faults: number; onFault: number; background: number; zero: number; afterResume: number; toServe: number }
+
+function summary(dir: string): Summary {
+  const log = fs.readFileSync(path.join(dir, 'lazy.log'), 'utf8');
+  const m = /finished: (\d+) task\(s\), (\d+) faults, (\d+) pages on fault, (\d+) in the background, (\d+) zero pages, (\d+) after the restore returned/.exec(log);
+  const s = /task \d+: \d+ range\(s\), (\d+) pages to serve/.exec(log);
+  if (!m || !s) throw new Error(`no summary in lazy.log:\n${log}`);
+  const [tasks, faults, onFault, background, zero, afterResume] = m.slice(1).map(Number);
+  return { tasks, faults, onFault, background, zero, afterResume, toServe: Number(s[1]) };
+}
+
+beforeAll(() => requireOracle());
+afterAll(() => {
+  started.forEach(killVictim);
+  for (const d of daemons) if (d.exitCode === null) d.kill('SIGKILL');
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('lazy restore', () => {
+  test('256 MiB: the restore returns with the memory left to the daemon, which serves it after; the checksum holds', async () => {
+    const v = await startTestprog('mem', ['256']);
+    started.push(v);
+    const dir = path.join(tmp, 'mem256');
+    const d = criu(['dump', '-t', String(v.pid), '-D', dir]);
+    expect({ status: d.status, stderr: d.stderr }).toEqual({ status: 0, stderr: '' });
+    await waitPidGone(v.pid);
+    const { exited } = await lazyDaemon(dir);
+    const r = criu(['restore', '-D', dir, '-d', '--lazy-pages', '-o', 'restore.log', '-v4']);
+    expect(r.status).toBe(0);
+    const left = Number(/(\d+) pages left to the lazy-pages daemon/.exec(fs.readFileSync(path.join(dir, 'restore.log'), 'utf8'))?.[1]);
+    // The restore filled none of the 256 MiB itself.
+    expect(left).toBeGreaterThanOrEqual((256 << 20) / 4096);
+    expect(await exited).toBe(0);
+    const s = summary(dir);
+    expect(s.tasks).toBe(1);
+    expect(s.toServe).toBe(left);
+    expect(s.onFault + s.background).toBe(left);
+    // The background pass starts only once the restore has resumed the task and returned.
+    expect(s.background).toBeGreaterThan(0);
+    expect(s.afterResume).toBeGreaterThanOrEqual(s.background);
+    expect(isAlive(v.pid)).toBe(true);
+    expect(await verdict(v, 30_000)).toMatch(/^PASS mem 256 MiB/);
+  });
+
+  test('the oracle CRIU\'s dump, restored lazily by criu-ts', async () => {
+    const v = await startTestprog('mem', ['64']);
+    started.push(v);
+    const dir = path.join(tmp, 'oracle64');
+    fs.mkdirSync(dir);
+    const d = oracle(['dump', '-t', String(v.pid), '-D', dir, '-o', 'dump.log'], path.join(dir, 'dump.log'));
+    expect(d.status).toBe(0);
+    await waitPidGone(v.pid);
+    const { exited } = await lazyDaemon(dir);
+    const r = criu(['restore', '-D', dir, '-d', '--lazy-pages', '-o', 'restore.log']);
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(await exited).toBe(0);
+    const s = summary(dir);
+    expect(s.onFault + s.background).toBe(s.toServe);
+    expect(s.toServe).toBeGreaterThanOrEqual((64 << 20) / 4096);
+    expect(await verdict(v, 30_000)).toMatch(/^PASS mem 64 MiB/);
+  });
+
+  test('pages from a page server (PS_IOV_GET): the restore side holds no copy of the big run; the checksum holds', async () => {
+    const v = await startTestprog('mem', ['64']);
+    started.push(v);
+    const src = path.join(tmp, 'remote-src');
+    const dst = path.join(tmp, 'remote-dst');
+    const d = criu(['dump', '-t', String(v.pid), '-D', src]);
+    expect({ status: d.status, stderr: d.stderr }).toEqual({ status: 0, stderr: '' });
+    await waitPidGone(v.pid);
+    // The destination: every image, but the largest run of pages zeroed (holes), so its
+    // contents can only come from the page server.
+    fs.mkdirSync(dst);
+    for (const f of fs.readdirSync(src)) if (f.endsWith('.img')) fs.copyFileSync(path.join(src, f), path.join(dst, f));
+    const pm = critDecode(path.join(src, `pagemap-${v.pid}.img`)).entries as Array<Record<string, number>>;
+    let off = 0;
+    let big = { off: 0, len: 0 };
+    for (const e of pm.slice(1)) {
+      if (!(e.flags & 4)) continue;
+      const len = e.nr_pages * 4096;
+      if (len > big.len) big = { off, len };
+      off += len;
+    }
+    expect(big.len).toBeGreaterThanOrEqual(64 << 20);
+    const pages = path.join(dst, `pages-${pm[0].pages_id}.img`);
+    const fd = fs.openSync(pages, 'r+');
+    const zero = Buffer.alloc(1 << 20);
+    for (let o = 0; o < big.len; o += zero.length) fs.writeSync(fd, zero, 0, Math.min(zero.length, big.len - o), big.off + o);
+    fs.closeSync(fd);
+
+    const port = await new Promise<number>((res) => {
+      const s = net.createServer();
+      s.listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => res(p)); });
+    });
+    const ps = spawn(process.execPath, [BIN, 'page-server', '-D', src, '--address', '127.0.0.1', '--port', String(port), '-o', 'ps.log', '-v4', '--status-fd', '3'], { stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
+    daemons.push(ps);
+    const psExited = new Promise<number | null>((res) => ps.once('exit', (c) => res(c)));
+    await new Promise<void>((res) => (ps.stdio[3] as NodeJS.ReadableStream).once('data', () => res()));
+    const { exited } = await lazyDaemon(dst, ['--page-server', '--address', '127.0.0.1', '--port', String(port)]);
+    const r = criu(['restore', '-D', dst, '-d', '--lazy-pages', '-o', 'restore.log']);
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(await exited).toBe(0);
+    expect(await psExited).toBe(0);
+    const s = summary(dst);
+    expect(s.onFault + s.background).toBe(s.toServe);
+    const served = Number(/(\d+) pages served/.exec(fs.readFileSync(path.join(src, 'ps.log'), 'utf8'))?.[1]);
+    expect(served).toBe(s.toServe);
+    expect(await verdict(v, 30_000)).toMatch(/^PASS mem 64 MiB/);
+  });
+
+  // mprotect: a pagemap run spans a split mapping (rw | r | rw), only the rw parts are lazy;
+  // mem64: pages never touched before the dump are holes the daemon answers with the zero page;
+  // madvise and brk: MADV_* flags and a grown heap over lazy memory.
+  test.each(['mprotect', 'mem64', 'madvise', 'brk'])('%s restored lazily passes its checks', async (name) => {
+    const v = await startTestprog(name);
+    started.push(v);
+    const dir = path.join(tmp, `prog-${name}`);
+    const d = criu(['dump', '-t', String(v.pid), '-D', dir]);
+    expect({ status: d.status, stderr: d.stderr }).toEqual({ status: 0, stderr: '' });
+    await waitPidGone(v.pid);
+    const { exited } = await lazyDaemon(dir);
+    const r = criu(['restore', '-D', dir, '-d', '--lazy-pages', '-o', 'restore.log']);
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(await exited).toBe(0);
+    const s = summary(dir);
+    expect(s.onFault + s.background).toBe(s.toServe);
+    expect(await verdict(v, 30_000)).toMatch(new RegExp(`^PASS ${name}`));
+  });
+
+  test('a multi-threaded task is refused (clear error, the daemon is told nothing and exits)', async () => {
+    const v = await startTestprog('threads4');
+    started.push(v);
+    const dir = path.join(tmp, 'threads4');
+    const d = criu(['dump', '-t', String(v.pid), '-D', dir]);
+    expect(d.status).toBe(0);
+    await waitPidGone(v.pid);
+    const { exited } = await lazyDaemon(dir);
+    const r = criu(['restore', '-D', dir, '-d', '--lazy-pages']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/a lazy restore of a multi-threaded task \(4 threads\) is not supported yet/);
+    expect(await exited).toBe(0);
+    expect(fs.existsSync(`/proc/${v.pid}`)).toBe(false);
+    // The same images restore eagerly.
+    const e = criu(['restore', '-D', dir, '-d']);
+    expect({ status: e.status, stderr: e.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(await verdict(v, 30_000)).toMatch(/^PASS threads4/);
+  });
+
+  test('--lazy-pages with no daemon listening: exit 1 with a clear error, nothing restored', () => {
+    const dir = path.join(tmp, 'nodaemon');
+    fs.mkdirSync(dir);
+    const r = criu(['restore', '-D', dir, '-d', '--lazy-pages']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/can't connect to the lazy-pages daemon at .*lazy-pages\.socket/);
+  });
+});

@@ -1,0 +1,191 @@
+// The page server in CRIU's wire format, both ways with the oracle CRIU 4.1 on 127.0.0.1:
+// the memory goes over TCP, the other images stay in the dump's -D, and criu-ts restores the
+// combined images; the `mem` program then passes its checksum.
+import { spawn, spawnSync, type ChildProcess } from 'child_process';
+import * as fs from 'fs';
+import * as net from 'net';
+import * as os from 'os';
+import * as path from 'path';
+import { critDecode, oracle, oracleRestore, requireOracle, waitPidGone } from '../../core/test/helpers/oracle';
+import { startTestprog, testprog, verdict } from '../../core/test/helpers/testprogs';
+import { isAlive, killVictim, readLog, startDetached, waitFor, type Victim } from '../../core/test/helpers/victims';
+
+const BIN = path.join(__dirname, '../bin/criu.cjs');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-ps-'));
+const started: Victim[] = [];
+const servers: ChildProcess[] = [];
+
+function criu(args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: tmp, encoding: 'utf8', timeout: 120_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((res) => s.listen(0, '127.0.0.1', res));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((res) => s.close(() => res()));
+  return port;
+}
+
+/** Our page server in the background; resolves once it listens (--status-fd), with its exit. */
+async function ourPageServer(dir: string, port: number): Promise<{ exited: Promise<number | null> }> {
+  const child = spawn(process.execPath, [BIN, 'page-server', '--address', '127.0.0.1', '--port', String(port), '-D', dir, '-o', 'ps.log', '-v4', '--status-fd', '3'], {
+    stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+  });
+  servers.push(child);
+  let stderr = '';
+  child.stderr!.on('data', (d) => { stderr += String(d); });
+  const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+  const ready = await new Promise<boolean>((res) => {
+    (child.stdio[3] as NodeJS.ReadableStream).once('data', () => res(true));
+    child.once('exit', () => res(false));
+  });
+  if (!ready) throw new Error(`criu-ts page-server did not start: ${stderr}`);
+  // Wrapped: an async function returning a bare promise would wait for it.
+  return { exited };
+}
+
+async function mem(mib: number): Promise<Victim> {
+  const v = await startTestprog('mem', [String(mib)]);
+  started.push(v);
+  return v;
+}
+
+function pagemapOf(dir: string, pid: number) {
+  return critDecode(path.join(dir, `pagemap-${pid}.img`)).entries as Array<Record<string, unknown>>;
+}
+
+beforeAll(() => requireOracle());
+afterAll(() => {
+  started.forEach(killVictim);
+  for (const s of servers) if (s.exitCode === null) s.kill('SIGKILL');
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('page server', () => {
+  test('criu-ts page-server receives the memory of an oracle `criu dump --page-server`; criu-ts restores it', async () => {
+    const v = await mem(32);
+    const dir = path.join(tmp, 'from-oracle');
+    fs.mkdirSync(dir);
+    const port = await freePort();
+    const { exited } = await ourPageServer(dir, port);
+    const d = oracle(['dump', '-t', String(v.pid), '-D', dir, '--page-server', '--address', '127.0.0.1', '--port', String(port), '-o', 'dump.log', '-v4'], path.join(dir, 'dump.log'));
+    expect({ status: d.status, stderr: d.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(await exited).toBe(0);
+    // The oracle wrote no memory itself; ours did, in a pagemap crit reads.
+    const entries = pagemapOf(dir, v.pid);
+    const pagesId = entries[0].pages_id as number;
+    const present = entries.slice(1).filter((e) => Number(e.flags) & 4 /* PE_PRESENT */).reduce((s, e) => s + Number(e.nr_pages), 0);
+    expect(present).toBeGreaterThan((32 << 20) / 4096);
+    expect(fs.statSync(path.join(dir, `pages-${pagesId}.img`)).size).toBe(present * 4096);
+    expect(fs.readFileSync(path.join(dir, 'ps.log'), 'utf8')).toMatch(new RegExp(`wrote pagemap-${v.pid}.img`));
+    await waitPidGone(v.pid);
+    const r = criu(['restore', '-D', dir, '-d', '-o', 'restore.log']);
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(await verdict(v)).toMatch(/^PASS mem/);
+  });
+
+  test('the oracle `criu page-server` receives the memory of a criu-ts `criu dump --page-server`; criu-ts restores it', async () => {
+    const v = await mem(32);
+    const dir = path.join(tmp, 'to-oracle');
+    fs.mkdirSync(dir);
+    const port = await freePort();
+    const pidfile = path.join(tmp, 'oracle-ps.pid');
+    const ps = oracle(['page-server', '--address', '127.0.0.1', '--port', String(port), '-D', dir, '-o', 'ps.log', '-v4', '-d', '--pidfile', pidfile]);
+    expect(ps.status).toBe(0);
+    const psPid = Number(fs.readFileSync(pidfile, 'utf8'));
+    const d = criu(['dump', '-t', String(v.pid), '-D', dir, '--page-server', '--address', '127.0.0.1', '--port', String(port), '-o', 'dump.log']);
+    expect({ status: d.status, stderr: d.stderr }).toEqual({ status: 0, stderr: '' });
+    await waitPidGone(psPid);
+    const psLog = fs.readFileSync(path.join(dir, 'ps.log'), 'utf8');
+    expect(psLog).not.toMatch(/Error/);
+    expect(psLog).toMatch(/Session over/);
+    const entries = pagemapOf(dir, v.pid);
+    expect(fs.statSync(path.join(dir, `pages-${entries[0].pages_id}.img`)).size).toBeGreaterThan(32 << 20);
+    await waitPidGone(v.pid);
+    const r = criu(['restore', '-D', dir, '-d', '-o', 'restore.log']);
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(await verdict(v)).toMatch(/^PASS mem/);
+  });
+
+  test('criu-ts to criu-ts: the oracle restores the combined images', async () => {
+    const v = await mem(16);
+    const dir = path.join(tmp, 'ours');
+    fs.mkdirSync(dir);
+    const port = await freePort();
+    const { exited } = await ourPageServer(dir, port);
+    const d = criu(['dump', '-t', String(v.pid), '-D', dir, '--page-server', '--address', '127.0.0.1', '--port', String(port)]);
+    expect({ status: d.status, stderr: d.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(await exited).toBe(0);
+    await waitPidGone(v.pid);
+    oracleRestore(dir);
+    expect(await verdict(v)).toMatch(/^PASS mem/);
+  });
+
+  test('migration between two network namespaces over a veth pair: dump in one, page server and restore in the other', async () => {
+    // Project-made names and addresses (a /30 from the benchmarking range), removed afterwards.
+    const tag = `cts${process.pid % 100000}`;
+    const [nsA, nsB, vA, vB] = [`${tag}a`, `${tag}b`, `${tag}va`, `${tag}vb`];
+    const [ipA, ipB] = ['198.18.77.1', '198.18.77.2'];
+    const ip = (...args: string[]) => {
+      const r = spawnSync('ip', args, { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr}`);
+    };
+    ip('netns', 'add', nsA);
+    try {
+      ip('netns', 'add', nsB);
+      try {
+        ip('link', 'add', vA, 'netns', nsA, 'type', 'veth', 'peer', 'name', vB, 'netns', nsB);
+        ip('-n', nsA, 'addr', 'add', `${ipA}/30`, 'dev', vA);
+        ip('-n', nsB, 'addr', 'add', `${ipB}/30`, 'dev', vB);
+        for (const [ns, dev] of [[nsA, vA], [nsB, vB]]) { ip('-n', ns, 'link', 'set', 'lo', 'up'); ip('-n', ns, 'link', 'set', dev, 'up'); }
+
+        // The task lives in A (the dumper must share its network namespace: the parasite's control socket).
+        const v = startDetached('ip', ['netns', 'exec', nsA, testprog('mem'), '32']);
+        started.push(v);
+        await waitFor('mem READY', () => /READY mem /.test(readLog(v)), 10_000);
+        const src = path.join(tmp, 'netns-src');
+        const dst = path.join(tmp, 'netns-dst');
+        fs.mkdirSync(dst);
+        const port = 27027;
+        const ps = spawn('ip', ['netns', 'exec', nsB, process.execPath, BIN, 'page-server', '--address', ipB, '--port', String(port), '-D', dst, '-o', 'ps.log', '-v4', '--status-fd', '3'], { stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
+        servers.push(ps);
+        const exited = new Promise<number | null>((res) => ps.once('exit', (c) => res(c)));
+        await new Promise<void>((res, rej) => { (ps.stdio[3] as NodeJS.ReadableStream).once('data', () => res()); ps.once('exit', () => rej(new Error('page server in the namespace did not start'))); });
+        const d = spawnSync('ip', ['netns', 'exec', nsA, process.execPath, BIN, 'dump', '-t', String(v.pid), '-D', src, '--page-server', '--address', ipB, '--port', String(port)], { encoding: 'utf8', timeout: 120_000 });
+        expect({ status: d.status, stderr: d.stderr }).toEqual({ status: 0, stderr: '' });
+        expect(await exited).toBe(0);
+        // The memory crossed the veth; the rest of the images travel as a migration tool would copy them.
+        expect(fs.readdirSync(src).filter((f) => /^(pages|pagemap)-/.test(f))).toEqual([]);
+        for (const f of fs.readdirSync(src)) if (f.endsWith('.img')) fs.copyFileSync(path.join(src, f), path.join(dst, f));
+        await waitPidGone(v.pid);
+        const r = spawnSync('ip', ['netns', 'exec', nsB, process.execPath, BIN, 'restore', '-D', dst, '-d', '-o', 'restore.log'], { encoding: 'utf8', timeout: 120_000 });
+        expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+        // It now runs in B.
+        expect(fs.readlinkSync(`/proc/${v.pid}/ns/net`)).toBe(spawnSync('ip', ['netns', 'exec', nsB, 'readlink', '/proc/self/ns/net'], { encoding: 'utf8' }).stdout.trim());
+        expect(await verdict(v)).toMatch(/^PASS mem/);
+      } finally {
+        spawnSync('ip', ['netns', 'del', nsB]);
+      }
+    } finally {
+      spawnSync('ip', ['netns', 'del', nsA]);
+    }
+  });
+
+  test('no page server listening: the dump fails before the freeze, naming the address; the task runs on', async () => {
+    const v = await mem(4);
+    const port = await freePort();
+    const d = criu(['dump', '-t', String(v.pid), '-D', path.join(tmp, 'refused'), '--page-server', '--address', '127.0.0.1', '--port', String(port)]);
+    expect(d.status).toBe(1);
+    expect(d.stderr).toMatch(new RegExp(`cannot connect to the page server at 127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`));
+    expect(isAlive(v.pid)).toBe(true);
+    expect(await verdict(v)).toMatch(/^PASS mem/);
+  });
+
+  test('--page-server without --address is a usage error', async () => {
+    const d = criu(['dump', '-t', String(process.pid), '-D', path.join(tmp, 'noaddr'), '--page-server']);
+    expect(d.status).toBe(1);
+    expect(d.stderr).toMatch(/--page-server needs --address/);
+  });
+});

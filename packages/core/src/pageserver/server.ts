@@ -1,0 +1,213 @@
+/**
+ * The receiving page server (`criu page-server`): accepts one dump connection and writes what
+ * it receives as pagemap-<id>.img (or pagemap-shmem-<id>.img) + pages-<n>.img into imagesDir,
+ * the images a local dump would have written. Also answers PS_IOV_GET from those images, so
+ * a lazy-pages daemon can fetch pages from it.
+ */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { writeImageFile, PE_PARENT, PE_PRESENT, type Msg } from '@criu/images';
+import { sys } from '@criu/sys';
+import type { Logger } from '../util/log.js';
+import {
+  PS_IOV, PSI_SIZE, cmdOf, decodePsi, encodeCmd, encodePsi, flagsOf, int32, pagemapFileOf, PageServerError, type Psi,
+} from './protocol.js';
+import { LocalPages } from './local-pages.js';
+
+export interface PageServerOptions {
+  imagesDir: string;
+  /** Port to listen on (0 = any free port). */
+  port: number;
+  /** Address to bind (default all). */
+  address?: string;
+  log?: Logger;
+}
+
+export interface PageServerStats {
+  pagemaps: number;
+  pagesReceived: number;
+  pagesServed: number;
+}
+
+export interface PageServerHandle {
+  /** The port actually bound. */
+  port: number;
+  /** Settles when the dump side has closed (FLUSH_N_CLOSE or EOF); rejects on a protocol error. */
+  done: Promise<PageServerStats>;
+  close(): void;
+}
+
+interface OpenXfer {
+  dst: bigint;
+  file: string;
+  pagesId: number;
+  pagesFd: number;
+  entries: Msg[];
+}
+
+/** Highest pages-<n>.img already in the directory, so ours never overwrite one. */
+function firstFreePagesId(dir: string): number {
+  let max = 0;
+  for (const f of fs.readdirSync(dir)) {
+    const m = /^pages-(\d+)\.img$/.exec(f);
+    if (m) max = Math.max(max, Number(m[1]));
+  }
+  return max + 1;
+}
+
+export async function startPageServer(opts: PageServerOptions): Promise<PageServerHandle> {
+  const imagesDir = path.resolve(opts.imagesDir);
+  fs.mkdirSync(imagesDir, { recursive: true, mode: 0o700 });
+  const log = opts.log;
+  const pageSize = sys.pageSize();
+  const stats: PageServerStats = { pagemaps: 0, pagesReceived: 0, pagesServed: 0 };
+  let nextPagesId = firstFreePagesId(imagesDir);
+  let local: LocalPages | undefined;
+
+  let resolveDone!: (s: PageServerStats) => void;
+  let rejectDone!: (e: Error) => void;
+  const done = new Promise<PageServerStats>((res, rej) => { resolveDone = res; rejectDone = rej; });
+
+  const server = net.createServer({ pauseOnConnect: false });
+  let busy = false;
+
+  server.on('connection', (sock) => {
+    if (busy) { sock.destroy(); return; }
+    busy = true;
+    server.close();
+    sock.setNoDelay(true);
+    let xfer: OpenXfer | undefined;
+    let buf: Buffer = Buffer.alloc(0);
+    /** Bytes of page data still owed by the last ADD. */
+    let owed = 0;
+    let finished = false;
+    let flushed = false;
+    let queue: Promise<void> = Promise.resolve();
+
+    const closeXfer = async (): Promise<void> => {
+      if (!xfer) return;
+      const x = xfer;
+      xfer = undefined;
+      fs.closeSync(x.pagesFd);
+      await writeImageFile(path.join(imagesDir, x.file), 'PAGEMAP', x.entries.map((message) => ({ message })));
+      stats.pagemaps++;
+      log?.info(`page-server: wrote ${x.file} (${x.entries.length - 1} entries, pages-${x.pagesId}.img)`);
+    };
+    const fail = (e: unknown): void => {
+      finished = true;
+      const err = e instanceof Error ? e : new Error(String(e));
+      log?.error(`page-server: ${err.message}`);
+      sock.destroy();
+      if (xfer) { try { fs.closeSync(xfer.pagesFd); } catch { /* already closed */ } xfer = undefined; }
+      rejectDone(err);
+    };
+
+    const handle = async (p: Psi): Promise<void> => {
+      const cmd = cmdOf(p.cmd);
+      switch (cmd) {
+        case PS_IOV.OPEN:
+        case PS_IOV.OPEN2: {
+          await closeXfer();
+          const file = pagemapFileOf(p.dstId);
+          // Looked up now: the dump side may share this directory and have written pages images since.
+          nextPagesId = Math.max(nextPagesId, firstFreePagesId(imagesDir));
+          const pagesId = nextPagesId++;
+          const pagesFd = fs.openSync(path.join(imagesDir, `pages-${pagesId}.img`), 'w', 0o600);
+          xfer = { dst: p.dstId, file, pagesId, pagesFd, entries: [{ pages_id: pagesId }] };
+          log?.debug(`page-server: open ${file} -> pages-${pagesId}.img`);
+          // No parent images on this side (no incremental chains over the wire yet).
+          if (cmd === PS_IOV.OPEN2) sock.write(Buffer.from([0]));
+          return;
+        }
+        case PS_IOV.PARENT:
+          sock.write(int32(0));
+          return;
+        case PS_IOV.ADD:
+        case PS_IOV.HOLE:
+        case PS_IOV.ADD_F: {
+          const flags = cmd === PS_IOV.ADD_F ? flagsOf(p.cmd) : cmd === PS_IOV.ADD ? PE_PRESENT : PE_PARENT;
+          if (!xfer || xfer.dst !== p.dstId) throw new PageServerError(`pages for dst_id 0x${p.dstId.toString(16)} without an open pagemap`);
+          const last = xfer.entries[xfer.entries.length - 1];
+          // Consecutive pieces of one run become one pagemap entry.
+          if (xfer.entries.length > 1 && Number(last.flags) === flags && BigInt(last.vaddr as bigint) + BigInt(Number(last.nr_pages) * pageSize) === p.vaddr) {
+            last.nr_pages = Number(last.nr_pages) + p.nrPages;
+          } else {
+            xfer.entries.push({ vaddr: p.vaddr, nr_pages: p.nrPages, flags });
+          }
+          if (flags & PE_PRESENT) {
+            owed = p.nrPages * pageSize;
+            stats.pagesReceived += p.nrPages;
+          }
+          return;
+        }
+        case PS_IOV.FLUSH:
+        case PS_IOV.FLUSH_N_CLOSE:
+          await closeXfer();
+          flushed = true;
+          sock.write(int32(0));
+          if (cmd === PS_IOV.FLUSH_N_CLOSE) {
+            finished = true;
+            sock.end();
+            log?.info(`page-server: done, ${stats.pagesReceived} pages received in ${stats.pagemaps} pagemap(s), ${stats.pagesServed} pages served`);
+            resolveDone(stats);
+          }
+          return;
+        case PS_IOV.GET: {
+          local ??= new LocalPages(imagesDir, pageSize);
+          const got = local.read(Number(p.dstId), p.vaddr, p.nrPages);
+          const reply: Psi = { cmd: encodeCmd(PS_IOV.ADD_F, PE_PRESENT), nrPages: got ? got.length / pageSize : 0, vaddr: p.vaddr, dstId: p.dstId };
+          sock.write(encodePsi(reply));
+          if (got) { sock.write(got); stats.pagesServed += got.length / pageSize; }
+          return;
+        }
+        default:
+          throw new PageServerError(`unknown command 0x${p.cmd.toString(16)}`);
+      }
+    };
+
+    const consume = async (): Promise<void> => {
+      while (!finished) {
+        if (owed > 0) {
+          if (!buf.length) return;
+          const n = Math.min(owed, buf.length);
+          let w = 0;
+          while (w < n) w += fs.writeSync(xfer!.pagesFd, buf, w, n - w);
+          buf = buf.subarray(n);
+          owed -= n;
+          continue;
+        }
+        if (buf.length < PSI_SIZE) return;
+        const p = decodePsi(buf);
+        buf = buf.subarray(PSI_SIZE);
+        await handle(p);
+      }
+    };
+
+    sock.on('data', (chunk: Buffer) => {
+      buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+      sock.pause();
+      queue = queue.then(consume).then(() => { if (!finished) sock.resume(); }, fail);
+    });
+    sock.on('end', () => {
+      queue = queue.then(async () => {
+        if (finished) return;
+        finished = true;
+        if (owed > 0 || buf.length) throw new PageServerError('the dump side closed the connection in the middle of a message');
+        if (!flushed) throw new PageServerError('the dump side closed the connection without flushing (PS_IOV_FLUSH)');
+        await closeXfer();
+        log?.info(`page-server: connection closed, ${stats.pagesReceived} pages received`);
+        resolveDone(stats);
+      }).catch(fail);
+    });
+    sock.on('error', (e) => { if (!finished) fail(e); });
+  });
+
+  await new Promise<void>((res, rej) => {
+    server.once('error', rej);
+    server.listen(opts.port, opts.address, () => { server.off('error', rej); res(); });
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  log?.info(`page-server: listening on ${opts.address ?? '*'}:${port}`);
+  return { port, done, close: () => server.close() };
+}
