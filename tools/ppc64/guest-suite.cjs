@@ -380,7 +380,8 @@ const PROGRAMS = [
   // Sockets: socketpairs, named unix sockets (path and abstract), TCP listeners and UDP on loopback.
   { name: 'unixpair', rounds: 2 },
   // File kinds: eventfd, timerfd, signalfd, epoll (with its targets), memfd, FIFO, inotify.
-  { name: 'eventfd', args: () => ['sem'] },
+  // (Not `eventfd sem`: 6.1's fdinfo does not show EFD_SEMAPHORE, so no dumper can see it there.)
+  { name: 'eventfd' },
   { name: 'timerfd', args: () => ['expired'] },
   { name: 'signalfd' },
   { name: 'epoll' },

@@ -9,7 +9,8 @@ import { FilesDumpError, UnsupportedFileError } from './files-kinds.js';
 type Fown = Msg;
 
 /** EFD_SEMAPHORE. CRIU 4.1 does not record it; we keep it in flags' access-mode bits, which
- * CRIU's restore ignores (an eventfd is always O_RDWR, fcntl(F_SETFL) drops O_ACCMODE). */
+ * CRIU's restore ignores (an eventfd is always O_RDWR, fcntl(F_SETFL) drops O_ACCMODE). Only
+ * kernels whose fdinfo has an "eventfd-semaphore" line (6.4 on) show it; older ones lose it. */
 export const EFD_SEMAPHORE = 1;
 
 function field(text: string, key: string): string | undefined {

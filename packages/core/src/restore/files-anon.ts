@@ -3,7 +3,7 @@
  * (the task takes them with pidfd_getfd), and the epoll targets a task adds to its own epolls.
  */
 import * as os from 'node:os';
-import { sys } from '@criu/sys';
+import { sys, IOCTL } from '@criu/sys';
 import type { Msg } from '@criu/images';
 import { RestoreError } from './errors.js';
 
@@ -11,8 +11,6 @@ const O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000;
 const F_SETFL = 4;
 const EFD_SEMAPHORE = 1;
 const TFD_TIMER_ABSTIME = 1;
-/** _IOW('T', 0, u64) */
-const TFD_IOC_SET_TICKS = 0x40085400;
 const NSEC = 1_000_000_000n;
 
 function setFlags(fd: number, flags: number): void {
@@ -74,7 +72,7 @@ export function createTimerfd(e: Msg): number {
     if (ticks !== 0n) {
       const t = Buffer.alloc(8);
       t.writeBigUInt64LE(ticks);
-      sys.syscall('ioctl', fd, TFD_IOC_SET_TICKS, t);
+      sys.syscall('ioctl', fd, IOCTL.TFD_IOC_SET_TICKS, t);
     }
     setFlags(fd, Number(e.flags ?? 0));
     return fd;

@@ -93,8 +93,9 @@ export const SOCKOPT = process.arch === 'ppc64' ? SOCKOPT_PPC64 : SOCKOPT_X86_64
  * ioctl request numbers that differ between arches: powerpc encodes direction and size in
  * different bits (asm/ioctls.h), so e.g. FIONREAD is 0x541b on x86_64 and _IOR('f', 127, int) there.
  */
-export const IOCTL_X86_64 = Object.freeze({ FIONREAD: 0x541b, SIOCOUTQ: 0x5411 });
-export const IOCTL_PPC64 = Object.freeze({ FIONREAD: 0x4004667f, SIOCOUTQ: 0x40047473 });
+export const IOCTL_X86_64 = Object.freeze({ FIONREAD: 0x541b, SIOCOUTQ: 0x5411, TFD_IOC_SET_TICKS: 0x40085400 });
+// _IOW('T', 0, u64): powerpc puts _IOC_WRITE at bit 31, not 30.
+export const IOCTL_PPC64 = Object.freeze({ FIONREAD: 0x4004667f, SIOCOUTQ: 0x40047473, TFD_IOC_SET_TICKS: 0x80085400 });
 
 /** The host arch's ioctl numbers. */
 export const IOCTL = process.arch === 'ppc64' ? IOCTL_PPC64 : IOCTL_X86_64;
