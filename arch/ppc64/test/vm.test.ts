@@ -37,16 +37,27 @@ describe('ppc64le VM: injection, the parasite, dump and restore on the real ppc6
   let status: number | null = null;
 
   beforeAll(() => {
-    const r = spawnSync('bash', [runner], { cwd: root, encoding: 'utf8', timeout: 20 * 60_000, maxBuffer: 64 << 20 });
+    // The whole guest suite, under TCG: give the VM (PPC64_VM_TIMEOUT) and the runner 40 minutes.
+    const r = spawnSync('bash', [runner], {
+      cwd: root, encoding: 'utf8', timeout: 45 * 60_000, maxBuffer: 64 << 20, env: { ...process.env, PPC64_VM_TIMEOUT: process.env.PPC64_VM_TIMEOUT ?? '2400' },
+    });
     output = `${r.stdout ?? ''}${r.stderr ?? ''}`;
     status = r.status;
     if (r.error) output += `\nrunner error: ${r.error.message}`;
-  }, 21 * 60_000);
+  }, 46 * 60_000);
 
   it('the VM booted and the guest suite ran to its summary', () => {
     const summary = /^(\d+) passed, (\d+) failed$/m.exec(output);
     if (!summary) throw new Error(`no summary from the guest suite (runner exit ${status}):\n${output}`);
-    expect(Number(summary[1]) + Number(summary[2])).toBe(GUEST_TESTS.length);
+    // Every test below, and the file-kind, socket, tty, timer, memory, vDSO and real-program tests
+    // added since (guest-suite.cjs is the list; the ones named here are the core of it).
+    expect(Number(summary[1]) + Number(summary[2])).toBeGreaterThanOrEqual(GUEST_TESTS.length);
+  });
+
+  it('no guest test failed', () => {
+    const failures = output.split('\n').filter((l) => l.startsWith('FAIL '));
+    expect(failures).toEqual([]);
+    expect(/^\d+ passed, 0 failed$/m.test(output)).toBe(true);
   });
 
   it.each(GUEST_TESTS)('guest: %s', (name) => {
