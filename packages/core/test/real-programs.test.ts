@@ -48,7 +48,9 @@ describe('a shell pipeline (sh -c "yes | cat | wc -c > FILE")', () => {
     const count = path.join(tmp, `pipeline-${who}.count`);
     const sh = startDetached('/bin/sh', ['-c', `yes | cat | wc -c > '${count}'`]);
     started.push(sh.pid);
-    const stages = await waitFor('three pipeline stages', () => { const c = children(sh.pid); return c.length === 3 && c; }, 10_000);
+    // Three children that have exec'd their programs (a child is "sh" until its exec).
+    const comms = (c: number[]) => c.map((p) => { try { return comm(p); } catch { return '?'; } }).sort().join(' ');
+    const stages = await waitFor('three pipeline stages', () => { const c = children(sh.pid); return c.length === 3 && comms(c) === 'cat wc yes' && c; }, 10_000);
     started.push(...stages);
     const names = Object.fromEntries(stages.map((p) => [comm(p), p]));
     expect(Object.keys(names).sort()).toEqual(['cat', 'wc', 'yes']);
