@@ -24,11 +24,13 @@ it(`${CYCLES} dump/restore cycles: no descriptor or heap growth, the program int
   expect(code).toBe(0);
   expect(out).toMatch(/^verdict PASS counter/m);
   expect(samples.length).toBeGreaterThanOrEqual(3);
-  const warm = samples[1]; // after 20 cycles: caches filled, code compiled
+  // After 40 cycles: code compiled and every lazily built codec and cache filled (the heap still
+  // grew by ~1.7 MiB between cycles 20 and 40, then by ~0.3 MiB over the next 160).
+  const warm = samples[2];
   const last = samples[samples.length - 1];
   expect(last.i).toBe(CYCLES - 1);
   expect(last.fds).toBe(samples[0].fds);
-  // A leak of even 10 KiB per cycle would show over the 180 cycles after warm-up.
-  expect(last.heap - warm.heap).toBeLessThan(2 * 1048576);
-  expect(last.external - warm.external).toBeLessThan(2 * 1048576);
+  // A leak of even 10 KiB per cycle would show over the 160 cycles after warm-up.
+  expect(last.heap - warm.heap).toBeLessThan(1.5 * 1048576);
+  expect(last.external - warm.external).toBeLessThan(1.5 * 1048576);
 }, 240_000);
