@@ -78,9 +78,6 @@ die() { log "ERROR: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root (the rootfs is root-owned and has device nodes)"
 [ "$(realpath -m "$C")" != "$(realpath -m "$base")" ] || die "PPC64_VM_ALT_CACHE must differ from PPC64_VM_CACHE ($base)"
 [ -f "$vm/build-image.sh" ] && [ -f "$vm/guest/initramfs-init" ] || die "no shared VM builder at $vm (set CRIU_TS_SHARED)"
-for t in file dpkg-deb depmod modprobe mkfs.ext4 cpio xz readelf apt-get; do
-  command -v "$t" >/dev/null || die "$t not found (the shared build-image.sh installs the host packages)"
-done
 
 mkdir -p "$C"
 exec 8>"$C/.build.lock"
@@ -93,6 +90,10 @@ if [ ! -e "$base/rootfs/.debootstrap-done" ] || [ ! -s "$base/.stamp-image" ] ||
   PPC64_VM_CACHE="$base" bash "$vm/build-image.sh" || die "shared build-image.sh failed"
 fi
 BASE_STAMP="$(cat "$base/.stamp-image")"
+# (After the Debian 12 cache: on a fresh machine the shared builder installs these host packages.)
+for t in file dpkg-deb depmod modprobe mkfs.ext4 cpio xz readelf apt-get; do
+  command -v "$t" >/dev/null || die "$t not found (the shared build-image.sh installs the host packages)"
+done
 
 # ---------------------------------------------------------------- 2. private apt index
 if [ -z "${PPC64_VM_MIRROR:-}" ]; then
