@@ -149,3 +149,15 @@ export function progressPrinter(io: CliIO, log: EngineLog, what: string): ((p: {
   if (log.level < 3 || log.onTerminal) return undefined;
   return (p) => io.writeStderr(`criu: ${what} step ${p.index + 1}/${p.total}: ${p.step}\n`);
 }
+
+/** CRIU's --status-fd: one zero byte once the daemon is ready, then the descriptor is closed. */
+export function statusReady(ctx: CommandContext): void {
+  const fd = ctx.args.options['status-fd'];
+  if (typeof fd !== 'number') return;
+  try {
+    fs.writeSync(fd, Buffer.from([0]));
+    fs.closeSync(fd);
+  } catch (e) {
+    throw new CliUsageError(`can't write to --status-fd ${fd}: ${(e as Error).message}`);
+  }
+}

@@ -6,23 +6,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startPageServer, PS_DEFAULT_PORT } from '@criu/core';
 import { CliUsageError } from '../errors.js';
-import { checkOptions, engineDirs, openLog, optFlag, optString, reportEngineError, type OptionPolicy } from './engine.js';
+import { checkOptions, engineDirs, openLog, optFlag, optString, reportEngineError, statusReady, type OptionPolicy } from './engine.js';
 import type { CommandContext } from './types.js';
 
 export const PAGE_SERVER_POLICY: OptionPolicy = {
   honoured: ['address', 'port', 'daemon', 'restore-detached', 'status-fd', 'pidfile'],
   ignored: ['shell-job', 'leave-running', 'tree', 'log-pid'],
 };
-
-function statusReady(fd: unknown): void {
-  if (typeof fd !== 'number') return;
-  try {
-    fs.writeSync(fd, Buffer.from([0]));
-    fs.closeSync(fd);
-  } catch (e) {
-    throw new CliUsageError(`can't write to --status-fd ${fd}: ${(e as Error).message}`);
-  }
-}
 
 /** -d: a detached copy of this command; we return once it listens (it reports on its status fd). */
 async function daemonize(ctx: CommandContext): Promise<number> {
@@ -45,7 +35,7 @@ async function daemonize(ctx: CommandContext): Promise<number> {
   }
   const pidfile = optString(ctx, 'pidfile');
   if (pidfile !== undefined) fs.writeFileSync(path.resolve(pidfile), `${child.pid}`);
-  statusReady(ctx.args.options['status-fd']);
+  statusReady(ctx);
   return 0;
 }
 
@@ -66,7 +56,7 @@ export async function runPageServer(ctx: CommandContext): Promise<number> {
     const server = await startPageServer({ imagesDir: dirs.imagesDir, port, address: optString(ctx, 'address'), log: log.logger });
     const pidfile = optString(ctx, 'pidfile');
     if (pidfile !== undefined) fs.writeFileSync(path.resolve(pidfile), `${process.pid}`);
-    statusReady(ctx.args.options['status-fd']);
+    statusReady(ctx);
     await server.done;
     return 0;
   } catch (err) {

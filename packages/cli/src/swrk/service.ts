@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CliUsageError } from '../errors.js';
-import { optFlag, optString } from '../commands/engine.js';
+import { optFlag, optString, statusReady } from '../commands/engine.js';
 import type { CommandContext } from '../commands/types.js';
 import { SeqpacketSocket } from './socket.js';
 
@@ -16,17 +16,6 @@ export const DEFAULT_SERVICE_ADDRESS = 'criu_service.socket';
 const LISTEN_FD_ENV = 'CRIU_TS_SERVICE_LISTEN_FD';
 /** Set in a worker's environment: it serves a standalone service (rst_sibling, inherit_fd refused). */
 export const STANDALONE_ENV = 'CRIU_TS_SWRK_STANDALONE';
-
-function statusReady(ctx: CommandContext): void {
-  const fd = ctx.args.options['status-fd'];
-  if (typeof fd !== 'number') return;
-  try {
-    fs.writeSync(fd, Buffer.from([0]));
-    fs.closeSync(fd);
-  } catch (e) {
-    throw new CliUsageError(`can't write to --status-fd ${fd}: ${(e as Error).message}`);
-  }
-}
 
 function writePidfile(ctx: CommandContext, pid: number): void {
   const file = optString(ctx, 'pidfile');
