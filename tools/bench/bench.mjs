@@ -17,6 +17,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readImageFile } from '../../packages/images/dist/index.js';
+import { vmSection } from './vm-report.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -460,6 +461,7 @@ ${frozenTable(S)}
 
 ${rssTable(S)}
 
+${vmSection(here)}
 ${analysis}
 `;
 }
