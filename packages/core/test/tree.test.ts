@@ -248,7 +248,7 @@ describe('processes sharing kernel objects with their parent (clone CLONE_FILES 
     ['grandchild', /task (\d+) shares its descriptor table with task (\d+), which is not its parent \((\d+)\); only a descriptor table shared with the parent can be restored/],
   ])('refused at dump, naming both tasks: %s; the tree runs on untraced', async (mode, why) => {
     const v = startDetached(buildFixture('share-shapes'), [mode]);
-    const pids = (await waitFor('READY', () => /^READY ([\d ]+)$/m.exec(readLog(v)))).slice(1)[0].split(' ').map(Number);
+    const pids = (await waitFor('READY', () => /^READY ([\d ]+)$/m.exec(readLog(v)) ?? undefined))[1].split(' ').map(Number);
     started.push({ v, kids: pids.slice(1) });
     const dir = path.join(tmp, `shapes-${mode}`);
     const err: Error = await dump({ pid: v.pid, imagesDir: dir }).then(() => { throw new Error('the dump succeeded'); }, (e: Error) => e);
