@@ -393,6 +393,11 @@ const PROGRAMS = [
   // A pty pair made by the program; the child's session has the slave as controlling terminal,
   // a grandchild's group is its foreground (fg), and the child keeps /dev/tty open (devtty).
   { name: 'ptypair', args: () => ['fg', 'devtty'], rounds: 2 },
+  // Children sharing the parent's descriptor table (CLONE_FILES) or fs info (CLONE_FS); threads
+  // and a child under BATCH, IDLE, FIFO and RR.
+  { name: 'sharefiles', rounds: 2 },
+  { name: 'sharefs', args: (tmp) => [tmp], rounds: 2 },
+  { name: 'sched', settleMs: 200, rounds: 2 },
 ];
 
 function testprog(name) {

@@ -4,7 +4,7 @@ import { readImageFile } from '@criu/images';
 import { dump, restore } from '../src';
 import { readLog, waitFor, type Victim } from './helpers/victims';
 import { testWorkspace } from './helpers/workspace';
-import { oracleRestore, requireOracle, waitPidGone } from './helpers/oracle';
+import { oracle, oracleRestore, requireOracle, waitPidGone } from './helpers/oracle';
 import { startTestprog, verdict } from './helpers/testprogs';
 
 const { dir: tmp, started } = testWorkspace('threads');
@@ -50,5 +50,35 @@ describe('multi-threaded tasks', () => {
       expect(tasks(v.pid)).toEqual(tids);
     }
     expect(await verdict(v)).toMatch(/^PASS threads4/);
+  });
+});
+
+describe('scheduling policies', () => {
+  const schedOf = async (dir: string, tid: number) => {
+    const tc = (await readImageFile(path.join(dir, `core-${tid}.img`))).entries[0].message.thread_core as Record<string, unknown>;
+    return { nice: Number(tc.sched_nice), policy: Number(tc.sched_policy), prio: tc.sched_prio === undefined ? undefined : Number(tc.sched_prio) };
+  };
+
+  it('criu-ts records policy, priority and nice of every thread as the oracle does, and restores them', async () => {
+    requireOracle();
+    const v = await start('sched');
+    const kid = Number(fs.readFileSync(`/proc/${v.pid}/task/${v.pid}/children`, 'latin1').trim());
+    const tids = [...tasks(v.pid), kid];
+    const dir = path.join(tmp, 'sched-ours');
+    await dump({ pid: v.pid, imagesDir: dir, leaveRunning: true });
+    const odir = path.join(tmp, 'sched-oracle');
+    fs.mkdirSync(odir);
+    expect(oracle(['dump', '-t', String(v.pid), '-D', odir, '-o', 'dump.log', '-v4']).status).toBe(0);
+    const ours = await Promise.all(tids.map((t) => schedOf(dir, t)));
+    expect(ours).toEqual(await Promise.all(tids.map((t) => schedOf(odir, t))));
+    // main (nice 2), BATCH nice 5, IDLE, FIFO 10, RR 20, the child BATCH nice 7 (in any TID order).
+    const key = (x: { nice: number; policy: number; prio?: number }) => `${x.policy}/${x.prio}/${x.nice}`;
+    expect(ours.map(key).sort()).toEqual([
+      { nice: 2, policy: 0, prio: undefined }, { nice: 5, policy: 3, prio: undefined }, { nice: 0, policy: 5, prio: undefined },
+      { nice: 0, policy: 1, prio: 10 }, { nice: 0, policy: 2, prio: 20 }, { nice: 7, policy: 3, prio: undefined },
+    ].map(key).sort());
+    await waitPidGone(v.pid);
+    await restore({ imagesDir: dir });
+    expect(await verdict(v, 15_000)).toMatch(/^PASS sched\b/);
   });
 });

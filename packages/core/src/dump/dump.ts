@@ -30,7 +30,7 @@ import type { Msg, TaskDumpContext } from './model.js';
 import { DUMP_STEPS, type DumpStep } from './steps.js';
 import { collectPtraceState, collectTaskCore, collectThreadCore, markStopped, PR_GET_SECUREBITS, savedAuxv, zombieImages } from './task-state.js';
 import { collectThreadSelfState, releaseThreads } from './threads.js';
-import { checkNothingShared, freezeTree, killTree, listTree, releaseTree, stateOf, type TreeTask } from './tree.js';
+import { kobjIdsOf, freezeTree, killTree, listTree, releaseTree, stateOf, type KobjIds, type TreeTask } from './tree.js';
 import { pipeDataOf } from './pipes.js';
 import { collectPosixTimers } from './posix-timers.js';
 import { collectVmas } from './vmas.js';
@@ -179,7 +179,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     tasks = freezeTree(pid, arch);
     frozenAt = process.hrtime.bigint();
     const freezingTimeUs = usSince(t0);
-    checkNothingShared(tasks);
+    const kobjIds = kobjIdsOf(tasks);
     if (tasks.length > 1) log.info(`dump: tree of ${tasks.length} tasks: ${tasks.map((t) => `${t.pid}<${t.ppid}`).join(' ')}`);
 
     const files = new FileRegistry();
@@ -189,6 +189,8 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     const ttyInfo: Msg[] = [];
     const taskVmas = new Map<number, Msg[]>();
     const total = { pagesScanned: 0, pagesWritten: 0, pagesSkippedZero: 0, pagesSkippedFile: 0, pagesSkippedParent: 0, elapsedMs: 0, pipeBufs: 0 };
+    // A descriptor table shared by several tasks is written once, under the first of them.
+    const tablesDumped = new Map<number, number>();
     for (let i = 0, live = 0; i < tasks.length; i++) {
       if (tasks[i].zombie) {
         const z = zombieImages(tasks[i].pid, tasks[i].ppid, arch.image.march);
@@ -196,7 +198,11 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
         pstree.push(z.pstree);
         continue;
       }
-      const r = await dumpTask(tasks[i], live++, { arch, imagesDir, log, files, step, options, inc, pageServer, setParasite: (p) => { parasite = p; } });
+      const ids = kobjIds.get(tasks[i].pid)!;
+      const tableOwner = tablesDumped.get(ids.files);
+      if (tableOwner === undefined) tablesDumped.set(ids.files, tasks[i].pid);
+      else log.info(`dump: task ${tasks[i].pid} shares the descriptor table of ${tableOwner} (fdinfo-${ids.files}.img)`);
+      const r = await dumpTask(tasks[i], live++, ids, tableOwner, { arch, imagesDir, log, files, step, options, inc, pageServer, setParasite: (p) => { parasite = p; } });
       images.push(...r.images);
       taskVmas.set(tasks[i].pid, r.vmas);
       pstree.push(r.pstree);
@@ -323,7 +329,7 @@ interface TaskDumpEnv {
 }
 
 /** Dumps one frozen task of the tree (the `index`-th in pstree order): its images, pstree entry and memory stats. */
-async function dumpTask(t: TreeTask, index: number, env: TaskDumpEnv) {
+async function dumpTask(t: TreeTask, index: number, kobj: KobjIds, tableOwner: number | undefined, env: TaskDumpEnv) {
   const { arch, imagesDir, log, files, step, options } = env;
   const pid = t.pid;
   const task = t.threads[0];
@@ -367,7 +373,7 @@ async function dumpTask(t: TreeTask, index: number, env: TaskDumpEnv) {
   if (posixTimers.length) (tc.timers as Msg).posix = posixTimers;
   if (t.stopped) markStopped(tc, task.groupStopSignal);
 
-  const ctx: TaskDumpContext = { pid, imagesDir, pageSize: sys.pageSize(), log, files, parasite, maps, shellJob: options.shellJob ?? false, ghostLimit: ghostLimitOf(options), ignoreFds: env.inc.ignoreFds(pid) };
+  const ctx: TaskDumpContext = { pid, imagesDir, pageSize: sys.pageSize(), log, files, parasite, maps, shellJob: options.shellJob ?? false, ghostLimit: ghostLimitOf(options), ignoreFds: env.inc.ignoreFds(pid), ...(tableOwner !== undefined ? { fdsDumpedWith: tableOwner } : {}) };
 
   step('files');
   const filesOut = await collectFiles(ctx);
@@ -387,9 +393,8 @@ async function dumpTask(t: TreeTask, index: number, env: TaskDumpEnv) {
   parasite.finish();
   env.setParasite(undefined);
 
-  // Per-task kernel objects get their own ids (2, 3, ... as CRIU numbers them); namespaces are shared.
-  const own = index + 2;
-  const ids: Msg = { vm_id: own, files_id: own, fs_id: own, sighand_id: own, pid_ns_id: 1, net_ns_id: 2, ipc_ns_id: 3, uts_ns_id: 4, mnt_ns_id: 6, user_ns_id: 7, cgroup_ns_id: 8, time_ns_id: 5 };
+  // Kernel objects as kobjIdsOf numbered them; namespaces are shared.
+  const ids: Msg = { vm_id: kobj.vm, files_id: kobj.files, fs_id: kobj.fs, sighand_id: kobj.sighand, pid_ns_id: 1, net_ns_id: 2, ipc_ns_id: 3, uts_ns_id: 4, mnt_ns_id: 6, user_ns_id: 7, cgroup_ns_id: 8, time_ns_id: 5 };
   const core: Msg = { mtype: arch.image.march, [arch.image.threadInfoField]: threadInfo, tc, thread_core: threadCore };
   const mm: Msg = {
     mm_start_code: stat.startCode, mm_end_code: stat.endCode, mm_start_data: stat.startData, mm_end_data: stat.endData,
@@ -404,7 +409,7 @@ async function dumpTask(t: TreeTask, index: number, env: TaskDumpEnv) {
     [`mm-${pid}.img`, 'MM', [mm]],
     // With a page server the receiver writes the pagemap (and the pages).
     ...(env.pageServer ? [] : [[`pagemap-${pid}.img`, 'PAGEMAP', mem.pagemap] as [string, string, Msg[]]]),
-    [`fdinfo-${ids.files_id}.img`, 'FDINFO', filesOut.fdinfo],
+    ...(tableOwner === undefined ? [[`fdinfo-${ids.files_id}.img`, 'FDINFO', filesOut.fdinfo] as [string, string, Msg[]]] : []),
     [`fs-${pid}.img`, 'FS', [filesOut.fs]],
     ...filesOut.extraImages.map((x): [string, string, Msg[]] => [x.file, x.magic, x.entries]),
   ];

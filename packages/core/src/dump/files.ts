@@ -222,10 +222,10 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
     if ((st.mode & S_IFMT) === S_IFREG) mappedFileId(ctx, m);
   }
 
-  // 2. descriptors.
+  // 2. descriptors (none for a task whose table, shared with an earlier task, is dumped already).
   let fds: number[];
   try {
-    fds = listFds(pid).filter((fd) => !ctx.ignoreFds?.has(fd)); // criu-ts's own (memory tracking uffd)
+    fds = ctx.fdsDumpedWith !== undefined ? [] : listFds(pid).filter((fd) => !ctx.ignoreFds?.has(fd)); // criu-ts's own (memory tracking uffd)
   } catch (e) {
     throw new FilesDumpError(pid, 'fds', `cannot list /proc/${pid}/fd: ${(e as Error).message}`, { cause: e });
   }

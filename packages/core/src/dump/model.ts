@@ -26,4 +26,6 @@ export interface TaskDumpContext {
   ghostLimit?: bigint;
   /** Descriptors criu-ts itself left in the task (the memory tracking uffd): not dumped. */
   ignoreFds?: ReadonlySet<number>;
+  /** The task shares its descriptor table (CLONE_FILES) with this task, dumped before it: no fds here. */
+  fdsDumpedWith?: number;
 }

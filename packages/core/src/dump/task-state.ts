@@ -150,6 +150,21 @@ export interface ThreadCoreInput {
   sigmask?: bigint;
 }
 
+const SCHED_FIFO = 1, SCHED_RR = 2, SCHED_RESET_ON_FORK = 0x40000000;
+
+/**
+ * The thread's policy as sched_getscheduler() tells it (with SCHED_RESET_ON_FORK, which /proc
+ * does not show), and its real-time priority, recorded for FIFO and RR only (as CRIU does).
+ */
+function schedOf(tid: number, stat: ProcStat): Msg {
+  let policy = stat.policy;
+  try {
+    policy = Number(sys.syscall('sched_getscheduler', tid));
+  } catch { /* /proc's, without the reset-on-fork flag */ }
+  const base = policy & ~SCHED_RESET_ON_FORK;
+  return { sched_policy: policy, ...(base === SCHED_FIFO || base === SCHED_RR ? { sched_prio: stat.rtPriority } : {}) };
+}
+
 /** thread_core_entry of one thread. */
 export function collectThreadCore(input: ThreadCoreInput): Msg {
   const { tid, stat, status, self } = input;
@@ -159,7 +174,7 @@ export function collectThreadCore(input: ThreadCoreInput): Msg {
     futex_rla: robust.head,
     futex_rla_len: robust.len,
     sched_nice: stat.nice,
-    sched_policy: stat.policy,
+    ...schedOf(tid, stat),
     ...(input.sigmask !== undefined ? { blk_sigset: input.sigmask } : {}),
     sas: { ss_sp: self.sas.sp, ss_size: self.sas.size, ss_flags: self.sas.flags },
     signals_p: input.ptrace.signalsPrivate,

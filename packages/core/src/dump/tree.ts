@@ -137,19 +137,50 @@ export function freezeTree(root: number, arch: Arch): TreeTask[] {
   return order;
 }
 
-/** Refuses tasks that share an mm, fd table, fs or signal handlers (CLONE_VM etc. without CLONE_THREAD). */
-export function checkNothingShared(all: TreeTask[]): void {
+/** The kernel objects of a task as CRIU numbers them in ids-N.img (task_kobj_ids_entry). */
+export interface KobjIds {
+  vm: number;
+  files: number;
+  fs: number;
+  sighand: number;
+}
+
+type Kind = keyof KobjIds;
+const KINDS: Array<[Kind, number, string]> = [['vm', KCMP.VM, 'address space'], ['files', KCMP.FILES, 'descriptor table'], ['fs', KCMP.FS, 'fs info (cwd, root, umask)'], ['sighand', KCMP.SIGHAND, 'signal handlers']];
+
+/**
+ * Numbers the kernel objects of the live tasks, in pstree order, as CRIU does: per kind, the
+ * first task holding an object gives it the next id (from 2; 1 is criu's own, in the inventory),
+ * and a task sharing it (kcmp) gets the same id. Refuses what restore cannot rebuild: a shared
+ * address space or signal handlers between processes (clone(CLONE_VM) without CLONE_THREAD, which
+ * CRIU refuses too; CLONE_SIGHAND needs CLONE_VM), and a descriptor table or fs info shared with a
+ * task that is not the parent (restore can share them only through clone() by the parent).
+ */
+export function kobjIdsOf(all: TreeTask[]): Map<number, KobjIds> {
   const tasks = liveTasks(all);
-  const kinds: Array<[number, string]> = [[KCMP.VM, 'address space'], [KCMP.FILES, 'descriptor table'], [KCMP.FS, 'fs info'], [KCMP.SIGHAND, 'signal handlers']];
+  const out = new Map<number, KobjIds>();
+  const next: Record<Kind, number> = { vm: 2, files: 2, fs: 2, sighand: 2 };
   for (let i = 0; i < tasks.length; i++) {
-    for (let j = i + 1; j < tasks.length; j++) {
-      for (const [kind, what] of kinds) {
-        if (sys.kcmp(tasks[i].pid, tasks[j].pid, kind) === 0) {
-          throw new DumpError('freeze', tasks[j].pid, `tasks ${tasks[i].pid} and ${tasks[j].pid} share one ${what}; not supported yet`);
-        }
+    const t = tasks[i];
+    const ids = {} as KobjIds;
+    for (const [kind, kcmpType, what] of KINDS) {
+      const owner = tasks.slice(0, i).find((o) => sys.kcmp(o.pid, t.pid, kcmpType) === 0);
+      if (!owner) {
+        ids[kind] = next[kind]++;
+        continue;
+      }
+      ids[kind] = out.get(owner.pid)![kind];
+      if (kind === 'vm' || kind === 'sighand') {
+        throw new DumpError('freeze', t.pid, `tasks ${owner.pid} and ${t.pid} share one ${what} (a process created by clone(CLONE_VM) without CLONE_THREAD); not supported (CRIU refuses it too)`);
+      }
+      const parent = out.get(t.ppid);
+      if (!parent || parent[kind] !== ids[kind]) {
+        throw new DumpError('freeze', t.pid, `task ${t.pid} shares its ${what} with task ${owner.pid}, which is not its parent (${t.ppid}); only a ${what} shared with the parent can be restored`);
       }
     }
+    out.set(t.pid, ids);
   }
+  return out;
 }
 
 export function releaseTree(tasks: TreeTask[]): void {

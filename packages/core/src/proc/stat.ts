@@ -17,6 +17,7 @@ export interface ProcStat {
   endCode: bigint;      // (27)
   startStack: bigint;   // (28)
   exitSignal: number;   // (38)
+  rtPriority: number;   // (40)
   policy: number;       // (41)
   startData: bigint;    // (45)
   endData: bigint;      // (46)
@@ -42,7 +43,7 @@ export function parseStat(text: string, file = 'stat'): ProcStat {
     pid: Number(text.slice(0, open).trim()), comm: text.slice(open + 1, close), state: f(3),
     ppid: num(4), pgid: num(5), sid: num(6), flags: num(9), nice: num(19), numThreads: num(20),
     startTime: big(22), startCode: big(26), endCode: big(27), startStack: big(28), exitSignal: num(38),
-    policy: num(41), startData: big(45), endData: big(46), startBrk: big(47), argStart: big(48),
+    rtPriority: num(40), policy: num(41), startData: big(45), endData: big(46), startBrk: big(47), argStart: big(48),
     argEnd: big(49), envStart: big(50), envEnd: big(51), exitCode: num(52),
   };
 }

@@ -29,6 +29,13 @@ export function regFileName(img: TaskImages, id: number, what: string): string {
 }
 
 export function restoreFiles(task: FrozenTask, scratch: Scratch, img: TaskImages, shellJob: boolean, shared: SharedFiles, ghosts?: GhostFiles): void {
+  // A table shared with the parent (CLONE_FILES) is the parent's, restored once by the parent; so
+  // is shared fs info (CLONE_FS): setting it again would, e.g., chroot twice.
+  if (!img.sharesWithParent?.files) restoreFds(task, scratch, img, shellJob, shared, ghosts);
+  if (!img.sharesWithParent?.fs) restoreFs(task, scratch, img, ghosts);
+}
+
+function restoreFds(task: FrozenTask, scratch: Scratch, img: TaskImages, shellJob: boolean, shared: SharedFiles, ghosts?: GhostFiles): void {
   const pid = task.pid;
   for (const fd of fs.readdirSync(`/proc/${pid}/fd`).map(Number)) task.syscall('close', fd);
   const fdinfoFile = `fdinfo-${img.ids.files_id}.img`;
@@ -116,7 +123,11 @@ export function restoreFiles(task: FrozenTask, scratch: Scratch, img: TaskImages
       if (r < 0n) throw new RestoreError('files', `fd ${fd}: cannot add descriptor ${t.tfd} to the epoll (errno ${-r})`, { file: 'files.img', field: `epfd.tfd[${k}]` });
     }
   }
-  // cwd, root, umask
+}
+
+/** cwd, root, umask. */
+function restoreFs(task: FrozenTask, scratch: Scratch, img: TaskImages, ghosts?: GhostFiles): void {
+  const pid = task.pid;
   const fsFile = `fs-${pid}.img`;
   const cwdId = Number(need(img.fs.cwd_id, fsFile, 'cwd_id'));
   const cwd = regFileName(img, cwdId, 'cwd');

@@ -26,8 +26,11 @@ export interface TaskImages {
   pages: { file: string; runs: PageRun[] };
   /** Incremental dumps: PE_PARENT pages found in the parent images (recursively), one entry per pages file. */
   parentPages?: Array<{ file: string; runs: PageRun[] }>;
+  /** Empty for a task that shares its parent's descriptor table (the parent's are restored once). */
   fdinfo: Msg[];
   fs: Msg;
+  /** Kernel objects shared with the parent task (same files_id / fs_id): created by clone() with CLONE_FILES / CLONE_FS. */
+  sharesWithParent?: { files: boolean; fs: boolean };
   /** file_entry records by id. */
   files: Map<number, Msg>;
 }
@@ -209,6 +212,7 @@ export function readTreeImagesFrom(src: ImageSource, march: number, threadInfoFi
       throw new RestoreError('read-images', zombieParent ? `task ${t.pid}: its parent ${ppid} is a zombie` : `task ${t.pid}: its parent ${ppid} is not listed before it`, { file: 'pstree.img', record: i, field: 'ppid' });
     }
   });
+  checkSharedKobjs(tasks);
   const pipesData = new Map<number, { size: number; data: Buffer }>();
   if (src.has('pipes-data.img')) {
     let img: DecodedImage;
@@ -225,6 +229,40 @@ export function readTreeImagesFrom(src: ImageSource, march: number, threadInfoFi
     });
   }
   return { tasks, zombies, pipesData };
+}
+
+/**
+ * Tasks sharing a kernel object have the same id in their ids-N.img. A descriptor table or fs
+ * info shared with the parent is rebuilt by clone(CLONE_FILES / CLONE_FS); any other sharing
+ * cannot be rebuilt (clone() shares only with the parent; CLONE_VM without CLONE_THREAD is
+ * refused, as CRIU does).
+ */
+function checkSharedKobjs(tasks: TaskImages[]): void {
+  const kinds: Array<[string, string]> = [['vm_id', 'address space'], ['sighand_id', 'signal handlers'], ['files_id', 'descriptor table'], ['fs_id', 'fs info']];
+  tasks.forEach((t, i) => {
+    const parent = tasks.find((p) => p.pid === Number(t.pstree.ppid ?? 0));
+    const shares = { files: false, fs: false };
+    for (const [field, what] of kinds) {
+      const id = t.ids[field];
+      if (id === undefined) continue;
+      const other = tasks.slice(0, i).find((o) => o.ids[field] === id);
+      if (!other) continue;
+      const where = { file: `ids-${t.pid}.img`, field };
+      if (field === 'vm_id' || field === 'sighand_id') {
+        throw new RestoreError('read-images', `task ${t.pid} shares its ${what} with task ${other.pid} (${field} ${id}): processes sharing them are not supported`, where);
+      }
+      if (!parent || parent.ids[field] !== id) {
+        throw new RestoreError('read-images', `task ${t.pid} shares its ${what} with task ${other.pid} (${field} ${id}), which is not its parent; only sharing with the parent can be restored`, where);
+      }
+      if (field === 'files_id') shares.files = true;
+      else shares.fs = true;
+    }
+    if (shares.files || shares.fs) {
+      t.sharesWithParent = shares;
+      // One table: its descriptors are the parent's, restored once.
+      if (shares.files) t.fdinfo = [];
+    }
+  });
 }
 
 /** readTreeImagesFrom over a directory. */

@@ -49,6 +49,7 @@ const SIGKILL = 9, SIGSTOP = 19;
 const TASK_STOPPED = 3;
 const SS_DISABLE = 2;
 const SIGCHLD = 17;
+const CLONE_FS = 0x200, CLONE_FILES = 0x400;
 
 interface Vma { start: bigint; end: bigint; pgoff: bigint; shmid: number; prot: number; flags: number; status: number; madv: bigint; fdflags?: number }
 
@@ -147,13 +148,16 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     for (const [i, { img, vmas }] of plan.entries()) {
       const ppid = Number(img.pstree.ppid ?? 0);
       const parent = i === 0 ? undefined : rts.find((r) => r.img.pid === ppid)!;
-      const task = cloneTask(parent ? parent.task : helper, parent ? parent.scratch : helperScratch, img.pid, arch, i === 0 ? 'clone' : 'clone');
+      // A descriptor table / fs info shared with the parent: the child is born sharing it.
+      const share = img.sharesWithParent;
+      const flags = (share?.files ? CLONE_FILES : 0) | (share?.fs ? CLONE_FS : 0);
+      const task = cloneTask(parent ? parent.task : helper, parent ? parent.scratch : helperScratch, img.pid, arch, 'clone', flags);
       const rt: RTask = { img, vmas, task, threads: [task], scratch: new Scratch(img.pid, scratchBase, scratchSize), mapped: [], frames: [] };
       rts.push(rt);
       task.useCodeAt(scratchBase + BigInt(SCRATCH.code), false);
       setSessionAndGroup(rt, parent);
       for (const p of ptys) if (p.pair.sid === img.pid) takeCtty(task, p);
-      log.info(`task ${img.pid} created${parent ? ` by its parent ${parent.img.pid}` : ''}`);
+      log.info(`task ${img.pid} created${parent ? ` by its parent ${parent.img.pid}` : ''}${share?.files ? ', sharing its descriptor table' : ''}${share?.fs ? ', sharing its fs info' : ''}`);
       for (const z of tree.zombies.filter((x) => Number(x.pstree.ppid) === img.pid)) {
         makeZombie(cloneTask(task, rt.scratch, z.pid, arch, 'clone'), task, rt.scratch, z, img.pstree, arch, scratchBase + BigInt(SCRATCH.code));
         log.info(`zombie ${z.pid} created by ${img.pid} (wait status 0x${z.exitStatus.toString(16)})`);
@@ -359,11 +363,11 @@ interface RTask {
  * Creates task `pid` as a child of `parent` (the helper, or a not yet rebuilt task: a copy of the
  * helper with the scratch area) by clone3 with set_tid; it stops at birth, traced by us.
  */
-function cloneTask(parent: FrozenTask, scratch: Scratch, pid: number, arch: Arch, stepName: RestoreStep): FrozenTask {
+function cloneTask(parent: FrozenTask, scratch: Scratch, pid: number, arch: Arch, stepName: RestoreStep, flags = 0): FrozenTask {
   const tids = Buffer.alloc(4);
   tids.writeInt32LE(pid, 0);
   const tidsAddr = scratch.put(SCRATCH.args + 256, tids);
-  const cloneArgs = packCloneArgs({ exitSignal: SIGCHLD, setTid: tidsAddr, setTidSize: 1 });
+  const cloneArgs = packCloneArgs({ flags, exitSignal: SIGCHLD, setTid: tidsAddr, setTidSize: 1 });
   const cloneArgsAddr = scratch.put(SCRATCH.args, cloneArgs);
   const child = parent.rawSyscall('clone3', cloneArgsAddr, cloneArgs.length);
   if (child < 0n) {
@@ -627,6 +631,7 @@ function restoreThreadState(t: FrozenTask, tgid: number, scratch: Scratch, core:
   if (comm) t.syscall('prctl', PR_SET_NAME, scratch.str(comm), 0, 0, 0);
   const nice = Number(thc.sched_nice ?? 0);
   if (nice !== 0) t.syscall('setpriority', 0, 0, nice);
+  restoreSched(t, scratch, thc, coreFile, arch.littleEndian);
   if (thc.pdeath_sig) t.syscall('prctl', PR_SET_PDEATHSIG, Number(thc.pdeath_sig), 0, 0, 0);
   if (Number(thc.futex_rla_len ?? 0) > 0) t.syscall('set_robust_list', BigInt(thc.futex_rla as bigint), Number(thc.futex_rla_len));
   const rseq = thc.rseq_entry as Msg | undefined;
@@ -640,6 +645,33 @@ function restoreThreadState(t: FrozenTask, tgid: number, scratch: Scratch, core:
   if (dumpable !== undefined) t.syscall('prctl', PR_SET_DUMPABLE, dumpable, 0, 0, 0);
   queueSignals(t, scratch, thc.signals_p as Msg | undefined, t.pid);
   void tgid;
+}
+
+const SCHED_OTHER = 0, SCHED_FIFO = 1, SCHED_RR = 2, SCHED_BATCH = 3, SCHED_IDLE = 5, SCHED_RESET_ON_FORK = 0x40000000;
+
+/** The thread's scheduling policy and real-time priority (its nice is set before: the policy keeps it). */
+function restoreSched(t: FrozenTask, scratch: Scratch, thc: Msg, coreFile: string, littleEndian: boolean): void {
+  const policy = Number(thc.sched_policy ?? SCHED_OTHER);
+  const prio = Number(thc.sched_prio ?? 0);
+  const base = policy & ~SCHED_RESET_ON_FORK;
+  if (![SCHED_OTHER, SCHED_FIFO, SCHED_RR, SCHED_BATCH, SCHED_IDLE].includes(base) || (policy & ~SCHED_RESET_ON_FORK & ~7) !== 0) {
+    throw new RestoreError('threads', `thread ${t.pid}: unknown scheduling policy ${policy}`, { file: coreFile, field: 'thread_core.sched_policy' });
+  }
+  const rt = base === SCHED_FIFO || base === SCHED_RR;
+  if (rt ? !(prio >= 1 && prio <= 99) : prio !== 0) {
+    throw new RestoreError('threads', `thread ${t.pid}: priority ${prio} is invalid for policy ${base}`, { file: coreFile, field: 'thread_core.sched_prio' });
+  }
+  if (policy === SCHED_OTHER) return; // what every new thread has
+  const param = Buffer.alloc(4);
+  if (littleEndian) param.writeInt32LE(prio, 0);
+  else param.writeInt32BE(prio, 0);
+  const r = t.rawSyscall('sched_setscheduler', 0, policy, scratch.arg(param));
+  if (r < 0n) {
+    throw new RestoreError('threads', `thread ${t.pid}: sched_setscheduler(policy ${policy}, priority ${prio}) failed with errno ${-r}`, {
+      file: coreFile, field: 'thread_core.sched_policy',
+      hint: Number(-r) === 1 ? 'real-time policies need CAP_SYS_NICE (and an RLIMIT_RTPRIO, or a real-time budget in the cgroup)' : undefined,
+    });
+  }
 }
 
 const CLONE_THREAD_FLAGS = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000; // VM FS FILES SIGHAND THREAD SYSVSEM
