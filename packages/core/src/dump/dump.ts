@@ -30,6 +30,7 @@ import type { Msg, TaskDumpContext } from './model.js';
 import { DUMP_STEPS, type DumpStep } from './steps.js';
 import { collectPtraceState, collectTaskCore, collectThreadCore, markStopped, PR_GET_SECUREBITS, savedAuxv, zombieImages } from './task-state.js';
 import { collectThreadSelfState, releaseThreads } from './threads.js';
+import { checkNamespaces } from './namespaces.js';
 import { kobjIdsOf, freezeTree, killTree, listTree, releaseTree, stateOf, type KobjIds, type TreeTask } from './tree.js';
 import { pipeDataOf } from './pipes.js';
 import { collectPosixTimers } from './posix-timers.js';
@@ -179,6 +180,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     tasks = freezeTree(pid, arch);
     frozenAt = process.hrtime.bigint();
     const freezingTimeUs = usSince(t0);
+    checkNamespaces(tasks);
     const kobjIds = kobjIdsOf(tasks);
     if (tasks.length > 1) log.info(`dump: tree of ${tasks.length} tasks: ${tasks.map((t) => `${t.pid}<${t.ppid}`).join(' ')}`);
 

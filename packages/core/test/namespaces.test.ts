@@ -1,0 +1,61 @@
+/**
+ * Namespaces are not dumped yet: a tree with a task in a namespace of its own is refused at dump
+ * time, naming the task and the namespace, and left running untraced. A mount namespace that is a
+ * plain copy of the dumper's (same mounts) resolves paths the same way and is dumped.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DumpError, dump, restore } from '../src';
+import { isAlive, readLog, startDetached, waitFor } from './helpers/victims';
+import { testWorkspace } from './helpers/workspace';
+
+const { dir: tmp, started } = testWorkspace('namespaces');
+const tracerOf = (pid: number) => Number(/TracerPid:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'latin1'))![1]);
+const stateOf = (pid: number) => fs.readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1][0];
+const childOf = (pid: number) => Number(fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1').trim().split(' ')[0]);
+const counter = `i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done`;
+
+describe('a task in a namespace of its own', () => {
+  it.each([
+    ['uts', ['-u'], 'sh', /its uts namespace is not the dumper's \(uts:\[\d+\]/],
+    ['ipc', ['-i'], 'sh', /its ipc namespace is not the dumper's/],
+    ['pid (the child is pid 1 of a new one)', ['-p', '-f'], 'unshare', /its children's pid namespace \(set by unshare\(CLONE_NEWPID\)\) is not the dumper's/],
+    ['mount, with a mount of its own', ['-m'], 'sh', /its mount namespace is not the dumper's \(mnt:\[\d+\]/],
+  ])('%s: the dump is refused naming task and namespace, and the tree runs on untraced', async (_what, flags, root, message) => {
+    const extra = flags.includes('-m') ? `mount -t tmpfs criu-ts-ns-test /mnt && ` : '';
+    const v = startDetached('unshare', [...flags, 'sh', '-c', `${extra}${counter}`]);
+    started.push(v);
+    await waitFor('the counter', () => /^3$/m.test(readLog(v)));
+    // unshare -f forks the shell; otherwise unshare execs it.
+    const shell = root === 'unshare' ? childOf(v.pid) : v.pid;
+    let err: unknown;
+    try {
+      await dump({ pid: v.pid, imagesDir: path.join(tmp, `refused-${flags.join('')}`) });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(DumpError);
+    expect((err as Error).message).toMatch(new RegExp(`task ${v.pid}: `));
+    expect((err as Error).message).toMatch(message);
+    for (const pid of [v.pid, shell]) {
+      expect(isAlive(pid)).toBe(true);
+      expect(tracerOf(pid)).toBe(0);
+    }
+    const before = readLog(v).trim().split('\n').length;
+    await waitFor('the counter going on', () => readLog(v).trim().split('\n').length > before + 2);
+    expect(stateOf(shell)).toMatch(/[RS]/);
+  });
+
+  it('a mount namespace that is a copy of the dumper\'s (unshare -m, nothing mounted) is dumped and restored', async () => {
+    const v = startDetached('unshare', ['-m', 'sh', '-c', counter]);
+    started.push(v);
+    await waitFor('the counter', () => /^3$/m.test(readLog(v)));
+    expect(fs.readlinkSync(`/proc/${v.pid}/ns/mnt`)).not.toBe(fs.readlinkSync('/proc/self/ns/mnt'));
+    const images = path.join(tmp, 'mnt-copy');
+    await dump({ pid: v.pid, imagesDir: images });
+    await waitFor(`PID ${v.pid} to go`, () => !fs.existsSync(`/proc/${v.pid}`), 10_000);
+    const seen = readLog(v).trim().split('\n').length;
+    await restore({ imagesDir: images, detach: true });
+    await waitFor('the restored counter going on', () => readLog(v).trim().split('\n').length > seen + 2);
+  });
+});
