@@ -151,10 +151,9 @@ const KINDS: Array<[Kind, number, string]> = [['vm', KCMP.VM, 'address space'], 
 /**
  * Numbers the kernel objects of the live tasks, in pstree order, as CRIU does: per kind, the
  * first task holding an object gives it the next id (from 2; 1 is criu's own, in the inventory),
- * and a task sharing it (kcmp) gets the same id. Refuses what restore cannot rebuild: a shared
- * address space or signal handlers between processes (clone(CLONE_VM) without CLONE_THREAD, which
- * CRIU refuses too; CLONE_SIGHAND needs CLONE_VM), and a descriptor table or fs info shared with a
- * task that is not the parent (restore can share them only through clone() by the parent).
+ * and a task sharing it (kcmp) gets the same id. Any object may be shared with the parent (restore
+ * clones the child with CLONE_VM / CLONE_FILES / CLONE_FS / CLONE_SIGHAND); sharing with a task
+ * that is not the parent is refused, since clone() can only share what the caller holds.
  */
 export function kobjIdsOf(all: TreeTask[]): Map<number, KobjIds> {
   const tasks = liveTasks(all);
@@ -170,12 +169,10 @@ export function kobjIdsOf(all: TreeTask[]): Map<number, KobjIds> {
         continue;
       }
       ids[kind] = out.get(owner.pid)![kind];
-      if (kind === 'vm' || kind === 'sighand') {
-        throw new DumpError('freeze', t.pid, `tasks ${owner.pid} and ${t.pid} share one ${what} (a process created by clone(CLONE_VM) without CLONE_THREAD); not supported (CRIU refuses it too)`);
-      }
       const parent = out.get(t.ppid);
       if (!parent || parent[kind] !== ids[kind]) {
-        throw new DumpError('freeze', t.pid, `task ${t.pid} shares its ${what} with task ${owner.pid}, which is not its parent (${t.ppid}); only a ${what} shared with the parent can be restored`);
+        const how = kind === 'vm' || kind === 'sighand' ? ' (cloned with CLONE_VM by another task, e.g. with CLONE_PARENT, or reparented)' : '';
+        throw new DumpError('freeze', t.pid, `task ${t.pid} shares its ${what} with task ${owner.pid}, which is not its parent (${t.ppid})${how}; only a ${what} shared with the parent can be restored`);
       }
     }
     out.set(t.pid, ids);
