@@ -172,7 +172,7 @@ export function kobjIdsOf(all: TreeTask[]): Map<number, KobjIds> {
       const parent = out.get(t.ppid);
       if (!parent || parent[kind] !== ids[kind]) {
         const how = kind === 'vm' || kind === 'sighand' ? ' (cloned with CLONE_VM by another task, e.g. with CLONE_PARENT, or reparented)' : '';
-        throw new DumpError('freeze', t.pid, `task ${t.pid} shares its ${what} with task ${owner.pid}, which is not its parent (${t.ppid})${how}; only a ${what} shared with the parent can be restored`);
+        throw new DumpError('freeze', t.pid, `task ${t.pid} shares its ${what} with task ${owner.pid}, which is not its parent (${t.ppid})${how}; only ${/^[aeiou]/.test(what) ? 'an' : 'a'} ${what} shared with the parent can be restored`);
       }
     }
     out.set(t.pid, ids);
