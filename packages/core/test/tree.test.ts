@@ -296,6 +296,19 @@ describe('processes sharing kernel objects with their parent (clone CLONE_VM / C
     for (const p of pids) expect(fs.readFileSync(`/proc/${p}/status`, 'latin1')).toMatch(/State:\s+[RS][\s\S]*TracerPid:\s+0\n/);
   });
 
+  it('a vfork() child that has not exec\'d: refused at dump, naming both; nothing traced', async () => {
+    const v = startDetached(buildFixture('share-shapes'), ['vfork']);
+    const pids = (await waitFor('READY', () => /^READY ([\d ]+)$/m.exec(readLog(v)) ?? undefined))[1].split(' ').map(Number);
+    started.push({ v, kids: pids.slice(1) });
+    expect(pids[0]).toBe(v.pid);
+    const dir = path.join(tmp, 'shapes-vfork');
+    const err: Error = await dump({ pid: v.pid, imagesDir: dir }).then(() => { throw new Error('the dump succeeded'); }, (e: Error) => e);
+    expect(err.name).toBe('DumpError');
+    expect(err.message).toContain(`task ${pids[0]} is waiting for its vfork() child ${pids[1]}, which shares its address space`);
+    expect(fs.readFileSync(`/proc/${pids[0]}/status`, 'latin1')).toMatch(/State:\s+D[\s\S]*TracerPid:\s+0\n/);
+    expect(fs.readFileSync(`/proc/${pids[1]}/status`, 'latin1')).toMatch(/State:\s+S[\s\S]*TracerPid:\s+0\n/);
+  });
+
   it('restore refuses a child sharing its parent\'s address space yet with an mm of its own, or only its signal handlers', async () => {
     const { v, kid } = await startShare('sharefiles');
     const dir = path.join(tmp, 'sharefiles-bad');

@@ -101,6 +101,10 @@ export function freezeTree(root: number, arch: Arch): TreeTask[] {
               return;
             }
           }
+          const vforked = vforkChildOf(pid);
+          if (vforked !== undefined) {
+            throw new DumpError('freeze', pid, `task ${pid} is waiting for its vfork() child ${vforked}, which shares its address space until it execs or exits; not supported (the waiting task cannot be frozen)`, { hint: 'dump once the child has exec\'d' });
+          }
           let threads: FrozenTask[];
           try {
             threads = freezeThreads(pid, arch);
@@ -135,6 +139,35 @@ export function freezeTree(root: number, arch: Arch): TreeTask[] {
   };
   visit(root);
   return order;
+}
+
+function threadState(pid: number, tid: number): string | undefined {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1');
+    return s.slice(s.lastIndexOf(')') + 2, s.lastIndexOf(')') + 3);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A child of `pid` made by vfork() that has not exec'd yet: it shares the parent's address space
+ * while the parent's thread waits, uninterruptible ('D'), and a ptrace interrupt never stops it.
+ * Seen as a thread staying in 'D' with a child sharing its mm (a short disk wait is told apart
+ * by looking again).
+ */
+function vforkChildOf(pid: number): number | undefined {
+  let tids: number[];
+  try { tids = listThreads(pid); } catch { return undefined; }
+  const waiting = () => tids.some((tid) => threadState(pid, tid) === 'D');
+  if (!waiting()) return undefined;
+  const child = childrenOf(pid).find((c) => { try { return sys.kcmp(pid, c, KCMP.VM) === 0; } catch { return false; } });
+  if (child === undefined) return undefined;
+  for (let i = 0; i < 5; i++) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    if (!waiting()) return undefined;
+  }
+  return child;
 }
 
 /** The kernel objects of a task as CRIU numbers them in ids-N.img (task_kobj_ids_entry). */
