@@ -277,6 +277,17 @@ describe('processes sharing kernel objects with their parent (clone CLONE_VM / C
     expect(await verdict(v, 15_000)).toMatch(/^PASS sharevm\b/);
   });
 
+  it('a failed dump of a shared address space leaves both tasks running, untraced, with no parasite left', async () => {
+    const { v, kid } = await startShare('sharevm');
+    const maps = fs.readFileSync(`/proc/${v.pid}/maps`, 'latin1');
+    for (const faultAt of ['memory', 'write-images'] as const) {
+      await expect(dump({ pid: v.pid, imagesDir: path.join(tmp, `sharevm-fault-${faultAt}`), faultAt })).rejects.toThrow(/injected fault/);
+      expect(fs.readFileSync(`/proc/${v.pid}/maps`, 'latin1')).toBe(maps);
+      for (const p of [v.pid, kid]) expect(fs.readFileSync(`/proc/${p}/status`, 'latin1')).toMatch(/State:\s+[RS][\s\S]*TracerPid:\s+0\n/);
+    }
+    expect(await verdict(v, 15_000)).toMatch(/^PASS sharevm\b/);
+  });
+
   it.each([
     ['vmsibling', /task (\d+) shares its address space with task (\d+), which is not its parent \((\d+)\).*; only an address space shared with the parent can be restored/],
     ['grandchild', /task (\d+) shares its descriptor table with task (\d+), which is not its parent \((\d+)\); only a descriptor table shared with the parent can be restored/],
