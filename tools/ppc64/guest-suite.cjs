@@ -398,6 +398,9 @@ const PROGRAMS = [
   { name: 'sharefiles', rounds: 2 },
   { name: 'sharefs', args: (tmp) => [tmp], rounds: 2 },
   { name: 'sched', settleMs: 200, rounds: 2 },
+  // Children sharing the parent's address space (CLONE_VM), with and without its signal handlers.
+  { name: 'sharevm', rounds: 2 },
+  { name: 'sharevm', label: 'sharevm vmonly', args: () => ['vmonly'], rounds: 2 },
 ];
 
 function testprog(name) {
@@ -450,7 +453,7 @@ async function launch(prog, name, args) {
 }
 
 for (const p of PROGRAMS) {
-  test(`criu-ts dump + restore${p.rounds > 1 ? ` (${p.rounds} rounds)` : ''}: ${p.name} passes its own checks`, async () => {
+  test(`criu-ts dump + restore${p.rounds > 1 ? ` (${p.rounds} rounds)` : ''}: ${p.label || p.name} passes its own checks`, async () => {
     const work = fs.mkdtempSync(path.join(logDir, `${p.name}-`));
     if (p.setup) p.setup(work);
     const v = await launch(testprog(p.name), p.name, p.args ? p.args(work) : []);

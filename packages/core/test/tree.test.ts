@@ -193,10 +193,10 @@ async function kobjIdsIn(dir: string, pids: number[]): Promise<Array<Record<stri
 
 const fdinfoImages = (dir: string) => fs.readdirSync(dir).filter((f) => /^fdinfo-\d+\.img$/.test(f)).sort();
 
-describe('processes sharing kernel objects with their parent (clone CLONE_FILES / CLONE_FS)', () => {
-  async function startShare(name: 'sharefiles' | 'sharefs'): Promise<{ v: Victim; kid: number }> {
+describe('processes sharing kernel objects with their parent (clone CLONE_VM / CLONE_FILES / CLONE_FS / CLONE_SIGHAND)', () => {
+  async function startShare(name: 'sharefiles' | 'sharefs' | 'sharevm', args: string[] = []): Promise<{ v: Victim; kid: number }> {
     const work = fs.mkdtempSync(path.join(tmp, `${name}-`));
-    const v = await startTestprog(name, name === 'sharefs' ? [work] : []);
+    const v = await startTestprog(name, name === 'sharefs' ? [work] : args);
     const kid = await waitFor('the child', () => { const k = childrenOf(v.pid); return k.length === 1 ? k[0] : undefined; });
     started.push({ v, kids: [kid] });
     return { v, kid };
@@ -243,10 +243,55 @@ describe('processes sharing kernel objects with their parent (clone CLONE_FILES 
   });
 
   it.each([
-    ['vm', /tasks (\d+) and (\d+) share one address space \(a process created by clone\(CLONE_VM\) without CLONE_THREAD\); not supported/],
-    ['vmsighand', /tasks (\d+) and (\d+) share one address space/],
+    ['vm+sighand', [], { vm_id: 2, files_id: 3, fs_id: 3, sighand_id: 2 }],
+    ['vmonly', ['vmonly'], { vm_id: 2, files_id: 3, fs_id: 3, sighand_id: 3 }],
+  ])('a shared address space (%s): mm, pagemap and pages once, under the parent; one mm after restore, twice over', async (mode, args, kidIds) => {
+    const { v, kid } = await startShare('sharevm', args as string[]);
+    // A dump that leaves them running: each task's parasite came and went in the one address space.
+    const maps = (pid: number) => fs.readFileSync(`/proc/${pid}/maps`, 'latin1');
+    const before = maps(v.pid);
+    await dump({ pid: v.pid, imagesDir: path.join(tmp, `sharevm-${mode}-0`), leaveRunning: true });
+    expect(maps(v.pid)).toBe(before);
+    expect(maps(kid)).toBe(before);
+    for (const p of [v.pid, kid]) expect(fs.readFileSync(`/proc/${p}/status`, 'latin1')).toMatch(/State:\s+[RS][\s\S]*TracerPid:\s+0\n/);
+    for (let round = 1; round <= 2; round++) {
+      const dir = path.join(tmp, `sharevm-${mode}-${round}`);
+      await dump({ pid: v.pid, imagesDir: dir, logFile: 'dump.log', logLevel: 4 });
+      await allGone([v.pid, kid]);
+      expect(await kobjIdsIn(dir, [v.pid, kid])).toEqual([{ vm_id: 2, files_id: 2, fs_id: 2, sighand_id: 2 }, kidIds]);
+      const names = fs.readdirSync(dir);
+      for (const f of [`mm-${v.pid}.img`, `pagemap-${v.pid}.img`, `core-${kid}.img`, `fs-${kid}.img`]) expect(names).toContain(f);
+      expect(names.filter((f) => f === `mm-${kid}.img` || f === `pagemap-${kid}.img`)).toEqual([]);
+      expect(names.filter((f) => /^pages-\d+\.img$/.test(f))).toEqual(['pages-1.img']);
+      // Each task keeps its own registers, mask and handlers in its core image.
+      const kidCore = (await readImageFile(path.join(dir, `core-${kid}.img`))).entries[0].message as Record<string, Record<string, unknown>>;
+      expect(BigInt(kidCore.tc.blk_sigset as bigint) & (1n << 0n)).toBe(1n); // SIGHUP (bit 0), blocked by the child only
+      await restore({ imagesDir: dir, logFile: 'restore.log', logLevel: 4 });
+      expect(childrenOf(v.pid)).toEqual([kid]);
+      expect(sys.kcmp(v.pid, kid, KCMP.VM)).toBe(0);
+      if (mode === 'vmonly') expect(sys.kcmp(v.pid, kid, KCMP.SIGHAND)).not.toBe(0);
+      else expect(sys.kcmp(v.pid, kid, KCMP.SIGHAND)).toBe(0);
+      expect(sys.kcmp(v.pid, kid, KCMP.FILES)).not.toBe(0);
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    expect(await verdict(v, 15_000)).toMatch(/^PASS sharevm\b/);
+  });
+
+  it('a failed dump of a shared address space leaves both tasks running, untraced, with no parasite left', async () => {
+    const { v, kid } = await startShare('sharevm');
+    const maps = fs.readFileSync(`/proc/${v.pid}/maps`, 'latin1');
+    for (const faultAt of ['memory', 'write-images'] as const) {
+      await expect(dump({ pid: v.pid, imagesDir: path.join(tmp, `sharevm-fault-${faultAt}`), faultAt })).rejects.toThrow(/injected fault/);
+      expect(fs.readFileSync(`/proc/${v.pid}/maps`, 'latin1')).toBe(maps);
+      for (const p of [v.pid, kid]) expect(fs.readFileSync(`/proc/${p}/status`, 'latin1')).toMatch(/State:\s+[RS][\s\S]*TracerPid:\s+0\n/);
+    }
+    expect(await verdict(v, 15_000)).toMatch(/^PASS sharevm\b/);
+  });
+
+  it.each([
+    ['vmsibling', /task (\d+) shares its address space with task (\d+), which is not its parent \((\d+)\).*; only an address space shared with the parent can be restored/],
     ['grandchild', /task (\d+) shares its descriptor table with task (\d+), which is not its parent \((\d+)\); only a descriptor table shared with the parent can be restored/],
-  ])('refused at dump, naming both tasks: %s; the tree runs on untraced', async (mode, why) => {
+  ])('refused at dump, naming the tasks involved: %s; the tree runs on untraced', async (mode, why) => {
     const v = startDetached(buildFixture('share-shapes'), [mode]);
     const pids = (await waitFor('READY', () => /^READY ([\d ]+)$/m.exec(readLog(v)) ?? undefined))[1].split(' ').map(Number);
     started.push({ v, kids: pids.slice(1) });
@@ -255,14 +300,27 @@ describe('processes sharing kernel objects with their parent (clone CLONE_FILES 
     expect(err.name).toBe('DumpError');
     const m = why.exec(err.message);
     expect(m).not.toBeNull();
-    // The root and the task that shares (and, for the grandchild, its real parent).
+    // The task that shares, the one it shares with, and its real parent.
     const named = m!.slice(1).map(Number).sort((a, b) => a - b);
-    expect(named).toEqual(mode === 'grandchild' ? [pids[2], pids[0], pids[1]].sort((a, b) => a - b) : [pids[0], pids[1]]);
+    expect(named).toEqual([...pids].sort((a, b) => a - b));
     expect(fs.existsSync(path.join(dir, 'criu-ts.incomplete'))).toBe(true);
     for (const p of pids) expect(fs.readFileSync(`/proc/${p}/status`, 'latin1')).toMatch(/State:\s+[RS][\s\S]*TracerPid:\s+0\n/);
   });
 
-  it('restore refuses images where a child shares its parent\'s address space or signal handlers', async () => {
+  it('a vfork() child that has not exec\'d: refused at dump, naming both; nothing traced', async () => {
+    const v = startDetached(buildFixture('share-shapes'), ['vfork']);
+    const pids = (await waitFor('READY', () => /^READY ([\d ]+)$/m.exec(readLog(v)) ?? undefined))[1].split(' ').map(Number);
+    started.push({ v, kids: pids.slice(1) });
+    expect(pids[0]).toBe(v.pid);
+    const dir = path.join(tmp, 'shapes-vfork');
+    const err: Error = await dump({ pid: v.pid, imagesDir: dir }).then(() => { throw new Error('the dump succeeded'); }, (e: Error) => e);
+    expect(err.name).toBe('DumpError');
+    expect(err.message).toContain(`task ${pids[0]} is waiting for its vfork() child ${pids[1]}, which shares its address space`);
+    expect(fs.readFileSync(`/proc/${pids[0]}/status`, 'latin1')).toMatch(/State:\s+D[\s\S]*TracerPid:\s+0\n/);
+    expect(fs.readFileSync(`/proc/${pids[1]}/status`, 'latin1')).toMatch(/State:\s+S[\s\S]*TracerPid:\s+0\n/);
+  });
+
+  it('restore refuses a child sharing its parent\'s address space yet with an mm of its own, or only its signal handlers', async () => {
     const { v, kid } = await startShare('sharefiles');
     const dir = path.join(tmp, 'sharefiles-bad');
     await dump({ pid: v.pid, imagesDir: dir });
@@ -270,13 +328,31 @@ describe('processes sharing kernel objects with their parent (clone CLONE_FILES 
     const idsFile = path.join(dir, `ids-${kid}.img`);
     const good = (await readImageFile(idsFile)).entries[0].message;
     await writeImageFile(idsFile, 'IDS', [{ message: { ...good, vm_id: 2 } }]);
-    await expect(restore({ imagesDir: dir })).rejects.toThrow(new RegExp(`task ${kid} shares its address space with task ${v.pid} \\(vm_id 2\\).*file ids-${kid}\\.img, field vm_id`));
+    await expect(restore({ imagesDir: dir })).rejects.toThrow(new RegExp(`task ${kid} shares its address space with task ${v.pid} \\(vm_id 2\\), yet has a mm-${kid}\\.img of its own.*file mm-${kid}\\.img`));
     await writeImageFile(idsFile, 'IDS', [{ message: { ...good, sighand_id: 2 } }]);
-    await expect(restore({ imagesDir: dir })).rejects.toThrow(new RegExp(`task ${kid} shares its signal handlers with task ${v.pid} \\(sighand_id 2\\).*field sighand_id`));
+    await expect(restore({ imagesDir: dir })).rejects.toThrow(new RegExp(`task ${kid} shares its signal handlers with its parent but not its address space.*file ids-${kid}\\.img, field sighand_id`));
     // Put right, the images restore.
     await writeImageFile(idsFile, 'IDS', [{ message: good }]);
     await restore({ imagesDir: dir });
     expect(sys.kcmp(v.pid, kid, KCMP.FILES)).toBe(0);
     expect(await verdict(v, 15_000)).toMatch(/^PASS sharefiles\b/);
+  });
+
+  it('restore refuses an address space shared with a task that is not the parent (two siblings)', async () => {
+    const s = await startTree();
+    const dir = path.join(tmp, 'tree-vmsibling');
+    await dump({ pid: s.v.pid, imagesDir: dir });
+    // The two children in pstree order: b's address space becomes a's, listed before it.
+    const [, a, b] = (await readImageFile(path.join(dir, 'pstree.img'))).entries.map((e) => Number(e.message.pid));
+    await allGone([s.v.pid, ...s.kids]);
+    // b made to share a's address space: b's own mm images go, as a dump would leave them.
+    const aIds = (await readImageFile(path.join(dir, `ids-${a}.img`))).entries[0].message;
+    const bFile = path.join(dir, `ids-${b}.img`);
+    const bIds = (await readImageFile(bFile)).entries[0].message;
+    await writeImageFile(bFile, 'IDS', [{ message: { ...bIds, vm_id: aIds.vm_id } }]);
+    fs.rmSync(path.join(dir, `mm-${b}.img`));
+    fs.rmSync(path.join(dir, `pagemap-${b}.img`));
+    await expect(restore({ imagesDir: dir })).rejects.toThrow(new RegExp(`task ${b} shares its address space with task ${a} \\(vm_id ${aIds.vm_id}\\), which is not its parent.*file ids-${b}\\.img, field vm_id`));
+    for (const p of [s.v.pid, ...s.kids]) expect(fs.existsSync(`/proc/${p}`) && !/\) Z /.test(fs.readFileSync(`/proc/${p}/stat`, 'latin1'))).toBe(false);
   });
 });

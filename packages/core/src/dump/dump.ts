@@ -191,8 +191,11 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     const ttyInfo: Msg[] = [];
     const taskVmas = new Map<number, Msg[]>();
     const total = { pagesScanned: 0, pagesWritten: 0, pagesSkippedZero: 0, pagesSkippedFile: 0, pagesSkippedParent: 0, elapsedMs: 0, pipeBufs: 0 };
-    // A descriptor table shared by several tasks is written once, under the first of them.
+    // A descriptor table shared by several tasks is written once, under the first of them; so is
+    // an address space (CLONE_VM without CLONE_THREAD): its mm/pagemap/pages images go under the
+    // first task that has it, the others get none (docs/images.md).
     const tablesDumped = new Map<number, number>();
+    const mmDumped = new Map<number, number>();
     for (let i = 0, live = 0; i < tasks.length; i++) {
       if (tasks[i].zombie) {
         const z = zombieImages(tasks[i].pid, tasks[i].ppid, arch.image.march);
@@ -204,9 +207,12 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
       const tableOwner = tablesDumped.get(ids.files);
       if (tableOwner === undefined) tablesDumped.set(ids.files, tasks[i].pid);
       else log.info(`dump: task ${tasks[i].pid} shares the descriptor table of ${tableOwner} (fdinfo-${ids.files}.img)`);
-      const r = await dumpTask(tasks[i], live++, ids, tableOwner, { arch, imagesDir, log, files, step, options, inc, pageServer, setParasite: (p) => { parasite = p; } });
+      const mmOwner = mmDumped.get(ids.vm);
+      if (mmOwner === undefined) mmDumped.set(ids.vm, tasks[i].pid);
+      else log.info(`dump: task ${tasks[i].pid} shares the address space of ${mmOwner} (mm-${mmOwner}.img)`);
+      const r = await dumpTask(tasks[i], live++, ids, { tableOwner, mmOwner }, { arch, imagesDir, log, files, step, options, inc, pageServer, setParasite: (p) => { parasite = p; } });
       images.push(...r.images);
-      taskVmas.set(tasks[i].pid, r.vmas);
+      if (mmOwner === undefined) taskVmas.set(tasks[i].pid, r.vmas);
       pstree.push(r.pstree);
       ttyInfo.push(...r.ttyInfo);
       for (const k of Object.keys(total) as Array<keyof typeof total>) total[k] += r.mem[k];
@@ -257,7 +263,8 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     // (Not when the dump kills the tasks: nothing will follow.)
     if (options.trackMem && inc.method && (options.preDump || options.leaveRunning)) {
       tasks.forEach((t) => {
-        if (t.zombie) return;
+        // An address space shared with an earlier task is tracked through that task.
+        if (t.zombie || !taskVmas.has(t.pid)) return;
         const fd = resetTracking(inc.method!, t.threads[0], taskVmas.get(t.pid)!, inc.uffdOf(t.pid), log);
         if (fd !== undefined) inc.note.uffd[String(t.pid)] = fd;
       });
@@ -331,7 +338,12 @@ interface TaskDumpEnv {
 }
 
 /** Dumps one frozen task of the tree (the `index`-th in pstree order): its images, pstree entry and memory stats. */
-async function dumpTask(t: TreeTask, index: number, kobj: KobjIds, tableOwner: number | undefined, env: TaskDumpEnv) {
+/**
+ * `shared`: the earlier task whose descriptor table (tableOwner) or address space (mmOwner) this
+ * task shares, already dumped: the task gets no fdinfo / no mm, pagemap and pages of its own.
+ */
+async function dumpTask(t: TreeTask, index: number, kobj: KobjIds, shared: { tableOwner?: number; mmOwner?: number }, env: TaskDumpEnv) {
+  const { tableOwner, mmOwner } = shared;
   const { arch, imagesDir, log, files, step, options } = env;
   const pid = t.pid;
   const task = t.threads[0];
@@ -380,13 +392,15 @@ async function dumpTask(t: TreeTask, index: number, kobj: KobjIds, tableOwner: n
   step('files');
   const filesOut = await collectFiles(ctx);
 
+  // An address space shared with an earlier task was saved with it (the parasite here runs in
+  // that same memory: its area was mapped after the maps were read, and goes at cure).
   step('vmas');
-  const vmas = collectVmas(pid, maps, vmFlags, (m) => mappedFileId(ctx, m), (m) => mappedShmemId(ctx, m));
+  const vmas = mmOwner !== undefined ? [] : collectVmas(pid, maps, vmFlags, (m) => mappedFileId(ctx, m), (m) => mappedShmemId(ctx, m));
   if (!options.preDump) await fileImagesOf(files).flush(imagesDir); // memfd.img and the shmem pagemaps it added
 
   step('memory');
-  const track = env.inc.taskTracking(pid, vmas, vmFlags, ctx.pageSize);
-  const mem = await dumpMemory(ctx, vmas, { pagesId: index + 1, ...options.memory, track, pageServer: env.pageServer });
+  const track = mmOwner !== undefined ? undefined : env.inc.taskTracking(pid, vmas, vmFlags, ctx.pageSize);
+  const mem = mmOwner !== undefined ? NO_MEMORY : await dumpMemory(ctx, vmas, { pagesId: index + 1, ...options.memory, track, pageServer: env.pageServer });
 
   step('registers');
   threadInfo.clear_tid_addr = pstate.tidAddress;
@@ -408,9 +422,9 @@ async function dumpTask(t: TreeTask, index: number, kobj: KobjIds, tableOwner: n
     [`core-${pid}.img`, 'CORE', [core]],
     ...extraCores.map((x): [string, string, Msg[]] => [`core-${x.tid}.img`, 'CORE', [x.core]]),
     [`ids-${pid}.img`, 'IDS', [ids]],
-    [`mm-${pid}.img`, 'MM', [mm]],
+    ...(mmOwner === undefined ? [[`mm-${pid}.img`, 'MM', [mm]] as [string, string, Msg[]]] : []),
     // With a page server the receiver writes the pagemap (and the pages).
-    ...(env.pageServer ? [] : [[`pagemap-${pid}.img`, 'PAGEMAP', mem.pagemap] as [string, string, Msg[]]]),
+    ...(env.pageServer || mmOwner !== undefined ? [] : [[`pagemap-${pid}.img`, 'PAGEMAP', mem.pagemap] as [string, string, Msg[]]]),
     ...(tableOwner === undefined ? [[`fdinfo-${ids.files_id}.img`, 'FDINFO', filesOut.fdinfo] as [string, string, Msg[]]] : []),
     [`fs-${pid}.img`, 'FS', [filesOut.fs]],
     ...filesOut.extraImages.map((x): [string, string, Msg[]] => [x.file, x.magic, x.entries]),
@@ -422,6 +436,9 @@ async function dumpTask(t: TreeTask, index: number, kobj: KobjIds, tableOwner: n
     mem: { pagesScanned: m.pagesScanned, pagesWritten: m.pagesWritten, pagesSkippedParent: m.pagesSkippedParent, pagesSkippedZero: m.pagesSkippedZero, pagesSkippedFile: m.pagesSkippedFile, elapsedMs: m.elapsedMs, pipeBufs: m.pipeBufs },
   };
 }
+
+/** The memory result of a task whose address space was dumped with an earlier task. */
+const NO_MEMORY = { pagemap: [] as Msg[], stats: { pagesScanned: 0, pagesWritten: 0, pagesSkippedParent: 0, pagesSkippedZero: 0, pagesSkippedFile: 0, elapsedMs: 0, pipeBufs: 0 } };
 
 /** What an iterative dump knows before freezing: parent dir, tracking method, the tasks' uffds. */
 interface Incremental {

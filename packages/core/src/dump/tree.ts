@@ -101,6 +101,10 @@ export function freezeTree(root: number, arch: Arch): TreeTask[] {
               return;
             }
           }
+          const vforked = vforkChildOf(pid);
+          if (vforked !== undefined) {
+            throw new DumpError('freeze', pid, `task ${pid} is waiting for its vfork() child ${vforked}, which shares its address space until it execs or exits; not supported (the waiting task cannot be frozen)`, { hint: 'dump once the child has exec\'d' });
+          }
           let threads: FrozenTask[];
           try {
             threads = freezeThreads(pid, arch);
@@ -137,6 +141,35 @@ export function freezeTree(root: number, arch: Arch): TreeTask[] {
   return order;
 }
 
+function threadState(pid: number, tid: number): string | undefined {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1');
+    return s.slice(s.lastIndexOf(')') + 2, s.lastIndexOf(')') + 3);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A child of `pid` made by vfork() that has not exec'd yet: it shares the parent's address space
+ * while the parent's thread waits, uninterruptible ('D'), and a ptrace interrupt never stops it.
+ * Seen as a thread staying in 'D' with a child sharing its mm (a short disk wait is told apart
+ * by looking again).
+ */
+function vforkChildOf(pid: number): number | undefined {
+  let tids: number[];
+  try { tids = listThreads(pid); } catch { return undefined; }
+  const waiting = () => tids.some((tid) => threadState(pid, tid) === 'D');
+  if (!waiting()) return undefined;
+  const child = childrenOf(pid).find((c) => { try { return sys.kcmp(pid, c, KCMP.VM) === 0; } catch { return false; } });
+  if (child === undefined) return undefined;
+  for (let i = 0; i < 5; i++) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    if (!waiting()) return undefined;
+  }
+  return child;
+}
+
 /** The kernel objects of a task as CRIU numbers them in ids-N.img (task_kobj_ids_entry). */
 export interface KobjIds {
   vm: number;
@@ -151,10 +184,9 @@ const KINDS: Array<[Kind, number, string]> = [['vm', KCMP.VM, 'address space'], 
 /**
  * Numbers the kernel objects of the live tasks, in pstree order, as CRIU does: per kind, the
  * first task holding an object gives it the next id (from 2; 1 is criu's own, in the inventory),
- * and a task sharing it (kcmp) gets the same id. Refuses what restore cannot rebuild: a shared
- * address space or signal handlers between processes (clone(CLONE_VM) without CLONE_THREAD, which
- * CRIU refuses too; CLONE_SIGHAND needs CLONE_VM), and a descriptor table or fs info shared with a
- * task that is not the parent (restore can share them only through clone() by the parent).
+ * and a task sharing it (kcmp) gets the same id. Any object may be shared with the parent (restore
+ * clones the child with CLONE_VM / CLONE_FILES / CLONE_FS / CLONE_SIGHAND); sharing with a task
+ * that is not the parent is refused, since clone() can only share what the caller holds.
  */
 export function kobjIdsOf(all: TreeTask[]): Map<number, KobjIds> {
   const tasks = liveTasks(all);
@@ -170,12 +202,10 @@ export function kobjIdsOf(all: TreeTask[]): Map<number, KobjIds> {
         continue;
       }
       ids[kind] = out.get(owner.pid)![kind];
-      if (kind === 'vm' || kind === 'sighand') {
-        throw new DumpError('freeze', t.pid, `tasks ${owner.pid} and ${t.pid} share one ${what} (a process created by clone(CLONE_VM) without CLONE_THREAD); not supported (CRIU refuses it too)`);
-      }
       const parent = out.get(t.ppid);
       if (!parent || parent[kind] !== ids[kind]) {
-        throw new DumpError('freeze', t.pid, `task ${t.pid} shares its ${what} with task ${owner.pid}, which is not its parent (${t.ppid}); only a ${what} shared with the parent can be restored`);
+        const how = kind === 'vm' || kind === 'sighand' ? ' (cloned with CLONE_VM by another task, e.g. with CLONE_PARENT, or reparented)' : '';
+        throw new DumpError('freeze', t.pid, `task ${t.pid} shares its ${what} with task ${owner.pid}, which is not its parent (${t.ppid})${how}; only ${/^[aeiou]/.test(what) ? 'an' : 'a'} ${what} shared with the parent can be restored`);
       }
     }
     out.set(t.pid, ids);

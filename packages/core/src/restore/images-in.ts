@@ -29,8 +29,16 @@ export interface TaskImages {
   /** Empty for a task that shares its parent's descriptor table (the parent's are restored once). */
   fdinfo: Msg[];
   fs: Msg;
-  /** Kernel objects shared with the parent task (same files_id / fs_id): created by clone() with CLONE_FILES / CLONE_FS. */
-  sharesWithParent?: { files: boolean; fs: boolean };
+  /**
+   * Kernel objects shared with the parent task (same vm_id / files_id / fs_id / sighand_id):
+   * created by clone() with CLONE_VM / CLONE_FILES / CLONE_FS / CLONE_SIGHAND.
+   */
+  sharesWithParent?: { vm: boolean; files: boolean; fs: boolean; sighand: boolean };
+  /**
+   * The earlier task whose address space this one shares (same vm_id): the task has no mm,
+   * pagemap or pages images; `mm` is that task's and `pages` is empty.
+   */
+  mmOf?: number;
   /** file_entry records by id. */
   files: Map<number, Msg>;
 }
@@ -191,9 +199,13 @@ export function readTreeImagesFrom(src: ImageSource, march: number, threadInfoFi
   const tree = read(src, 'pstree.img', 'PSTREE');
   if (tree.length === 0) throw new RestoreError('read-images', 'no task in the tree', { file: 'pstree.img' });
   let files: Map<number, Msg> | undefined;
+  const earlier: TaskImages[] = [];
   const all = tree.map((e, i) => {
     const zombie = i === 0 ? undefined : zombieOf(src, e, i);
-    return zombie ? { zombie } : { task: taskImagesOf(src, e, i, () => (files ??= readFiles(src)), march, threadInfoField, pageSize) };
+    if (zombie) return { zombie };
+    const task = taskImagesOf(src, e, i, () => (files ??= readFiles(src)), march, threadInfoField, pageSize, earlier);
+    earlier.push(task);
+    return { task };
   });
   const tasks = all.flatMap((x) => (x.task ? [x.task] : []));
   const zombies = all.flatMap((x) => (x.zombie ? [x.zombie] : []));
@@ -232,32 +244,34 @@ export function readTreeImagesFrom(src: ImageSource, march: number, threadInfoFi
 }
 
 /**
- * Tasks sharing a kernel object have the same id in their ids-N.img. A descriptor table or fs
- * info shared with the parent is rebuilt by clone(CLONE_FILES / CLONE_FS); any other sharing
- * cannot be rebuilt (clone() shares only with the parent; CLONE_VM without CLONE_THREAD is
- * refused, as CRIU does).
+ * Tasks sharing a kernel object have the same id in their ids-N.img. An address space,
+ * descriptor table, fs info or signal handlers shared with the parent are rebuilt by clone()
+ * with CLONE_VM / CLONE_FILES / CLONE_FS / CLONE_SIGHAND; sharing with any other task cannot be
+ * (clone() shares only what the caller holds).
  */
 function checkSharedKobjs(tasks: TaskImages[]): void {
-  const kinds: Array<[string, string]> = [['vm_id', 'address space'], ['sighand_id', 'signal handlers'], ['files_id', 'descriptor table'], ['fs_id', 'fs info']];
+  const kinds: Array<[string, keyof NonNullable<TaskImages['sharesWithParent']>, string]> = [
+    ['vm_id', 'vm', 'address space'], ['sighand_id', 'sighand', 'signal handlers'], ['files_id', 'files', 'descriptor table'], ['fs_id', 'fs', 'fs info'],
+  ];
   tasks.forEach((t, i) => {
     const parent = tasks.find((p) => p.pid === Number(t.pstree.ppid ?? 0));
-    const shares = { files: false, fs: false };
-    for (const [field, what] of kinds) {
+    const shares = { vm: false, files: false, fs: false, sighand: false };
+    for (const [field, kind, what] of kinds) {
       const id = t.ids[field];
       if (id === undefined) continue;
       const other = tasks.slice(0, i).find((o) => o.ids[field] === id);
       if (!other) continue;
       const where = { file: `ids-${t.pid}.img`, field };
-      if (field === 'vm_id' || field === 'sighand_id') {
-        throw new RestoreError('read-images', `task ${t.pid} shares its ${what} with task ${other.pid} (${field} ${id}): processes sharing them are not supported`, where);
-      }
       if (!parent || parent.ids[field] !== id) {
         throw new RestoreError('read-images', `task ${t.pid} shares its ${what} with task ${other.pid} (${field} ${id}), which is not its parent; only sharing with the parent can be restored`, where);
       }
-      if (field === 'files_id') shares.files = true;
-      else shares.fs = true;
+      shares[kind] = true;
     }
-    if (shares.files || shares.fs) {
+    // The kernel has no signal handlers shared without the address space (CLONE_SIGHAND needs CLONE_VM).
+    if (shares.sighand && !shares.vm) {
+      throw new RestoreError('read-images', `task ${t.pid} shares its signal handlers with its parent but not its address space`, { file: `ids-${t.pid}.img`, field: 'sighand_id' });
+    }
+    if (shares.vm || shares.files || shares.fs) {
       t.sharesWithParent = shares;
       // One table: its descriptors are the parent's, restored once.
       if (shares.files) t.fdinfo = [];
@@ -272,7 +286,7 @@ export async function readTreeImages(dir: string, march: number, threadInfoField
 }
 
 /** One task's images (`pstree`: its pstree.img record number `record`). */
-function taskImagesOf(src: ImageSource, pstree: Msg, record: number, filesOf: () => Map<number, Msg>, march: number, threadInfoField: string, pageSize: number): TaskImages {
+function taskImagesOf(src: ImageSource, pstree: Msg, record: number, filesOf: () => Map<number, Msg>, march: number, threadInfoField: string, pageSize: number, earlier: TaskImages[] = []): TaskImages {
   const pid = need(pstree.pid as number, 'pstree.img', 'pid', record);
   if (!Number.isInteger(pid) || pid <= 0 || pid > 4194304) throw new RestoreError('read-images', `invalid pid ${pid}`, { file: 'pstree.img', field: 'pid', record });
   const threads = (pstree.threads as number[] | undefined) ?? [pid];
@@ -298,6 +312,18 @@ function taskImagesOf(src: ImageSource, pstree: Msg, record: number, filesOf: ()
   need(core.thread_core, coreFile, 'thread_core');
 
   const ids = one(read(src, `ids-${pid}.img`, 'IDS'), `ids-${pid}.img`);
+  const filesId = need(ids.files_id as number | undefined, `ids-${pid}.img`, 'files_id');
+  const fdinfoFile = `fdinfo-${filesId}.img`;
+  // An address space shared with an earlier task (the parent: checkSharedKobjs) is in its images.
+  const mmOwner = ids.vm_id === undefined ? undefined : earlier.find((o) => o.ids.vm_id === ids.vm_id);
+  if (mmOwner) {
+    for (const f of [`mm-${pid}.img`, `pagemap-${pid}.img`]) {
+      if (src.has(f)) throw new RestoreError('read-images', `task ${pid} shares its address space with task ${mmOwner.pid} (vm_id ${ids.vm_id}), yet has a ${f} of its own`, { file: f, hint: 'the image set mixes two dumps' });
+    }
+    const fdinfo = read(src, fdinfoFile, 'FDINFO');
+    const fsImg = one(read(src, `fs-${pid}.img`, 'FS'), `fs-${pid}.img`);
+    return { pid, pstree, core, threadCores, ids, mm: mmOwner.mm, mmOf: mmOwner.pid, pages: { file: mmOwner.pages.file, runs: [] }, fdinfo, fs: fsImg, files: filesOf() };
+  }
   const mm = one(read(src, `mm-${pid}.img`, 'MM'), `mm-${pid}.img`);
   const pmFile = `pagemap-${pid}.img`;
   const pm = read(src, pmFile, 'PAGEMAP');
@@ -316,8 +342,6 @@ function taskImagesOf(src: ImageSource, pstree: Msg, record: number, filesOf: ()
   if (have < needBytes) {
     throw new RestoreError('read-images', have < 0 ? 'pages image missing' : `pages image has ${have} bytes, the pagemap needs ${needBytes}`, { file: pagesName, hint: 'the image set is truncated or damaged' });
   }
-  const filesId = need(ids.files_id as number | undefined, `ids-${pid}.img`, 'files_id');
-  const fdinfoFile = `fdinfo-${filesId}.img`;
   const fdinfo = read(src, fdinfoFile, 'FDINFO');
   const fsImg = one(read(src, `fs-${pid}.img`, 'FS'), `fs-${pid}.img`);
   const files = filesOf();

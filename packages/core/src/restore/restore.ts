@@ -49,7 +49,7 @@ const SIGKILL = 9, SIGSTOP = 19;
 const TASK_STOPPED = 3;
 const SS_DISABLE = 2;
 const SIGCHLD = 17;
-const CLONE_FS = 0x200, CLONE_FILES = 0x400;
+const CLONE_VM = 0x100, CLONE_FS = 0x200, CLONE_FILES = 0x400, CLONE_SIGHAND = 0x800;
 
 interface Vma { start: bigint; end: bigint; pgoff: bigint; shmid: number; prot: number; flags: number; status: number; madv: bigint; fdflags?: number }
 
@@ -90,7 +90,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   try {
     step('read-images');
     const tree = await readTreeImages(imagesDir, arch.image.march, arch.image.threadInfoField, pageSize);
-    const plan = tree.tasks.map((img) => ({ img, vmas: ((img.mm.vmas as Msg[] | undefined) ?? []).map((m, i) => toVma(m, i, `mm-${img.pid}.img`)) }));
+    // A task sharing its parent's address space maps nothing itself (its mm is the parent's).
+    const plan = tree.tasks.map((img) => ({ img, vmas: img.mmOf !== undefined ? [] : ((img.mm.vmas as Msg[] | undefined) ?? []).map((m, i) => toVma(m, i, `mm-${img.pid}.img`)) }));
     const posixTimers = new Map(tree.tasks.map((img) => [img.pid, readPosixTimers(img.core.tc as Msg, `core-${img.pid}.img`, [img.pid, ...img.threadCores.map((c) => c.tid)])]));
     const pid = plan[0].img.pid;
     // Without UFFD_FEATURE_EVENT_FORK a child would lose the parent's lazy pages.
@@ -139,7 +140,9 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     // One scratch address free in every task: each task starts as a copy of the helper (the root
     // cloned from it, every other task from its parent before anything is rebuilt).
     const helperMaps = readMaps(helper.pid);
-    const maxThreads = Math.max(...plan.map((t) => t.img.threadCores.length + 1));
+    // Tasks sharing an address space share the scratch area: each gets its own frame slots.
+    const frameSlots = frameSlotsOf(plan.map((t) => t.img));
+    const maxThreads = Math.max(...plan.map((t) => frameSlots.get(t.img.pid)! + t.img.threadCores.length + 1));
     const scratchSize = Math.ceil((SCRATCH.frame + (maxThreads + 1) * arch.maxRestoreFrameSize) / pageSize) * pageSize;
     const scratchBase = findFreeRange([...helperMaps, ...plan.flatMap((t) => t.vmas)], scratchSize, pageSize);
     helper.syscall('mmap', scratchBase, scratchSize, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
@@ -148,16 +151,18 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     for (const [i, { img, vmas }] of plan.entries()) {
       const ppid = Number(img.pstree.ppid ?? 0);
       const parent = i === 0 ? undefined : rts.find((r) => r.img.pid === ppid)!;
-      // A descriptor table / fs info shared with the parent: the child is born sharing it.
+      // An address space / descriptor table / fs info / signal handlers shared with the parent:
+      // the child is born sharing it (a CLONE_VM child sees the parent's memory rebuilt later).
       const share = img.sharesWithParent;
-      const flags = (share?.files ? CLONE_FILES : 0) | (share?.fs ? CLONE_FS : 0);
+      const flags = (share?.vm ? CLONE_VM : 0) | (share?.sighand ? CLONE_SIGHAND : 0) | (share?.files ? CLONE_FILES : 0) | (share?.fs ? CLONE_FS : 0);
       const task = cloneTask(parent ? parent.task : helper, parent ? parent.scratch : helperScratch, img.pid, arch, 'clone', flags);
-      const rt: RTask = { img, vmas, task, threads: [task], scratch: new Scratch(img.pid, scratchBase, scratchSize), mapped: [], frames: [] };
+      const mmOwner = img.mmOf !== undefined ? rts.find((r) => r.img.pid === img.mmOf) : undefined;
+      const rt: RTask = { img, vmas, task, threads: [task], scratch: new Scratch(img.pid, scratchBase, scratchSize), mapped: [], frames: [], ...(mmOwner ? { mmOwner } : {}) };
       rts.push(rt);
       task.useCodeAt(scratchBase + BigInt(SCRATCH.code), false);
       setSessionAndGroup(rt, parent);
       for (const p of ptys) if (p.pair.sid === img.pid) takeCtty(task, p);
-      log.info(`task ${img.pid} created${parent ? ` by its parent ${parent.img.pid}` : ''}${share?.files ? ', sharing its descriptor table' : ''}${share?.fs ? ', sharing its fs info' : ''}`);
+      log.info(`task ${img.pid} created${parent ? ` by its parent ${parent.img.pid}` : ''}${share?.vm ? ', sharing its address space' : ''}${share?.sighand ? ', sharing its signal handlers' : ''}${share?.files ? ', sharing its descriptor table' : ''}${share?.fs ? ', sharing its fs info' : ''}`);
       for (const z of tree.zombies.filter((x) => Number(x.pstree.ppid) === img.pid)) {
         makeZombie(cloneTask(task, rt.scratch, z.pid, arch, 'clone'), task, rt.scratch, z, img.pstree, arch, scratchBase + BigInt(SCRATCH.code));
         log.info(`zombie ${z.pid} created by ${img.pid} (wait status 0x${z.exitStatus.toString(16)})`);
@@ -173,87 +178,92 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       const tpid = img.pid;
       const mmFile = `mm-${tpid}.img`;
 
-      step('unmap-helper');
-      const childMaps = readMaps(tpid);
-      const keep = (name: string) => name === '[vdso]' || name === '[vvar]' || name === '[vvar_vclock]' || name === '[vsyscall]';
-      for (const m of childMaps) {
-        if (m.start === scratchBase || keep(m.name)) continue;
-        log.debug(`task ${tpid}: unmap helper mapping ${m.start.toString(16)}-${m.end.toString(16)} ${m.perms} ${m.name}`);
-        task.syscall('munmap', m.start, m.end - m.start);
-      }
-
-      step('vdso');
-      const vdsoCtx = { arch, img, pageSize, mode: options.vdso ?? 'auto', log };
-      const proxy = placeVdso(task, childMaps, vmas, vdsoCtx);
-      if (proxy) rt.mapped.push(proxy.vma as Vma);
-
-      step('map-vmas');
-      const runs = [...img.pages.runs, ...(img.parentPages ?? []).flatMap((p) => p.runs)];
-      const hasPages = (v: Vma) => runs.some((r) => r.vaddr < v.end && r.vaddr + BigInt(r.nrPages * pageSize) > v.start);
-      const fdsByFile = new Map<string, number>();
-      let ourPidfd = -1;
-      for (const v of vmas) {
-        if (v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL)) continue;
-        const fill = hasPages(v);
-        const prot = fill ? v.prot | PROT_READ | PROT_WRITE : v.prot;
-        if (v.status & (VMA_AREA_SYSVIPC | VMA_AREA_AIORING)) {
-          throw new RestoreError('map-vmas', `${v.status & VMA_AREA_SYSVIPC ? 'SysV shared memory' : 'an AIO ring'} at 0x${v.start.toString(16)} is not supported yet`, { file: mmFile, field: 'vmas.status' });
+      // Memory: rebuilt once, by the first task of the address space; the others share it.
+      if (rt.mmOwner) {
+        log.info(`task ${tpid}: address space restored with task ${rt.mmOwner.img.pid}`);
+      } else {
+        step('unmap-helper');
+        const childMaps = readMaps(tpid);
+        const keep = (name: string) => name === '[vdso]' || name === '[vvar]' || name === '[vvar_vclock]' || name === '[vsyscall]';
+        for (const m of childMaps) {
+          if (m.start === scratchBase || keep(m.name)) continue;
+          log.debug(`task ${tpid}: unmap helper mapping ${m.start.toString(16)}-${m.end.toString(16)} ${m.perms} ${m.name}`);
+          task.syscall('munmap', m.start, m.end - m.start);
         }
-        let fd = -1;
-        const anonShared = (v.status & VMA_ANON_SHARED) !== 0 && !(v.status & VMA_AREA_MEMFD);
-        if (v.status & VMA_AREA_MEMFD || anonShared) {
-          // Shared anonymous memory (or a memfd): one object for every task that maps it.
-          const key = anonShared ? `anon:${v.shmid}` : `memfd:${v.shmid}`;
-          fd = fdsByFile.get(key) ?? -1;
-          if (fd < 0) {
-            const lfd = anonShared ? shared.anonShmem(v.shmid, anonSizes.get(v.shmid)!, imagesDir) : shared.mappedMemfd(img.files, v.shmid, imagesDir);
-            if (ourPidfd < 0) ourPidfd = Number(task.syscall('pidfd_open', process.pid, 0));
-            fd = Number(task.syscall('pidfd_getfd', ourPidfd, lfd, 0));
-            fdsByFile.set(key, fd);
+
+        step('vdso');
+        const vdsoCtx = { arch, img, pageSize, mode: options.vdso ?? 'auto', log };
+        const proxy = placeVdso(task, childMaps, vmas, vdsoCtx);
+        if (proxy) rt.mapped.push(proxy.vma as Vma);
+
+        step('map-vmas');
+        const runs = [...img.pages.runs, ...(img.parentPages ?? []).flatMap((p) => p.runs)];
+        const hasPages = (v: Vma) => runs.some((r) => r.vaddr < v.end && r.vaddr + BigInt(r.nrPages * pageSize) > v.start);
+        const fdsByFile = new Map<string, number>();
+        let ourPidfd = -1;
+        for (const v of vmas) {
+          if (v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL)) continue;
+          const fill = hasPages(v);
+          const prot = fill ? v.prot | PROT_READ | PROT_WRITE : v.prot;
+          if (v.status & (VMA_AREA_SYSVIPC | VMA_AREA_AIORING)) {
+            throw new RestoreError('map-vmas', `${v.status & VMA_AREA_SYSVIPC ? 'SysV shared memory' : 'an AIO ring'} at 0x${v.start.toString(16)} is not supported yet`, { file: mmFile, field: 'vmas.status' });
           }
-        } else if (v.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED)) {
-          // A writable shared mapping needs the file open read-write; others read-only.
-          const mode = v.status & VMA_FILE_SHARED && v.prot & PROT_WRITE ? 2 : 0;
-          const key = `${v.shmid}:${mode}`;
-          fd = fdsByFile.get(key) ?? -1;
-          if (fd < 0) {
-            const name = regFileName(img, v.shmid, `vma at 0x${v.start.toString(16)}`);
-            fd = ghosts.open(v.shmid, name, (p) => Number(task.syscall('openat', AT_FDCWD, scratch.str(p), mode | O_CLOEXEC, 0)));
-            fdsByFile.set(key, fd);
+          let fd = -1;
+          const anonShared = (v.status & VMA_ANON_SHARED) !== 0 && !(v.status & VMA_AREA_MEMFD);
+          if (v.status & VMA_AREA_MEMFD || anonShared) {
+            // Shared anonymous memory (or a memfd): one object for every task that maps it.
+            const key = anonShared ? `anon:${v.shmid}` : `memfd:${v.shmid}`;
+            fd = fdsByFile.get(key) ?? -1;
+            if (fd < 0) {
+              const lfd = anonShared ? shared.anonShmem(v.shmid, anonSizes.get(v.shmid)!, imagesDir) : shared.mappedMemfd(img.files, v.shmid, imagesDir);
+              if (ourPidfd < 0) ourPidfd = Number(task.syscall('pidfd_open', process.pid, 0));
+              fd = Number(task.syscall('pidfd_getfd', ourPidfd, lfd, 0));
+              fdsByFile.set(key, fd);
+            }
+          } else if (v.status & (VMA_FILE_PRIVATE | VMA_FILE_SHARED)) {
+            // A writable shared mapping needs the file open read-write; others read-only.
+            const mode = v.status & VMA_FILE_SHARED && v.prot & PROT_WRITE ? 2 : 0;
+            const key = `${v.shmid}:${mode}`;
+            fd = fdsByFile.get(key) ?? -1;
+            if (fd < 0) {
+              const name = regFileName(img, v.shmid, `vma at 0x${v.start.toString(16)}`);
+              fd = ghosts.open(v.shmid, name, (p) => Number(task.syscall('openat', AT_FDCWD, scratch.str(p), mode | O_CLOEXEC, 0)));
+              fdsByFile.set(key, fd);
+            }
+          } else if (!(v.status & VMA_ANON_PRIVATE)) {
+            throw new RestoreError('map-vmas', `mapping kind 0x${v.status.toString(16)} at 0x${v.start.toString(16)} is not supported yet`, { file: mmFile, field: 'vmas.status' });
           }
-        } else if (!(v.status & VMA_ANON_PRIVATE)) {
-          throw new RestoreError('map-vmas', `mapping kind 0x${v.status.toString(16)} at 0x${v.start.toString(16)} is not supported yet`, { file: mmFile, field: 'vmas.status' });
+          const flags = (v.flags & ~(MAP_FIXED | MAP_FIXED_NOREPLACE | (fd < 0 ? 0 : MAP_ANONYMOUS))) | MAP_FIXED | (fd < 0 ? MAP_ANONYMOUS : 0);
+          task.syscall('mmap', v.start, v.end - v.start, prot, flags, fd, fd < 0 ? 0 : v.pgoff);
+          rt.mapped.push(v);
         }
-        const flags = (v.flags & ~(MAP_FIXED | MAP_FIXED_NOREPLACE | (fd < 0 ? 0 : MAP_ANONYMOUS))) | MAP_FIXED | (fd < 0 ? MAP_ANONYMOUS : 0);
-        task.syscall('mmap', v.start, v.end - v.start, prot, flags, fd, fd < 0 ? 0 : v.pgoff);
-        rt.mapped.push(v);
-      }
-      for (const fd of fdsByFile.values()) task.syscall('close', fd);
-      if (ourPidfd >= 0) task.syscall('close', ourPidfd);
+        for (const fd of fdsByFile.values()) task.syscall('close', fd);
+        if (ourPidfd >= 0) task.syscall('close', ourPidfd);
 
-      step('fill-memory');
-      const lazy = options.lazyPages ? lazyVmasOf(vmas.filter((v) => v !== proxy?.vma), img.pages.runs) : [];
-      const { eager, lazyPages } = splitLazyRuns(img.pages.runs, lazy, pageSize);
-      fillMemory(task, scratch, { ...img, pages: { ...img.pages, runs: eager } }, vmas.filter((v) => v !== proxy?.vma), pageSize);
-      if (lazy.length) {
-        const ufd = registerLazy(task, scratch, lazy);
-        try {
-          options.lazyPages!.handOver(img.pid, ufd, { lazyPages, ranges: lazy.map((v) => ({ start: v.start, end: v.end })) });
-        } finally {
-          sys.syscall('close', ufd);
+        step('fill-memory');
+        const lazy = options.lazyPages ? lazyVmasOf(vmas.filter((v) => v !== proxy?.vma), img.pages.runs) : [];
+        const { eager, lazyPages } = splitLazyRuns(img.pages.runs, lazy, pageSize);
+        fillMemory(task, scratch, { ...img, pages: { ...img.pages, runs: eager } }, vmas.filter((v) => v !== proxy?.vma), pageSize);
+        if (lazy.length) {
+          const ufd = registerLazy(task, scratch, lazy);
+          try {
+            options.lazyPages!.handOver(img.pid, ufd, { lazyPages, ranges: lazy.map((v) => ({ start: v.start, end: v.end })) });
+          } finally {
+            sys.syscall('close', ufd);
+          }
+          lazyTotal += lazyPages;
+          log.info(`task ${img.pid}: ${lazyPages} pages in ${lazy.length} vma(s) left to the lazy-pages server`);
         }
-        lazyTotal += lazyPages;
-        log.info(`task ${img.pid}: ${lazyPages} pages in ${lazy.length} vma(s) left to the lazy-pages server`);
-      }
-      if (proxy) installVdsoProxy(task, proxy, vdsoCtx);
+        if (proxy) installVdsoProxy(task, proxy, vdsoCtx);
 
-      step('protect');
-      for (const v of rt.mapped) {
-        if (hasPages(v) && (v.prot & (PROT_READ | PROT_WRITE)) !== (PROT_READ | PROT_WRITE)) {
-          task.syscall('mprotect', v.start, v.end - v.start, v.prot);
-        }
-        for (let bit = 0n; bit < 64n; bit++) {
-          if (v.madv & (1n << bit)) task.syscall('madvise', v.start, v.end - v.start, bit);
+        step('protect');
+        for (const v of rt.mapped) {
+          if (hasPages(v) && (v.prot & (PROT_READ | PROT_WRITE)) !== (PROT_READ | PROT_WRITE)) {
+            task.syscall('mprotect', v.start, v.end - v.start, v.prot);
+          }
+          for (let bit = 0n; bit < 64n; bit++) {
+            if (v.madv & (1n << bit)) task.syscall('madvise', v.start, v.end - v.start, bit);
+          }
         }
       }
 
@@ -267,7 +277,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     for (const rt of rts) {
       const { task, img, scratch } = rt;
       step('task-state');
-      restoreTaskState(task, scratch, img, arch, ghosts);
+      restoreTaskState(task, scratch, img, arch, ghosts, { mm: !rt.mmOwner, sigactions: !img.sharesWithParent?.sighand });
 
       step('threads');
       for (const { tid } of img.threadCores) rt.threads.push(createThread(task, scratch, tid, arch));
@@ -284,7 +294,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
         const mask = i === 0 ? BigInt((core.tc as Msg).blk_sigset as bigint) : BigInt((thc.blk_sigset as bigint | undefined) ?? 0n);
         const sas = thc.sas as Msg | undefined;
         const altstack = sas && !(Number(sas.ss_flags) & SS_DISABLE) ? { sp: BigInt(sas.ss_sp as bigint), size: BigInt(sas.ss_size as bigint), flags: Number(sas.ss_flags) } : undefined;
-        const frameAddr = (scratchBase + BigInt(SCRATCH.frame + i * arch.maxRestoreFrameSize) + 63n) & ~63n;
+        const frameAddr = (scratchBase + BigInt(SCRATCH.frame + (frameSlots.get(img.pid)! + i) * arch.maxRestoreFrameSize) + 63n) & ~63n;
         const { frame, sp } = arch.restoreFrame(ti, mask, frameAddr, altstack);
         if (frame.length + 64 > arch.maxRestoreFrameSize) throw new RestoreError('registers', `signal frame of ${frame.length} bytes does not fit`);
         scratch.put(Number(frameAddr - scratchBase), frame);
@@ -297,13 +307,15 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     ghosts.cleanup();
 
     step('jump');
-    for (const rt of rts) {
-      const exec = rt.vmas.find((v) => v.prot & PROT_EXEC && !(v.status & (VMA_AREA_VDSO | VMA_AREA_VSYSCALL)));
-      if (!exec) throw new RestoreError('jump', `task ${rt.img.pid} has no executable mapping to run rt_sigreturn from`, { file: `mm-${rt.img.pid}.img` });
+    for (const [k, rt] of rts.entries()) {
+      const memOf = rt.mmOwner ?? rt;
+      const exec = memOf.vmas.find((v) => v.prot & PROT_EXEC && !(v.status & (VMA_AREA_VDSO | VMA_AREA_VSYSCALL)));
+      if (!exec) throw new RestoreError('jump', `task ${rt.img.pid} has no executable mapping to run rt_sigreturn from`, { file: `mm-${memOf.img.pid}.img` });
       rt.frames.forEach(({ ti, sp }, i) => sigreturn(rt.threads[i], arch, exec.start, sp, ti));
-      // Back in their own registers: drop the scratch area.
+      // Back in their own registers: drop the scratch area, once every task of the address
+      // space has left its frame there.
       rt.task.useCodeAt(exec.start, true);
-      rt.task.syscall('munmap', scratchBase, scratchSize);
+      if (!rts.slice(k + 1).some((o) => (o.mmOwner ?? o) === memOf)) rt.task.syscall('munmap', scratchBase, scratchSize);
     }
 
     step('finish');
@@ -357,6 +369,24 @@ interface RTask {
   scratch: Scratch;
   mapped: Vma[];
   frames: Array<{ ti: Msg; sp: bigint }>;
+  /** The task whose address space this one shares (CLONE_VM): memory and mm are restored there. */
+  mmOwner?: RTask;
+}
+
+/**
+ * The first frame slot of each task in the scratch area: tasks sharing an address space share
+ * the area, so each takes the slots after those of the earlier tasks of that address space.
+ */
+function frameSlotsOf(tasks: TaskImages[]): Map<number, number> {
+  const used = new Map<number, number>(); // by the pid of the address space's first task
+  const out = new Map<number, number>();
+  for (const t of tasks) {
+    const key = t.mmOf ?? t.pid;
+    const first = used.get(key) ?? 0;
+    out.set(t.pid, first);
+    used.set(key, first + t.threadCores.length + 1);
+  }
+  return out;
 }
 
 /**
@@ -514,7 +544,11 @@ function fillFrom(task: FrozenTask, scratch: Scratch, pages: TaskImages['pages']
   }
 }
 
-function restoreTaskState(task: FrozenTask, scratch: Scratch, img: TaskImages, arch: Arch, ghosts: GhostFiles): void {
+/**
+ * `own.mm`: the task has its own address space (mm fields, exe, THP flag are set here);
+ * `own.sigactions`: its own signal handlers (not shared with the parent by CLONE_SIGHAND).
+ */
+function restoreTaskState(task: FrozenTask, scratch: Scratch, img: TaskImages, arch: Arch, ghosts: GhostFiles, own = { mm: true, sigactions: true }): void {
   const pid = task.pid;
   const coreFile = `core-${pid}.img`;
   const tc = img.core.tc as Msg;
@@ -537,7 +571,8 @@ function restoreTaskState(task: FrozenTask, scratch: Scratch, img: TaskImages, a
   // Signal handlers: entry i is signal i+1, skipping SIGKILL and SIGSTOP.
   const sas = (tc.sigactions as Msg[] | undefined) ?? [];
   let sig = 1;
-  sas.forEach((sa, i) => {
+  // Shared handlers (CLONE_SIGHAND) are the parent's, set once there.
+  if (own.sigactions) sas.forEach((sa, i) => {
     if (sig === SIGKILL || sig === SIGSTOP) sig++;
     if (sig === SIGKILL || sig === SIGSTOP) sig++;
     const handler = BigInt(sa.sigaction as bigint), flags = BigInt(sa.flags as bigint), mask = BigInt(sa.mask as bigint);
@@ -568,6 +603,8 @@ function restoreTaskState(task: FrozenTask, scratch: Scratch, img: TaskImages, a
   const personality = Number(tc.personality ?? 0);
   if (personality !== 0) task.syscall('personality', personality);
   if (tc.child_subreaper) task.syscall('prctl', PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  // The rest belongs to the address space: done by the first task that has it.
+  if (!own.mm) return;
   if (img.mm.thp_disabled) task.syscall('prctl', PR_SET_THP_DISABLE, 1, 0, 0, 0);
 
   // mm fields, auxv and the exe link in one prctl(PR_SET_MM_MAP).
