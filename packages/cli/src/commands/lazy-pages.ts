@@ -43,6 +43,15 @@ export class LazyPagesLink implements LazyPagesSink {
     this.sock.send(Buffer.from(JSON.stringify({ kind: 'resumed' })));
   }
 
+  /** The daemon's counts now: pages it has copied into the tasks, and pages still to copy. */
+  async progress(): Promise<{ copied: number; left: number }> {
+    this.sock.send(Buffer.from(JSON.stringify({ kind: 'progress' })));
+    const d = await this.sock.recv(1);
+    if (d.closed) throw new Error('the lazy-pages daemon closed the connection');
+    const m = JSON.parse(d.data.toString('utf8')) as { copied: number; left: number };
+    return { copied: m.copied, left: m.left };
+  }
+
   close(): void {
     this.sock.close();
   }
@@ -95,6 +104,10 @@ export async function runLazyPages(ctx: CommandContext): Promise<number> {
       } else if (m.kind === 'resumed') {
         resumed = true;
         server.markResumed();
+      } else if (m.kind === 'progress') {
+        const p = server.progress();
+        log.logger.info(`lazy-pages: the restore asks for the counts: ${p.copied} pages copied, ${p.left} left`);
+        conn.send(Buffer.from(JSON.stringify({ kind: 'progress', ...p })));
       } else {
         for (const fd of d.fds) fs.closeSync(fd);
         log.logger.warn(`lazy-pages: unexpected message ${d.data.toString('utf8').slice(0, 80)}`);

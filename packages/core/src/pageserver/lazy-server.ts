@@ -89,6 +89,11 @@ export class LazyPagesServer {
     this.opts.log?.info(`lazy-pages: task ${pid}: ${rs.length} range(s), ${left} pages to serve`);
   }
 
+  /** Pages copied so far and pages still to copy (of tasks not yet done). */
+  progress(): { copied: number; left: number } {
+    return { copied: this.stats.pagesOnFault + this.stats.pagesBackground, left: this.tasks.reduce((s, t) => s + Math.max(t.left, 0), 0) };
+  }
+
   /** The restore has resumed the tasks: the background pass may start. */
   markResumed(): void {
     this.resumed = true;
