@@ -194,6 +194,17 @@ describe('lazy restore', () => {
     expect(await verdict(v, 30_000)).toMatch(/^PASS threads4/);
   });
 
+  test('criu dump --lazy-pages (post-copy) is refused before the task is touched, saying what to use instead', async () => {
+    const v = await startTestprog('mem', ['4']);
+    started.push(v);
+    const r = criu(['dump', '-t', String(v.pid), '-D', path.join(tmp, 'postcopy'), '--lazy-pages']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/option --lazy-pages is not supported by criu-ts dump yet: post-copy migration .* `criu restore --lazy-pages`/);
+    expect(fs.existsSync(path.join(tmp, 'postcopy', `pagemap-${v.pid}.img`))).toBe(false);
+    expect(isAlive(v.pid)).toBe(true);
+    expect(await verdict(v, 30_000)).toMatch(/^PASS mem 4 MiB/);
+  });
+
   test('--lazy-pages with no daemon listening: exit 1 with a clear error, nothing restored', () => {
     const dir = path.join(tmp, 'nodaemon');
     fs.mkdirSync(dir);

@@ -19,6 +19,11 @@ export const DUMP_POLICY: OptionPolicy = {
     // restore's options: CRIU accepts them on dump too and does nothing with them
     'restore-detached', 'restore-sibling',
   ],
+  refused: {
+    // Post-copy: memory left in the dumped task, served from the dump side to `criu lazy-pages --page-server`.
+    'lazy-pages': 'post-copy migration (memory served from the dumped task) is not implemented; dump the memory '
+      + '(to the images or with --page-server) and restore it lazily with `criu lazy-pages` + `criu restore --lazy-pages`',
+  },
 };
 
 /** `--ghost-limit SIZE` in bytes: a number with an optional K, M or G (powers of 1024), as CRIU reads it. */
