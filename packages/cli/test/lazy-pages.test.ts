@@ -46,6 +46,13 @@ function summary(dir: string): Summary {
   return { tasks, faults, onFault, background, zero, afterResume, toServe: Number(s[1]) };
 }
 
+async function freePort(): Promise<number> {
+  return new Promise<number>((res) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => res(p)); });
+  });
+}
+
 beforeAll(() => requireOracle());
 afterAll(() => {
   started.forEach(killVictim);
@@ -194,15 +201,46 @@ describe('lazy restore', () => {
     expect(await verdict(v, 30_000)).toMatch(/^PASS threads4/);
   });
 
-  test('criu dump --lazy-pages (post-copy) is refused before the task is touched, saying what to use instead', async () => {
-    const v = await startTestprog('mem', ['4']);
+  test('post-copy, 1 GiB: criu dump --lazy-pages keeps the memory and serves it; criu lazy-pages --page-server fetches it for the lazy restore; the checksum holds', async () => {
+    const MIB = 1024;
+    const v = await startTestprog('mem', [String(MIB)]);
     started.push(v);
-    const r = criu(['dump', '-t', String(v.pid), '-D', path.join(tmp, 'postcopy'), '--lazy-pages']);
-    expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/option --lazy-pages is not supported by criu-ts dump yet: post-copy migration .* `criu restore --lazy-pages`/);
-    expect(fs.existsSync(path.join(tmp, 'postcopy', `pagemap-${v.pid}.img`))).toBe(false);
-    expect(isAlive(v.pid)).toBe(true);
-    expect(await verdict(v, 30_000)).toMatch(/^PASS mem 4 MiB/);
+    const dir = path.join(tmp, 'postcopy');
+    const port = await freePort();
+    // The dump side: dumps, kills the task, then serves its lazy memory until the restore side is done.
+    const dumper = spawn(process.execPath, [BIN, 'dump', '-t', String(v.pid), '-D', dir, '--lazy-pages', '--address', '127.0.0.1', '--port', String(port), '-o', 'dump.log', '-v4', '--status-fd', '3'], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+    daemons.push(dumper);
+    let dumpErr = '';
+    dumper.stderr!.on('data', (d) => { dumpErr += String(d); });
+    const dumpExited = new Promise<number | null>((res) => dumper.once('exit', (c) => res(c)));
+    const serving = await new Promise<boolean>((res) => {
+      (dumper.stdio[3] as NodeJS.ReadableStream).once('data', () => res(true));
+      dumper.once('exit', () => res(false));
+    });
+    if (!serving) throw new Error(`criu dump --lazy-pages did not start serving: ${dumpErr}`);
+    await waitPidGone(v.pid);
+    // The images hold the pagemap, but not the lazy pages: PE_LAZY entries alone, no data.
+    const pm = critDecode(path.join(dir, `pagemap-${v.pid}.img`)).entries as Array<Record<string, number>>;
+    const lazyOnly = pm.slice(1).filter((e) => e.flags === 2).reduce((n, e) => n + e.nr_pages, 0);
+    expect(lazyOnly).toBeGreaterThanOrEqual((MIB << 20) / 4096);
+    expect(fs.statSync(path.join(dir, `pages-${pm[0].pages_id}.img`)).size).toBeLessThan(8 << 20);
+    // An eager restore of them is refused, naming the pagemap.
+    const eager = criu(['restore', '-D', dir, '-d']);
+    expect(eager.status).toBe(1);
+    expect(eager.stderr).toMatch(new RegExp(`pagemap-${v.pid}\\.img.*not in the images but on the dump side|not in the images but on the dump side.*pagemap-${v.pid}\\.img`, 's'));
+    await waitPidGone(v.pid);
+
+    const { exited } = await lazyDaemon(dir, ['--page-server', '--address', '127.0.0.1', '--port', String(port)]);
+    const r = criu(['restore', '-D', dir, '-d', '--lazy-pages', '-o', 'restore.log', '-v4']);
+    expect({ status: r.status, error: r.stderr.split('\n').filter((l) => !/^criu: restore step/.test(l)).join('') }).toEqual({ status: 0, error: '' });
+    expect(await exited).toBe(0);
+    expect(await dumpExited).toBe(0);
+    const s = summary(dir);
+    expect(s.toServe).toBe(lazyOnly);
+    expect(s.onFault + s.background).toBe(lazyOnly);
+    const served = /post-copy: (\d+) of (\d+) lazy pages served/.exec(fs.readFileSync(path.join(dir, 'dump.log'), 'utf8'));
+    expect(served && [Number(served[1]), Number(served[2])]).toEqual([lazyOnly, lazyOnly]);
+    expect(await verdict(v, 60_000)).toMatch(new RegExp(`^PASS mem ${MIB} MiB`));
   });
 
   test('--lazy-pages with no daemon listening: exit 1 with a clear error, nothing restored', () => {

@@ -71,6 +71,10 @@ export class LazyPagesServer {
 
   /** A restored task's userfaultfd (ours now) and its registered ranges. */
   addTask(pid: number, uffd: number, ranges: Array<{ start: bigint; end: bigint }>): void {
+    if (!this.opts.remote && this.pages.hasRemote(pid)) {
+      fs.closeSync(uffd);
+      throw new Error(`task ${pid}: its pagemap has pages left on the dump side (PE_LAZY only, a \`criu dump --lazy-pages\`): run criu lazy-pages with --page-server --address --port of the dump`);
+    }
     const ps = BigInt(this.ps);
     const rs: Range[] = ranges.map((r) => ({ start: r.start, end: r.end, src: r.start, done: new Uint8Array(Number((r.end - r.start) / ps)) }));
     let left = 0;
