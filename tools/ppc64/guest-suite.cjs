@@ -949,12 +949,38 @@ test('page server + lazy restore (criu CLI): mem 64 MiB dumped over TCP to criu 
   const lp = await cliDaemon(['lazy-pages', '-D', dir, '-o', 'lazy.log', '-v4'], 'criu lazy-pages');
   const r = cli(['restore', '-D', dir, '-d', '--lazy-pages', '-o', 'restore.log', '-v4']);
   ok(r.status === 0, `criu restore --lazy-pages: exit ${r.status} ${r.stderr}\n       restore.log: ${tail(path.join(dir, 'restore.log'))}`);
+  // The daemon's counts as the restore returned (asked for by the restore): pages still to copy.
+  const at = /as the restore returns, the lazy-pages daemon has copied (\d+) pages; (\d+) left/.exec(fs.readFileSync(path.join(dir, 'restore.log'), 'utf8'));
+  ok(at && Number(at[2]) > 0, `pages left to copy when the restore returned: ${tail(path.join(dir, 'restore.log'), 4)}`);
   eq(await lp.exited, 0, 'lazy-pages exit');
   const m = /finished: 1 task\(s\), (\d+) faults, (\d+) pages on fault, (\d+) in the background/.exec(fs.readFileSync(path.join(dir, 'lazy.log'), 'utf8'));
   ok(m && Number(m[3]) > 0, `lazy-pages served pages in the background: ${tail(path.join(dir, 'lazy.log'), 4)}`);
   const verdict = await verdictOf(v, 'mem');
   ok(verdict.startsWith('PASS mem'), `verdict: ${verdict}`);
-  return `${m[2]} pages on fault (${m[1]} faults), ${m[3]} in the background`;
+  return `${m[2]} pages on fault (${m[1]} faults), ${m[3]} in the background; when the restore returned: ${at[1]} copied, ${at[2]} left`;
+});
+
+test('post-copy (criu CLI): criu dump --lazy-pages serves mem 64 MiB to criu lazy-pages --page-server; the lazy restore passes the checksum', async () => {
+  const work = fs.mkdtempSync(path.join(logDir, 'postcopy-'));
+  const dir = path.join(work, 'images');
+  fs.mkdirSync(dir);
+  const v = await launch(testprog('mem'), 'mem', ['64']);
+  const port = 20000 + ((process.pid + 7) % 20000);
+  const dumper = await cliDaemon(['dump', '-t', String(v.pid), '-D', dir, '--lazy-pages', '--address', '127.0.0.1', '--port', String(port), '-o', 'dump.log', '-v4'], 'criu dump --lazy-pages');
+  await waitFor(`dumped task ${v.pid} gone`, () => !fs.existsSync(`/proc/${v.pid}`));
+  const runs = images.pageRuns(images.decodeImageEntries(fs.readFileSync(path.join(dir, `pagemap-${v.pid}.img`))).entries, 65536);
+  const lazyOnly = runs.filter((r) => r.flags === images.PE_LAZY).reduce((a, r) => a + r.nrPages, 0);
+  ok(lazyOnly >= (64 << 20) / 65536, `PE_LAZY-only pages in the pagemap: ${lazyOnly}`);
+  const lp = await cliDaemon(['lazy-pages', '-D', dir, '-o', 'lazy.log', '-v4', '--page-server', '--address', '127.0.0.1', '--port', String(port)], 'criu lazy-pages --page-server');
+  const r = cli(['restore', '-D', dir, '-d', '--lazy-pages', '-o', 'restore.log', '-v4']);
+  ok(r.status === 0, `criu restore --lazy-pages: exit ${r.status} ${r.stderr}\n       restore.log: ${tail(path.join(dir, 'restore.log'))}`);
+  eq(await lp.exited, 0, 'lazy-pages exit');
+  eq(await dumper.exited, 0, 'dump (post-copy server) exit');
+  const served = /post-copy: (\d+) of (\d+) lazy pages served/.exec(fs.readFileSync(path.join(dir, 'dump.log'), 'utf8'));
+  ok(served && Number(served[1]) === lazyOnly && Number(served[2]) === lazyOnly, `served by the dump side: ${tail(path.join(dir, 'dump.log'), 3)}`);
+  const verdict = await verdictOf(v, 'mem');
+  ok(verdict.startsWith('PASS mem'), `verdict: ${verdict}`);
+  return `${lazyOnly} pages served by the dump side`;
 });
 
 // --- run ------------------------------------------------------------------------------------
