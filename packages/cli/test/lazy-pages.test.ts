@@ -229,6 +229,13 @@ describe('lazy restore', () => {
     expect(eager.status).toBe(1);
     expect(eager.stderr).toMatch(new RegExp(`pagemap-${v.pid}\\.img.*not in the images but on the dump side|not in the images but on the dump side.*pagemap-${v.pid}\\.img`, 's'));
     await waitPidGone(v.pid);
+    // So is a daemon with no page server to fetch them from: it refuses the task, the restore fails and kills it.
+    const local = await lazyDaemon(dir);
+    const noPs = criu(['restore', '-D', dir, '-d', '--lazy-pages']);
+    expect(noPs.status).toBe(1);
+    expect(noPs.stderr).toMatch(/the lazy-pages daemon refused task \d+: .*pages left on the dump side.*--page-server/);
+    expect(await local.exited).toBe(1);
+    await waitPidGone(v.pid);
 
     const { exited } = await lazyDaemon(dir, ['--page-server', '--address', '127.0.0.1', '--port', String(port)]);
     const r = criu(['restore', '-D', dir, '-d', '--lazy-pages', '-o', 'restore.log', '-v4']);

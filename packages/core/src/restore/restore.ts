@@ -241,7 +241,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       if (lazy.length) {
         const ufd = registerLazy(task, scratch, lazy);
         try {
-          options.lazyPages!.handOver(img.pid, ufd, { lazyPages, ranges: lazy.map((v) => ({ start: v.start, end: v.end })) });
+          await options.lazyPages!.handOver(img.pid, ufd, { lazyPages, ranges: lazy.map((v) => ({ start: v.start, end: v.end })) });
         } finally {
           sys.syscall('close', ufd);
         }
