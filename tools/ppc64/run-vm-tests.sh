@@ -17,7 +17,8 @@
 # the VM (../shared/ppc64-vm/run.sh) with the repo shared in at the same path, where node 18 runs
 # the suite on the built dist/*.cjs. Exits with the suite's status (run.sh: 124 timeout, 125 VM
 # died). Env: CRIU_TS_SHARED (default <repo>/../shared), PPC64_CC (default
-# powerpc64le-linux-gnu-gcc), PPC64_VM_TIMEOUT (seconds, default 900), (run.sh reads PPC64_VM_CPU etc. itself).
+# powerpc64le-linux-gnu-gcc), PPC64_VM_TIMEOUT (seconds, default 900), PPC64_VM_MEM (guest RAM,
+# default 4G), (run.sh reads PPC64_VM_CPU etc. itself).
 {
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -98,7 +99,8 @@ fi
 
 [ "$build_only" = 1 ] && exit 0
 
-args=(-t "${PPC64_VM_TIMEOUT:-900}")
+# 4 GiB: the 1 GiB iterative-dump test keeps its images in the guest's tmpfs /tmp.
+args=(-t "${PPC64_VM_TIMEOUT:-900}" -m "${PPC64_VM_MEM:-4G}")
 if [ "$kernel" != bookworm ]; then export PPC64_VM_CACHE="$alt_cache"; fi
 log "booting the VM (kernel $kernel: $(sed -n 's/^kernel_pkg=//p' "${PPC64_VM_CACHE:-$cache}/image.info" 2>/dev/null)): node guest-suite.cjs"
 exec "$vm/run.sh" "${args[@]}" "$root" node "$here/guest-suite.cjs" "$out" "$testprogs" ${only:+"$only"}

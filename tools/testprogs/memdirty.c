@@ -2,6 +2,7 @@
  * pattern of (page index, generation); on SIGUSR1 the program rewrites a known 5% of the pages
  * (round r: pages with index % 20 == r % 20, generation + 1) and prints "DIRTIED <r> <pages>".
  * On SIGTERM every page is checked against its generation (kept in a separate small mapping).
+ * Before READY it prints "MEM <hex address> <bytes>" so a test can find the region in pagemaps.
  * With "nothp" the region is madvise(MADV_NOHUGEPAGE)d: soft-dirty bits of a transparent huge
  * page cover all of it, so one write there marks every small page of it changed.
  *   memdirty [MIB] [nothp] */
@@ -55,6 +56,7 @@ int main(int argc, char **argv)
 	for (size_t p = 0; p < npages; p++)
 		for (size_t k = 0; k < words; k++)
 			mem[p * words + k] = word(p, 0, k);
+	printf("MEM %lx %zu\n", (unsigned long)mem, len);
 	tp_ready("memdirty");
 
 	long rounds = 0;

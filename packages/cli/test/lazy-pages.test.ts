@@ -46,6 +46,13 @@ function summary(dir: string): Summary {
   return { tasks, faults, onFault, background, zero, afterResume, toServe: Number(s[1]) };
 }
 
+async function freePort(): Promise<number> {
+  return new Promise<number>((res) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => res(p)); });
+  });
+}
+
 beforeAll(() => requireOracle());
 afterAll(() => {
   started.forEach(killVictim);
@@ -54,29 +61,40 @@ afterAll(() => {
 });
 
 describe('lazy restore', () => {
-  test('256 MiB: the restore returns with the memory left to the daemon, which serves it after; the checksum holds', async () => {
-    const v = await startTestprog('mem', ['256']);
+  test('1 GiB: the restore returns with most of the memory still to copy (daemon\'s counts then), the daemon serves it after; the checksum holds', async () => {
+    const MIB = 1024;
+    const v = await startTestprog('mem', [String(MIB)]);
     started.push(v);
-    const dir = path.join(tmp, 'mem256');
+    const dir = path.join(tmp, `mem${MIB}`);
     const d = criu(['dump', '-t', String(v.pid), '-D', dir]);
     expect({ status: d.status, stderr: d.stderr }).toEqual({ status: 0, stderr: '' });
     await waitPidGone(v.pid);
     const { exited } = await lazyDaemon(dir);
     const r = criu(['restore', '-D', dir, '-d', '--lazy-pages', '-o', 'restore.log', '-v4']);
     expect(r.status).toBe(0);
-    const left = Number(/(\d+) pages left to the lazy-pages daemon/.exec(fs.readFileSync(path.join(dir, 'restore.log'), 'utf8'))?.[1]);
-    // The restore filled none of the 256 MiB itself.
-    expect(left).toBeGreaterThanOrEqual((256 << 20) / 4096);
+    const rlog = fs.readFileSync(path.join(dir, 'restore.log'), 'utf8');
+    const left = Number(/(\d+) pages left to the lazy-pages daemon/.exec(rlog)?.[1]);
+    // The restore filled none of the 1 GiB itself.
+    expect(left).toBeGreaterThanOrEqual((MIB << 20) / 4096);
+    // The daemon's own counts, asked for by the restore after it resumed the task and just
+    // before it returns: memory is still being copied in.
+    const at = /as the restore returns, the lazy-pages daemon has copied (\d+) pages; (\d+) left/.exec(rlog);
+    expect(at).not.toBeNull();
+    const [copiedThen, leftThen] = [Number(at![1]), Number(at![2])];
+    expect(leftThen).toBeGreaterThan(0);
+    expect(copiedThen + leftThen).toBe(left);
+    console.log(`lazy restore of ${MIB} MiB: ${left} pages left to the daemon; when the restore returned: ${copiedThen} copied, ${leftThen} still to copy`);
     expect(await exited).toBe(0);
     const s = summary(dir);
     expect(s.tasks).toBe(1);
     expect(s.toServe).toBe(left);
     expect(s.onFault + s.background).toBe(left);
-    // The background pass starts only once the restore has resumed the task and returned.
+    // The background pass starts only once the restore has resumed the task.
     expect(s.background).toBeGreaterThan(0);
     expect(s.afterResume).toBeGreaterThanOrEqual(s.background);
+    expect(s.afterResume).toBeGreaterThanOrEqual(leftThen);
     expect(isAlive(v.pid)).toBe(true);
-    expect(await verdict(v, 30_000)).toMatch(/^PASS mem 256 MiB/);
+    expect(await verdict(v, 60_000)).toMatch(new RegExp(`^PASS mem ${MIB} MiB`));
   });
 
   test('the oracle CRIU\'s dump, restored lazily by criu-ts', async () => {
@@ -181,6 +199,55 @@ describe('lazy restore', () => {
     const e = criu(['restore', '-D', dir, '-d']);
     expect({ status: e.status, stderr: e.stderr }).toEqual({ status: 0, stderr: '' });
     expect(await verdict(v, 30_000)).toMatch(/^PASS threads4/);
+  });
+
+  test('post-copy, 1 GiB: criu dump --lazy-pages keeps the memory and serves it; criu lazy-pages --page-server fetches it for the lazy restore; the checksum holds', async () => {
+    const MIB = 1024;
+    const v = await startTestprog('mem', [String(MIB)]);
+    started.push(v);
+    const dir = path.join(tmp, 'postcopy');
+    const port = await freePort();
+    // The dump side: dumps, kills the task, then serves its lazy memory until the restore side is done.
+    const dumper = spawn(process.execPath, [BIN, 'dump', '-t', String(v.pid), '-D', dir, '--lazy-pages', '--address', '127.0.0.1', '--port', String(port), '-o', 'dump.log', '-v4', '--status-fd', '3'], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+    daemons.push(dumper);
+    let dumpErr = '';
+    dumper.stderr!.on('data', (d) => { dumpErr += String(d); });
+    const dumpExited = new Promise<number | null>((res) => dumper.once('exit', (c) => res(c)));
+    const serving = await new Promise<boolean>((res) => {
+      (dumper.stdio[3] as NodeJS.ReadableStream).once('data', () => res(true));
+      dumper.once('exit', () => res(false));
+    });
+    if (!serving) throw new Error(`criu dump --lazy-pages did not start serving: ${dumpErr}`);
+    await waitPidGone(v.pid);
+    // The images hold the pagemap, but not the lazy pages: PE_LAZY entries alone, no data.
+    const pm = critDecode(path.join(dir, `pagemap-${v.pid}.img`)).entries as Array<Record<string, number>>;
+    const lazyOnly = pm.slice(1).filter((e) => e.flags === 2).reduce((n, e) => n + e.nr_pages, 0);
+    expect(lazyOnly).toBeGreaterThanOrEqual((MIB << 20) / 4096);
+    expect(fs.statSync(path.join(dir, `pages-${pm[0].pages_id}.img`)).size).toBeLessThan(8 << 20);
+    // An eager restore of them is refused, naming the pagemap.
+    const eager = criu(['restore', '-D', dir, '-d']);
+    expect(eager.status).toBe(1);
+    expect(eager.stderr).toMatch(new RegExp(`pagemap-${v.pid}\\.img.*not in the images but on the dump side|not in the images but on the dump side.*pagemap-${v.pid}\\.img`, 's'));
+    await waitPidGone(v.pid);
+    // So is a daemon with no page server to fetch them from: it refuses the task, the restore fails and kills it.
+    const local = await lazyDaemon(dir);
+    const noPs = criu(['restore', '-D', dir, '-d', '--lazy-pages']);
+    expect(noPs.status).toBe(1);
+    expect(noPs.stderr).toMatch(/the lazy-pages daemon refused task \d+: .*pages left on the dump side.*--page-server/);
+    expect(await local.exited).toBe(1);
+    await waitPidGone(v.pid);
+
+    const { exited } = await lazyDaemon(dir, ['--page-server', '--address', '127.0.0.1', '--port', String(port)]);
+    const r = criu(['restore', '-D', dir, '-d', '--lazy-pages', '-o', 'restore.log', '-v4']);
+    expect({ status: r.status, error: r.stderr.split('\n').filter((l) => !/^criu: restore step/.test(l)).join('') }).toEqual({ status: 0, error: '' });
+    expect(await exited).toBe(0);
+    expect(await dumpExited).toBe(0);
+    const s = summary(dir);
+    expect(s.toServe).toBe(lazyOnly);
+    expect(s.onFault + s.background).toBe(lazyOnly);
+    const served = /post-copy: (\d+) of (\d+) lazy pages served/.exec(fs.readFileSync(path.join(dir, 'dump.log'), 'utf8'));
+    expect(served && [Number(served[1]), Number(served[2])]).toEqual([lazyOnly, lazyOnly]);
+    expect(await verdict(v, 60_000)).toMatch(new RegExp(`^PASS mem ${MIB} MiB`));
   });
 
   test('--lazy-pages with no daemon listening: exit 1 with a clear error, nothing restored', () => {

@@ -1,14 +1,16 @@
-// `criu dump -t PID -D DIR [-o LOG] [-v[N]] [--leave-running] [--shell-job]`: the dump engine
+// `criu dump -t PID -D DIR [-o LOG] [-v[N]] [--leave-running] [--shell-job] [--lazy-pages --port N]`: the dump engine
 // of @criu/core with CRIU's command-line conventions.
 import * as fs from 'fs';
-import { dump, PS_DEFAULT_PORT, type DumpResult } from '@criu/core';
+import { dump, PostCopyPages, PS_DEFAULT_PORT, servePostCopy, type DumpResult } from '@criu/core';
+import { sys } from '@criu/sys';
 import { CliUsageError } from '../errors.js';
 import { parseCpuCap } from './cpuinfo.js';
-import { checkOptions, engineDirs, openLog, optFlag, optString, progressPrinter, reportEngineError, type OptionPolicy } from './engine.js';
+import { checkOptions, engineDirs, openLog, optFlag, optString, progressPrinter, reportEngineError, statusReady, type OptionPolicy } from './engine.js';
 import type { CommandContext } from './types.js';
 
 export const DUMP_POLICY: OptionPolicy = {
-  honoured: ['tree', 'leave-running', 'shell-job', 'display-stats', 'cpu-cap', 'ghost-limit', 'track-mem', 'prev-images-dir', 'auto-dedup', 'page-server', 'address', 'port'],
+  honoured: ['tree', 'leave-running', 'shell-job', 'display-stats', 'cpu-cap', 'ghost-limit', 'track-mem', 'prev-images-dir', 'auto-dedup', 'page-server', 'address', 'port',
+    'lazy-pages', 'status-fd'],
   // They allow resources (sockets, locks, cgroups, ...) that the engine refuses anyway, or
   // tune machinery it does not have; a dump with them is the same dump.
   ignored: [
@@ -78,6 +80,10 @@ export async function runDump(ctx: CommandContext, preDump = false): Promise<num
     if (address === undefined) throw new CliUsageError('--page-server needs --address');
     pageServer = { address, port: typeof port === 'number' ? port : PS_DEFAULT_PORT };
   }
+  // --lazy-pages: post-copy. The lazy memory stays with us; after the dump we serve it on
+  // --address/--port to `criu lazy-pages --page-server` and exit when that side is done.
+  const postCopy = optFlag(ctx, 'lazy-pages') ? new PostCopyPages(sys.pageSize()) : undefined;
+  if (postCopy && pageServer) throw new CliUsageError('--lazy-pages serves the memory itself: not with --page-server');
   const log = openLog(ctx, dirs);
   try {
     for (const w of warnings) log.logger.warn(w);
@@ -93,12 +99,20 @@ export async function runDump(ctx: CommandContext, preDump = false): Promise<num
       shellJob: optFlag(ctx, 'shell-job'),
       ...(ghostLimit !== undefined ? { ghostLimit } : {}),
       pageServer,
+      postCopy,
       logger: log.logger,
       onProgress: progressPrinter(ctx.io, log, 'dump'),
     });
     log.logger.info(preDump ? 'Pre-dumping finished successfully' : 'Dumping finished successfully');
-    log.flushHeldErrors();
     if (optFlag(ctx, 'display-stats')) ctx.io.writeStdout(statsText(result));
+    if (postCopy) {
+      const port = typeof ctx.args.options.port === 'number' ? ctx.args.options.port : PS_DEFAULT_PORT;
+      const server = await servePostCopy(postCopy, { address: optString(ctx, 'address'), port, log: log.logger });
+      statusReady(ctx);
+      const { pagesServed } = await server.done;
+      log.logger.info(`post-copy: ${pagesServed} of ${postCopy.pages} lazy pages served; done`);
+    }
+    log.flushHeldErrors();
     return 0;
   } catch (err) {
     return reportEngineError(ctx.io, err, log);

@@ -37,6 +37,8 @@ export function logLevelOf(ctx: CommandContext): LogLevel {
 export interface OptionPolicy {
   honoured: readonly string[];
   ignored: readonly string[];
+  /** Refused with a reason (what to do instead). */
+  refused?: Readonly<Record<string, string>>;
 }
 
 const ALWAYS_HONOURED = ['images-dir', 'work-dir', 'log-file', 'verbosity', 'no-default-config', 'help', 'version'];
@@ -52,7 +54,8 @@ export function checkOptions(command: string, options: Record<string, OptionValu
       warnings.push(`option --${key} has no effect in criu-ts ${command}; ignored`);
       continue;
     }
-    throw new CliUsageError(`option --${key} is not supported by criu-ts ${command} yet`);
+    const why = policy.refused?.[key];
+    throw new CliUsageError(`option --${key} is not supported by criu-ts ${command} yet${why ? `: ${why}` : ''}`);
   }
   return warnings;
 }

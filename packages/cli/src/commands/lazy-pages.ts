@@ -34,13 +34,27 @@ export class LazyPagesLink implements LazyPagesSink {
     }
   }
 
-  handOver(pid: number, uffd: number, info: { lazyPages: number; ranges: Array<{ start: bigint; end: bigint }> }): void {
+  async handOver(pid: number, uffd: number, info: { lazyPages: number; ranges: Array<{ start: bigint; end: bigint }> }): Promise<void> {
     const msg = { kind: 'uffd', pid, lazyPages: info.lazyPages, ranges: info.ranges.map((r) => [r.start.toString(), r.end.toString()]) };
     this.sock.send(Buffer.from(JSON.stringify(msg)), [uffd]);
+    // The daemon says whether it can serve the task before the restore lets the task run.
+    const d = await this.sock.recv(1);
+    if (d.closed) throw new Error(`the lazy-pages daemon hung up when handed task ${pid}`);
+    const m = JSON.parse(d.data.toString('utf8')) as { kind: string; error?: string };
+    if (m.error) throw new Error(`the lazy-pages daemon refused task ${pid}: ${m.error}`);
   }
 
   resumed(): void {
     this.sock.send(Buffer.from(JSON.stringify({ kind: 'resumed' })));
+  }
+
+  /** The daemon's counts now: pages it has copied into the tasks, and pages still to copy. */
+  async progress(): Promise<{ copied: number; left: number }> {
+    this.sock.send(Buffer.from(JSON.stringify({ kind: 'progress' })));
+    const d = await this.sock.recv(1);
+    if (d.closed) throw new Error('the lazy-pages daemon closed the connection');
+    const m = JSON.parse(d.data.toString('utf8')) as { copied: number; left: number };
+    return { copied: m.copied, left: m.left };
   }
 
   close(): void {
@@ -79,6 +93,7 @@ export async function runLazyPages(ctx: CommandContext): Promise<number> {
     server = new LazyPagesServer({ imagesDir: dirs.imagesDir, remote, log: log.logger });
     let open = true;
     let resumed = false;
+    let refused: Error | undefined;
     while (open || server.busy) {
       const { extraReady } = await server.step(open ? conn.fd : undefined);
       if (!extraReady) continue;
@@ -91,15 +106,27 @@ export async function runLazyPages(ctx: CommandContext): Promise<number> {
       }
       const m = JSON.parse(d.data.toString('utf8')) as { kind: string; pid?: number; ranges?: string[][] };
       if (m.kind === 'uffd' && d.fds.length === 1 && typeof m.pid === 'number') {
-        server.addTask(m.pid, d.fds[0], (m.ranges ?? []).map(([s, e]) => ({ start: BigInt(s), end: BigInt(e) })));
+        try {
+          server.addTask(m.pid, d.fds[0], (m.ranges ?? []).map(([s, e]) => ({ start: BigInt(s), end: BigInt(e) })));
+          conn.send(Buffer.from(JSON.stringify({ kind: 'ack' })));
+        } catch (e) {
+          refused ??= e as Error;
+          log.logger.error(`lazy-pages: ${(e as Error).message}`);
+          conn.send(Buffer.from(JSON.stringify({ kind: 'ack', error: (e as Error).message })));
+        }
       } else if (m.kind === 'resumed') {
         resumed = true;
         server.markResumed();
+      } else if (m.kind === 'progress') {
+        const p = server.progress();
+        log.logger.info(`lazy-pages: the restore asks for the counts: ${p.copied} pages copied, ${p.left} left`);
+        conn.send(Buffer.from(JSON.stringify({ kind: 'progress', ...p })));
       } else {
         for (const fd of d.fds) fs.closeSync(fd);
         log.logger.warn(`lazy-pages: unexpected message ${d.data.toString('utf8').slice(0, 80)}`);
       }
     }
+    if (refused) throw refused;
     const s = server.stats;
     log.logger.info(`lazy-pages: finished: ${s.tasks} task(s), ${s.faults} faults, ${s.pagesOnFault} pages on fault, ${s.pagesBackground} in the background, ${s.zeroPages} zero pages, ${s.pagesAfterResume} after the restore returned`);
     log.flushHeldErrors();

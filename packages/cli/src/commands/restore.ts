@@ -54,6 +54,16 @@ export async function runRestore(ctx: CommandContext): Promise<number> {
     });
     if (lazy) {
       log.logger.info(`${result.lazyPages ?? 0} pages left to the lazy-pages daemon`);
+      // What the daemon has done by the time the restore returns (the tasks already run).
+      if (result.lazyPages) {
+        try {
+          const p = await lazy.progress();
+          log.logger.info(`as the restore returns, the lazy-pages daemon has copied ${p.copied} pages; ${p.left} left`);
+        } catch (e) {
+          // The tasks run already: not a failed restore, but the daemon is gone (see its log).
+          log.logger.warn(`could not get the lazy-pages daemon's counts: ${(e as Error).message}`);
+        }
+      }
     }
     log.logger.info('Restore finished successfully. Tasks resumed.');
     if (!detach) log.logger.info(`Restored task ${result.pid} ${exitText(result.exit)}`);

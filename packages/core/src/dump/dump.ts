@@ -26,6 +26,7 @@ import { FileRegistry } from './file-registry.js';
 import { checkFilesSupported, checkUnixSockets, collectFiles, mappedFileId, ptyMastersOf } from './files.js';
 import { dumpMemory } from './memory.js';
 import { PageServerClient } from '../pageserver/client.js';
+import type { PostCopyPages } from '../pageserver/post-copy.js';
 import type { Msg, TaskDumpContext } from './model.js';
 import { DUMP_STEPS, type DumpStep } from './steps.js';
 import { collectPtraceState, collectTaskCore, collectThreadCore, markStopped, PR_GET_SECUREBITS, savedAuxv, zombieImages } from './task-state.js';
@@ -78,6 +79,11 @@ export interface DumpOptions {
   autoDedup?: boolean;
   /** Send the memory (pagemap + pages) to a page server instead of the images dir (CRIU's --page-server). */
   pageServer?: { address: string; port: number };
+  /**
+   * Post-copy (CRIU's `dump --lazy-pages`): the lazy memory is kept in this store, not written
+   * (pagemap entries PE_LAZY only); the caller serves it with servePostCopy() after the dump.
+   */
+  postCopy?: PostCopyPages;
 }
 
 export interface DumpStats {
@@ -129,6 +135,9 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
   const t0 = process.hrtime.bigint();
   try {
     step('check-task');
+    if (options.postCopy && (options.preDump || options.leaveRunning || options.pageServer || options.parentImagesDir !== undefined || options.trackMem)) {
+      throw new DumpError('check-task', pid, 'a post-copy dump (--lazy-pages) goes alone: not with pre-dump, --leave-running, --page-server, --track-mem or --prev-images-dir');
+    }
     const status = readStatusOrFail(pid);
     if (status.tracerPid !== 0) throw new DumpError('check-task', pid, `the task is already traced by process ${status.tracerPid}`, { hint: 'another dump or a debugger holds it' });
     const access = ptraceAccessProblem(pid);
@@ -289,7 +298,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
       await writeImageFile(out('stats-dump'), 'STATS', [{ message: { dump: {
         freezing_time: stats.freezingTimeUs, frozen_time: stats.frozenTimeUs, memdump_time: stats.memdumpTimeUs,
         memwrite_time: stats.memwriteTimeUs, pages_scanned: BigInt(stats.pagesScanned), pages_skipped_parent: BigInt(stats.pagesSkippedParent),
-        pages_written: BigInt(stats.pagesWritten), irmap_resolve: 0, pages_lazy: 0n,
+        pages_written: BigInt(stats.pagesWritten), irmap_resolve: 0, pages_lazy: BigInt(options.postCopy?.pages ?? 0),
         page_pipes: BigInt(total.pipeBufs), page_pipe_bufs: BigInt(total.pipeBufs),
       } } }]);
     } catch (se) {
@@ -400,7 +409,7 @@ async function dumpTask(t: TreeTask, index: number, kobj: KobjIds, shared: { tab
 
   step('memory');
   const track = mmOwner !== undefined ? undefined : env.inc.taskTracking(pid, vmas, vmFlags, ctx.pageSize);
-  const mem = mmOwner !== undefined ? NO_MEMORY : await dumpMemory(ctx, vmas, { pagesId: index + 1, ...options.memory, track, pageServer: env.pageServer });
+  const mem = mmOwner !== undefined ? NO_MEMORY : await dumpMemory(ctx, vmas, { pagesId: index + 1, ...options.memory, track, pageServer: env.pageServer, postCopy: options.postCopy });
 
   step('registers');
   threadInfo.clear_tid_addr = pstate.tidAddress;

@@ -14,10 +14,11 @@ import { PE_LAZY, PE_PARENT, PE_PRESENT, type Msg } from '@criu/images';
 import { PCMD } from '../infect/protocol.js';
 import type { TaskDumpContext } from './model.js';
 import { PagemapScanner, PAGE_IS, type ScanMethod } from './mem-scan.js';
-import { PROT, VMA, vmaCanBeLazy, vmaIsPrivateDumpable } from './vmas.js';
+import { MAP, PROT, VMA, vmaCanBeLazy, vmaIsPrivateDumpable } from './vmas.js';
 import { maybeChanged, type TaskTracking } from './mem-track.js';
 import { PS_TYPE } from '../pageserver/protocol.js';
 import type { PageServerClient } from '../pageserver/client.js';
+import type { PostCopyPages } from '../pageserver/post-copy.js';
 
 export type TransferMethod = 'parasite' | 'vm_readv';
 
@@ -37,6 +38,11 @@ export interface DumpMemoryOptions {
   track?: TaskTracking;
   /** Send the pages to this page server (as pagemap-<pid>.img) instead of writing pages-<id>.img. */
   pageServer?: PageServerClient;
+  /**
+   * Post-copy (`criu dump --lazy-pages`): the pages a lazy restore will fetch (anonymous private
+   * read-write memory) are kept here, not written; their pagemap entries are PE_LAZY alone.
+   */
+  postCopy?: PostCopyPages;
 }
 
 export interface MemoryDumpStats {
@@ -92,7 +98,17 @@ function pipeMaxSize(): number {
 }
 
 /** Finds the pages to dump; runs come out in address order, coalesced. */
-function planRuns(ctx: TaskDumpContext, vmas: Msg[], scanner: PagemapScanner, stats: MemoryDumpStats, track?: TaskTracking): { runs: Run[]; holes: Run[]; unreadable: Msg[] } {
+/**
+ * Post-copy: the vmas whose pages stay with the dump side. Exactly those a lazy restore leaves
+ * to the lazy-pages daemon (restore/lazy.ts: anonymous private read-write memory, not the
+ * stack nor locked), so the restore never needs one of their pages itself.
+ */
+function servedRemotely(v: Msg): boolean {
+  return vmaCanBeLazy(v) && (Number(v.status) & VMA.ANON_PRIVATE) !== 0 && Number(v.prot) === (PROT.READ | PROT.WRITE)
+    && (Number(v.flags) & MAP.GROWSDOWN) === 0;
+}
+
+function planRuns(ctx: TaskDumpContext, vmas: Msg[], scanner: PagemapScanner, stats: MemoryDumpStats, track?: TaskTracking, postCopy = false): { runs: Run[]; holes: Run[]; unreadable: Msg[] } {
   const ps = BigInt(ctx.pageSize);
   const runs: Run[] = [];
   const unreadable: Msg[] = [];
@@ -143,7 +159,7 @@ function planRuns(ctx: TaskDumpContext, vmas: Msg[], scanner: PagemapScanner, st
 
     const pages = Number((end - start) / ps);
     stats.pagesScanned += pages;
-    const flags = PE_PRESENT | (vmaCanBeLazy(v) ? PE_LAZY : 0);
+    const flags = postCopy && servedRemotely(v) ? PE_LAZY : PE_PRESENT | (vmaCanBeLazy(v) ? PE_LAZY : 0);
     const before = added;
     if (status & VMA.AREA_VDSO) {
       add(start, pages, flags); // CRIU always dumps the whole vDSO
@@ -436,12 +452,17 @@ export async function dumpMemory(ctx: TaskDumpContext, vmas: Msg[], opts: DumpMe
   if (opts.track?.method) scanner.extraCategories = opts.track.method === 'soft-dirty' ? PAGE_IS.SOFT_DIRTY : PAGE_IS.WRITTEN;
   let plan: ReturnType<typeof planRuns>;
   try {
-    plan = planRuns(ctx, vmas, scanner, stats, opts.track);
+    plan = planRuns(ctx, vmas, scanner, stats, opts.track, opts.postCopy !== undefined);
     stats.scan = scanner.method;
   } finally {
     scanner.close();
   }
-  const { runs, holes, unreadable } = plan;
+  const { holes, unreadable } = plan;
+  const all0 = plan.runs;
+  // Post-copy: the PE_LAZY-only runs go to the store; the rest as usual.
+  const remote = all0.filter((r) => !(r.flags & PE_PRESENT));
+  const runs = remote.length ? all0.filter((r) => r.flags & PE_PRESENT) : all0;
+  if (remote.length) keepForPostCopy(ctx, remote, opts.postCopy!);
   const totalPages = runs.reduce((s, r) => s + r.nrPages, 0);
   const totalBytes = totalPages * ctx.pageSize;
 
@@ -461,10 +482,27 @@ export async function dumpMemory(ctx: TaskDumpContext, vmas: Msg[], opts: DumpMe
 
   const pagemap: Msg[] = [{ pages_id: opts.pagesId }];
   // Entries in address order: data runs (in pages image order) interleaved with parent holes.
-  const all = holes.length ? [...runs, ...holes].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0)) : runs;
+  const all = holes.length ? [...all0, ...holes].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0)) : all0;
   for (const r of all) pagemap.push({ vaddr: r.start, nr_pages: r.nrPages, flags: r.flags });
   ctx.log.info(`memory: ${stats.pagesWritten} pages ${opts.pageServer ? `sent to the page server ${opts.pageServer.where}` : 'written'} in ${runs.length} runs (${stats.pagesScanned} scanned, ${stats.pagesSkippedParent} left in the parent, ${stats.pagesSkippedZero} zero, ${stats.pagesSkippedFile} file-backed skipped; ${opts.pageServer ? 'vm_readv' : method}/${stats.scan})`);
   return { pagemap, stats };
+}
+
+/** Post-copy: copies the runs out of the frozen task into the store (they are read/write anonymous memory). */
+function keepForPostCopy(ctx: TaskDumpContext, runs: Run[], store: PostCopyPages): void {
+  for (const r of runs) {
+    const len = r.nrPages * ctx.pageSize;
+    const buf = Buffer.allocUnsafe(len);
+    let got: number;
+    try {
+      got = sys.processVmReadv(ctx.pid, buf, [{ addr: r.start, len }]);
+    } catch (e) {
+      throw new MemoryDumpError(ctx.pid, 'process_vm_readv', `${(e as Error).message} at ${hex(r.start)}`, { cause: e });
+    }
+    if (got !== len) throw new MemoryDumpError(ctx.pid, 'process_vm_readv', `read ${got} of ${len} bytes at ${hex(r.start)}`);
+    store.add(ctx.pid, r.start, buf);
+  }
+  ctx.log.info(`memory: ${runs.reduce((s, r) => s + r.nrPages, 0)} pages in ${runs.length} runs kept for post-copy (PE_LAZY)`);
 }
 
 /**

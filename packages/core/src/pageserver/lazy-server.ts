@@ -71,6 +71,10 @@ export class LazyPagesServer {
 
   /** A restored task's userfaultfd (ours now) and its registered ranges. */
   addTask(pid: number, uffd: number, ranges: Array<{ start: bigint; end: bigint }>): void {
+    if (!this.opts.remote && this.pages.hasRemote(pid)) {
+      fs.closeSync(uffd);
+      throw new Error(`task ${pid}: its pagemap has pages left on the dump side (PE_LAZY only, a \`criu dump --lazy-pages\`): run criu lazy-pages with --page-server --address --port of the dump`);
+    }
     const ps = BigInt(this.ps);
     const rs: Range[] = ranges.map((r) => ({ start: r.start, end: r.end, src: r.start, done: new Uint8Array(Number((r.end - r.start) / ps)) }));
     let left = 0;
@@ -87,6 +91,11 @@ export class LazyPagesServer {
     this.tasks.push({ pid, uffd, ranges: rs, cur: { r: 0, p: 0 }, left });
     this.stats.tasks++;
     this.opts.log?.info(`lazy-pages: task ${pid}: ${rs.length} range(s), ${left} pages to serve`);
+  }
+
+  /** Pages copied so far and pages still to copy (of tasks not yet done). */
+  progress(): { copied: number; left: number } {
+    return { copied: this.stats.pagesOnFault + this.stats.pagesBackground, left: this.tasks.reduce((s, t) => s + Math.max(t.left, 0), 0) };
   }
 
   /** The restore has resumed the tasks: the background pass may start. */

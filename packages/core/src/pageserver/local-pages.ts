@@ -1,7 +1,7 @@
 /** Reads pages of a task from pagemap-<pid>.img + pages-<n>.img (for PS_IOV_GET and lazy pages). */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { decodeImageEntries, pageRuns, PE_PRESENT, type PageRun, type Msg } from '@criu/images';
+import { decodeImageEntries, pageRuns, PE_LAZY, PE_PARENT, PE_PRESENT, type PageRun, type Msg } from '@criu/images';
 
 interface TaskPages { runs: PageRun[]; file: string; fd?: number }
 
@@ -18,11 +18,17 @@ export class LocalPages {
     if (fs.existsSync(pm)) {
       const entries = decodeImageEntries(fs.readFileSync(pm), { file: path.basename(pm) }).entries.map((e) => e.message as Msg);
       const pagesId = Number(entries[0]?.pages_id);
-      const runs = pageRuns(entries, this.pageSize).filter((r) => r.flags & PE_PRESENT);
+      // PE_LAZY alone (post-copy): no data here, but the page server has it.
+      const runs = pageRuns(entries, this.pageSize).filter((r) => r.flags & PE_PRESENT || (r.flags & PE_LAZY && !(r.flags & PE_PARENT)));
       t = { runs, file: path.join(this.dir, `pages-${pagesId}.img`) };
     }
     this.tasks.set(pid, t);
     return t;
+  }
+
+  /** Whether `pid` has pages that are not in these images (post-copy: PE_LAZY only). */
+  hasRemote(pid: number): boolean {
+    return this.task(pid)?.runs.some((r) => r.offset === undefined) ?? false;
   }
 
   /** The run of `pid` holding `vaddr`, or undefined. */

@@ -9,7 +9,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { decodeImageEntries, ImageFormatError, type DecodedImage, pageRuns, PE_PRESENT, PE_PARENT, type Msg, type PageRun } from '@criu/images';
+import { decodeImageEntries, ImageFormatError, type DecodedImage, pageRuns, PE_LAZY, PE_PRESENT, PE_PARENT, type Msg, type PageRun } from '@criu/images';
 import { INCOMPLETE_MARKER } from '../dump/dump.js';
 import { RestoreError } from './errors.js';
 import { readPosixTimers } from './posix-timers.js';
@@ -22,8 +22,11 @@ export interface TaskImages {
   core: Msg;
   ids: Msg;
   mm: Msg;
-  /** PE_PRESENT runs and where they are in pages-<id>.img (`file`: a path for a directory source). */
-  pages: { file: string; runs: PageRun[] };
+  /**
+   * PE_PRESENT runs and where they are in pages-<id>.img (`file`: a path for a directory source);
+   * `remote`: PE_LAZY runs without data here (a post-copy dump: the dump side serves them).
+   */
+  pages: { file: string; runs: PageRun[]; remote?: PageRun[] };
   /** Incremental dumps: PE_PARENT pages found in the parent images (recursively), one entry per pages file. */
   parentPages?: Array<{ file: string; runs: PageRun[] }>;
   /** Empty for a task that shares its parent's descriptor table (the parent's are restored once). */
@@ -345,7 +348,8 @@ function taskImagesOf(src: ImageSource, pstree: Msg, record: number, filesOf: ()
   const fdinfo = read(src, fdinfoFile, 'FDINFO');
   const fsImg = one(read(src, `fs-${pid}.img`, 'FS'), `fs-${pid}.img`);
   const files = filesOf();
-  return { pid, pstree, core, threadCores, ids, mm, pages: { file: src.locate(pagesName), runs: present }, parentPages, fdinfo, fs: fsImg, files };
+  const remote = runs.filter((r) => (r.flags & PE_LAZY) && !(r.flags & (PE_PRESENT | PE_PARENT)));
+  return { pid, pstree, core, threadCores, ids, mm, pages: { file: src.locate(pagesName), runs: present, ...(remote.length ? { remote } : {}) }, parentPages, fdinfo, fs: fsImg, files };
 }
 
 const MAX_PARENT_DEPTH = 64;

@@ -20,8 +20,11 @@ export interface LazyVma { start: bigint; end: bigint; flags: number; status: nu
 
 /** Who takes the userfaultfd of each restored task. */
 export interface LazyPagesSink {
-  /** `uffd` is our copy of the task's userfaultfd (closed by the restore after the call). */
-  handOver(pid: number, uffd: number, info: { lazyPages: number; ranges: Array<{ start: bigint; end: bigint }> }): void;
+  /**
+   * `uffd` is our copy of the task's userfaultfd (closed by the restore after the call). Throws
+   * (or rejects) when the server will not serve the task: the restore then fails and kills it.
+   */
+  handOver(pid: number, uffd: number, info: { lazyPages: number; ranges: Array<{ start: bigint; end: bigint }> }): void | Promise<void>;
   /** The tasks run (called once, right after they are released). */
   resumed?(): void;
 }

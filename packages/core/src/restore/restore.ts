@@ -197,7 +197,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
         if (proxy) rt.mapped.push(proxy.vma as Vma);
 
         step('map-vmas');
-        const runs = [...img.pages.runs, ...(img.parentPages ?? []).flatMap((p) => p.runs)];
+        const runs = [...img.pages.runs, ...(img.pages.remote ?? []), ...(img.parentPages ?? []).flatMap((p) => p.runs)];
         const hasPages = (v: Vma) => runs.some((r) => r.vaddr < v.end && r.vaddr + BigInt(r.nrPages * pageSize) > v.start);
         const fdsByFile = new Map<string, number>();
         let ourPidfd = -1;
@@ -241,13 +241,20 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
         if (ourPidfd >= 0) task.syscall('close', ourPidfd);
 
         step('fill-memory');
-        const lazy = options.lazyPages ? lazyVmasOf(vmas.filter((v) => v !== proxy?.vma), img.pages.runs) : [];
-        const { eager, lazyPages } = splitLazyRuns(img.pages.runs, lazy, pageSize);
+        const remote = img.pages.remote ?? [];
+        if (remote.length && !options.lazyPages) {
+          throw new RestoreError('read-images', `${remote.reduce((n, r) => n + r.nrPages, 0)} pages of task ${img.pid} are not in the images but on the dump side (PE_LAZY entries of a \`criu dump --lazy-pages\`)`, { file: `pagemap-${img.pid}.img`, record: remote[0].entry, field: 'flags', hint: 'restore with --lazy-pages and `criu lazy-pages --page-server --address A --port P` pointed at the dump' });
+        }
+        const withRemote = remote.length ? [...img.pages.runs, ...remote].sort((a, b) => (a.vaddr < b.vaddr ? -1 : a.vaddr > b.vaddr ? 1 : 0)) : img.pages.runs;
+        const lazy = options.lazyPages ? lazyVmasOf(vmas.filter((v) => v !== proxy?.vma), withRemote) : [];
+        const { eager, lazyPages } = splitLazyRuns(withRemote, lazy, pageSize);
+        const stray = eager.find((r) => r.offset === undefined);
+        if (stray) throw new RestoreError('read-images', `pages at 0x${stray.vaddr.toString(16)} of task ${img.pid} are on the dump side (PE_LAZY) but not in memory the lazy-pages daemon serves`, { file: `pagemap-${img.pid}.img`, record: stray.entry, field: 'flags' });
         fillMemory(task, scratch, { ...img, pages: { ...img.pages, runs: eager } }, vmas.filter((v) => v !== proxy?.vma), pageSize);
         if (lazy.length) {
           const ufd = registerLazy(task, scratch, lazy);
           try {
-            options.lazyPages!.handOver(img.pid, ufd, { lazyPages, ranges: lazy.map((v) => ({ start: v.start, end: v.end })) });
+            await options.lazyPages!.handOver(img.pid, ufd, { lazyPages, ranges: lazy.map((v) => ({ start: v.start, end: v.end })) });
           } finally {
             sys.syscall('close', ufd);
           }

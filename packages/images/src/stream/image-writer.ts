@@ -18,6 +18,9 @@ export interface ImageWriterOptions {
   bufferSize?: number;
 }
 
+/** Buffers per writev (Linux's UIO_MAXIOV). */
+const IOV_MAX = 1024;
+
 export class ImageWriter {
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
@@ -81,13 +84,15 @@ export class ImageWriter {
     this.pending = [];
     this.pendingBytes = 0;
     try {
-      // writev may write partially; loop until all is out.
-      let list = bufs.filter((b) => b.length > 0);
-      while (list.length) {
-        const { bytesWritten } = await this.fh.writev(list);
+      // writev takes at most IOV_MAX buffers and may write partially: go by index (a pagemap
+      // of tens of thousands of small records is one flush; shifting the list was quadratic).
+      const list = bufs.filter((b) => b.length > 0);
+      let i = 0;
+      while (i < list.length) {
+        const { bytesWritten } = await this.fh.writev(list.slice(i, i + IOV_MAX));
         let n = bytesWritten;
-        while (list.length && n >= list[0].length) n -= list.shift()!.length;
-        if (n > 0) list[0] = list[0].subarray(n);
+        while (i < list.length && n >= list[i].length) n -= list[i++].length;
+        if (n > 0) list[i] = list[i].subarray(n);
       }
     } catch (err) {
       throw formatError('IO', { file: this.file, offset: this.offset }, `write failed: ${(err as Error).message}`, undefined, err);
