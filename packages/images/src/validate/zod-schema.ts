@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import type { FieldPlan, MessagePlan } from '../codec/plan.js';
 import { planOf } from '../codec/plan.js';
+import { fastValid } from './fast-check.js';
 
 const I32 = [-2147483648, 2147483647] as const;
 const U32 = [0, 4294967295] as const;
@@ -106,6 +107,7 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
 
 /** Validate against a plan's schema; returns the first problem, or undefined when valid. */
 export function checkMessage(plan: MessagePlan, value: unknown): ValidationProblem | undefined {
+  if (fastValid(plan, value)) return undefined;
   const res = messageSchemaOfPlan(plan).safeParse(value);
   if (res.success) return undefined;
   const issue = res.error.issues[0];
