@@ -24,7 +24,7 @@ import { Logger, type LogLevel } from '../util/log.js';
 import { DumpError, InjectedFault } from './errors.js';
 import { FileRegistry } from './file-registry.js';
 import { checkFilesSupported, checkUnixSockets, collectFiles, mappedFileId, ptyMastersOf } from './files.js';
-import { dumpMemory } from './memory.js';
+import { dumpMemory, type DeferBudget, type Deferred } from './memory.js';
 import { PageServerClient } from '../pageserver/client.js';
 import type { Msg, TaskDumpContext } from './model.js';
 import { DUMP_STEPS, type DumpStep } from './steps.js';
@@ -125,6 +125,8 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
   let parasite: Parasite | undefined;
   let pageServer: PageServerClient | undefined;
   let frozenAt = 0n;
+  // Pages held in pipes until the tasks are killed (see DumpMemoryOptions.defer).
+  const deferred: Deferred[] = [];
   const t0 = process.hrtime.bigint();
   try {
     step('check-task');
@@ -188,6 +190,8 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     const pstree: Msg[] = [];
     const ttyInfo: Msg[] = [];
     const taskVmas = new Map<number, Msg[]>();
+    // Killing the tasks afterwards: copy their pages into the images after the kill, not while frozen.
+    const defer = options.leaveRunning || options.preDump || pageServer ? undefined : { pipes: deferPipeBudget() };
     const total = { pagesScanned: 0, pagesWritten: 0, pagesSkippedZero: 0, pagesSkippedFile: 0, pagesSkippedParent: 0, elapsedMs: 0, pipeBufs: 0 };
     for (let i = 0, live = 0; i < tasks.length; i++) {
       if (tasks[i].zombie) {
@@ -196,7 +200,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
         pstree.push(z.pstree);
         continue;
       }
-      const r = await dumpTask(tasks[i], live++, { arch, imagesDir, log, files, step, options, inc, pageServer, setParasite: (p) => { parasite = p; } });
+      const r = await dumpTask(tasks[i], live++, { arch, imagesDir, log, files, step, options, inc, pageServer, defer, deferred, setParasite: (p) => { parasite = p; } });
       images.push(...r.images);
       taskVmas.set(tasks[i].pid, r.vmas);
       pstree.push(r.pstree);
@@ -265,11 +269,24 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
       }
     }
     step('finish');
-    fs.rmSync(out(INCOMPLETE_MARKER), { force: true });
+    if (!deferred.length) fs.rmSync(out(INCOMPLETE_MARKER), { force: true });
     if (options.leaveRunning || options.preDump) releaseTree(tasks);
     else killTree(tasks);
     // Frozen time as CRIU counts it: from the freeze until the tasks run again or are killed.
     stats.frozenTimeUs = usSince(frozenAt);
+    if (deferred.length) {
+      // The tasks are gone; their pages live on in the pipes. The blocks were reserved, so this
+      // copy cannot run out of space; if it fails anyway the images stay marked incomplete.
+      const t1 = process.hrtime.bigint();
+      try {
+        for (const d of deferred.splice(0)) d.drain();
+      } catch (de) {
+        for (const d of deferred.splice(0)) d.discard();
+        throw new DumpError('finish', pid, `copying the pages into the images after the kill failed: ${(de as Error).message}`, { cause: de, taskResumed: false });
+      }
+      stats.memwriteTimeUs = usSince(t1);
+      fs.rmSync(out(INCOMPLETE_MARKER), { force: true });
+    }
     try {
       await writeImageFile(out('stats-dump'), 'STATS', [{ message: { dump: {
         freezing_time: stats.freezingTimeUs, frozen_time: stats.frozenTimeUs, memdump_time: stats.memdumpTimeUs,
@@ -285,6 +302,9 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
   } catch (e) {
     // Put the tasks back exactly as they were; the images dir keeps its "incomplete" marker.
     pageServer?.destroy();
+    for (const d of deferred.splice(0)) {
+      try { d.discard(); } catch { /* closing our own pipes */ }
+    }
     let resumed = true;
     try {
       parasite?.abort();
@@ -318,6 +338,9 @@ interface TaskDumpEnv {
   options: DumpOptions;
   inc: Incremental;
   pageServer?: PageServerClient;
+  defer?: DeferBudget;
+  /** Where a task's deferred page copy goes. */
+  deferred: Deferred[];
   /** The parasite currently in a task (so a failure can remove it). */
   setParasite: (p: Parasite | undefined) => void;
 }
@@ -378,7 +401,8 @@ async function dumpTask(t: TreeTask, index: number, env: TaskDumpEnv) {
 
   step('memory');
   const track = env.inc.taskTracking(pid, vmas, vmFlags, ctx.pageSize);
-  const mem = await dumpMemory(ctx, vmas, { pagesId: index + 1, ...options.memory, track, pageServer: env.pageServer });
+  const mem = await dumpMemory(ctx, vmas, { pagesId: index + 1, ...options.memory, track, pageServer: env.pageServer, defer: env.defer });
+  if (mem.deferred) env.deferred.push(mem.deferred);
 
   step('registers');
   threadInfo.clear_tid_addr = pstate.tidAddress;
@@ -465,6 +489,21 @@ function prepareIncremental(options: DumpOptions, imagesDir: string, pid: number
       return { method: m, coverage: ParentCoverage.load(parentDir, p, pageSize), registered };
     },
   };
+}
+
+/**
+ * Pipes a dump may hold pages in: one descriptor each (the write end is closed once filled),
+ * within the open-file limit with room to spare; at most 4096 (4 GiB in 1 MiB pipes).
+ */
+function deferPipeBudget(): number {
+  let soft = 1024;
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(fs.readFileSync('/proc/self/limits', 'latin1'));
+    if (m) soft = m[1] === 'unlimited' ? 1 << 20 : Number(m[1]);
+  } catch { /* keep the usual default */ }
+  let open = 64;
+  try { open = fs.readdirSync('/proc/self/fd').length; } catch { /* estimate */ }
+  return Math.max(0, Math.min(4096, soft - open - 256));
 }
 
 function ghostLimitOf(options: DumpOptions): bigint | undefined {

@@ -37,7 +37,18 @@ export interface DumpMemoryOptions {
   track?: TaskTracking;
   /** Send the pages to this page server (as pagemap-<pid>.img) instead of writing pages-<id>.img. */
   pageServer?: PageServerClient;
+  /**
+   * The task will be killed after the dump: instead of copying the pages into the image while
+   * it is frozen, only vmsplice them into pipes (page references, no copy) and return a
+   * `drain` that copies them after the kill — nothing can change a dead task's pages. Used when
+   * the pages fit in the budget's pipes and the image's blocks could be reserved up front (so
+   * the late copy cannot run out of space); otherwise the copy happens now, as without it.
+   */
+  defer?: DeferBudget;
 }
+
+/** Pipes the deferred transfers of one dump may hold at once (shared by the tasks of a tree). */
+export interface DeferBudget { pipes: number }
 
 export interface MemoryDumpStats {
   /** Pages in the private vmas that were looked at. */
@@ -60,6 +71,14 @@ export interface MemoryDumpResult {
   /** pagemap_head then pagemap_entry records, for pagemap-<pid>.img. */
   pagemap: Msg[];
   stats: MemoryDumpStats;
+  /** Set when (part of) the copy was deferred (opts.defer): call drain() once after the kill, or discard(). */
+  deferred?: Deferred;
+}
+
+/** Pages held in pipes for the pages image: drain() copies them in, discard() lets them go. */
+export interface Deferred {
+  drain(): void;
+  discard(): void;
 }
 
 export class MemoryDumpError extends Error {
@@ -271,7 +290,7 @@ function openPipes(ctx: TaskDumpContext, count: number, totalBytes: number, opts
 function closePipes(pipes: Pipe[]): void {
   for (const p of pipes) {
     sys.close(p.r);
-    sys.close(p.w);
+    if (p.w >= 0) sys.close(p.w);
   }
 }
 
@@ -340,6 +359,97 @@ function transferPipelined(ctx: TaskDumpContext, wire: ParasiteWire, runs: Run[]
     }
     closePipes(pipes);
   }
+}
+
+/**
+ * Deferred transfer: while the budget lasts, every batch goes into a pipe of its own and stays
+ * there (references to the task's pages, no copy); the returned drain() splices them into the
+ * image later. Past the budget (or once the kernel gives smaller pipes: per-user pipe limits),
+ * batches are copied at once through recycled pipes, as transferPipelined does; the image
+ * offsets are explicit, so the two kinds can interleave.
+ */
+function transferDeferred(ctx: TaskDumpContext, wire: ParasiteWire, runs: Run[], imgFd: number, capacity: number, budget: DeferBudget, stats: MemoryDumpStats): Deferred | undefined {
+  const cursor = new RangeCursor(runs, BigInt(ctx.pageSize));
+  type Batch = { pipe: Pipe; bytes: number; offset: number; first: bigint; setPipe: boolean; keep: boolean };
+  const kept: Batch[] = [];
+  const inflight: Batch[] = [];
+  const free: Pipe[] = [];
+  const all: Pipe[] = [];
+  let current: Pipe | undefined;
+  let next = 0;
+  const issue = (): void => {
+    let keep = budget.pipes > 0;
+    let pipe = keep ? undefined : free.pop();
+    if (!pipe) {
+      [pipe] = openPipes(ctx, 1, capacity, { pagesId: 0, pipeBytes: capacity });
+      all.push(pipe);
+      // A smaller pipe than asked for: the user's pipe quota is spent; stop holding pages.
+      if (keep && pipe.capacity < capacity) {
+        budget.pipes = 0;
+        keep = false;
+      }
+    }
+    if (keep) budget.pipes--;
+    const ranges = cursor.next(pipe.capacity, MAX_RANGES);
+    const bytes = ranges.reduce((s, r) => s + r.length, 0);
+    const setPipe = current !== pipe;
+    if (setPipe) wire.request(PCMD.SET_PIPE, Buffer.alloc(0), [pipe.w]);
+    current = pipe;
+    wire.request(PCMD.DUMP_PAGES, encodeRanges(ranges));
+    inflight.push({ pipe, bytes, offset: next, first: ranges[0].start, setPipe, keep });
+    next += bytes;
+    stats.pipeBufs++;
+  };
+  const close = (pipes: Pipe[]): void => closePipes(pipes.splice(0));
+  try {
+    while (inflight.length < DEFAULT_PIPES && !cursor.done) issue();
+    while (inflight.length) {
+      const b = inflight[0];
+      if (b.setPipe) wire.expect(PCMD.SET_PIPE, 0);
+      b.setPipe = false;
+      const got = Number(wire.expect(PCMD.DUMP_PAGES, 8).data.readBigUInt64LE(0));
+      inflight.shift();
+      if (got !== b.bytes) throw new MemoryDumpError(ctx.pid, 'dump pages', `the parasite moved ${got} of ${b.bytes} bytes at ${hex(b.first)}`);
+      if (b.keep) kept.push(b);
+      else {
+        drainPipe(ctx, b.pipe, imgFd, b.offset, b.bytes);
+        free.push(b.pipe);
+      }
+      if (!cursor.done) issue();
+    }
+  } catch (e) {
+    for (const b of inflight) {
+      try {
+        if (b.setPipe) wire.expect(PCMD.SET_PIPE, 0);
+        wire.expect(PCMD.DUMP_PAGES, 8);
+      } catch {
+        break;
+      }
+    }
+    close(all);
+    throw e;
+  }
+  stats.bytesWritten = next;
+  // Only the read ends of the kept pipes are needed from here on.
+  const keptPipes = new Set(kept.map((b) => b.pipe));
+  closePipes(all.filter((p) => !keptPipes.has(p)));
+  for (const p of keptPipes) {
+    sys.close(p.w);
+    p.w = -1;
+  }
+  all.length = 0;
+  all.push(...keptPipes);
+  if (!kept.length) return undefined;
+  return {
+    drain: () => {
+      try {
+        for (const b of kept) drainPipe(ctx, b.pipe, imgFd, b.offset, b.bytes);
+      } finally {
+        close(all);
+      }
+    },
+    discard: () => close(all),
+  };
 }
 
 /** One batch at a time through one pipe (a Parasite without the request/reply halves). */
@@ -433,6 +543,7 @@ export async function dumpMemory(ctx: TaskDumpContext, vmas: Msg[], opts: DumpMe
   const stats: MemoryDumpStats = { pagesScanned: 0, pagesSkippedZero: 0, pagesSkippedFile: 0, pagesWritten: 0, pagesSkippedParent: 0, bytesWritten: 0, pipeBufs: 0, elapsedMs: 0, scan: scanMethod };
 
   const scanner = new PagemapScanner(ctx.pid, ctx.pageSize, scanMethod);
+  const tScan = process.hrtime.bigint();
   if (opts.track?.method) scanner.extraCategories = opts.track.method === 'soft-dirty' ? PAGE_IS.SOFT_DIRTY : PAGE_IS.WRITTEN;
   let plan: ReturnType<typeof planRuns>;
   try {
@@ -442,9 +553,11 @@ export async function dumpMemory(ctx: TaskDumpContext, vmas: Msg[], opts: DumpMe
     scanner.close();
   }
   const { runs, holes, unreadable } = plan;
+  ctx.log.debug(`memory: scan ${(Number(process.hrtime.bigint() - tScan) / 1e6).toFixed(1)} ms`);
   const totalPages = runs.reduce((s, r) => s + r.nrPages, 0);
   const totalBytes = totalPages * ctx.pageSize;
 
+  let deferred: Deferred | undefined;
   if (opts.pageServer) {
     const undo = makeReadable(ctx, unreadable);
     try {
@@ -453,7 +566,7 @@ export async function dumpMemory(ctx: TaskDumpContext, vmas: Msg[], opts: DumpMe
       restoreProt(ctx, undo);
     }
   } else {
-    writePagesImage(ctx, runs, unreadable, totalBytes, method, opts, stats);
+    deferred = writePagesImage(ctx, runs, unreadable, totalBytes, method, opts, stats);
   }
   if (stats.bytesWritten !== totalBytes) throw new MemoryDumpError(ctx.pid, opts.pageServer ? 'page server' : 'pages image', `wrote ${stats.bytesWritten} bytes, expected ${totalBytes}`);
   stats.pagesWritten = totalPages;
@@ -463,8 +576,8 @@ export async function dumpMemory(ctx: TaskDumpContext, vmas: Msg[], opts: DumpMe
   // Entries in address order: data runs (in pages image order) interleaved with parent holes.
   const all = holes.length ? [...runs, ...holes].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0)) : runs;
   for (const r of all) pagemap.push({ vaddr: r.start, nr_pages: r.nrPages, flags: r.flags });
-  ctx.log.info(`memory: ${stats.pagesWritten} pages ${opts.pageServer ? `sent to the page server ${opts.pageServer.where}` : 'written'} in ${runs.length} runs (${stats.pagesScanned} scanned, ${stats.pagesSkippedParent} left in the parent, ${stats.pagesSkippedZero} zero, ${stats.pagesSkippedFile} file-backed skipped; ${opts.pageServer ? 'vm_readv' : method}/${stats.scan})`);
-  return { pagemap, stats };
+  ctx.log.info(`memory: ${stats.pagesWritten} pages ${opts.pageServer ? `sent to the page server ${opts.pageServer.where}` : deferred ? 'dumped (some held in pipes until the kill)' : 'written'} in ${runs.length} runs (${stats.pagesScanned} scanned, ${stats.pagesSkippedParent} left in the parent, ${stats.pagesSkippedZero} zero, ${stats.pagesSkippedFile} file-backed skipped; ${opts.pageServer ? 'vm_readv' : method}/${stats.scan})`);
+  return { pagemap, stats, deferred };
 }
 
 /**
@@ -499,7 +612,7 @@ function transferToServer(ctx: TaskDumpContext, ps: PageServerClient, runs: Run[
   stats.bytesWritten = sent;
 }
 
-function writePagesImage(ctx: TaskDumpContext, runs: Run[], unreadable: Msg[], totalBytes: number, method: TransferMethod, opts: DumpMemoryOptions, stats: MemoryDumpStats): void {
+function writePagesImage(ctx: TaskDumpContext, runs: Run[], unreadable: Msg[], totalBytes: number, method: TransferMethod, opts: DumpMemoryOptions, stats: MemoryDumpStats): Deferred | undefined {
   const file = path.join(ctx.imagesDir, `pages-${opts.pagesId}.img`);
   let imgFd: number;
   try {
@@ -507,18 +620,43 @@ function writePagesImage(ctx: TaskDumpContext, runs: Run[], unreadable: Msg[], t
   } catch (e) {
     throw new MemoryDumpError(ctx.pid, 'create pages image', `${file}: ${(e as Error).message}`, { cause: e });
   }
+  let deferred: Deferred | undefined;
   try {
-    // Allocate the blocks up front (ext4 then skips delayed allocation page by page); best effort.
-    if (totalBytes > 0) sys.trySyscall('fallocate', imgFd, 0, 0, totalBytes);
+    // Allocate the blocks up front (ext4 then skips delayed allocation page by page); best effort,
+    // except that a deferred copy needs them: it runs when the task is gone and must not fail.
+    const reserved = totalBytes > 0 && sys.trySyscall('fallocate', imgFd, 0, 0, totalBytes).ret === 0n;
+    const wire = method === 'parasite' ? wireOf(ctx.parasite) : undefined;
     const undo = makeReadable(ctx, unreadable);
     try {
-      if (method === 'parasite') transferParasite(ctx, runs, imgFd, totalBytes, opts, stats);
+      if (opts.defer && wire && reserved) {
+        const capacity = Math.max(ctx.pageSize, Math.floor(Math.min(opts.pipeBytes ?? Infinity, pipeMaxSize()) / ctx.pageSize) * ctx.pageSize);
+        deferred = transferDeferred(ctx, wire, runs, imgFd, capacity, opts.defer, stats);
+      } else if (method === 'parasite') transferParasite(ctx, runs, imgFd, totalBytes, opts, stats);
       else transferReadv(ctx, runs, imgFd, opts, stats);
     } finally {
       restoreProt(ctx, undo);
     }
-  } finally {
+  } catch (e) {
+    deferred?.discard();
     fs.closeSync(imgFd);
+    throw e;
   }
+  if (!deferred) {
+    fs.closeSync(imgFd);
+    return undefined;
+  }
+  const d = deferred;
+  return {
+    drain: () => {
+      try {
+        d.drain();
+      } finally {
+        fs.closeSync(imgFd);
+      }
+    },
+    discard: () => {
+      d.discard();
+      fs.closeSync(imgFd);
+    },
+  };
 }
-
