@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
-import { encodeMessage, messageType, PE_PRESENT, writeImageFile } from '@criu/images';
+import { encodeImageEntries, encodeMessage, messageType, PE_PRESENT, writeImageFile } from '@criu/images';
 import { sys } from '@criu/sys';
 import type { Arch } from '../arch/types.js';
 import { hostArch } from '../arch/host.js';
@@ -242,12 +242,19 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     if (cpu) tail.push(['cpuinfo.img', 'CPUINFO', [cpu]]);
     // A pre-dump keeps the memory only (CRIU's pre-dump dir: inventory, pagemaps, pages).
     const toWrite = options.preDump ? [head[0], ...images.filter(([f]) => f.startsWith('pagemap-'))] : [...head, ...images, ...tail];
-    for (const [file, magic, entries] of toWrite) {
-      await writeImageFile(out(file), magic, entries.map((message) => ({ message })));
-      log.debug(`wrote ${file} (${entries.length} records)`);
-    }
+    // Encoded, then written with plain synchronous writes: a round trip through libuv's thread
+    // pool per open/write/close cost ~1 ms per image here, all of it frozen time.
+    const encoded: Array<[string, Buffer]> = toWrite.map(([file, magic, entries]) => [file, encodeImageEntries(magic, entries.map((message) => ({ message })), { file: out(file) })]);
     const pipesData = pipeDataOf(files).entries();
-    if (pipesData.length && !options.preDump) await writeImageFile(out('pipes-data.img'), 'PIPES_DATA', pipesData);
+    if (pipesData.length && !options.preDump) encoded.push(['pipes-data.img', encodeImageEntries('PIPES_DATA', pipesData, { file: out('pipes-data.img') })]);
+    for (const [file, bytes] of encoded) {
+      try {
+        fs.writeFileSync(out(file), bytes, { mode: 0o600 });
+      } catch (we) {
+        throw new DumpError('write-images', pid, `cannot write ${out(file)}: ${(we as Error).message}`, { cause: we, file: out(file), hint: hintFor(we) });
+      }
+      log.debug(`wrote ${file} (${bytes.length} bytes)`);
+    }
     // Every image is written and the tasks are still frozen: a new tracking period starts now, so
     // that a dump failing before this point leaves the previous period (and its parent) valid.
     // (Not when the dump kills the tasks: nothing will follow.)
