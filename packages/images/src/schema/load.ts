@@ -1,4 +1,7 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { basename, join } from 'node:path';
 import protobuf from 'protobufjs';
 import { SchemaLoadError, UnknownSchemaTypeError } from './errors.js';
 import { findProtoDir, listProtoFiles } from './proto-dir.js';
@@ -22,7 +25,32 @@ function descriptorProtoPath(): string {
   return createRequire(__filename).resolve(`protobufjs/${DESCRIPTOR_IMPORT}`);
 }
 
+/** A hash of the .proto files of `dir` (names and contents): what a prebuilt JSON was made from. */
+export function protoFingerprint(dir: string): string {
+  const h = createHash('sha256');
+  for (const f of listProtoFiles(dir)) h.update(basename(f)).update('\0').update(readFileSync(f)).update('\0');
+  return h.digest('hex');
+}
+
+/**
+ * The schemas prebuilt at build time (scripts/schemas-json.mjs writes dist/criu-schemas.json),
+ * if they were made from exactly these .proto files; parsing the .proto text is the slow part.
+ */
+function loadPrebuilt(dir: string): protobuf.Root | undefined {
+  const file = join(__dirname, 'criu-schemas.json');
+  try {
+    if (!existsSync(file)) return undefined;
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as { fingerprint?: string; root?: protobuf.INamespace };
+    if (!saved.root || saved.fingerprint !== protoFingerprint(dir)) return undefined;
+    return protobuf.Root.fromJSON(saved.root);
+  } catch {
+    return undefined; // unreadable or not ours: parse the .proto files
+  }
+}
+
 function loadRoot(dir: string): protobuf.Root {
+  const prebuilt = dir ? loadPrebuilt(dir) : undefined;
+  if (prebuilt) return prebuilt;
   if (!dir) throw new SchemaLoadError('cannot find the CRIU .proto directory (looked for proto/inventory.proto above this module; set CRIU_TS_PROTO_DIR)', dir);
   let files: string[];
   try {
