@@ -199,6 +199,14 @@ class RangeCursor {
     return this.i >= this.runs.length;
   }
 
+  /** The runs not handed out yet (the current one trimmed). */
+  rest(): Run[] {
+    if (this.done) return [];
+    const r = this.runs[this.i];
+    const skip = Number(this.off / this.ps);
+    return [{ start: r.start + this.off, nrPages: r.nrPages - skip, flags: r.flags }, ...this.runs.slice(this.i + 1)];
+  }
+
   next(maxBytes: number, maxRanges: number): { start: bigint; length: number }[] {
     const out: { start: bigint; length: number }[] = [];
     let budget = BigInt(maxBytes);
@@ -312,7 +320,8 @@ function drainPipe(ctx: TaskDumpContext, pipe: Pipe, imgFd: number, offset: numb
  * parasite holds one pipe at a time, so each batch is a SET_PIPE + DUMP_PAGES pair, sent
  * without waiting; replies come back in order.
  */
-function transferPipelined(ctx: TaskDumpContext, wire: ParasiteWire, runs: Run[], imgFd: number, totalBytes: number, opts: DumpMemoryOptions, stats: MemoryDumpStats): void {
+function transferPipelined(ctx: TaskDumpContext, wire: ParasiteWire, runs: Run[], imgFd: number, baseOffset: number, opts: DumpMemoryOptions, stats: MemoryDumpStats): void {
+  const totalBytes = runs.reduce((s, r) => s + r.nrPages, 0) * ctx.pageSize;
   const pipes = openPipes(ctx, Math.max(1, Math.min(opts.pipes ?? DEFAULT_PIPES, 64)), totalBytes, opts);
   ctx.log.debug(`memory: ${pipes.length} pipes of ${pipes[0].capacity} bytes for ${totalBytes} bytes of pages`);
   const cursor = new RangeCursor(runs, BigInt(ctx.pageSize));
@@ -320,7 +329,7 @@ function transferPipelined(ctx: TaskDumpContext, wire: ParasiteWire, runs: Run[]
   // a SET_PIPE reply precedes its DUMP_PAGES reply.
   const inflight: Array<{ pipe: Pipe; bytes: number; offset: number; setPipe: boolean; first: bigint }> = [];
   let current: Pipe | undefined; // the pipe the parasite holds
-  let next = 0; // image offset of the next batch
+  let next = baseOffset; // image offset of the next batch
   const issue = (pipe: Pipe): void => {
     const ranges = cursor.next(pipe.capacity, MAX_RANGES);
     const bytes = ranges.reduce((s, r) => s + r.length, 0);
@@ -361,101 +370,129 @@ function transferPipelined(ctx: TaskDumpContext, wire: ParasiteWire, runs: Run[]
   }
 }
 
+/** Pipes per DUMP_PAGES_MULTI request (the parasite takes up to MAX_FDS_PER_MSG). */
+const MULTI_PIPES = 64;
+/** DUMP_PAGES_MULTI requests kept in flight. */
+const MULTI_INFLIGHT = 2;
+
+function encodeMulti(groups: ReadonlyArray<ReadonlyArray<{ start: bigint; length: number }>>): Buffer {
+  const total = groups.reduce((s, g) => s + g.length, 0);
+  const head = 8 + ((groups.length * 4 + 7) & ~7);
+  const b = Buffer.alloc(head + total * 16);
+  b.writeUInt32LE(groups.length, 0);
+  b.writeUInt32LE(total, 4);
+  let at = head;
+  groups.forEach((g, i) => {
+    b.writeUInt32LE(g.length, 8 + i * 4);
+    for (const r of g) {
+      b.writeBigUInt64LE(r.start, at);
+      b.writeBigUInt64LE(BigInt(r.length), at + 8);
+      at += 16;
+    }
+  });
+  return b;
+}
+
 /**
  * Deferred transfer: while the budget lasts, every batch goes into a pipe of its own and stays
  * there (references to the task's pages, no copy); the returned drain() splices them into the
- * image later. Past the budget (or once the kernel gives smaller pipes: per-user pipe limits),
- * batches are copied at once through recycled pipes, as transferPipelined does; the image
- * offsets are explicit, so the two kinds can interleave.
+ * image later. The parasite fills up to 64 pipes per request (DUMP_PAGES_MULTI), so 64 MiB is
+ * one round trip. Past the budget (or once the kernel gives smaller pipes: per-user pipe
+ * limits), the rest is copied at once by transferPipelined; image offsets are explicit.
  */
-function transferDeferred(ctx: TaskDumpContext, wire: ParasiteWire, runs: Run[], imgFd: number, capacity: number, budget: DeferBudget, stats: MemoryDumpStats): Deferred | undefined {
+function transferDeferred(ctx: TaskDumpContext, wire: ParasiteWire, runs: Run[], imgFd: number, capacity: number, budget: DeferBudget, opts: DumpMemoryOptions, stats: MemoryDumpStats): Deferred | undefined {
   const cursor = new RangeCursor(runs, BigInt(ctx.pageSize));
-  type Batch = { pipe: Pipe; bytes: number; offset: number; first: bigint; setPipe: boolean; keep: boolean };
+  type Batch = { pipe: Pipe; bytes: number; offset: number };
+  type Request = { batches: Batch[]; bytes: number; first: bigint };
   const kept: Batch[] = [];
-  const inflight: Batch[] = [];
-  const free: Pipe[] = [];
-  const all: Pipe[] = [];
-  let current: Pipe | undefined;
+  const inflight: Request[] = [];
   let next = 0;
-  const issue = (): void => {
-    let keep = budget.pipes > 0;
-    let pipe = keep ? undefined : free.pop();
-    if (!pipe) {
-      [pipe] = openPipes(ctx, 1, capacity, { pagesId: 0, pipeBytes: capacity });
-      all.push(pipe);
-      // A smaller pipe than asked for: the user's pipe quota is spent; stop holding pages.
-      if (keep && pipe.capacity < capacity) {
-        budget.pipes = 0;
-        keep = false;
+  let smallPipes = false;
+  const issue = (): boolean => {
+    const want = Math.min(MULTI_PIPES, budget.pipes);
+    const batches: Batch[] = [];
+    const groups: Array<{ start: bigint; length: number }[]> = [];
+    let rangesLeft = MAX_RANGES;
+    try {
+      while (batches.length < want && rangesLeft > 0 && !cursor.done) {
+        const [pipe] = openPipes(ctx, 1, capacity, { pagesId: 0, pipeBytes: capacity });
+        if (pipe.capacity < capacity) {
+          // The user's pipe quota is spent: stop holding pages in pipes.
+          closePipes([pipe]);
+          smallPipes = true;
+          break;
+        }
+        const ranges = cursor.next(pipe.capacity, rangesLeft);
+        const bytes = ranges.reduce((s, r) => s + r.length, 0);
+        batches.push({ pipe, bytes, offset: next });
+        groups.push(ranges);
+        rangesLeft -= ranges.length;
+        next += bytes;
       }
+      if (!batches.length) return false;
+      wire.request(PCMD.DUMP_PAGES_MULTI, encodeMulti(groups), batches.map((x) => x.pipe.w));
+    } catch (e) {
+      closePipes(batches.map((x) => x.pipe));
+      throw e;
     }
-    if (keep) budget.pipes--;
-    const ranges = cursor.next(pipe.capacity, MAX_RANGES);
-    const bytes = ranges.reduce((s, r) => s + r.length, 0);
-    const setPipe = current !== pipe;
-    if (setPipe) wire.request(PCMD.SET_PIPE, Buffer.alloc(0), [pipe.w]);
-    current = pipe;
-    wire.request(PCMD.DUMP_PAGES, encodeRanges(ranges));
-    inflight.push({ pipe, bytes, offset: next, first: ranges[0].start, setPipe, keep });
-    next += bytes;
-    stats.pipeBufs++;
+    // The parasite has its own copies of the write ends now; only the read ends are ours to keep.
+    for (const x of batches) {
+      sys.close(x.pipe.w);
+      x.pipe.w = -1;
+    }
+    budget.pipes -= batches.length;
+    stats.pipeBufs += batches.length;
+    inflight.push({ batches, bytes: batches.reduce((s, x) => s + x.bytes, 0), first: groups[0][0].start });
+    return true;
   };
-  const close = (pipes: Pipe[]): void => closePipes(pipes.splice(0));
+  const release = (): void => closePipes([...kept, ...inflight.flatMap((r) => r.batches)].map((x) => x.pipe).splice(0));
   try {
-    while (inflight.length < DEFAULT_PIPES && !cursor.done) issue();
+    while (inflight.length < MULTI_INFLIGHT && !smallPipes && issue());
     while (inflight.length) {
-      const b = inflight[0];
-      if (b.setPipe) wire.expect(PCMD.SET_PIPE, 0);
-      b.setPipe = false;
-      const got = Number(wire.expect(PCMD.DUMP_PAGES, 8).data.readBigUInt64LE(0));
+      const r = inflight[0];
+      const got = Number(wire.expect(PCMD.DUMP_PAGES_MULTI, 8).data.readBigUInt64LE(0));
       inflight.shift();
-      if (got !== b.bytes) throw new MemoryDumpError(ctx.pid, 'dump pages', `the parasite moved ${got} of ${b.bytes} bytes at ${hex(b.first)}`);
-      if (b.keep) kept.push(b);
-      else {
-        drainPipe(ctx, b.pipe, imgFd, b.offset, b.bytes);
-        free.push(b.pipe);
-      }
-      if (!cursor.done) issue();
+      kept.push(...r.batches);
+      if (got !== r.bytes) throw new MemoryDumpError(ctx.pid, 'dump pages', `the parasite moved ${got} of ${r.bytes} bytes from ${hex(r.first)}`);
+      if (!smallPipes) issue();
     }
+    if (!cursor.done) {
+      // Past the budget: the rest now, through recycled pipes.
+      ctx.log.debug(`memory: ${next} bytes held in ${kept.length} pipes, the rest copied while frozen`);
+      transferPipelined(ctx, wire, cursor.rest(), imgFd, next, opts, stats);
+    } else stats.bytesWritten = next;
   } catch (e) {
-    for (const b of inflight) {
+    for (let k = 0; k < inflight.length; k++) {
       try {
-        if (b.setPipe) wire.expect(PCMD.SET_PIPE, 0);
-        wire.expect(PCMD.DUMP_PAGES, 8);
+        wire.expect(PCMD.DUMP_PAGES_MULTI, 8);
       } catch {
         break;
       }
     }
-    close(all);
+    release();
     throw e;
   }
-  stats.bytesWritten = next;
-  // Only the read ends of the kept pipes are needed from here on.
-  const keptPipes = new Set(kept.map((b) => b.pipe));
-  closePipes(all.filter((p) => !keptPipes.has(p)));
-  for (const p of keptPipes) {
-    sys.close(p.w);
-    p.w = -1;
-  }
-  all.length = 0;
-  all.push(...keptPipes);
   if (!kept.length) return undefined;
   return {
     drain: () => {
       try {
         for (const b of kept) drainPipe(ctx, b.pipe, imgFd, b.offset, b.bytes);
       } finally {
-        close(all);
+        release();
+        kept.length = 0;
       }
     },
-    discard: () => close(all),
+    discard: () => {
+      release();
+      kept.length = 0;
+    },
   };
 }
 
 /** One batch at a time through one pipe (a Parasite without the request/reply halves). */
 function transferParasite(ctx: TaskDumpContext, runs: Run[], imgFd: number, totalBytes: number, opts: DumpMemoryOptions, stats: MemoryDumpStats): void {
   const wire = wireOf(ctx.parasite);
-  if (wire && (opts.pipes ?? DEFAULT_PIPES) > 1) return transferPipelined(ctx, wire, runs, imgFd, totalBytes, opts, stats);
+  if (wire && (opts.pipes ?? DEFAULT_PIPES) > 1) return transferPipelined(ctx, wire, runs, imgFd, 0, opts, stats);
   const [pipe] = openPipes(ctx, 1, totalBytes, opts);
   try {
     ctx.log.debug(`memory: pipe of ${pipe.capacity} bytes for ${totalBytes} bytes of pages`);
@@ -630,7 +667,7 @@ function writePagesImage(ctx: TaskDumpContext, runs: Run[], unreadable: Msg[], t
     try {
       if (opts.defer && wire && reserved) {
         const capacity = Math.max(ctx.pageSize, Math.floor(Math.min(opts.pipeBytes ?? Infinity, pipeMaxSize()) / ctx.pageSize) * ctx.pageSize);
-        deferred = transferDeferred(ctx, wire, runs, imgFd, capacity, opts.defer, stats);
+        deferred = transferDeferred(ctx, wire, runs, imgFd, capacity, opts.defer, opts, stats);
       } else if (method === 'parasite') transferParasite(ctx, runs, imgFd, totalBytes, opts, stats);
       else transferReadv(ctx, runs, imgFd, opts, stats);
     } finally {
