@@ -24,7 +24,7 @@ import { Logger, type LogLevel } from '../util/log.js';
 import { DumpError, InjectedFault } from './errors.js';
 import { FileRegistry } from './file-registry.js';
 import { checkFilesSupported, checkUnixSockets, collectFiles, mappedFileId, ptyMastersOf } from './files.js';
-import { dumpMemory, type DeferBudget, type Deferred } from './memory.js';
+import { closePipePool, dumpMemory, openPipePool, type DeferBudget, type Deferred } from './memory.js';
 import { PageServerClient } from '../pageserver/client.js';
 import type { Msg, TaskDumpContext } from './model.js';
 import { DUMP_STEPS, type DumpStep } from './steps.js';
@@ -127,6 +127,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
   let frozenAt = 0n;
   // Pages held in pipes until the tasks are killed (see DumpMemoryOptions.defer).
   const deferred: Deferred[] = [];
+  let defer: DeferBudget | undefined;
   const t0 = process.hrtime.bigint();
   try {
     step('check-task');
@@ -177,6 +178,12 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     warmImageCodecs();
     Parasite.preload(arch);
     sys.pageSize();
+    // Killing the tasks afterwards: copy their pages into the images after the kill, not while
+    // frozen; the pipes that will hold them are opened now, sized from the tasks' anonymous RSS.
+    if (!(options.leaveRunning || options.preDump || pageServer)) {
+      defer = { pipes: deferPipeBudget() };
+      openPipePool(defer, seen.reduce((s, t) => s + rssAnonBytes(t.pid), 0), sys.pageSize());
+    }
     step('freeze');
     tasks = freezeTree(pid, arch);
     frozenAt = process.hrtime.bigint();
@@ -190,8 +197,6 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     const pstree: Msg[] = [];
     const ttyInfo: Msg[] = [];
     const taskVmas = new Map<number, Msg[]>();
-    // Killing the tasks afterwards: copy their pages into the images after the kill, not while frozen.
-    const defer = options.leaveRunning || options.preDump || pageServer ? undefined : { pipes: deferPipeBudget() };
     const total = { pagesScanned: 0, pagesWritten: 0, pagesSkippedZero: 0, pagesSkippedFile: 0, pagesSkippedParent: 0, elapsedMs: 0, pipeBufs: 0 };
     for (let i = 0, live = 0; i < tasks.length; i++) {
       if (tasks[i].zombie) {
@@ -208,6 +213,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
       for (const k of Object.keys(total) as Array<keyof typeof total>) total[k] += r.mem[k];
     }
 
+    closePipePool(defer);
     step('write-images');
     if (pageServer) {
       // The receiver answers the flush once every pagemap and page is stored.
@@ -330,6 +336,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     log.error(err.message);
     throw err;
   } finally {
+    closePipePool(defer);
     if (!options.logger) log.close();
   }
 }
@@ -496,6 +503,16 @@ function prepareIncremental(options: DumpOptions, imagesDir: string, pid: number
       return { method: m, coverage: ParentCoverage.load(parentDir, p, pageSize), registered };
     },
   };
+}
+
+/** The task's resident anonymous memory (RssAnon), 0 if unknown: what its pages image will hold, about. */
+function rssAnonBytes(pid: number): number {
+  try {
+    const m = /^RssAnon:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'latin1'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
 }
 
 /**
