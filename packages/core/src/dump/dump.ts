@@ -298,6 +298,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
         throw new DumpError('finish', pid, `copying the pages into the images after the kill failed: ${(de as Error).message}`, { cause: de, taskResumed: false });
       }
       stats.memwriteTimeUs = usSince(t1);
+      log.info(`dump: pages copied into the images after the kill in ${(stats.memwriteTimeUs / 1000).toFixed(1)} ms`);
       fs.rmSync(out(INCOMPLETE_MARKER), { force: true });
     }
     try {

@@ -71,9 +71,20 @@ export function openPipePool(budget: DeferBudget, bytes: number, pageSize: numbe
     } catch {
       break; // out of descriptors or memory: the transfer opens what it still can, or copies
     }
+    if (i === 0 && n > 32) growFdTable(p.r, Math.max(p.r, p.w) + 2 * n + 8);
     pool.push(p);
     if (p.capacity < cap) break; // the user's pipe quota: the transfer will stop deferring there
   }
+}
+
+/**
+ * Makes the descriptor table big enough for fd `upTo` at once. Growing it one doubling at a time
+ * as pipes are opened waits for an RCU grace period at each step (the process has threads):
+ * ~50-100 ms for the ~2000 descriptors of a 1 GiB dump, against one wait here. Best effort.
+ */
+function growFdTable(fd: number, upTo: number): void {
+  const r = sys.trySyscall('dup3', fd, upTo, O.CLOEXEC);
+  if (r.errno === 0) sys.close(Number(r.ret));
 }
 
 export function closePipePool(budget: DeferBudget | undefined): void {
