@@ -13,6 +13,7 @@ import {
   messageType,
   PROTO_DIR,
   protoFingerprint,
+  resolvedTop,
   SchemaLoadError,
   UnknownSchemaTypeError,
 } from '../src/schema/index.js';
@@ -191,11 +192,13 @@ describe('schemas prebuilt at build time (dist/criu-schemas.json)', () => {
     const saved = JSON.parse(require('node:fs').readFileSync(prebuiltFile, 'utf8'));
     expect(saved.fingerprint).toBe(protoFingerprint(PROTO_DIR));
     const parsed = criuSchemas(); // from src/: parsed from the .proto text
-    const loaded = protobuf.Root.fromJSON(saved.root);
+    // As loadPrebuilt() builds it: not resolved up front; each definition resolves on lookup.
+    const loaded = new protobuf.Root();
+    loaded.addJSON(saved.root.nested);
     let types = 0;
     const walk = (ns: protobuf.NamespaceBase): void => {
       for (const x of ns.nestedArray) {
-        const y = loaded.lookup(x.fullName);
+        const y = resolvedTop(loaded.lookup(x.fullName));
         expect(y?.fullName).toBe(x.fullName);
         if (x instanceof protobuf.Type) {
           types++;
@@ -204,7 +207,7 @@ describe('schemas prebuilt at build time (dist/criu-schemas.json)', () => {
             const g = t.fields[f.name];
             f.resolve();
             g.resolve();
-            expect([g.id, g.type, g.rule, g.packed, g.options, g.resolvedType?.fullName]).toEqual([f.id, f.type, f.rule, f.packed, f.options, f.resolvedType?.fullName]);
+            expect([g.id, g.type, g.rule, g.packed, g.required, g.repeated, g.options, g.resolvedType?.fullName]).toEqual([f.id, f.type, f.rule, f.packed, f.required, f.repeated, f.options, f.resolvedType?.fullName]);
           }
         }
         if (x instanceof protobuf.Enum) expect((y as protobuf.Enum).values).toEqual(x.values);

@@ -576,7 +576,8 @@ function sampleOf(type: ReturnType<typeof messageType>, depth: number): Record<s
     let v: unknown;
     if (f.resolvedType && 'fieldsArray' in f.resolvedType) {
       if (depth > 6) { if (f.required) return out; continue; }
-      v = sampleOf(f.resolvedType as ReturnType<typeof messageType>, depth + 1);
+      // Through messageType(): a type of another file is resolved on first lookup.
+      v = sampleOf(messageType((f.resolvedType as ReturnType<typeof messageType>).fullName.slice(1)), depth + 1);
     } else if (f.resolvedType) {
       v = Object.values((f.resolvedType as { values: Record<string, number> }).values)[0];
     } else {
