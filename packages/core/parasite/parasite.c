@@ -73,7 +73,11 @@ static long send_msg(int sk, unsigned int cmd, int status, const void *payload, 
 	return sys6(__NR_sendmsg, sk, (long)&mh, MSG_NOSIGNAL, 0, 0, 0);
 }
 
-/* Receives one message into in_buf; *fd gets a passed descriptor, if any (else -1). */
+/* Descriptors passed with the last message received (SCM_RIGHTS). */
+static int rfds[PARASITE_MAX_FDS];
+static unsigned int nrfds;
+
+/* Receives one message into in_buf; *fd gets the first passed descriptor, if any (else -1), rfds all of them. */
 static long recv_msg(int sk, int *fd)
 {
 	struct iovec_k iov = { in_buf, sizeof(in_buf) };
@@ -85,12 +89,26 @@ static long recv_msg(int sk, int *fd)
 	mh.control = cmsg_buf; mh.controllen = sizeof(cmsg_buf);
 	n = sys6(__NR_recvmsg, sk, (long)&mh, 0, 0, 0, 0);
 	*fd = -1;
+	nrfds = 0;
 	if (n >= (long)sizeof(struct parasite_msg) && mh.controllen >= sizeof(struct cmsghdr_k) + 4) {
 		struct cmsghdr_k *c = (struct cmsghdr_k *)cmsg_buf;
-		if (c->level == SOL_SOCKET && c->type == SCM_RIGHTS)
-			memcpy(fd, (char *)(c + 1), 4);
+		if (c->level == SOL_SOCKET && c->type == SCM_RIGHTS) {
+			nrfds = (unsigned int)((c->len - sizeof(*c)) / 4);
+			if (nrfds > PARASITE_MAX_FDS)
+				nrfds = PARASITE_MAX_FDS;
+			memcpy(rfds, (char *)(c + 1), nrfds * 4);
+			*fd = rfds[0];
+		}
 	}
 	return n;
+}
+
+static void close_rfds(unsigned int from)
+{
+	unsigned int i;
+	for (i = from; i < nrfds; i++)
+		sys6(__NR_close, rfds[i], 0, 0, 0, 0, 0);
+	nrfds = 0;
 }
 
 static void get_task_state(struct parasite_task_state *st)
@@ -230,6 +248,7 @@ long parasite_main(struct parasite_args *args)
 		/* A closed control socket (dumper gone) ends the parasite: never hang the task. */
 		if (n <= 0) { ret = n ? n : -104; goto lost; }
 		if (n < (long)sizeof(*m) || m->len != (unsigned long)n - sizeof(*m)) {
+			close_rfds(0);
 			send_msg(sk, m->cmd, -22, 0, 0, 0, 0);
 			continue;
 		}
@@ -269,6 +288,32 @@ long parasite_main(struct parasite_args *args)
 				ret = send_msg(sk, PCMD_DUMP_PAGES, r < 0 ? (int)r : 0, &bytes, 8, 0, 0);
 			}
 			break;
+		case PCMD_DUMP_PAGES_MULTI:
+			{
+				unsigned int total, i, at = 0;
+				u64 head = 8 + (((u64)cnt * 4 + 7) & ~7ul), moved = 0;
+				long r = 0;
+				const unsigned int *count = (const unsigned int *)(payload + 8);
+				const struct iovec_k *iov = (const struct iovec_k *)(payload + head);
+
+				memcpy(&total, payload + 4, 4);
+				if (m->len < 8 || cnt == 0 || cnt != nrfds || total > PARASITE_MAX_IOVS || m->len < head + (u64)total * 16) {
+					ret = send_msg(sk, m->cmd, -22, 0, 0, 0, 0);
+					break;
+				}
+				for (i = 0; i < cnt && r >= 0; i++) {
+					if (count[i] > total - at) {
+						r = -22;
+						break;
+					}
+					r = dump_pages(rfds[i], iov + at, count[i]);
+					at += count[i];
+					if (r > 0)
+						moved += (u64)r;
+				}
+				ret = send_msg(sk, PCMD_DUMP_PAGES_MULTI, r < 0 ? (int)r : 0, &moved, 8, 0, 0);
+			}
+			break;
 		case PCMD_MPROTECT:
 			if (m->len < 8 || m->len < 8 + cnt * 24) {
 				ret = send_msg(sk, m->cmd, -22, 0, 0, 0, 0);
@@ -288,17 +333,16 @@ long parasite_main(struct parasite_args *args)
 			send_msg(sk, PCMD_FINI, 0, 0, 0, 0, 0);
 			for (;;) {
 				n = recv_msg(sk, &fd);
+				close_rfds(0);
 				if (n <= 0)
 					goto lost;
-				if (fd >= 0)
-					sys6(__NR_close, fd, 0, 0, 0, 0, 0);
 			}
 		default:
 			ret = send_msg(sk, m->cmd, -95, 0, 0, 0, 0); /* EOPNOTSUPP */
 			break;
 		}
-		if (fd >= 0 && m->cmd != PCMD_SET_PIPE)
-			sys6(__NR_close, fd, 0, 0, 0, 0, 0);
+		/* Passed descriptors are used up by now; SET_PIPE keeps its one. */
+		close_rfds(m->cmd == PCMD_SET_PIPE ? 1 : 0);
 		if (ret < 0) /* a reply could not be sent: the dumper is gone */
 			goto lost;
 	}

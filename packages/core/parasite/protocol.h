@@ -19,6 +19,12 @@ enum parasite_cmd {
 	PCMD_DUMP_PAGES = 5,  /* payload: u32 n, u32 pad, struct { u64 base, len } iov[n] */
 	PCMD_MPROTECT = 6,    /* payload: u32 n, u32 pad, struct { u64 start, len, prot } r[n] */
 	PCMD_FINI = 7,        /* parasite replies, then waits for the dumper to stop it (or for EOF) */
+	/*
+	 * Many pipes at once: carries SCM_RIGHTS with the write ends of n pipes; payload: u32 n,
+	 * u32 total, u32 count[n] (padded to 8 bytes), struct { u64 base, len } iov[total]: pipe i
+	 * gets the next count[i] ranges. The parasite closes the pipes; reply: u64 bytes moved.
+	 */
+	PCMD_DUMP_PAGES_MULTI = 8,
 	/* A closed or broken socket is not a command: the parasite resumes the task (sigreturn_sp). */
 };
 

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import { sys } from '@criu/sys';
 import { FrozenTask, Parasite, hostArch, InfectError, readMaps } from '../src';
+import { PCMD } from '../src/infect/protocol';
 import { buildFixture, startDetached, readLog, waitFor, killVictim, isAlive, lastCounter, type Victim } from './helpers/victims';
 
 const arch = hostArch();
@@ -88,6 +89,71 @@ describe('syscall injection and the parasite (real processes)', () => {
     await waitFor('victim verdict', () => /PASS|FAIL/.exec(readLog(v)));
     expect(readLog(v)).toMatch(/PASS counter=\d+/);
     await waitFor('victim exit', () => !isAlive(v.pid));
+  });
+
+  it('fills several pipes per DUMP_PAGES_MULTI request and closes the pipes it was given', async () => {
+    const { v, pattern } = await startVictim();
+    started.push(v);
+    const task = FrozenTask.freeze(v.pid, arch);
+    const pipes: Array<[number, number]> = [];
+    try {
+      const parasite = Parasite.inject(task);
+      // The request/reply halves are private (memory.ts pipelines through them the same way).
+      const wire = parasite as unknown as { request(cmd: number, p: Buffer, fds?: number[]): void; expect(cmd: number, min: number): { data: Buffer } };
+      const multi = (groups: Array<Array<[bigint, number]>>): Buffer => {
+        const total = groups.reduce((n, g) => n + g.length, 0);
+        const head = 8 + ((groups.length * 4 + 7) & ~7);
+        const b = Buffer.alloc(head + total * 16);
+        b.writeUInt32LE(groups.length, 0);
+        b.writeUInt32LE(total, 4);
+        let at = head;
+        groups.forEach((g, i) => {
+          b.writeUInt32LE(g.length, 8 + i * 4);
+          for (const [start, len] of g) {
+            b.writeBigUInt64LE(start, at);
+            b.writeBigUInt64LE(BigInt(len), at + 8);
+            at += 16;
+          }
+        });
+        return b;
+      };
+      const eofAfter = (fd: number, bytes: number): Buffer => {
+        const got = Buffer.alloc(bytes + 1);
+        let off = 0;
+        for (;;) {
+          const n = fs.readSync(fd, got, off, got.length - off, null);
+          if (n === 0) break; // every write end is closed: ours, and the parasite's copy
+          off += n;
+        }
+        expect(off).toBe(bytes);
+        return got.subarray(0, bytes);
+      };
+      try {
+        for (let i = 0; i < 3; i++) pipes.push(sys.pipe2(0));
+        // Two pipes, the second with two ranges: the pattern's two pages in order.
+        wire.request(PCMD.DUMP_PAGES_MULTI, multi([[[pattern, 4096]], [[pattern + 4096n, 2048], [pattern + 6144n, 2048]]]), [pipes[0][1], pipes[1][1]]);
+        expect(wire.expect(PCMD.DUMP_PAGES_MULTI, 8).data.readBigUInt64LE(0)).toBe(8192n);
+        for (const p of pipes.slice(0, 2)) {
+          sys.close(p[1]);
+          p[1] = -1;
+        }
+        const got = Buffer.concat([eofAfter(pipes[0][0], 4096), eofAfter(pipes[1][0], 4096)]);
+        for (let i = 0; i < 8192; i++) if (got[i] !== ((i * 7 + 3) & 0xff)) throw new Error(`byte ${i} differs`);
+        // Two range lists but one pipe: refused, and the pipe still closed by the parasite.
+        wire.request(PCMD.DUMP_PAGES_MULTI, multi([[[pattern, 4096]], [[pattern, 4096]]]), [pipes[2][1]]);
+        expect(() => wire.expect(PCMD.DUMP_PAGES_MULTI, 8)).toThrow(/errno 22/);
+        sys.close(pipes[2][1]);
+        pipes[2][1] = -1;
+        eofAfter(pipes[2][0], 0);
+      } finally {
+        parasite.finish();
+      }
+    } finally {
+      for (const p of pipes) for (const f of p) if (f >= 0) sys.close(f);
+      task.release();
+    }
+    await expectStillCounting(v);
+    killVictim(v);
   });
 
   it('a parasite that is torn down mid-session leaves the task as it was', async () => {

@@ -12,6 +12,8 @@ import {
   listProtoFiles,
   messageType,
   PROTO_DIR,
+  protoFingerprint,
+  resolvedTop,
   SchemaLoadError,
   UnknownSchemaTypeError,
 } from '../src/schema/index.js';
@@ -178,5 +180,53 @@ describe('64-bit values through protobufjs', () => {
   test('decoding a message with a missing required field throws', () => {
     const type = messageType('pagemap_entry');
     expect(() => type.decode(Buffer.from('1003', 'hex'))).toThrow(/vaddr/);
+  });
+});
+
+describe('schemas prebuilt at build time (dist/criu-schemas.json)', () => {
+  const prebuiltFile = join(PACKAGE_DIR, 'dist', 'criu-schemas.json');
+
+  test('the built package loads them, and they equal the parsed .proto files', () => {
+    // The build (which jest runs after) writes the file; without it there is nothing to check.
+    expect(require('node:fs').existsSync(prebuiltFile)).toBe(true);
+    const saved = JSON.parse(require('node:fs').readFileSync(prebuiltFile, 'utf8'));
+    expect(saved.fingerprint).toBe(protoFingerprint(PROTO_DIR));
+    const parsed = criuSchemas(); // from src/: parsed from the .proto text
+    // As loadPrebuilt() builds it: not resolved up front; each definition resolves on lookup.
+    const loaded = new protobuf.Root();
+    loaded.addJSON(saved.root.nested);
+    let types = 0;
+    const walk = (ns: protobuf.NamespaceBase): void => {
+      for (const x of ns.nestedArray) {
+        const y = resolvedTop(loaded.lookup(x.fullName));
+        expect(y?.fullName).toBe(x.fullName);
+        if (x instanceof protobuf.Type) {
+          types++;
+          const t = y as protobuf.Type;
+          for (const f of x.fieldsArray) {
+            const g = t.fields[f.name];
+            f.resolve();
+            g.resolve();
+            expect([g.id, g.type, g.rule, g.packed, g.required, g.repeated, g.options, g.resolvedType?.fullName]).toEqual([f.id, f.type, f.rule, f.packed, f.required, f.repeated, f.options, f.resolvedType?.fullName]);
+          }
+        }
+        if (x instanceof protobuf.Enum) expect((y as protobuf.Enum).values).toEqual(x.values);
+        if (x instanceof protobuf.Namespace) walk(x);
+      }
+    };
+    walk(parsed);
+    expect(types).toBeGreaterThan(150);
+  });
+
+  test('a fingerprint changes with the contents of the .proto files', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'criu-ts-fp-'));
+    try {
+      writeFileSync(join(dir, 'a.proto'), 'syntax = "proto2";\nmessage a { optional uint32 x = 1; }\n');
+      const before = protoFingerprint(dir);
+      writeFileSync(join(dir, 'a.proto'), 'syntax = "proto2";\nmessage a { optional uint64 x = 1; }\n');
+      expect(protoFingerprint(dir)).not.toBe(before);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -83,3 +83,35 @@ describe('encoding refuses bad records, naming the field path', () => {
     expect(decodeMessage('rlimit_entry', encodeMessage('rlimit_entry', r))).toEqual(r);
   });
 });
+
+describe('the fast pre-check never accepts what the zod schema refuses', () => {
+  // fastValid() lets valid records skip zod; anything it accepts must be valid for zod too.
+  test('mutated records of several types', () => {
+    const { fastValid } = jest.requireActual('../src/validate/fast-check') as typeof import('../src/validate/fast-check');
+    const { planOf } = jest.requireActual('../src/codec/plan') as typeof import('../src/codec/plan');
+    const samples: Array<[string, Record<string, unknown>]> = [
+      ['vma_entry', { start: 0x1000n, end: 0x2000n, pgoff: 0n, shmid: 0n, prot: 3, flags: 0x22, status: 0x201, fd: -1 }],
+      ['pstree_entry', { pid: 1, ppid: 0, pgid: 1, sid: 1, threads: [1, 2] }],
+      ['pagemap_entry', { vaddr: 0x1000n, nr_pages: 4, flags: 1 }],
+      ['core_entry', { mtype: 1, tc: { task_state: 1, exit_code: 0, personality: 0, flags: 0, blk_sigset: 0n, comm: 'x' } }],
+    ];
+    const bad: unknown[] = [undefined, null, -1, 1.5, NaN, Infinity, 2 ** 32, 2 ** 53, -(2n ** 64n), 2n ** 64n, -1n, '1', true, [], [1], [1, 'x'], {}, Buffer.alloc(1), { x: 1 }];
+    let checked = 0;
+    for (const [type, ok] of samples) {
+      const plan = planOf(type);
+      const zod = messageSchema(type);
+      expect(fastValid(plan, ok)).toBe(true);
+      const keys = [...Object.keys(ok), 'bogus', ...plan.fields.map((f) => f.name)];
+      for (const k of keys) {
+        for (const v of bad) {
+          const rec = { ...ok, [k]: v };
+          if (fastValid(plan, rec)) expect(zod.safeParse(rec).success).toBe(true);
+          checked++;
+        }
+      }
+      // Not a plain object: left to zod.
+      expect(fastValid(plan, Object.assign(Object.create({ inherited: 1 }), ok))).toBe(false);
+    }
+    expect(checked).toBeGreaterThan(100);
+  });
+});

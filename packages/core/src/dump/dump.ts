@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
-import { encodeMessage, messageSchema, messageType, PE_PRESENT, writeImageFile } from '@criu/images';
+import { encodeImageEntries, encodeMessage, messageType, PE_PRESENT, writeImageFile } from '@criu/images';
 import { sys } from '@criu/sys';
 import type { Arch } from '../arch/types.js';
 import { hostArch } from '../arch/host.js';
@@ -24,7 +24,7 @@ import { Logger, type LogLevel } from '../util/log.js';
 import { DumpError, InjectedFault } from './errors.js';
 import { FileRegistry } from './file-registry.js';
 import { checkFilesSupported, checkUnixSockets, collectFiles, mappedFileId, ptyMastersOf } from './files.js';
-import { dumpMemory } from './memory.js';
+import { closePipePool, dumpMemory, openPipePool, type DeferBudget, type Deferred } from './memory.js';
 import { PageServerClient } from '../pageserver/client.js';
 import type { PostCopyPages } from '../pageserver/post-copy.js';
 import type { Msg, TaskDumpContext } from './model.js';
@@ -132,6 +132,9 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
   let parasite: Parasite | undefined;
   let pageServer: PageServerClient | undefined;
   let frozenAt = 0n;
+  // Pages held in pipes until the tasks are killed (see DumpMemoryOptions.defer).
+  const deferred: Deferred[] = [];
+  let defer: DeferBudget | undefined;
   const t0 = process.hrtime.bigint();
   try {
     step('check-task');
@@ -185,6 +188,12 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     warmImageCodecs();
     Parasite.preload(arch);
     sys.pageSize();
+    // Killing the tasks afterwards: copy their pages into the images after the kill, not while
+    // frozen; the pipes that will hold them are opened now, sized from the tasks' anonymous RSS.
+    if (!(options.leaveRunning || options.preDump || pageServer)) {
+      defer = { pipes: deferPipeBudget() };
+      openPipePool(defer, seen.reduce((s, t) => s + rssAnonBytes(t.pid), 0), sys.pageSize());
+    }
     step('freeze');
     tasks = freezeTree(pid, arch);
     frozenAt = process.hrtime.bigint();
@@ -219,7 +228,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
       const mmOwner = mmDumped.get(ids.vm);
       if (mmOwner === undefined) mmDumped.set(ids.vm, tasks[i].pid);
       else log.info(`dump: task ${tasks[i].pid} shares the address space of ${mmOwner} (mm-${mmOwner}.img)`);
-      const r = await dumpTask(tasks[i], live++, ids, { tableOwner, mmOwner }, { arch, imagesDir, log, files, step, options, inc, pageServer, setParasite: (p) => { parasite = p; } });
+      const r = await dumpTask(tasks[i], live++, ids, { tableOwner, mmOwner }, { arch, imagesDir, log, files, step, options, inc, pageServer, defer, deferred, setParasite: (p) => { parasite = p; } });
       images.push(...r.images);
       if (mmOwner === undefined) taskVmas.set(tasks[i].pid, r.vmas);
       pstree.push(r.pstree);
@@ -227,6 +236,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
       for (const k of Object.keys(total) as Array<keyof typeof total>) total[k] += r.mem[k];
     }
 
+    closePipePool(defer);
     step('write-images');
     if (pageServer) {
       // The receiver answers the flush once every pagemap and page is stored.
@@ -261,12 +271,19 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     if (cpu) tail.push(['cpuinfo.img', 'CPUINFO', [cpu]]);
     // A pre-dump keeps the memory only (CRIU's pre-dump dir: inventory, pagemaps, pages).
     const toWrite = options.preDump ? [head[0], ...images.filter(([f]) => f.startsWith('pagemap-'))] : [...head, ...images, ...tail];
-    for (const [file, magic, entries] of toWrite) {
-      await writeImageFile(out(file), magic, entries.map((message) => ({ message })));
-      log.debug(`wrote ${file} (${entries.length} records)`);
-    }
+    // Encoded, then written with plain synchronous writes: a round trip through libuv's thread
+    // pool per open/write/close cost ~1 ms per image here, all of it frozen time.
+    const encoded: Array<[string, Buffer]> = toWrite.map(([file, magic, entries]) => [file, encodeImageEntries(magic, entries.map((message) => ({ message })), { file: out(file) })]);
     const pipesData = pipeDataOf(files).entries();
-    if (pipesData.length && !options.preDump) await writeImageFile(out('pipes-data.img'), 'PIPES_DATA', pipesData);
+    if (pipesData.length && !options.preDump) encoded.push(['pipes-data.img', encodeImageEntries('PIPES_DATA', pipesData, { file: out('pipes-data.img') })]);
+    for (const [file, bytes] of encoded) {
+      try {
+        fs.writeFileSync(out(file), bytes, { mode: 0o600 });
+      } catch (we) {
+        throw new DumpError('write-images', pid, `cannot write ${out(file)}: ${(we as Error).message}`, { cause: we, file: out(file), hint: hintFor(we) });
+      }
+      log.debug(`wrote ${file} (${bytes.length} bytes)`);
+    }
     // Every image is written and the tasks are still frozen: a new tracking period starts now, so
     // that a dump failing before this point leaves the previous period (and its parent) valid.
     // (Not when the dump kills the tasks: nothing will follow.)
@@ -289,11 +306,25 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
       }
     }
     step('finish');
-    fs.rmSync(out(INCOMPLETE_MARKER), { force: true });
+    if (!deferred.length) fs.rmSync(out(INCOMPLETE_MARKER), { force: true });
     if (options.leaveRunning || options.preDump) releaseTree(tasks);
     else killTree(tasks);
     // Frozen time as CRIU counts it: from the freeze until the tasks run again or are killed.
     stats.frozenTimeUs = usSince(frozenAt);
+    if (deferred.length) {
+      // The tasks are gone; their pages live on in the pipes. The blocks were reserved, so this
+      // copy cannot run out of space; if it fails anyway the images stay marked incomplete.
+      const t1 = process.hrtime.bigint();
+      try {
+        for (const d of deferred.splice(0)) d.drain();
+      } catch (de) {
+        for (const d of deferred.splice(0)) d.discard();
+        throw new DumpError('finish', pid, `copying the pages into the images after the kill failed: ${(de as Error).message}`, { cause: de, taskResumed: false });
+      }
+      stats.memwriteTimeUs = usSince(t1);
+      log.info(`dump: pages copied into the images after the kill in ${(stats.memwriteTimeUs / 1000).toFixed(1)} ms`);
+      fs.rmSync(out(INCOMPLETE_MARKER), { force: true });
+    }
     try {
       await writeImageFile(out('stats-dump'), 'STATS', [{ message: { dump: {
         freezing_time: stats.freezingTimeUs, frozen_time: stats.frozenTimeUs, memdump_time: stats.memdumpTimeUs,
@@ -309,6 +340,9 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
   } catch (e) {
     // Put the tasks back exactly as they were; the images dir keeps its "incomplete" marker.
     pageServer?.destroy();
+    for (const d of deferred.splice(0)) {
+      try { d.discard(); } catch { /* closing our own pipes */ }
+    }
     let resumed = true;
     try {
       parasite?.abort();
@@ -327,6 +361,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     log.error(err.message);
     throw err;
   } finally {
+    closePipePool(defer);
     if (!options.logger) log.close();
   }
 }
@@ -342,6 +377,9 @@ interface TaskDumpEnv {
   options: DumpOptions;
   inc: Incremental;
   pageServer?: PageServerClient;
+  defer?: DeferBudget;
+  /** Where a task's deferred page copy goes. */
+  deferred: Deferred[];
   /** The parasite currently in a task (so a failure can remove it). */
   setParasite: (p: Parasite | undefined) => void;
 }
@@ -409,7 +447,8 @@ async function dumpTask(t: TreeTask, index: number, kobj: KobjIds, shared: { tab
 
   step('memory');
   const track = mmOwner !== undefined ? undefined : env.inc.taskTracking(pid, vmas, vmFlags, ctx.pageSize);
-  const mem = mmOwner !== undefined ? NO_MEMORY : await dumpMemory(ctx, vmas, { pagesId: index + 1, ...options.memory, track, pageServer: env.pageServer, postCopy: options.postCopy });
+  const mem = mmOwner !== undefined ? NO_MEMORY : await dumpMemory(ctx, vmas, { pagesId: index + 1, ...options.memory, track, pageServer: env.pageServer, postCopy: options.postCopy, defer: env.defer });
+  if (mem.deferred) env.deferred.push(mem.deferred);
 
   step('registers');
   threadInfo.clear_tid_addr = pstate.tidAddress;
@@ -447,7 +486,7 @@ async function dumpTask(t: TreeTask, index: number, kobj: KobjIds, shared: { tab
 }
 
 /** The memory result of a task whose address space was dumped with an earlier task. */
-const NO_MEMORY = { pagemap: [] as Msg[], stats: { pagesScanned: 0, pagesWritten: 0, pagesSkippedParent: 0, pagesSkippedZero: 0, pagesSkippedFile: 0, elapsedMs: 0, pipeBufs: 0 } };
+const NO_MEMORY = { pagemap: [] as Msg[], stats: { pagesScanned: 0, pagesWritten: 0, pagesSkippedParent: 0, pagesSkippedZero: 0, pagesSkippedFile: 0, elapsedMs: 0, pipeBufs: 0 }, deferred: undefined as Deferred | undefined };
 
 /** What an iterative dump knows before freezing: parent dir, tracking method, the tasks' uffds. */
 interface Incremental {
@@ -500,6 +539,31 @@ function prepareIncremental(options: DumpOptions, imagesDir: string, pid: number
   };
 }
 
+/** The task's resident anonymous memory (RssAnon), 0 if unknown: what its pages image will hold, about. */
+function rssAnonBytes(pid: number): number {
+  try {
+    const m = /^RssAnon:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'latin1'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Pipes a dump may hold pages in: one descriptor each (the write end is closed once filled),
+ * within the open-file limit with room to spare; at most 4096 (4 GiB in 1 MiB pipes).
+ */
+function deferPipeBudget(): number {
+  let soft = 1024;
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(fs.readFileSync('/proc/self/limits', 'latin1'));
+    if (m) soft = m[1] === 'unlimited' ? 1 << 20 : Number(m[1]);
+  } catch { /* keep the usual default */ }
+  let open = 64;
+  try { open = fs.readdirSync('/proc/self/fd').length; } catch { /* estimate */ }
+  return Math.max(0, Math.min(4096, soft - open - 256));
+}
+
 function ghostLimitOf(options: DumpOptions): bigint | undefined {
   return options.ghostLimit === undefined ? undefined : BigInt(options.ghostLimit);
 }
@@ -531,7 +595,6 @@ const WRITTEN_TYPES = ['inventory_entry', 'pstree_entry', 'core_entry', 'task_ko
 function warmImageCodecs(): void {
   for (const t of WRITTEN_TYPES) {
     try {
-      messageSchema(t);
       // Encoding a full sample builds and JITs every nested codec the real images will use.
       encodeMessage(t, sampleOf(messageType(t), 0));
     } catch { /* a missing schema shows up, with context, when the image is written */ }
@@ -546,7 +609,8 @@ function sampleOf(type: ReturnType<typeof messageType>, depth: number): Record<s
     let v: unknown;
     if (f.resolvedType && 'fieldsArray' in f.resolvedType) {
       if (depth > 6) { if (f.required) return out; continue; }
-      v = sampleOf(f.resolvedType as ReturnType<typeof messageType>, depth + 1);
+      // Through messageType(): a type of another file is resolved on first lookup.
+      v = sampleOf(messageType((f.resolvedType as ReturnType<typeof messageType>).fullName.slice(1)), depth + 1);
     } else if (f.resolvedType) {
       v = Object.values((f.resolvedType as { values: Record<string, number> }).values)[0];
     } else {

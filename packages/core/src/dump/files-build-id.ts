@@ -12,10 +12,26 @@ const NT_GNU_BUILD_ID = 3;
 const PT_NOTE = 4;
 const HOST_LE = os.endianness() === 'LE';
 
-/** Reads the start of the file through `fd` (pread: the file position is not touched). */
+/** What is read first: the ELF header, program headers and notes of a usual file are in it. */
+const PREFIX_SIZE = 64 << 10;
+
+/**
+ * Reads the start of the file through `fd` (pread: the file position is not touched). The first
+ * 64 KiB usually decide (this runs for every mapped and open file, while the task is frozen);
+ * the whole first MiB is read whenever they might not give the same answer.
+ */
 export function readBuildIdFromFd(fd: number, size: bigint): number[] | undefined {
   if (size < 5n) return undefined;
   const len = Number(size < BigInt(BUILD_ID_MAP_SIZE) ? size : BigInt(BUILD_ID_MAP_SIZE));
+  const head = readPrefix(fd, Math.min(len, PREFIX_SIZE));
+  if (head.length < 4 || head[0] !== 0x7f || head[1] !== 0x45 || head[2] !== 0x4c || head[3] !== 0x46) return undefined;
+  if (head.length === len) return buildIdOf(head);
+  const words = buildIdOf(head);
+  if (words && notesWithin(head)) return words;
+  return buildIdOf(readPrefix(fd, len));
+}
+
+function readPrefix(fd: number, len: number): Buffer {
   const buf = Buffer.alloc(len);
   let got = 0;
   while (got < len) {
@@ -23,7 +39,33 @@ export function readBuildIdFromFd(fd: number, size: bigint): number[] | undefine
     if (n <= 0) break;
     got += n;
   }
-  return buildIdOf(buf.subarray(0, got));
+  return buf.subarray(0, got);
+}
+
+/**
+ * True when the program headers and every PT_NOTE segment lie inside `img` (with room for a
+ * note header): buildIdOf() then reads the same bytes from it as from a longer prefix.
+ */
+function notesWithin(img: Buffer): boolean {
+  const is64 = img[4] === 2;
+  const le = img[5] !== 2;
+  const ehdrSize = is64 ? 64 : 52;
+  if (img.length < ehdrSize) return false;
+  const u16 = (o: number) => (le ? img.readUInt16LE(o) : img.readUInt16BE(o));
+  const u32 = (o: number) => (le ? img.readUInt32LE(o) : img.readUInt32BE(o));
+  const word = (o: number) => (is64 ? Number(le ? img.readBigUInt64LE(o) : img.readBigUInt64BE(o)) : u32(o));
+  const phoff = word(is64 ? 32 : 28);
+  const phnum = u16(is64 ? 56 : 44);
+  const phentsize = is64 ? 56 : 32;
+  if (phoff + phnum * phentsize > img.length) return false;
+  for (let i = 0; i < phnum; i++) {
+    const ph = phoff + i * phentsize;
+    if (u32(ph) !== PT_NOTE) continue;
+    const off = word(is64 ? ph + 8 : ph + 4);
+    const filesz = word(is64 ? ph + 32 : ph + 16);
+    if (off + filesz > img.length - 12) return false;
+  }
+  return true;
 }
 
 /** The build-id words of an ELF image (its first bytes), or undefined if it has none. */

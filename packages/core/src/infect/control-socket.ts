@@ -67,19 +67,30 @@ export class ControlSocket {
   }
 
   send(data: Buffer, fds: readonly number[] = []): void {
-    const n = sys.sendWithFds(this.fd, data, fds, MSG_NOSIGNAL);
+    const n = retryEintr(() => sys.sendWithFds(this.fd, data, fds, MSG_NOSIGNAL));
     if (n !== data.length) throw new Error(`control socket: short send (${n} of ${data.length} bytes)`);
   }
 
   /** Receives one datagram (blocking up to the socket timeout); EAGAIN means it timed out. */
   recv(maxBytes: number, maxFds = 0): Datagram {
     const data = Buffer.alloc(maxBytes);
-    const { n, fds } = sys.recvWithFds(this.fd, data, maxFds, MSG_CMSG_CLOEXEC);
+    const { n, fds } = retryEintr(() => sys.recvWithFds(this.fd, data, maxFds, MSG_CMSG_CLOEXEC));
     if (n === 0) throw new SysError('recvmsg', 104 /* ECONNRESET */, 'control socket closed by the parasite');
     return { data: data.subarray(0, n), fds };
   }
 
   close(): void {
     try { sys.close(this.fd); } catch { /* already closed */ }
+  }
+}
+
+/** A signal to the dumper (e.g. node --cpu-prof's SIGPROF) interrupts a blocking call before any data moved: call again. */
+function retryEintr<T>(fn: () => T): T {
+  for (;;) {
+    try {
+      return fn();
+    } catch (e) {
+      if (!SysError.is(e, 'EINTR')) throw e;
+    }
   }
 }

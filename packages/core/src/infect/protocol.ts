@@ -6,7 +6,7 @@ export const PARASITE_MAGIC = 0x50415253;
 export const PARASITE_VERSION = 2;
 
 export const PCMD = Object.freeze({
-  READY: 1, TASK_STATE: 2, SEND_FDS: 3, SET_PIPE: 4, DUMP_PAGES: 5, MPROTECT: 6, FINI: 7,
+  READY: 1, TASK_STATE: 2, SEND_FDS: 3, SET_PIPE: 4, DUMP_PAGES: 5, MPROTECT: 6, FINI: 7, DUMP_PAGES_MULTI: 8,
 });
 export const MSG_HEADER_SIZE = 16;
 export const MAX_FDS_PER_MSG = 250;

@@ -5,7 +5,7 @@
  * files, signals, limits, mm fields ...) and ends with an rt_sigreturn frame that gives it its
  * registers. Any failure kills every task the restore created.
  */
-import { execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { sys, packCloneArgs, PTRACE_O, WAIT, SIGNALS, PTRACE_EVENT, type WaitStatus } from '@criu/sys';
@@ -83,6 +83,9 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   };
 
   let helper: FrozenTask | undefined;
+  // The helper program starts while the images are read (a shell, setsid and an exec: ~15-20 ms).
+  let launch: Promise<number> | undefined = launchHelper(arch);
+  launch.catch(() => { /* reported at the start-helper step */ });
   const rts: RTask[] = [];
   const shared = new SharedFiles();
   let ghosts: GhostFiles | undefined;
@@ -128,7 +131,9 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     for (const z of tree.zombies) waitPidFree(z.pid, options.pidWaitMs ?? 5000);
 
     step('start-helper');
-    helper = startHelper(arch);
+    const launched = launch;
+    launch = undefined;
+    helper = await startHelper(arch, launched);
     log.info(`restore helper ${helper.pid} started`);
     if (clocks) enterTimeNamespace(helper, clocks, log);
 
@@ -358,6 +363,10 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     if (helper) {
       try { helper.kill(); } catch (ke) { log.error(`killing the helper ${helper.pid} failed: ${(ke as Error).message}`); }
     }
+    if (launch) {
+      // Failed before the helper was taken over: it only waits to be traced; stop it.
+      try { process.kill(await launch, 'SIGKILL'); } catch { /* it did not start, or is gone */ }
+    }
     const err = e instanceof RestoreError ? e : new RestoreError(current, (e as Error).message, { cause: e });
     log.error(err.message);
     throw err;
@@ -455,14 +464,36 @@ function waitPidFree(pid: number, waitMs: number): void {
   }
 }
 
-function startHelper(arch: Arch): FrozenTask {
-  const prog = arch.restoreHelperPath();
-  // Detached from us (never a child_process child: libuv would reap its ptrace stops), in its own
-  // session, with only stdio open.
+/**
+ * Starts the helper program detached from us (never a child_process child: libuv would reap
+ * its ptrace stops), in its own session, with only stdio open: a shell starts it in the
+ * background and exits. Resolves with the helper's PID.
+ */
+function launchHelper(arch: Arch): Promise<number> {
+  let prog: string;
+  try {
+    prog = arch.restoreHelperPath();
+  } catch (e) {
+    return Promise.reject(new RestoreError('start-helper', `no restore helper: ${(e as Error).message}`, { cause: e }));
+  }
   const closeInherited = 'for f in /proc/$$/fd/*; do f=${f##*/}; [ "$f" -gt 2 ] && eval "exec $f>&-" 2>/dev/null; done';
-  const out = execFileSync('bash', ['-c', `${closeInherited}; setsid '${prog}' </dev/null >/dev/null 2>&1 & echo $!`]).toString().trim();
-  const helperPid = Number(out);
-  if (!Number.isInteger(helperPid) || helperPid <= 0) throw new RestoreError('start-helper', `could not start the restore helper (${out})`);
+  return new Promise((resolve, reject) => {
+    const sh = spawn('bash', ['-c', `${closeInherited}; setsid '${prog}' </dev/null >/dev/null 2>&1 & echo $!`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    sh.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    sh.on('error', (e) => reject(new RestoreError('start-helper', `could not start the restore helper: ${e.message}`, { cause: e })));
+    sh.on('close', () => {
+      const pid = Number(out.trim());
+      if (Number.isInteger(pid) && pid > 0) resolve(pid);
+      else reject(new RestoreError('start-helper', `could not start the restore helper (${out.trim()})`));
+    });
+  });
+}
+
+/** Waits for the launched helper to run its program, then seizes it. */
+async function startHelper(arch: Arch, launched: Promise<number>): Promise<FrozenTask> {
+  const prog = arch.restoreHelperPath();
+  const helperPid = await launched;
   // `echo $!` names the process before setsid(1) has exec'd the helper: wait for the exec, or we
   // would clone setsid's half-torn-down image.
   const realProg = fs.realpathSync(prog);

@@ -1,7 +1,7 @@
 // A compact, cached view of a protobufjs message type, shaped for our own
 // encoder/decoder: fields sorted by number, each with its scalar kind and wire type.
 import protobuf from 'protobufjs';
-import { criuSchemas, messageType, criuFieldOptions, type CriuFieldOptions } from '../schema/index.js';
+import { messageType, criuFieldOptions, resolvedTop, type CriuFieldOptions } from '../schema/index.js';
 
 export type ScalarKind =
   | 'int32' | 'uint32' | 'sint32' | 'fixed32' | 'sfixed32'
@@ -52,18 +52,11 @@ export const isInt32 = (k: FieldKind): boolean => k === 'int32' || k === 'uint32
 export const isPackable = (k: FieldKind): boolean => k !== 'string' && k !== 'bytes' && k !== 'message';
 
 const plans = new WeakMap<protobuf.Type, MessagePlan>();
-let resolved = false;
-
-function ensureResolved(): void {
-  if (resolved) return;
-  criuSchemas().resolveAll();
-  resolved = true;
-}
 
 export function planOfType(type: protobuf.Type): MessagePlan {
   const cached = plans.get(type);
   if (cached) return cached;
-  ensureResolved();
+  resolvedTop(type);
   const fields: FieldPlan[] = type.fieldsArray
     .map((f) => {
       f.resolve();

@@ -1,4 +1,7 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { basename, join } from 'node:path';
 import protobuf from 'protobufjs';
 import { SchemaLoadError, UnknownSchemaTypeError } from './errors.js';
 import { findProtoDir, listProtoFiles } from './proto-dir.js';
@@ -22,7 +25,37 @@ function descriptorProtoPath(): string {
   return createRequire(__filename).resolve(`protobufjs/${DESCRIPTOR_IMPORT}`);
 }
 
+/** A hash of the .proto files of `dir` (names and contents): what a prebuilt JSON was made from. */
+export function protoFingerprint(dir: string): string {
+  const h = createHash('sha256');
+  for (const f of listProtoFiles(dir)) h.update(basename(f)).update('\0').update(readFileSync(f)).update('\0');
+  return h.digest('hex');
+}
+
+/**
+ * The schemas prebuilt at build time (scripts/schemas-json.mjs writes dist/criu-schemas.json),
+ * if they were made from exactly these .proto files; parsing the .proto text is the slow part.
+ */
+function loadPrebuilt(dir: string): protobuf.Root | undefined {
+  const file = join(__dirname, 'criu-schemas.json');
+  try {
+    if (!existsSync(file)) return undefined;
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as { fingerprint?: string; root?: protobuf.INamespace };
+    if (!saved.root || saved.fingerprint !== protoFingerprint(dir)) return undefined;
+    // Not Root.fromJSON: it resolves every type (features, field types) at once, ~20 ms; a type is
+    // resolved when it is first looked up instead (resolvedTop).
+    const root = new protobuf.Root();
+    if (saved.root.options) root.setOptions(saved.root.options);
+    root.addJSON(saved.root.nested ?? {});
+    return root;
+  } catch {
+    return undefined; // unreadable or not ours: parse the .proto files
+  }
+}
+
 function loadRoot(dir: string): protobuf.Root {
+  const prebuilt = dir ? loadPrebuilt(dir) : undefined;
+  if (prebuilt) return prebuilt;
   if (!dir) throw new SchemaLoadError('cannot find the CRIU .proto directory (looked for proto/inventory.proto above this module; set CRIU_TS_PROTO_DIR)', dir);
   let files: string[];
   try {
@@ -58,16 +91,29 @@ export function criuSchemas(): protobuf.Root {
  * CRIU's protos have no package, so names are global. Throws UnknownSchemaTypeError.
  */
 export function messageType(name: string): protobuf.Type {
-  const found = lookup(name);
+  const found = resolvedTop(lookup(name));
   if (!(found instanceof protobuf.Type)) throw new UnknownSchemaTypeError(name, 'message');
   return found;
 }
 
 /** An enum by its CRIU name, e.g. 'fd_types' or 'core_entry.march'. Throws UnknownSchemaTypeError. */
 export function enumType(name: string): protobuf.Enum {
-  const found = lookup(name);
+  const found = resolvedTop(lookup(name));
   if (!(found instanceof protobuf.Enum)) throw new UnknownSchemaTypeError(name, 'enum');
   return found;
+}
+
+/**
+ * Resolves (field types, editions features) the top-level definition `obj` belongs to, nested
+ * types included, once; returns `obj`. Top-level definitions carry their file's edition, so
+ * each resolves on its own (a test checks the result against a fully resolved root).
+ */
+export function resolvedTop<T extends protobuf.ReflectionObject | null>(obj: T): T {
+  let top: protobuf.ReflectionObject | null = obj;
+  while (top?.parent && top.parent.parent) top = top.parent;
+  if (top instanceof protobuf.Namespace) top.resolveAll();
+  else top?.resolve();
+  return obj;
 }
 
 function lookup(name: string): protobuf.ReflectionObject | null {

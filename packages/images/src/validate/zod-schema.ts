@@ -2,9 +2,16 @@
 // CRIU message looks like in the typed API (keepCase names, 32-bit numbers,
 // 64-bit BigInt, enums as numbers, Buffers for bytes). Used to check every
 // decoded record and to refuse encoding what protobuf would silently mangle.
-import { z } from 'zod';
+import { createRequire } from 'node:module';
+import type { z } from 'zod';
 import type { FieldPlan, MessagePlan } from '../codec/plan.js';
 import { planOf } from '../codec/plan.js';
+import { fastValid } from './fast-check.js';
+
+// zod is loaded on first use: valid records never need it (see fast-check.ts), and loading it
+// costs ~40-150 ms of module start-up in every process.
+let zod: typeof z | undefined;
+const Z = (): typeof z => (zod ??= (createRequire(__filename)('zod') as { z: typeof z }).z);
 
 const I32 = [-2147483648, 2147483647] as const;
 const U32 = [0, 4294967295] as const;
@@ -12,7 +19,7 @@ const I64 = [-(1n << 63n), (1n << 63n) - 1n] as const;
 const U64 = [0n, (1n << 64n) - 1n] as const;
 
 function int32Schema(range: readonly [number, number]): z.ZodType {
-  return z.number().int().gte(range[0]).lte(range[1]);
+  return Z().number().int().gte(range[0]).lte(range[1]);
 }
 
 // 64-bit fields: BigInt (what decode returns); a safe-integer number is accepted when encoding.
@@ -20,7 +27,7 @@ function int32Schema(range: readonly [number, number]): z.ZodType {
 function int64Schema(range: readonly [bigint, bigint]): z.ZodType {
   const [lo, hi] = range;
   const loNum = Math.max(Number(lo), Number.MIN_SAFE_INTEGER);
-  return z.custom<bigint | number>(
+  return Z().custom<bigint | number>(
     (v) => (typeof v === 'bigint' ? v >= lo && v <= hi : typeof v === 'number' && Number.isSafeInteger(v) && v >= loNum),
     { message: `expected an integer from ${lo} to ${hi} (BigInt, or a safe-integer number)` },
   );
@@ -45,25 +52,25 @@ function valueSchema(f: FieldPlan): z.ZodType {
     case 'fixed64':
       return int64Schema(U64);
     case 'bool':
-      return z.boolean();
+      return Z().boolean();
     case 'string':
-      return z.string();
+      return Z().string();
     case 'bytes':
-      return z.instanceof(Uint8Array);
+      return Z().instanceof(Uint8Array);
     case 'float':
     case 'double':
-      return z.number();
+      return Z().number();
     case 'enum': {
       const ids = f.enumById!;
       const names = [...new Set(ids.values())].join(', ');
-      return z
+      return Z()
         .number()
         .int()
         .refine((v) => ids.has(v), { message: `not a value of enum ${f.field.type} (${names})` });
     }
     case 'message': {
       const plan = f.message!;
-      return z.lazy(() => messageSchemaOfPlan(plan()));
+      return Z().lazy(() => messageSchemaOfPlan(plan()));
     }
   }
 }
@@ -74,11 +81,11 @@ export function messageSchemaOfPlan(plan: MessagePlan): z.ZodType {
   const shape: Record<string, z.ZodType> = {};
   for (const f of plan.fields) {
     const v = valueSchema(f);
-    if (f.repeated) shape[f.name] = z.array(v).optional();
+    if (f.repeated) shape[f.name] = Z().array(v).optional();
     else if (f.required) shape[f.name] = v;
     else shape[f.name] = v.optional();
   }
-  const schema = z.strictObject(shape);
+  const schema = Z().strictObject(shape);
   cache.set(plan, schema);
   return schema;
 }
@@ -106,6 +113,7 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
 
 /** Validate against a plan's schema; returns the first problem, or undefined when valid. */
 export function checkMessage(plan: MessagePlan, value: unknown): ValidationProblem | undefined {
+  if (fastValid(plan, value)) return undefined;
   const res = messageSchemaOfPlan(plan).safeParse(value);
   if (res.success) return undefined;
   const issue = res.error.issues[0];
