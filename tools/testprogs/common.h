@@ -202,4 +202,26 @@ static inline unsigned long long tp_hash(const void *p, size_t n)
 	return h;
 }
 
+/* One int over a pipe, retried on EINTR (a SIGTERM may arrive mid-call); -1 on EOF or error. */
+static inline int tp_send_int(int fd, int v)
+{
+	while (write(fd, &v, sizeof(v)) != (ssize_t)sizeof(v)) {
+		if (errno != EINTR)
+			return -1;
+	}
+	return 0;
+}
+
+static inline int tp_recv_int(int fd, int *v)
+{
+	for (;;) {
+		ssize_t n = read(fd, v, sizeof(*v));
+		if (n == (ssize_t)sizeof(*v))
+			return 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		return -1;
+	}
+}
+
 #endif

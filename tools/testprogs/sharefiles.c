@@ -19,27 +19,6 @@
 static int to_child[2], to_parent[2];
 static pid_t parent_pid;
 
-static int send_int(int fd, int v)
-{
-	while (write(fd, &v, sizeof(v)) != (ssize_t)sizeof(v)) {
-		if (errno != EINTR)
-			return -1;
-	}
-	return 0;
-}
-
-static int recv_int(int fd, int *v)
-{
-	for (;;) {
-		ssize_t n = read(fd, v, sizeof(*v));
-		if (n == (ssize_t)sizeof(*v))
-			return 0;
-		if (n < 0 && errno == EINTR)
-			continue;
-		return -1;
-	}
-}
-
 static int fd_open(int fd)
 {
 	return fcntl(fd, F_GETFD) != -1;
@@ -83,30 +62,30 @@ static int child_main(void *arg)
 	if (getppid() != parent_pid)
 		_exit(3);
 	efd = eventfd(5, 0);
-	if (efd < 0 || send_int(to_parent[1], efd) != 0)
+	if (efd < 0 || tp_send_int(to_parent[1], efd) != 0)
 		_exit(4);
 	/* The memfd the parent opened after our clone. */
-	if (recv_int(to_child[0], &memfd) != 0)
+	if (tp_recv_int(to_child[0], &memfd) != 0)
 		_exit(5);
 	if (!fd_open(memfd)) {
 		printf("FAIL sharefiles child: parent's memfd %d not in the table before the dump\n", memfd);
 		_exit(6);
 	}
-	send_int(to_parent[1], 0);
+	tp_send_int(to_parent[1], 0);
 	/* After the restore: the parent's request. */
-	if (recv_int(to_child[0], &memfd) != 0)
+	if (tp_recv_int(to_child[0], &memfd) != 0)
 		_exit(7);
 	memset(buf, 0, sizeof(buf));
 	if (!fd_open(memfd) || pread(memfd, buf, 12, 0) != 12 || memcmp(buf, "shared-table", 12) != 0) {
 		printf("FAIL sharefiles child: memfd %d not shared after restore (%s)\n", memfd, strerror(errno));
-		send_int(to_parent[1], -1);
+		tp_send_int(to_parent[1], -1);
 		_exit(8);
 	}
 	newfd = eventfd(9, 0);
 	close(efd);
-	send_int(to_parent[1], newfd);
+	tp_send_int(to_parent[1], newfd);
 	/* The parent compares the table from both sides, then lets us go. */
-	if (recv_int(to_child[0], &memfd) != 0)
+	if (tp_recv_int(to_child[0], &memfd) != 0)
 		_exit(9);
 	_exit(0);
 }
@@ -131,7 +110,7 @@ int main(void)
 		perror("clone");
 		return 1;
 	}
-	if (recv_int(to_parent[0], &efd) != 0 || !fd_open(efd)) {
+	if (tp_recv_int(to_parent[0], &efd) != 0 || !fd_open(efd)) {
 		printf("FAIL sharefiles: the child's eventfd is not in the table\n");
 		return 1;
 	}
@@ -140,8 +119,8 @@ int main(void)
 		perror("memfd");
 		return 1;
 	}
-	send_int(to_child[1], memfd);
-	if (recv_int(to_parent[0], &ok) != 0 || ok != 0)
+	tp_send_int(to_child[1], memfd);
+	if (tp_recv_int(to_parent[0], &ok) != 0 || ok != 0)
 		return 1;
 	printf("child %d efd %d memfd %d\n", (int)child, efd, memfd);
 	tp_ready("sharefiles");
@@ -152,8 +131,8 @@ int main(void)
 		printf("FAIL sharefiles: child's eventfd %d lost (count %lld)\n", efd, efd_count(efd));
 		failed = 1;
 	}
-	send_int(to_child[1], memfd);
-	if (recv_int(to_parent[0], &newfd) != 0 || newfd < 0) {
+	tp_send_int(to_child[1], memfd);
+	if (tp_recv_int(to_parent[0], &newfd) != 0 || newfd < 0) {
 		printf("FAIL sharefiles: the child failed\n");
 		failed = 1;
 	} else {
@@ -172,7 +151,7 @@ int main(void)
 			failed = 1;
 		}
 	}
-	send_int(to_child[1], 0);
+	tp_send_int(to_child[1], 0);
 	while (waitpid(child, &status, __WALL) < 0) {
 		if (errno != EINTR) {
 			printf("FAIL sharefiles: waitpid: %s\n", strerror(errno));

@@ -16,27 +16,6 @@ static int to_child[2], to_parent[2];
 static const char *dir;
 static char dir_a[PATH_MAX], dir_b[PATH_MAX];
 
-static int send_int(int fd, int v)
-{
-	while (write(fd, &v, sizeof(v)) != (ssize_t)sizeof(v)) {
-		if (errno != EINTR)
-			return -1;
-	}
-	return 0;
-}
-
-static int recv_int(int fd, int *v)
-{
-	for (;;) {
-		ssize_t n = read(fd, v, sizeof(*v));
-		if (n == (ssize_t)sizeof(*v))
-			return 0;
-		if (n < 0 && errno == EINTR)
-			continue;
-		return -1;
-	}
-}
-
 static mode_t get_umask(void)
 {
 	mode_t m = umask(0);
@@ -74,17 +53,17 @@ static int child_main(void *arg)
 	if (chdir(dir_a) != 0)
 		_exit(3);
 	umask(027);
-	send_int(to_parent[1], 0);
-	if (recv_int(to_child[0], &cmd) != 0)
+	tp_send_int(to_parent[1], 0);
+	if (tp_recv_int(to_child[0], &cmd) != 0)
 		_exit(4);
 	if (!fs_is("child", dir_b, 077)) {
-		send_int(to_parent[1], 1);
+		tp_send_int(to_parent[1], 1);
 		_exit(5);
 	}
 	if (chdir(dir) != 0)
 		_exit(6);
 	umask(022);
-	send_int(to_parent[1], 0);
+	tp_send_int(to_parent[1], 0);
 	_exit(0);
 }
 
@@ -117,7 +96,7 @@ int main(int argc, char **argv)
 		perror("clone");
 		return 1;
 	}
-	if (recv_int(to_parent[0], &ok) != 0 || ok != 0 || !fs_is("parent", dir_a, 027))
+	if (tp_recv_int(to_parent[0], &ok) != 0 || ok != 0 || !fs_is("parent", dir_a, 027))
 		return 1;
 	printf("child %d\n", (int)child);
 	tp_ready("sharefs");
@@ -129,8 +108,8 @@ int main(int argc, char **argv)
 	if (chdir(dir_b) != 0)
 		failed = 1;
 	umask(077);
-	send_int(to_child[1], 0);
-	if (recv_int(to_parent[0], &ok) != 0 || ok != 0) {
+	tp_send_int(to_child[1], 0);
+	if (tp_recv_int(to_parent[0], &ok) != 0 || ok != 0) {
 		printf("FAIL sharefs: the child does not see the parent's chdir/umask\n");
 		failed = 1;
 	} else if (!fs_is("parent", dir, 022)) {
