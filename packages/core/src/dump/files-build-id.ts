@@ -47,50 +47,50 @@ function readPrefix(fd: number, len: number): Buffer {
  * note header): buildIdOf() then reads the same bytes from it as from a longer prefix.
  */
 function notesWithin(img: Buffer): boolean {
-  const is64 = img[4] === 2;
-  const le = img[5] !== 2;
-  const ehdrSize = is64 ? 64 : 52;
-  if (img.length < ehdrSize) return false;
-  const u16 = (o: number) => (le ? img.readUInt16LE(o) : img.readUInt16BE(o));
-  const u32 = (o: number) => (le ? img.readUInt32LE(o) : img.readUInt32BE(o));
-  const word = (o: number) => (is64 ? Number(le ? img.readBigUInt64LE(o) : img.readBigUInt64BE(o)) : u32(o));
-  const phoff = word(is64 ? 32 : 28);
-  const phnum = u16(is64 ? 56 : 44);
-  const phentsize = is64 ? 56 : 32;
-  if (phoff + phnum * phentsize > img.length) return false;
-  for (let i = 0; i < phnum; i++) {
-    const ph = phoff + i * phentsize;
-    if (u32(ph) !== PT_NOTE) continue;
-    const off = word(is64 ? ph + 8 : ph + 4);
-    const filesz = word(is64 ? ph + 32 : ph + 16);
+  const elf = elfView(img);
+  if (!elf) return false;
+  if (elf.phoff + elf.phnum * elf.phentsize > img.length) return false;
+  for (let i = 0; i < elf.phnum; i++) {
+    const ph = elf.phoff + i * elf.phentsize;
+    if (elf.u32(ph) !== PT_NOTE) continue;
+    const { off, filesz } = elf.segment(ph);
     if (off + filesz > img.length - 12) return false;
   }
   return true;
 }
 
-/** The build-id words of an ELF image (its first bytes), or undefined if it has none. */
-export function buildIdOf(img: Buffer): number[] | undefined {
-  if (img.length < 5 || img[0] !== 0x7f || img[1] !== 0x45 || img[2] !== 0x4c || img[3] !== 0x46) return undefined;
+/** Readers for the ELF header and program headers of `img` (either class and byte order). */
+function elfView(img: Buffer) {
   const is64 = img[4] === 2;
-  if (img[4] !== 1 && !is64) return undefined;
   const le = img[5] !== 2;
-  const ehdrSize = is64 ? 64 : 52;
-  if (img.length < ehdrSize) return undefined;
+  if (img.length < (is64 ? 64 : 52)) return undefined;
   const u16 = (o: number) => (le ? img.readUInt16LE(o) : img.readUInt16BE(o));
   const u32 = (o: number) => (le ? img.readUInt32LE(o) : img.readUInt32BE(o));
   const word = (o: number) => (is64 ? Number(le ? img.readBigUInt64LE(o) : img.readBigUInt64BE(o)) : u32(o));
+  return {
+    u32,
+    phoff: word(is64 ? 32 : 28),
+    phnum: u16(is64 ? 56 : 44),
+    phentsize: is64 ? 56 : 32,
+    /** p_offset and p_filesz of the program header at `ph`. */
+    segment: (ph: number) => ({ off: word(is64 ? ph + 8 : ph + 4), filesz: word(is64 ? ph + 32 : ph + 16) }),
+  };
+}
 
-  const phoff = word(is64 ? 32 : 28);
-  const phnum = u16(is64 ? 56 : 44);
-  const phentsize = is64 ? 56 : 32;
+/** The build-id words of an ELF image (its first bytes), or undefined if it has none. */
+export function buildIdOf(img: Buffer): number[] | undefined {
+  if (img.length < 5 || img[0] !== 0x7f || img[1] !== 0x45 || img[2] !== 0x4c || img[3] !== 0x46) return undefined;
+  if (img[4] !== 1 && img[4] !== 2) return undefined;
+  const elf = elfView(img);
+  if (!elf) return undefined;
+  const { u32, phoff, phnum, phentsize } = elf;
   if (phnum === 0 || phoff <= 0) return undefined;
   const nhdr = 12;
   for (let i = 0; i < phnum; i++) {
     const ph = phoff + i * phentsize;
     if (ph + phentsize > img.length) break;
     if (u32(ph) !== PT_NOTE) continue;
-    const off = word(is64 ? ph + 8 : ph + 4);
-    const filesz = word(is64 ? ph + 32 : ph + 16);
+    const { off, filesz } = elf.segment(ph);
     if (off <= 0) continue;
     const end = Math.min(off + filesz, img.length - nhdr);
     let n = off;
