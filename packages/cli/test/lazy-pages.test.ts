@@ -1,16 +1,15 @@
 // Lazy restore: `criu lazy-pages` + `criu restore --lazy-pages`. The restore maps anonymous
 // memory without filling it and hands the task's userfaultfd to the daemon, which copies pages
 // in on fault and in the background after the restore has returned.
-import { spawn, spawnSync, type ChildProcess } from 'child_process';
+import { spawnSync, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
-import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { critDecode, oracle, requireOracle, waitPidGone } from '../../core/test/helpers/oracle';
 import { startTestprog, verdict } from '../../core/test/helpers/testprogs';
 import { isAlive, killVictim, type Victim } from '../../core/test/helpers/victims';
+import { BIN, freePort, startDaemon, stopDaemons, type Daemon } from './helpers/daemon';
 
-const BIN = path.join(__dirname, '../bin/criu.cjs');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-lazy-'));
 const started: Victim[] = [];
 const daemons: ChildProcess[] = [];
@@ -21,18 +20,8 @@ function criu(args: string[]) {
 }
 
 /** The daemon in the background; resolves once it listens, with its exit. */
-async function lazyDaemon(dir: string, extra: string[] = []): Promise<{ exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, [BIN, 'lazy-pages', '-D', dir, '-o', 'lazy.log', '-v4', '--status-fd', '3', ...extra], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
-  daemons.push(child);
-  let stderr = '';
-  child.stderr!.on('data', (d) => { stderr += String(d); });
-  const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
-  const ready = await new Promise<boolean>((res) => {
-    (child.stdio[3] as NodeJS.ReadableStream).once('data', () => res(true));
-    child.once('exit', () => res(false));
-  });
-  if (!ready) throw new Error(`criu lazy-pages did not start: ${stderr}`);
-  return { exited };
+function lazyDaemon(dir: string, extra: string[] = []): Promise<Daemon> {
+  return startDaemon(['lazy-pages', '-D', dir, '-o', 'lazy.log', '-v4', ...extra], daemons);
 }
 
 interface Summary { tasks: number; faults: number; onFault: number; background: number; zero: number; afterResume: number; toServe: number }
@@ -46,17 +35,10 @@ function summary(dir: string): Summary {
   return { tasks, faults, onFault, background, zero, afterResume, toServe: Number(s[1]) };
 }
 
-async function freePort(): Promise<number> {
-  return new Promise<number>((res) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => res(p)); });
-  });
-}
-
 beforeAll(() => requireOracle());
 afterAll(() => {
   started.forEach(killVictim);
-  for (const d of daemons) if (d.exitCode === null) d.kill('SIGKILL');
+  stopDaemons(daemons);
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -143,14 +125,8 @@ describe('lazy restore', () => {
     for (let o = 0; o < big.len; o += zero.length) fs.writeSync(fd, zero, 0, Math.min(zero.length, big.len - o), big.off + o);
     fs.closeSync(fd);
 
-    const port = await new Promise<number>((res) => {
-      const s = net.createServer();
-      s.listen(0, '127.0.0.1', () => { const p = (s.address() as net.AddressInfo).port; s.close(() => res(p)); });
-    });
-    const ps = spawn(process.execPath, [BIN, 'page-server', '-D', src, '--address', '127.0.0.1', '--port', String(port), '-o', 'ps.log', '-v4', '--status-fd', '3'], { stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
-    daemons.push(ps);
-    const psExited = new Promise<number | null>((res) => ps.once('exit', (c) => res(c)));
-    await new Promise<void>((res) => (ps.stdio[3] as NodeJS.ReadableStream).once('data', () => res()));
+    const port = await freePort();
+    const { exited: psExited } = await startDaemon(['page-server', '-D', src, '--address', '127.0.0.1', '--port', String(port), '-o', 'ps.log', '-v4'], daemons);
     const { exited } = await lazyDaemon(dst, ['--page-server', '--address', '127.0.0.1', '--port', String(port)]);
     const r = criu(['restore', '-D', dst, '-d', '--lazy-pages', '-o', 'restore.log']);
     expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
@@ -208,16 +184,7 @@ describe('lazy restore', () => {
     const dir = path.join(tmp, 'postcopy');
     const port = await freePort();
     // The dump side: dumps, kills the task, then serves its lazy memory until the restore side is done.
-    const dumper = spawn(process.execPath, [BIN, 'dump', '-t', String(v.pid), '-D', dir, '--lazy-pages', '--address', '127.0.0.1', '--port', String(port), '-o', 'dump.log', '-v4', '--status-fd', '3'], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
-    daemons.push(dumper);
-    let dumpErr = '';
-    dumper.stderr!.on('data', (d) => { dumpErr += String(d); });
-    const dumpExited = new Promise<number | null>((res) => dumper.once('exit', (c) => res(c)));
-    const serving = await new Promise<boolean>((res) => {
-      (dumper.stdio[3] as NodeJS.ReadableStream).once('data', () => res(true));
-      dumper.once('exit', () => res(false));
-    });
-    if (!serving) throw new Error(`criu dump --lazy-pages did not start serving: ${dumpErr}`);
+    const { exited: dumpExited } = await startDaemon(['dump', '-t', String(v.pid), '-D', dir, '--lazy-pages', '--address', '127.0.0.1', '--port', String(port), '-o', 'dump.log', '-v4'], daemons);
     await waitPidGone(v.pid);
     // The images hold the pagemap, but not the lazy pages: PE_LAZY entries alone, no data.
     const pm = critDecode(path.join(dir, `pagemap-${v.pid}.img`)).entries as Array<Record<string, number>>;

@@ -1,16 +1,15 @@
 // The page server in CRIU's wire format, both ways with the oracle CRIU 4.1 on 127.0.0.1:
 // the memory goes over TCP, the other images stay in the dump's -D, and criu-ts restores the
 // combined images; the `mem` program then passes its checksum.
-import { spawn, spawnSync, type ChildProcess } from 'child_process';
+import { spawnSync, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
-import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { critDecode, oracle, oracleRestore, requireOracle, waitPidGone } from '../../core/test/helpers/oracle';
 import { startTestprog, testprog, verdict } from '../../core/test/helpers/testprogs';
 import { isAlive, killVictim, readLog, startDetached, waitFor, type Victim } from '../../core/test/helpers/victims';
+import { BIN, freePort, startDaemon, stopDaemons, type Daemon } from './helpers/daemon';
 
-const BIN = path.join(__dirname, '../bin/criu.cjs');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-ps-'));
 const started: Victim[] = [];
 const servers: ChildProcess[] = [];
@@ -20,30 +19,9 @@ function criu(args: string[]) {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((res) => s.listen(0, '127.0.0.1', res));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((res) => s.close(() => res()));
-  return port;
-}
-
 /** Our page server in the background; resolves once it listens (--status-fd), with its exit. */
-async function ourPageServer(dir: string, port: number): Promise<{ exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, [BIN, 'page-server', '--address', '127.0.0.1', '--port', String(port), '-D', dir, '-o', 'ps.log', '-v4', '--status-fd', '3'], {
-    stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
-  });
-  servers.push(child);
-  let stderr = '';
-  child.stderr!.on('data', (d) => { stderr += String(d); });
-  const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
-  const ready = await new Promise<boolean>((res) => {
-    (child.stdio[3] as NodeJS.ReadableStream).once('data', () => res(true));
-    child.once('exit', () => res(false));
-  });
-  if (!ready) throw new Error(`criu-ts page-server did not start: ${stderr}`);
-  // Wrapped: an async function returning a bare promise would wait for it.
-  return { exited };
+function ourPageServer(dir: string, port: number): Promise<Daemon> {
+  return startDaemon(['page-server', '--address', '127.0.0.1', '--port', String(port), '-D', dir, '-o', 'ps.log', '-v4'], servers);
 }
 
 async function mem(mib: number): Promise<Victim> {
@@ -59,7 +37,7 @@ function pagemapOf(dir: string, pid: number) {
 beforeAll(() => requireOracle());
 afterAll(() => {
   started.forEach(killVictim);
-  for (const s of servers) if (s.exitCode === null) s.kill('SIGKILL');
+  stopDaemons(servers);
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -149,10 +127,7 @@ describe('page server', () => {
         const dst = path.join(tmp, 'netns-dst');
         fs.mkdirSync(dst);
         const port = 27027;
-        const ps = spawn('ip', ['netns', 'exec', nsB, process.execPath, BIN, 'page-server', '--address', ipB, '--port', String(port), '-D', dst, '-o', 'ps.log', '-v4', '--status-fd', '3'], { stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
-        servers.push(ps);
-        const exited = new Promise<number | null>((res) => ps.once('exit', (c) => res(c)));
-        await new Promise<void>((res, rej) => { (ps.stdio[3] as NodeJS.ReadableStream).once('data', () => res()); ps.once('exit', () => rej(new Error('page server in the namespace did not start'))); });
+        const { exited } = await startDaemon(['page-server', '--address', ipB, '--port', String(port), '-D', dst, '-o', 'ps.log', '-v4'], servers, ['ip', 'netns', 'exec', nsB]);
         const d = spawnSync('ip', ['netns', 'exec', nsA, process.execPath, BIN, 'dump', '-t', String(v.pid), '-D', src, '--page-server', '--address', ipB, '--port', String(port)], { encoding: 'utf8', timeout: 120_000 });
         expect({ status: d.status, stderr: d.stderr }).toEqual({ status: 0, stderr: '' });
         expect(await exited).toBe(0);
