@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import { sys } from '@criu/sys';
 import { FrozenTask, Parasite, hostArch, InfectError, readMaps } from '../src';
 import { PCMD } from '../src/infect/protocol';
+import { encodeMulti } from '../src/dump/memory';
 import { buildFixture, startDetached, readLog, waitFor, killVictim, isAlive, lastCounter, type Victim } from './helpers/victims';
 
 const arch = hostArch();
@@ -100,23 +101,7 @@ describe('syscall injection and the parasite (real processes)', () => {
       const parasite = Parasite.inject(task);
       // The request/reply halves are private (memory.ts pipelines through them the same way).
       const wire = parasite as unknown as { request(cmd: number, p: Buffer, fds?: number[]): void; expect(cmd: number, min: number): { data: Buffer } };
-      const multi = (groups: Array<Array<[bigint, number]>>): Buffer => {
-        const total = groups.reduce((n, g) => n + g.length, 0);
-        const head = 8 + ((groups.length * 4 + 7) & ~7);
-        const b = Buffer.alloc(head + total * 16);
-        b.writeUInt32LE(groups.length, 0);
-        b.writeUInt32LE(total, 4);
-        let at = head;
-        groups.forEach((g, i) => {
-          b.writeUInt32LE(g.length, 8 + i * 4);
-          for (const [start, len] of g) {
-            b.writeBigUInt64LE(start, at);
-            b.writeBigUInt64LE(BigInt(len), at + 8);
-            at += 16;
-          }
-        });
-        return b;
-      };
+      const multi = (groups: Array<Array<[bigint, number]>>): Buffer => encodeMulti(groups.map((g) => g.map(([start, length]) => ({ start, length }))));
       const eofAfter = (fd: number, bytes: number): Buffer => {
         const got = Buffer.alloc(bytes + 1);
         let off = 0;

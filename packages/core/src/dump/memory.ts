@@ -367,7 +367,8 @@ const MULTI_PIPES = 64;
 /** DUMP_PAGES_MULTI requests kept in flight. */
 const MULTI_INFLIGHT = 2;
 
-function encodeMulti(groups: ReadonlyArray<ReadonlyArray<{ start: bigint; length: number }>>): Buffer {
+/** A DUMP_PAGES_MULTI request: group count, range count, each group's range count, the ranges. */
+export function encodeMulti(groups: ReadonlyArray<ReadonlyArray<{ start: bigint; length: number }>>): Buffer {
   const total = groups.reduce((s, g) => s + g.length, 0);
   const head = 8 + ((groups.length * 4 + 7) & ~7);
   const b = Buffer.alloc(head + total * 16);
