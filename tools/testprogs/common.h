@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/socket.h>
 
 static volatile sig_atomic_t tp_term_requested;
 
@@ -222,6 +223,21 @@ static inline int tp_recv_int(int fd, int *v)
 			continue;
 		return -1;
 	}
+}
+
+/* The next datagram/bytes waiting on socket fd are exactly `want` (not blocking). */
+static inline int tp_recv_expect(int fd, const char *want)
+{
+	char buf[64];
+	ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+	return n == (ssize_t)strlen(want) && memcmp(buf, want, n) == 0;
+}
+
+/* Nothing waits on socket fd. */
+static inline int tp_recv_empty(int fd)
+{
+	char buf[8];
+	return recv(fd, buf, sizeof(buf), MSG_DONTWAIT) == -1 && errno == EAGAIN;
 }
 
 #endif

@@ -66,19 +66,6 @@ static int has_name(int s, int peer, const char *path, int abstract)
 	return len == want_len && memcmp(&got, &want, len) == 0;
 }
 
-static int expect(int fd, const char *want)
-{
-	char buf[64];
-	ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-	return n == (ssize_t)strlen(want) && memcmp(buf, want, n) == 0;
-}
-
-static int empty(int fd)
-{
-	char buf[8];
-	return recv(fd, buf, sizeof(buf), MSG_DONTWAIT) == -1 && errno == EAGAIN;
-}
-
 /* A new client connects to the listener and the listener accepts it; data flows. */
 static int accepts(int l, const char *path, int abstract)
 {
@@ -86,7 +73,7 @@ static int accepts(int l, const char *path, int abstract)
 	if (c < 0)
 		return 0;
 	int a = accept(l, NULL, NULL);
-	int ok = a >= 0 && send(c, "new", 3, 0) == 3 && expect(a, "new");
+	int ok = a >= 0 && send(c, "new", 3, 0) == 3 && tp_recv_expect(a, "new");
 	close(c);
 	if (a >= 0)
 		close(a);
@@ -156,15 +143,15 @@ int main(int argc, char **argv)
 		FAIL("names of the abstract listener and the datagram sockets");
 	if (stat(lpath, &st) != 0 || !S_ISSOCK(st.st_mode) || (st.st_mode & 07777) != 0640)
 		FAIL("%s: mode %o", lpath, (unsigned)st.st_mode);
-	if (!expect(a, "ping") || !empty(a) || !expect(c, "pong!") || !empty(c))
+	if (!tp_recv_expect(a, "ping") || !tp_recv_empty(a) || !tp_recv_expect(c, "pong!") || !tp_recv_empty(c))
 		FAIL("stream queues");
-	if (!expect(d, "d1") || !expect(d, "dd2") || !expect(d, "ddd3") || !empty(d) || !empty(e))
+	if (!tp_recv_expect(d, "d1") || !tp_recv_expect(d, "dd2") || !tp_recv_expect(d, "ddd3") || !tp_recv_empty(d) || !tp_recv_empty(e))
 		FAIL("datagram queue");
-	if (send(c, "again", 5, 0) != 5 || !expect(a, "again") || send(a, "back", 4, 0) != 4 || !expect(c, "back"))
+	if (send(c, "again", 5, 0) != 5 || !tp_recv_expect(a, "again") || send(a, "back", 4, 0) != 4 || !tp_recv_expect(c, "back"))
 		FAIL("the accepted pair is not connected any more");
 	if (!accepts(l, lpath, 0) || !accepts(m, mname, 1))
 		FAIL("a listener does not accept: %s", strerror(errno));
-	if (!dgram_to(dpath, 0, "x") || !expect(d, "x") || !dgram_to(ename, 1, "y") || !expect(e, "y"))
+	if (!dgram_to(dpath, 0, "x") || !tp_recv_expect(d, "x") || !dgram_to(ename, 1, "y") || !tp_recv_expect(e, "y"))
 		FAIL("a datagram socket does not receive: %s", strerror(errno));
 	struct sockaddr_un peer;
 	socklen_t plen = sizeof(peer);
@@ -172,7 +159,7 @@ int main(int argc, char **argv)
 		FAIL("the unnamed datagram socket is connected");
 	socklen_t elen;
 	struct sockaddr_un ea = addr_of(ename, 1, &elen);
-	if (sendto(u, "z", 1, 0, (struct sockaddr *)&ea, elen) != 1 || !expect(e, "z"))
+	if (sendto(u, "z", 1, 0, (struct sockaddr *)&ea, elen) != 1 || !tp_recv_expect(e, "z"))
 		FAIL("the unnamed datagram socket cannot send: %s", strerror(errno));
 	printf("PASS unixnamed%s\n", acceptname ? "" : " (names of the accepted connection not checked)");
 	return 0;

@@ -9,19 +9,6 @@
 
 #define FAIL(...) do { printf("FAIL unixpair " __VA_ARGS__); printf("\n"); return 1; } while (0)
 
-static int expect(int fd, const char *want)
-{
-	char buf[64];
-	ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-	return n == (ssize_t)strlen(want) && memcmp(buf, want, n) == 0;
-}
-
-static int empty(int fd)
-{
-	char buf[8];
-	return recv(fd, buf, sizeof(buf), MSG_DONTWAIT) == -1 && errno == EAGAIN;
-}
-
 static int type_of(int fd)
 {
 	int t = -1;
@@ -53,13 +40,13 @@ int main(void)
 		FAIL("types");
 	if (!(fcntl(s[0], F_GETFL) & O_NONBLOCK) || (fcntl(s[1], F_GETFL) & O_NONBLOCK))
 		FAIL("flags");
-	if (!expect(s[1], "hello") || !empty(s[1]))
+	if (!tp_recv_expect(s[1], "hello") || !tp_recv_empty(s[1]))
 		FAIL("stream queue of S[1]");
-	if (!expect(s[0], "world!!") || !empty(s[0]))
+	if (!tp_recv_expect(s[0], "world!!") || !tp_recv_empty(s[0]))
 		FAIL("stream queue of S[0]");
-	if (!expect(d[1], "one") || !expect(d[1], "two2") || !expect(d[1], "three") || !empty(d[1]) || !empty(d[0]))
+	if (!tp_recv_expect(d[1], "one") || !tp_recv_expect(d[1], "two2") || !tp_recv_expect(d[1], "three") || !tp_recv_empty(d[1]) || !tp_recv_empty(d[0]))
 		FAIL("datagram queue");
-	if (send(s[1], "again", 5, 0) != 5 || !expect(s[0], "again") || send(d[1], "back", 4, 0) != 4 || !expect(d[0], "back"))
+	if (send(s[1], "again", 5, 0) != 5 || !tp_recv_expect(s[0], "again") || send(d[1], "back", 4, 0) != 4 || !tp_recv_expect(d[0], "back"))
 		FAIL("not connected any more");
 	printf("PASS unixpair\n");
 	return 0;

@@ -24,6 +24,15 @@ function lazyDaemon(dir: string, extra: string[] = []): Promise<Daemon> {
   return startDaemon(['lazy-pages', '-D', dir, '-o', 'lazy.log', '-v4', ...extra], daemons);
 }
 
+/** `criu lazy-pages` + `criu restore --lazy-pages` of `dir`, both succeeding; the daemon's summary. */
+async function restoreLazily(dir: string, extra: string[] = []): Promise<Summary> {
+  const { exited } = await lazyDaemon(dir, extra);
+  const r = criu(['restore', '-D', dir, '-d', '--lazy-pages', '-o', 'restore.log']);
+  expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+  expect(await exited).toBe(0);
+  return summary(dir);
+}
+
 interface Summary { tasks: number; faults: number; onFault: number; background: number; zero: number; afterResume: number; toServe: number }
 
 function summary(dir: string): Summary {
@@ -87,11 +96,7 @@ describe('lazy restore', () => {
     const d = oracle(['dump', '-t', String(v.pid), '-D', dir, '-o', 'dump.log'], path.join(dir, 'dump.log'));
     expect(d.status).toBe(0);
     await waitPidGone(v.pid);
-    const { exited } = await lazyDaemon(dir);
-    const r = criu(['restore', '-D', dir, '-d', '--lazy-pages', '-o', 'restore.log']);
-    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
-    expect(await exited).toBe(0);
-    const s = summary(dir);
+    const s = await restoreLazily(dir);
     expect(s.onFault + s.background).toBe(s.toServe);
     expect(s.toServe).toBeGreaterThanOrEqual((64 << 20) / 4096);
     expect(await verdict(v, 30_000)).toMatch(/^PASS mem 64 MiB/);
@@ -127,12 +132,8 @@ describe('lazy restore', () => {
 
     const port = await freePort();
     const { exited: psExited } = await startDaemon(['page-server', '-D', src, '--address', '127.0.0.1', '--port', String(port), '-o', 'ps.log', '-v4'], daemons);
-    const { exited } = await lazyDaemon(dst, ['--page-server', '--address', '127.0.0.1', '--port', String(port)]);
-    const r = criu(['restore', '-D', dst, '-d', '--lazy-pages', '-o', 'restore.log']);
-    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
-    expect(await exited).toBe(0);
+    const s = await restoreLazily(dst, ['--page-server', '--address', '127.0.0.1', '--port', String(port)]);
     expect(await psExited).toBe(0);
-    const s = summary(dst);
     expect(s.onFault + s.background).toBe(s.toServe);
     const served = Number(/(\d+) pages served/.exec(fs.readFileSync(path.join(src, 'ps.log'), 'utf8'))?.[1]);
     expect(served).toBe(s.toServe);
@@ -149,11 +150,7 @@ describe('lazy restore', () => {
     const d = criu(['dump', '-t', String(v.pid), '-D', dir]);
     expect({ status: d.status, stderr: d.stderr }).toEqual({ status: 0, stderr: '' });
     await waitPidGone(v.pid);
-    const { exited } = await lazyDaemon(dir);
-    const r = criu(['restore', '-D', dir, '-d', '--lazy-pages', '-o', 'restore.log']);
-    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
-    expect(await exited).toBe(0);
-    const s = summary(dir);
+    const s = await restoreLazily(dir);
     expect(s.onFault + s.background).toBe(s.toServe);
     expect(await verdict(v, 30_000)).toMatch(new RegExp(`^PASS ${name}`));
   });

@@ -47,11 +47,12 @@ function sameMounts(pid: number): boolean {
 
 /** Throws a DumpError for the first live task whose namespaces are not the dumper's. */
 export function checkNamespaces(tasks: Array<{ pid: number; zombie?: boolean }>): void {
+  const ourLinks = new Map(KINDS.map(([file]) => [file, nsLink('self', file === 'pid_for_children' ? 'pid' : file)]));
   for (const t of tasks) {
     if (t.zombie) continue; // a zombie has no namespaces left; its parent's are checked
     for (const [file, what] of KINDS) {
       const theirs = nsLink(t.pid, file);
-      const ours = nsLink('self', file === 'pid_for_children' ? 'pid' : file);
+      const ours = ourLinks.get(file);
       if (!theirs || !ours || theirs === ours) continue;
       if (file === 'mnt' && sameMounts(t.pid)) continue;
       throw new DumpError('freeze', t.pid, `task ${t.pid}: its ${what} is not the dumper's (${theirs}, the dumper's ${ours}); dumping namespaces is not supported yet`, {
