@@ -25,3 +25,4 @@ export { RESTORE_STEPS, type RestoreStep } from './restore/steps.js';
 export * from './vdso/index.js';
 export * from './pageserver/index.js';
 export { type LazyPagesSink } from './restore/lazy.js';
+export { parseExternal, emptyExternal, type ExternalResources, type InheritFd } from './ns/external.js';

@@ -41,6 +41,7 @@ import { stepOutOfVdso, noteVdsoProxies } from './vdso.js';
 import { mappedShmemId } from './shmem.js';
 import { fileImagesOf } from './files-images.js';
 import { dedupParents } from './dedup.js';
+import type { ExternalResources } from '../ns/external.js';
 import { detectMemTrack, ParentCoverage, readMemTrackNote, resetTracking, trackedUffd, uffdRegisteredVmas, writeMemTrackNote, MEMTRACK_FILE, type MemTrackNote, type TaskTracking, type TrackMethod } from './mem-track.js';
 
 export const INCOMPLETE_MARKER = 'criu-ts.incomplete';
@@ -84,6 +85,8 @@ export interface DumpOptions {
    * (pagemap entries PE_LAZY only); the caller serves it with servePostCopy() after the dump.
    */
   postCopy?: PostCopyPages;
+  /** CRIU's --external / --ext-mount-map: resources the dump refers to by key instead of saving. */
+  external?: ExternalResources;
 }
 
 export interface DumpStats {

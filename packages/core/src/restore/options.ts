@@ -2,6 +2,7 @@
 import type { Arch } from '../arch/types.js';
 import type { LogLevel, Logger } from '../util/log.js';
 import type { LazyPagesSink } from './lazy.js';
+import type { ExternalResources, InheritFd } from '../ns/external.js';
 
 export interface RestoreProgress {
   step: string;
@@ -41,6 +42,12 @@ export interface RestoreOptions {
    * task's userfaultfd is handed to this sink, which must serve the faults (one task only).
    */
   lazyPages?: LazyPagesSink;
+  /** CRIU's --root: the directory that becomes / of a restored mount namespace. */
+  root?: string;
+  /** CRIU's --external / --ext-mount-map: what the keys of external resources in the images map to here. */
+  external?: ExternalResources;
+  /** CRIU's --inherit-fd: descriptors of the caller that stand for external objects. */
+  inheritFds?: InheritFd[];
 }
 
 export interface RestoreResult {
