@@ -26,3 +26,6 @@ export * from './vdso/index.js';
 export * from './pageserver/index.js';
 export { type LazyPagesSink } from './restore/lazy.js';
 export { parseExternal, emptyExternal, type ExternalResources, type InheritFd } from './ns/external.js';
+export { parseCgroupMode, parseCgroupRoot, CGROUP_MODES, type CgroupMode, type CgroupRoot } from './cgroups/mode.js';
+export { taskCgroups, cgroupMounts } from './cgroups/hierarchy.js';
+export type { RestoreHook } from './restore/options.js';

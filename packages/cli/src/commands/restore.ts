@@ -5,15 +5,16 @@ import * as fs from 'fs';
 import { restore, type RestoreResult } from '@criu/core';
 import { CliUsageError } from '../errors.js';
 import { parseCpuCap } from './cpuinfo.js';
+import { cgroupMode, cgroupRoots } from './cgroups.js';
 import { checkOptions, engineDirs, inWorkDir, openLog, optFlag, optString, progressPrinter, reportEngineError, type OptionPolicy } from './engine.js';
 import type { CommandContext } from './types.js';
 import { LazyPagesLink, lazySocketPath } from './lazy-pages.js';
 
 export const RESTORE_POLICY: OptionPolicy = {
-  honoured: ['restore-detached', 'pidfile', 'shell-job', 'cpu-cap', 'force-vdso-proxy', 'lazy-pages'],
+  honoured: ['restore-detached', 'pidfile', 'shell-job', 'cpu-cap', 'force-vdso-proxy', 'lazy-pages', 'manage-cgroups', 'cgroup-root'],
   ignored: [
-    'tcp-established', 'tcp-close', 'ext-unix-sk', 'file-locks', 'link-remap', 'evasive-devices', 'manage-cgroups',
-    'cgroup-props', 'cgroup-props-file', 'cgroup-root', 'skip-mnt', 'enable-fs', 'external', 'ext-mount-map', 'log-pid',
+    'tcp-established', 'tcp-close', 'ext-unix-sk', 'file-locks', 'link-remap', 'evasive-devices',
+    'cgroup-props', 'cgroup-props-file', 'skip-mnt', 'enable-fs', 'external', 'ext-mount-map', 'log-pid',
     'network-lock', 'file-validation', 'skip-file-rwx-check', 'weak-sysctls', 'display-stats',
     // dump's options: CRIU accepts them on restore too and does nothing with them
     'tree', 'leave-running', 'timeout',
@@ -29,6 +30,8 @@ function exitText(exit: RestoreResult['exit']): string {
 export async function runRestore(ctx: CommandContext): Promise<number> {
   const warnings = checkOptions('restore', ctx.args.options, RESTORE_POLICY);
   const cpuCap = parseCpuCap(ctx);
+  const manageCgroups = cgroupMode(ctx);
+  const roots = cgroupRoots(ctx);
   const dirs = engineDirs(ctx);
   for (const d of [dirs.imagesDir, dirs.workDir]) {
     if (!fs.existsSync(d)) throw new CliUsageError(`can't change directory to ${d}: No such file or directory`);
@@ -47,6 +50,8 @@ export async function runRestore(ctx: CommandContext): Promise<number> {
       pidfile: pidfile === undefined ? undefined : inWorkDir(dirs, pidfile),
       shellJob: optFlag(ctx, 'shell-job'),
       cpuCap,
+      manageCgroups,
+      cgroupRoots: roots,
       vdso: optFlag(ctx, 'force-vdso-proxy') ? 'proxy' : 'auto',
       logger: log.logger,
       onProgress: progressPrinter(ctx.io, log, 'restore'),

@@ -6,7 +6,7 @@
 // through /proc/<peer pid>/fd/<n>; the log file is a bare name in the work directory.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Logger, type LogLevel } from '@criu/core';
+import { Logger, parseExternal, type CgroupMode, type CgroupRoot, type ExternalResources, type InheritFd, type LogLevel } from '@criu/core';
 import type { Msg } from '@criu/images';
 import { CG_MODE, ERRNO } from './protocol.js';
 import { CRIU_COMPAT_VERSION, CRIU_TS_VERSION } from '../version.js';
@@ -28,6 +28,8 @@ const HONOURED = new Set([
   'log_to_stderr', 'notify_scripts', 'display_stats', 'cpu_cap', 'ghost_limit',
   // iterative dumps (auto_dedup punches parent pages at dump time; a restore has nothing to do)
   'parent_img', 'track_mem', 'auto_dedup',
+  // containers (runc): read by engineOptions()
+  'root', 'external', 'ext_mnt', 'inherit_fd', 'manage_cgroups', 'manage_cgroups_mode', 'cg_root',
 ]);
 
 /**
@@ -39,10 +41,11 @@ const IGNORED = new Map<string, string>([
   ['ext_unix_sk', ''], ['unix_sk_ino', ''], ['evasive_devices', ''], ['file_locks', ''], ['link_remap', ''],
   ['force_irmap', ''], ['irmap_scan_paths', ''], ['skip_mnt', ''], ['enable_fs', ''],
   ['timeout', ''], ['network_lock', ''], ['weak_sysctls', ''], ['tcp_skip_in_flight', ''], ['freeze_cgroup', ''],
-  ['orphan_pts_master', ''], ['skip_file_rwx_check', ''], ['pre_dump_mode', ''], ['mntns_compat_mode', ''],
+  ['skip_file_rwx_check', ''], ['pre_dump_mode', ''], ['mntns_compat_mode', ''],
   ['auto_ext_mnt', ''], ['ext_sharing', ''], ['ext_masters', ''], ['unprivileged', ''], ['status_fd', ' (obsolete in CRIU too)'],
-  ['manage_cgroups', ': criu-ts neither dumps nor restores cgroups; the restored task stays in the cgroup of its restorer'],
-  ['cg_root', ': criu-ts does not restore cgroups'], ['cgroup_props', ''], ['cgroup_props_file', ''], ['cgroup_dump_controller', ''],
+  ['cgroup_props', ': cgroup properties are neither saved nor restored'], ['cgroup_props_file', ': cgroup properties are neither saved nor restored'], ['cgroup_dump_controller', ''],
+  // runc always asks for it; a terminal's master outside the tree is refused at dump time anyway.
+  ['orphan_pts_master', ': criu-ts refuses a tree whose terminal master is outside it at dump time'],
   ['rst_sibling', ': the restored task is reparented to init (or the nearest subreaper), not made a child of the client'],
 ]);
 
@@ -51,23 +54,20 @@ const REFUSED = new Map<string, string>([
   ['ps', 'page server (ps) is not supported'],
   ['lazy_pages', 'lazy pages are not supported'],
   ['exec_cmd', 'exec_cmd is not supported'],
-  ['ext_mnt', 'external mounts (ext_mnt) are not supported: criu-ts does not dump or restore mount namespaces'],
   ['veths', 'veth pairs are not supported: criu-ts does not restore network namespaces'],
-  ['inherit_fd', 'inherit_fd is not supported'],
   ['join_ns', 'join_ns is not supported: criu-ts does not restore namespaces'],
-  ['external', 'external resources (external) are not supported: criu-ts does not dump namespaces or external objects'],
   ['tcp_established', 'established TCP connections (tcp_established) are not supported'],
   ['tcp_close', 'tcp_close is not supported'],
   ['leave_stopped', 'leave_stopped is not supported'],
   ['lsm_profile', 'lsm_profile is not supported'],
   ['lsm_mount_context', 'lsm_mount_context is not supported'],
-  ['config_file', 'config_file is not supported by criu-ts swrk'],
   ['tls', 'TLS is not supported'], ['tls_cacert', 'TLS is not supported'], ['tls_cacrl', 'TLS is not supported'],
   ['tls_cert', 'TLS is not supported'], ['tls_key', 'TLS is not supported'], ['tls_no_cn_verify', 'TLS is not supported'],
   ['cgroup_yard', 'cgroup_yard is not supported'],
   ['pidfd_store_sk', 'pidfd_store is not supported'],
-  ['empty_ns', 'empty_ns is not supported: criu-ts does not restore namespaces'],
 ]);
+
+const CLONE_NEWNET = 0x40000000;
 
 /** True when a field asks for something (false, 0, '' and [] are the defaults and ask for nothing). */
 function isSet(v: unknown): boolean {
@@ -84,21 +84,19 @@ export function checkOpts(opts: Msg): string[] {
   const warnings: string[] = [];
   for (const [key, value] of Object.entries(opts)) {
     if (HONOURED.has(key)) continue;
-    if (key === 'root') {
-      if (isSet(value) && path.resolve(String(value)) !== '/') {
-        throw new RpcError(`root ${String(value)} is not supported: criu-ts does not change the root of restored tasks`);
-      }
-      continue;
-    }
-    if (key === 'manage_cgroups_mode') {
-      const v = Number(value);
-      if (v === CG_MODE.PROPS || v === CG_MODE.FULL || v === CG_MODE.STRICT) {
-        throw new RpcError(`manage_cgroups_mode ${Object.entries(CG_MODE).find(([, n]) => n === v)?.[0]} is not supported: criu-ts does not dump or restore cgroups`);
-      }
-      if (v !== CG_MODE.IGNORE && v !== CG_MODE.CG_NONE) warnings.push(`manage_cgroups_mode has no effect in criu-ts; ignored: criu-ts does not restore cgroups`);
-      continue;
-    }
     if (!isSet(value)) continue;
+    if (key === 'empty_ns') {
+      // runc sets CLONE_NEWNET for a container whose network namespace it manages itself:
+      // its contents are not dumped, which criu-ts never does anyway.
+      const other = Number(value) & ~CLONE_NEWNET;
+      if (other) throw new RpcError(`empty_ns 0x${other.toString(16)} is not supported by criu-ts (only the network namespace, 0x${CLONE_NEWNET.toString(16)})`);
+      continue;
+    }
+    if (key === 'config_file') {
+      // CRIU reads it when it exists (runc names /etc/criu/runc.conf whether or not it does).
+      if (fs.existsSync(String(value))) warnings.push(`config_file ${String(value)} exists and is NOT read by criu-ts: its options do not apply`);
+      continue;
+    }
     const refused = REFUSED.get(key);
     if (refused !== undefined) throw new RpcError(`${refused} (criu-ts)`);
     const ignored = IGNORED.get(key);
@@ -162,7 +160,6 @@ export const DEFAULT_LOG_FILE = 'criu.log';
  * directory) and the log (log_file in the work dir, or stderr with log_to_stderr).
  */
 export function setupRequest(opts: Msg, peerPid: number, stderr: (s: string) => void): RequestEnv {
-  const warnings = checkOpts(opts);
   const held: HeldDir[] = [];
   const closeAll = () => {
     for (const h of held) if (h.fd !== undefined) try { fs.closeSync(h.fd); } catch { /* closed */ }
@@ -200,6 +197,15 @@ export function setupRequest(opts: Msg, peerPid: number, stderr: (s: string) => 
       logger = new Logger(level, undefined, stderr);
     }
     logger.info(`Version: ${CRIU_COMPAT_VERSION} (criu-ts ${CRIU_TS_VERSION}), RPC`);
+    // Checked once the log is open: a refused option is in the log the client points its user to.
+    let warnings: string[];
+    try {
+      warnings = checkOpts(opts);
+    } catch (e) {
+      logger.error((e as Error).message);
+      logger.close();
+      throw e;
+    }
     for (const w of warnings) logger.warn(w);
     return {
       imagesDir: images.path,
@@ -216,4 +222,56 @@ export function setupRequest(opts: Msg, peerPid: number, stderr: (s: string) => 
     closeAll();
     throw e;
   }
+}
+
+/** What a DUMP/RESTORE passes on to the engine from the container-related fields. */
+export interface EngineOptions {
+  external: ExternalResources;
+  inheritFds: InheritFd[];
+  root?: string;
+  manageCgroups: CgroupMode;
+  cgroupRoots: CgroupRoot[];
+}
+
+const CG_MODES: Record<number, CgroupMode> = {
+  [CG_MODE.IGNORE]: 'ignore', [CG_MODE.CG_NONE]: 'none', [CG_MODE.PROPS]: 'props', [CG_MODE.SOFT]: 'soft',
+  [CG_MODE.FULL]: 'full', [CG_MODE.STRICT]: 'strict', [CG_MODE.DEFAULT]: 'soft',
+};
+
+/**
+ * external + ext_mnt → ExternalResources; inherit_fd (descriptors of THIS process: runc hands
+ * them to `criu swrk` as its stdio and extra files, as CRIU expects) → InheritFd; root;
+ * manage_cgroups (true: soft, false: ignore, as CRIU) overridden by manage_cgroups_mode; cg_root.
+ */
+export function engineOptions(opts: Msg): EngineOptions {
+  let external: ExternalResources;
+  try {
+    external = parseExternal(opts.external as string[] | undefined, (opts.ext_mnt as Array<{ key: string; val: string }> | undefined) ?? []);
+  } catch (e) {
+    throw new RpcError((e as Error).message, ERRNO.EINVAL);
+  }
+  const inheritFds: InheritFd[] = ((opts.inherit_fd as Msg[] | undefined) ?? []).map((x) => {
+    const fd = Number(x.fd);
+    const key = String(x.key ?? '');
+    if (!key) throw new RpcError(`inherit_fd with fd ${fd} has an empty key`, ERRNO.EINVAL);
+    try {
+      fs.fstatSync(fd);
+    } catch (e) {
+      throw new RpcError(`inherit_fd ${key}: descriptor ${fd} is not open in criu swrk (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, ERRNO.EINVAL);
+    }
+    return { key, fd };
+  });
+  let manageCgroups: CgroupMode = opts.manage_cgroups === false ? 'ignore' : 'soft';
+  if (opts.manage_cgroups_mode !== undefined) {
+    const m = CG_MODES[Number(opts.manage_cgroups_mode)];
+    if (!m) throw new RpcError(`unknown manage_cgroups_mode ${String(opts.manage_cgroups_mode)}`, ERRNO.EINVAL);
+    manageCgroups = m;
+  }
+  const cgroupRoots: CgroupRoot[] = ((opts.cg_root as Msg[] | undefined) ?? []).map((r) => {
+    const p = String(r.path ?? '');
+    if (!p.startsWith('/')) throw new RpcError(`cg_root ${r.ctrl === undefined ? '' : `${String(r.ctrl)}:`}${p}: the path must be absolute`, ERRNO.EINVAL);
+    return r.ctrl === undefined ? { path: p } : { controller: String(r.ctrl), path: p };
+  });
+  const root = typeof opts.root === 'string' && opts.root && path.resolve(opts.root) !== '/' ? path.resolve(opts.root) : undefined;
+  return { external, inheritFds, root, manageCgroups, cgroupRoots };
 }

@@ -6,16 +6,35 @@
 // DUMP/RESTORE failed or the conversation broke (EOF, a malformed request).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { detectMemTrack, dump, hostArch, restore, type Arch, type DumpResult } from '@criu/core';
+import { detectMemTrack, dump, hostArch, parseExternal, restore, type Arch, type DumpResult, type RestoreHook } from '@criu/core';
 import { decodeMessage, encodeMessage, readImageFile, writeImageFile, type Msg } from '@criu/images';
 import { sys, SysError } from '@criu/sys';
 import { CRIU_TS_VERSION } from '../version.js';
-import { RpcError, setupRequest, type RequestEnv } from './options.js';
+import { engineOptions, RpcError, setupRequest, type RequestEnv } from './options.js';
 import { ERRNO, REQ, reqTypeName } from './protocol.js';
 import type { PeerCred, SeqpacketSocket } from './socket.js';
 
 /** The version criu-ts answers: the CRIU release whose behaviour it follows. */
 export const RPC_VERSION = { major_number: 4, minor_number: 1, name: `criu-ts ${CRIU_TS_VERSION}` } as const;
+
+/**
+ * CRIU_TS_RPC_TRACE=FILE: every decoded criu_req and every criu_resp sent is appended to FILE as
+ * one JSON line, to see exactly what a client (runc) asks for and what it was told.
+ */
+const TRACE_ENV = 'CRIU_TS_RPC_TRACE';
+
+function trace(dir: 'req' | 'resp', msg: Msg, fds: number[] = []): void {
+  const file = process.env[TRACE_ENV];
+  if (!file) return;
+  const line = JSON.stringify({ t: new Date().toISOString(), pid: process.pid, dir, fds: fds.length || undefined, msg }, (_k, v: unknown) =>
+    typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v,
+  );
+  try {
+    fs.appendFileSync(file, `${line}\n`);
+  } catch {
+    /* tracing is best effort */
+  }
+}
 
 /** Requests CRIU lets a client send with keep_open (chk_keepopen_req). */
 const KEEP_OPEN_OK = new Set<number>([REQ.VERSION, REQ.FEATURE_CHECK, REQ.CPUINFO_DUMP, REQ.CPUINFO_CHECK, REQ.PAGE_SERVER, REQ.PAGE_SERVER_CHLD]);
@@ -117,7 +136,9 @@ export class SwrkServer {
       return undefined;
     }
     try {
-      return decodeMessage('criu_req', data);
+      const req = decodeMessage('criu_req', data);
+      trace('req', req);
+      return req;
     } catch (e) {
       const message = `malformed criu_req (${data.length} bytes): ${(e as Error).message}`;
       this.stderr(`Error (criu-ts swrk): ${message}\n`);
@@ -131,6 +152,7 @@ export class SwrkServer {
   }
 
   private send(resp: Msg, fds: number[] = []): void {
+    trace('resp', resp, fds);
     this.socket.send(encodeMessage('criu_resp', resp), fds);
   }
 
@@ -185,6 +207,7 @@ export class SwrkServer {
     let reply: Msg;
     try {
       reply = decodeMessage('criu_req', d.data);
+      trace('req', reply);
     } catch (e) {
       throw new RpcError(`malformed reply to the ${script} notification: ${(e as Error).message}`, ERRNO.EBADMSG);
     }
@@ -207,25 +230,42 @@ export class SwrkServer {
     const leaveRunning = opts.leave_running === true;
     let failure: Failure | undefined;
     let env: RequestEnv | undefined;
+    let networkLocked = false;
     try {
       env = this.setup(opts);
+      const e = env;
       const notifying = opts.notify_scripts === true;
-      env.logger.info(`Dumping task ${pid} into ${env.imagesDir} (RPC)`);
-      if (notifying) {
-        await this.notify(env, 'pre-dump');
-        const ext = await this.notify(env, 'query-ext-files');
-        const external = ((ext.opts as Msg | undefined)?.external as string[] | undefined) ?? [];
-        if (external.length) throw new RpcError(`external resources (${external.join(', ')}) are not supported by criu-ts`);
-      }
+      const eng = engineOptions(opts);
+      e.logger.info(`Dumping task ${pid} into ${e.imagesDir} (RPC)`);
+      if (notifying) await this.notify(e, 'pre-dump');
       const ghostLimit = opts.ghost_limit === undefined ? undefined : Number(opts.ghost_limit);
+      // CRIU's order: pre-dump; network-lock and query-ext-files once the tree is frozen;
+      // post-dump with the images written and the tasks still frozen; network-unlock when they
+      // live on (leave_running, or a failed dump).
+      const onHook = async (name: 'network-lock' | 'post-dump') => {
+        if (!notifying) return;
+        if (name === 'network-lock') {
+          await this.notify(e, 'network-lock');
+          networkLocked = true;
+          const ext = await this.notify(e, 'query-ext-files');
+          const more = ((ext.opts as Msg | undefined)?.external as string[] | undefined) ?? [];
+          if (more.length) {
+            const add = parseExternal(more);
+            for (const [k, v] of add.mounts) eng.external.mounts.set(k, v);
+            for (const [k, v] of add.nets) eng.external.nets.set(k, v);
+            eng.external.other.push(...add.other);
+          }
+          return;
+        }
+        await this.notify(e, name);
+      };
       const result: DumpResult = await dump({
-        pid, imagesDir: env.imagesDir, leaveRunning, shellJob: opts.shell_job === true, logger: env.logger, arch: this.arch, ghostLimit,
+        pid, imagesDir: e.imagesDir, leaveRunning, shellJob: opts.shell_job === true, logger: e.logger, arch: this.arch, ghostLimit,
         // Iterative dumps (runc checkpoint --pre-dump, then --parent-path).
         preDump, trackMem: opts.track_mem === true, parentImagesDir: typeof opts.parent_img === 'string' ? opts.parent_img : undefined, autoDedup: opts.auto_dedup === true,
+        external: eng.external, manageCgroups: eng.manageCgroups, onHook,
       });
-      // CRIU sends post-dump while the tasks are still frozen; the engine has resumed or
-      // killed them by now (it has no hook for that moment yet).
-      if (notifying) await this.notify(env, 'post-dump');
+      if (networkLocked && (leaveRunning || preDump)) await this.notify(e, 'network-unlock');
       if (opts.display_stats === true) {
         const s = result.stats;
         env.logger.info(`Dump stats: freezing ${s.freezingTimeUs} us, frozen ${s.frozenTimeUs} us, memdump ${s.memdumpTimeUs} us, memwrite ${s.memwriteTimeUs} us, pages scanned ${s.pagesScanned}, written ${s.pagesWritten}`);
@@ -234,6 +274,13 @@ export class SwrkServer {
     } catch (e) {
       failure = failureOf(e);
       env?.logger.error(failure.message);
+      if (networkLocked && env) {
+        try {
+          await this.notify(env, 'network-unlock');
+        } catch (ue) {
+          env.logger.error(`network-unlock after the failed dump: ${(ue as Error).message}`);
+        }
+      }
     } finally {
       env?.close();
     }
@@ -252,18 +299,25 @@ export class SwrkServer {
     let pid = -1;
     try {
       env = this.setup(opts);
+      const e = env;
       const notifying = opts.notify_scripts === true;
-      env.logger.info(`Restoring from ${env.imagesDir} (RPC, detached)`);
-      if (notifying) await this.notify(env, 'pre-restore');
+      const eng = engineOptions(opts);
+      e.logger.info(`Restoring from ${e.imagesDir} (RPC, detached)`);
+      if (notifying) await this.notify(e, 'pre-restore');
+      // CRIU's order (pids for setup-namespaces and post-restore); all but post-resume come
+      // while the restored tasks are stopped, and a failed one fails the restore.
+      const onHook = async (name: RestoreHook, hookPid: number) => {
+        if (notifying) await this.notify(e, name, name === 'setup-namespaces' || name === 'post-restore' ? hookPid : undefined);
+      };
       // cpu_cap: CRIU's RPC always adds the image check to it, which is the engine's default.
-      const result = await restore({ imagesDir: env.imagesDir, detach: true, shellJob: opts.shell_job === true, logger: env.logger, arch: this.arch });
+      const result = await restore({
+        imagesDir: e.imagesDir, detach: true, shellJob: opts.shell_job === true, logger: e.logger, arch: this.arch,
+        root: eng.root, external: eng.external, inheritFds: eng.inheritFds, manageCgroups: eng.manageCgroups, cgroupRoots: eng.cgroupRoots, onHook,
+      });
       pid = result.pid;
       if (notifying) {
         try {
-          // CRIU sends these while the tasks are still stopped; ours already run.
-          await this.notify(env, 'post-restore', pid);
-          await this.notify(env, 'pre-resume');
-          await this.notify(env, 'post-resume');
+          await this.notify(e, 'post-resume');
         } catch (e) {
           // The restore is reported failed: the task must not live on unowned.
           env.logger.error(`killing restored task ${pid}: ${(e as Error).message}`);

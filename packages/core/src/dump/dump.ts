@@ -32,7 +32,7 @@ import { DUMP_STEPS, type DumpStep } from './steps.js';
 import { collectPtraceState, collectTaskCore, collectThreadCore, markStopped, PR_GET_SECUREBITS, savedAuxv, zombieImages } from './task-state.js';
 import { collectThreadSelfState, releaseThreads } from './threads.js';
 import { checkNamespaces } from './namespaces.js';
-import { kobjIdsOf, freezeTree, killTree, listTree, releaseTree, stateOf, type KobjIds, type TreeTask } from './tree.js';
+import { kobjIdsOf, liveTasks, freezeTree, killTree, listTree, releaseTree, stateOf, type KobjIds, type TreeTask } from './tree.js';
 import { pipeDataOf } from './pipes.js';
 import { collectPosixTimers } from './posix-timers.js';
 import { collectVmas } from './vmas.js';
@@ -42,6 +42,8 @@ import { mappedShmemId } from './shmem.js';
 import { fileImagesOf } from './files-images.js';
 import { dedupParents } from './dedup.js';
 import type { ExternalResources } from '../ns/external.js';
+import type { CgroupMode } from '../cgroups/mode.js';
+import { dumpCgroups } from './cgroups.js';
 import { detectMemTrack, ParentCoverage, readMemTrackNote, resetTracking, trackedUffd, uffdRegisteredVmas, writeMemTrackNote, MEMTRACK_FILE, type MemTrackNote, type TaskTracking, type TrackMethod } from './mem-track.js';
 
 export const INCOMPLETE_MARKER = 'criu-ts.incomplete';
@@ -87,6 +89,14 @@ export interface DumpOptions {
   postCopy?: PostCopyPages;
   /** CRIU's --external / --ext-mount-map: resources the dump refers to by key instead of saving. */
   external?: ExternalResources;
+  /** CRIU's --manage-cgroups mode: 'ignore' writes no cgroup.img; any other saves the membership. */
+  manageCgroups?: CgroupMode;
+  /**
+   * Called at CRIU's action-script points (the RPC's NOTIFY) while the tasks are frozen:
+   * network-lock after the freeze, post-dump once the images are written. A throw fails the
+   * dump and resumes the tasks.
+   */
+  onHook?: (name: 'network-lock' | 'post-dump', pid: number) => Promise<void>;
 }
 
 export interface DumpStats {
@@ -202,6 +212,8 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     frozenAt = process.hrtime.bigint();
     const freezingTimeUs = usSince(t0);
     checkNamespaces(tasks);
+    await options.onHook?.('network-lock', pid);
+    const cgroups = options.manageCgroups === 'ignore' ? undefined : dumpCgroups(liveTasks(tasks).map((t) => t.pid), log);
     const kobjIds = kobjIdsOf(tasks);
     if (tasks.length > 1) log.info(`dump: tree of ${tasks.length} tasks: ${tasks.map((t) => `${t.pid}<${t.ppid}`).join(' ')}`);
 
@@ -241,6 +253,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
 
     closePipePool(defer);
     step('write-images');
+    if (cgroups) setCgroupSets(images, tasks, cgroups.setOf);
     if (pageServer) {
       // The receiver answers the flush once every pagemap and page is stored.
       const ps = pageServer;
@@ -270,6 +283,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
       ['timens-0.img', 'TIMENS', [(() => { const c = taskClocksNs(pid); return { monotonic: toTimespec(c.monotonic), boottime: toTimespec(c.boottime) }; })()]],
     ];
     if (ttyInfo.length) tail.push(['tty-info.img', 'TTY_INFO', ttyInfo]);
+    if (cgroups) tail.push(['cgroup.img', 'CGROUP', [cgroups.entry]]);
     const cpu = arch.cpuinfo?.();
     if (cpu) tail.push(['cpuinfo.img', 'CPUINFO', [cpu]]);
     // A pre-dump keeps the memory only (CRIU's pre-dump dir: inventory, pagemaps, pages).
@@ -308,6 +322,8 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
         log.info(`auto-dedup: ${d.bytesPunched} bytes punched out of the parent images of ${m[1]}`);
       }
     }
+    // Every image is written, the tasks still frozen: the caller's word (a throw resumes them).
+    if (!options.preDump) await options.onHook?.('post-dump', pid);
     step('finish');
     if (!deferred.length) fs.rmSync(out(INCOMPLETE_MARKER), { force: true });
     if (options.leaveRunning || options.preDump) releaseTree(tasks);
@@ -622,4 +638,22 @@ function sampleOf(type: ReturnType<typeof messageType>, depth: number): Record<s
     out[f.name] = f.repeated ? [v] : v;
   }
   return out;
+}
+
+/** Each task's cgroup set into its core images (every thread's thread_core.cg_set). */
+function setCgroupSets(images: ImageList, tasks: TreeTask[], setOf: Map<number, number>): void {
+  const byTid = new Map<number, number>();
+  for (const t of tasks) {
+    const id = setOf.get(t.pid);
+    if (id === undefined) continue;
+    byTid.set(t.pid, id);
+    for (const th of t.threads) byTid.set(th.pid, id);
+  }
+  for (const [file, , entries] of images) {
+    const m = /^core-(\d+)\.img$/.exec(file);
+    const id = m && byTid.get(Number(m[1]));
+    if (!id) continue;
+    const thc = entries[0]?.thread_core as Msg | undefined;
+    if (thc) thc.cg_set = id;
+  }
 }

@@ -3,6 +3,7 @@ import type { Arch } from '../arch/types.js';
 import type { LogLevel, Logger } from '../util/log.js';
 import type { LazyPagesSink } from './lazy.js';
 import type { ExternalResources, InheritFd } from '../ns/external.js';
+import type { CgroupMode, CgroupRoot } from '../cgroups/mode.js';
 
 export interface RestoreProgress {
   step: string;
@@ -48,7 +49,19 @@ export interface RestoreOptions {
   external?: ExternalResources;
   /** CRIU's --inherit-fd: descriptors of the caller that stand for external objects. */
   inheritFds?: InheritFd[];
+  /** CRIU's --manage-cgroups mode (default 'soft': tasks go back into their cgroups, missing ones created). */
+  manageCgroups?: CgroupMode;
+  /** CRIU's --cgroup-root: where a hierarchy's dumped cgroups go instead. */
+  cgroupRoots?: CgroupRoot[];
+  /**
+   * Called at CRIU's action-script points (the RPC's NOTIFY), with the root task's PID, while
+   * the tasks are stopped; a throw fails the restore (and kills what it made).
+   */
+  onHook?: (name: RestoreHook, pid: number) => Promise<void>;
 }
+
+/** CRIU's restore action scripts that fall inside restore() (post-resume is the caller's). */
+export type RestoreHook = 'setup-namespaces' | 'post-setup-namespaces' | 'post-restore' | 'network-unlock' | 'pre-resume';
 
 export interface RestoreResult {
   /** PID of the restored root task. */

@@ -32,6 +32,7 @@ import { RESTORE_STEPS, type RestoreStep } from './steps.js';
 import { placeVdso, installVdsoProxy } from './vdso.js';
 import { clockOffsets, enterTimeNamespace } from './timens.js';
 import { lazyVmasOf, registerLazy, splitLazyRuns } from './lazy.js';
+import { CgroupMover, planCgroups } from './cgroups.js';
 
 const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
 const MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20, MAP_FIXED_NOREPLACE = 0x100000;
@@ -90,6 +91,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   const shared = new SharedFiles();
   let ghosts: GhostFiles | undefined;
   let lazyTotal = 0;
+  let cgMover: CgroupMover | undefined;
   try {
     step('read-images');
     const tree = await readTreeImages(imagesDir, arch.image.march, arch.image.threadInfoField, pageSize);
@@ -123,6 +125,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     const ptyPlan = planPtys(tree, imagesDir, options.shellJob ?? false);
     checkCpu(imagesDir, arch, options.cpuCap);
     const clocks = clockOffsets(imagesDir);
+    const cgPlan = await planCgroups(imagesDir, plan.map(({ img }) => ({ pid: img.pid, set: Number((img.core.thread_core as Msg | undefined)?.cg_set ?? 0) })), options.manageCgroups ?? 'soft', options.cgroupRoots ?? []);
 
     step('check-pid');
     for (const { img } of plan) {
@@ -177,6 +180,15 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       const leader = rts.find((r) => r.img.pid === p.pair.sid);
       if (leader) setForeground(leader.task, leader.scratch, p);
     }
+    // Cgroups before any memory is charged: every task is still a copy of the helper.
+    if (cgPlan) {
+      cgMover = new CgroupMover(cgPlan, log);
+      for (const rt of rts) cgMover.move(rt.img.pid, Number((rt.img.core.thread_core as Msg | undefined)?.cg_set ?? 0));
+    }
+    // Hooks get the root task's PID as we see it.
+    const hostPid = rts[0]?.task.pid ?? pid;
+    await options.onHook?.('setup-namespaces', hostPid);
+    await options.onHook?.('post-setup-namespaces', hostPid);
 
     for (const rt of rts) {
       const { task, img, vmas, scratch } = rt;
@@ -330,6 +342,10 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       if (!rts.slice(k + 1).some((o) => (o.mmOwner ?? o) === memOf)) rt.task.syscall('munmap', scratchBase, scratchSize);
     }
 
+    // The tasks are whole and still stopped: the caller's last word before they run.
+    await options.onHook?.('post-restore', hostPid);
+    await options.onHook?.('network-unlock', hostPid);
+    await options.onHook?.('pre-resume', hostPid);
     step('finish');
     // Every thread of every task goes at once.
     for (const rt of [...rts].reverse()) {
@@ -363,6 +379,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     if (helper) {
       try { helper.kill(); } catch (ke) { log.error(`killing the helper ${helper.pid} failed: ${(ke as Error).message}`); }
     }
+    cgMover?.cleanup();
     if (launch) {
       // Failed before the helper was taken over: it only waits to be traced; stop it.
       try { process.kill(await launch, 'SIGKILL'); } catch { /* it did not start, or is gone */ }
