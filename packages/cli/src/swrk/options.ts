@@ -248,28 +248,28 @@ export function engineOptions(opts: Msg): EngineOptions {
   try {
     external = parseExternal(opts.external as string[] | undefined, (opts.ext_mnt as Array<{ key: string; val: string }> | undefined) ?? []);
   } catch (e) {
-    throw new RpcError((e as Error).message, ERRNO.EINVAL);
+    throw new RpcError((e as Error).message);
   }
   const inheritFds: InheritFd[] = ((opts.inherit_fd as Msg[] | undefined) ?? []).map((x) => {
     const fd = Number(x.fd);
     const key = String(x.key ?? '');
-    if (!key) throw new RpcError(`inherit_fd with fd ${fd} has an empty key`, ERRNO.EINVAL);
+    if (!key) throw new RpcError(`inherit_fd with fd ${fd} has an empty key`);
     try {
       fs.fstatSync(fd);
     } catch (e) {
-      throw new RpcError(`inherit_fd ${key}: descriptor ${fd} is not open in criu swrk (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, ERRNO.EINVAL);
+      throw new RpcError(`inherit_fd ${key}: descriptor ${fd} is not open in criu swrk (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
     return { key, fd };
   });
   let manageCgroups: CgroupMode = opts.manage_cgroups === false ? 'ignore' : 'soft';
   if (opts.manage_cgroups_mode !== undefined) {
     const m = CG_MODES[Number(opts.manage_cgroups_mode)];
-    if (!m) throw new RpcError(`unknown manage_cgroups_mode ${String(opts.manage_cgroups_mode)}`, ERRNO.EINVAL);
+    if (!m) throw new RpcError(`unknown manage_cgroups_mode ${String(opts.manage_cgroups_mode)}`);
     manageCgroups = m;
   }
   const cgroupRoots: CgroupRoot[] = ((opts.cg_root as Msg[] | undefined) ?? []).map((r) => {
     const p = String(r.path ?? '');
-    if (!p.startsWith('/')) throw new RpcError(`cg_root ${r.ctrl === undefined ? '' : `${String(r.ctrl)}:`}${p}: the path must be absolute`, ERRNO.EINVAL);
+    if (!p.startsWith('/')) throw new RpcError(`cg_root ${r.ctrl === undefined ? '' : `${String(r.ctrl)}:`}${p}: the path must be absolute`);
     return r.ctrl === undefined ? { path: p } : { controller: String(r.ctrl), path: p };
   });
   const root = typeof opts.root === 'string' && opts.root && path.resolve(opts.root) !== '/' ? path.resolve(opts.root) : undefined;

@@ -36,6 +36,19 @@ function trace(dir: 'req' | 'resp', msg: Msg, fds: number[] = []): void {
   }
 }
 
+const NS_KINDS = ['pid', 'net', 'mnt', 'uts', 'ipc', 'user', 'cgroup'];
+
+/** True when task `pid` is in another namespace than this process for one of `kinds`. */
+function nsDiffers(pid: number, kinds: string[]): boolean {
+  return kinds.some((k) => {
+    try {
+      return fs.readlinkSync(`/proc/${pid}/ns/${k}`) !== fs.readlinkSync(`/proc/self/ns/${k}`);
+    } catch {
+      return false; // a kernel without that kind
+    }
+  });
+}
+
 /** Requests CRIU lets a client send with keep_open (chk_keepopen_req). */
 const KEEP_OPEN_OK = new Set<number>([REQ.VERSION, REQ.FEATURE_CHECK, REQ.CPUINFO_DUMP, REQ.CPUINFO_CHECK, REQ.PAGE_SERVER, REQ.PAGE_SERVER_CHLD]);
 
@@ -219,6 +232,8 @@ export class SwrkServer {
 
   private setup(opts: Msg): RequestEnv {
     if (this.standalone && opts.rst_sibling !== undefined) throw new RpcError('rst_sibling is not allowed in standalone service');
+    // Its descriptors would be the service's, not the client's.
+    if (this.standalone && Array.isArray(opts.inherit_fd) && opts.inherit_fd.length) throw new RpcError('inherit_fd is not allowed in standalone service');
     return setupRequest(opts, this.peer.pid, (line) => this.stderr(line));
   }
 
@@ -245,8 +260,11 @@ export class SwrkServer {
       const onHook = async (name: 'network-lock' | 'post-dump') => {
         if (!notifying) return;
         if (name === 'network-lock') {
-          await this.notify(e, 'network-lock');
-          networkLocked = true;
+          // Only for a tree in a network namespace of its own, as CRIU.
+          if (nsDiffers(pid, ['net'])) {
+            await this.notify(e, 'network-lock');
+            networkLocked = true;
+          }
           const ext = await this.notify(e, 'query-ext-files');
           const more = ((ext.opts as Msg | undefined)?.external as string[] | undefined) ?? [];
           if (more.length) {
@@ -307,7 +325,12 @@ export class SwrkServer {
       // CRIU's order (pids for setup-namespaces and post-restore); all but post-resume come
       // while the restored tasks are stopped, and a failed one fails the restore.
       const onHook = async (name: RestoreHook, hookPid: number) => {
-        if (notifying) await this.notify(e, name, name === 'setup-namespaces' || name === 'post-restore' ? hookPid : undefined);
+        if (!notifying) return;
+        // As CRIU: the namespace scripts only when the tree has namespaces of its own, the
+        // network unlock only with a network namespace of its own.
+        if ((name === 'setup-namespaces' || name === 'post-setup-namespaces') && !nsDiffers(hookPid, NS_KINDS)) return;
+        if (name === 'network-unlock' && !nsDiffers(hookPid, ['net'])) return;
+        await this.notify(e, name, name === 'setup-namespaces' || name === 'post-restore' ? hookPid : undefined);
       };
       // cpu_cap: CRIU's RPC always adds the image check to it, which is the engine's default.
       const result = await restore({
