@@ -14,8 +14,10 @@ if [ "$(pnpm --version 2>/dev/null || true)" != "$want_pnpm" ]; then
 fi
 
 # Debian packages: the host C compiler for test programs and parasite blobs, python3 for crit,
-# time (/usr/bin/time) for the benchmark's peak RSS.
-pkgs=(gcc make python3 time libc6-dev linux-libc-dev-ppc64el-cross gcc-powerpc64le-linux-gnu)
+# time (/usr/bin/time) for the benchmark's peak RSS; runc, busybox-static (the containers' one
+# program), iptables (CRIU locks a container's network with it) and iproute2 (`ip netns`) for the
+# runc checkpoint/restore tests.
+pkgs=(gcc make python3 time libc6-dev linux-libc-dev-ppc64el-cross gcc-powerpc64le-linux-gnu runc busybox-static iptables iproute2)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

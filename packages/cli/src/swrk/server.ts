@@ -6,7 +6,7 @@
 // DUMP/RESTORE failed or the conversation broke (EOF, a malformed request).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { detectMemTrack, dump, hostArch, parseExternal, restore, type Arch, type DumpResult, type RestoreHook } from '@criu/core';
+import { detectMemTrack, dump, DumpError, hostArch, parseExternal, restore, RestoreError, type Arch, type DumpResult, type RestoreHook } from '@criu/core';
 import { decodeMessage, encodeMessage, readImageFile, writeImageFile, type Msg } from '@criu/images';
 import { sys, SysError } from '@criu/sys';
 import { CRIU_TS_VERSION } from '../version.js';
@@ -291,7 +291,8 @@ export class SwrkServer {
       env.logger.info('Dumping finished successfully');
     } catch (e) {
       failure = failureOf(e);
-      env?.logger.error(failure.message);
+      // The engine has logged its own errors already.
+      if (!(e instanceof DumpError || e instanceof RestoreError)) env?.logger.error(failure.message);
       if (networkLocked && env) {
         try {
           await this.notify(env, 'network-unlock');
@@ -352,7 +353,8 @@ export class SwrkServer {
       env.logger.info('Restore finished successfully. Tasks resumed.');
     } catch (e) {
       failure = failureOf(e);
-      env?.logger.error(failure.message);
+      // The engine has logged its own errors already.
+      if (!(e instanceof DumpError || e instanceof RestoreError)) env?.logger.error(failure.message);
     } finally {
       env?.close();
     }
@@ -384,7 +386,8 @@ export class SwrkServer {
       }
     } catch (e) {
       failure = failureOf(e);
-      env?.logger.error(failure.message);
+      // The engine has logged its own errors already.
+      if (!(e instanceof DumpError || e instanceof RestoreError)) env?.logger.error(failure.message);
     } finally {
       env?.close();
     }
