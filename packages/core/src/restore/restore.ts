@@ -88,7 +88,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   let launch: Promise<number> | undefined = launchHelper(arch);
   launch.catch(() => { /* reported at the start-helper step */ });
   const rts: RTask[] = [];
-  const shared = new SharedFiles();
+  const shared = new SharedFiles(options.inheritFds);
   let ghosts: GhostFiles | undefined;
   let lazyTotal = 0;
   let cgMover: CgroupMover | undefined;

@@ -39,6 +39,12 @@ export class SharedFiles {
   private readonly owned: number[] = [];
 
   /**
+   * `inherited`: CRIU's --inherit-fd. A pipe whose key `pipe:[PIPE_ID]` is there is not made
+   * anew: its ends are the caller's descriptor (e.g. the stdio pipes runc hands over).
+   */
+  constructor(private readonly inherited: ReadonlyArray<{ key: string; fd: number }> = []) {}
+
+  /**
    * Counts users of each file and creates every pipe (filled with its data) and every file the
    * restorer makes itself. `imagesDir` defaults to the directory of the first task's pages.
    */
@@ -56,7 +62,11 @@ export class SharedFiles {
       const pipeId = Number(p.pipe_id);
       byPipe.set(pipeId, [...(byPipe.get(pipeId) ?? []), { ...p, id }]);
     }
-    for (const [pipeId, ends] of byPipe) this.createPipe(pipeId, ends, tree.pipesData.get(pipeId));
+    for (const [pipeId, ends] of byPipe) {
+      const inh = this.inherited.find((x) => x.key === `pipe:[${pipeId}]`);
+      if (inh) this.inheritPipe(pipeId, ends, inh.fd);
+      else this.createPipe(pipeId, ends, tree.pipesData.get(pipeId));
+    }
     // Files made here whatever the number of their users: the task takes them from us.
     const memfds = this.memfdMaker(imagesDir);
     const fifos = new Map<number, Array<{ id: number; reg: Msg }>>();
@@ -181,6 +191,27 @@ export class SharedFiles {
       }
       sys.fcntl(fd, F.SETFL, flags & O_NONBLOCK);
       this.held.set(Number(e.id), fd);
+    }
+  }
+
+  /**
+   * The ends of an inherited pipe: the caller's descriptor when it has the access mode the end
+   * had, else the same pipe opened again with that mode. Its saved data stays out: whatever
+   * the other side wrote meanwhile is in the pipe already.
+   */
+  private inheritPipe(pipeId: number, ends: Msg[], fd: number): void {
+    let have: number;
+    try {
+      have = sys.fcntl(fd, F.GETFL);
+    } catch (e) {
+      throw new RestoreError('files', `inherited descriptor ${fd} for pipe:[${pipeId}] is not open: ${(e as Error).message}`, { file: 'files.img', field: 'pipe.pipe_id' });
+    }
+    for (const e of ends) {
+      const flags = Number(e.flags ?? 0);
+      const mode = flags & O_ACCMODE;
+      const mine = mode === (have & O_ACCMODE) ? this.own(sys.fcntl(fd, F.DUPFD_CLOEXEC, 0)) : this.own(fs.openSync(`/proc/self/fd/${fd}`, mode | O_NONBLOCK));
+      sys.fcntl(mine, F.SETFL, flags & O_NONBLOCK);
+      this.held.set(Number(e.id), mine);
     }
   }
 
