@@ -247,13 +247,14 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
       images.push(...r.images);
       if (mmOwner === undefined) taskVmas.set(tasks[i].pid, r.vmas);
       pstree.push(r.pstree);
+      // Its cgroup set in each of its core images (whatever pids they are named by).
+      if (cgroups) for (const [, magic, entries] of r.images) if (magic === 'CORE' && entries[0]?.thread_core) (entries[0].thread_core as Msg).cg_set = cgroups.setOf.get(tasks[i].pid) ?? 1;
       ttyInfo.push(...r.ttyInfo);
       for (const k of Object.keys(total) as Array<keyof typeof total>) total[k] += r.mem[k];
     }
 
     closePipePool(defer);
     step('write-images');
-    if (cgroups) setCgroupSets(images, tasks, cgroups.setOf);
     if (pageServer) {
       // The receiver answers the flush once every pagemap and page is stored.
       const ps = pageServer;
@@ -640,20 +641,3 @@ function sampleOf(type: ReturnType<typeof messageType>, depth: number): Record<s
   return out;
 }
 
-/** Each task's cgroup set into its core images (every thread's thread_core.cg_set). */
-function setCgroupSets(images: ImageList, tasks: TreeTask[], setOf: Map<number, number>): void {
-  const byTid = new Map<number, number>();
-  for (const t of tasks) {
-    const id = setOf.get(t.pid);
-    if (id === undefined) continue;
-    byTid.set(t.pid, id);
-    for (const th of t.threads) byTid.set(th.pid, id);
-  }
-  for (const [file, , entries] of images) {
-    const m = /^core-(\d+)\.img$/.exec(file);
-    const id = m && byTid.get(Number(m[1]));
-    if (!id) continue;
-    const thc = entries[0]?.thread_core as Msg | undefined;
-    if (thc) thc.cg_set = id;
-  }
-}

@@ -183,7 +183,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     // Cgroups before any memory is charged: every task is still a copy of the helper.
     if (cgPlan) {
       cgMover = new CgroupMover(cgPlan, log);
-      for (const rt of rts) cgMover.move(rt.img.pid, Number((rt.img.core.thread_core as Msg | undefined)?.cg_set ?? 0));
+      // Host pids: in a pid namespace of its own the task's pid there is not ours.
+      for (const rt of rts) cgMover.move(rt.task.pid, Number((rt.img.core.thread_core as Msg | undefined)?.cg_set ?? 0));
     }
     // Hooks get the root task's PID as we see it.
     const hostPid = rts[0]?.task.pid ?? pid;
