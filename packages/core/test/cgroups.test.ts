@@ -5,7 +5,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readImageFile, type Msg } from '@criu/images';
-import { cgroupMounts, dump, restore, RestoreError, taskCgroups } from '../src';
+import { dump, restore, RestoreError } from '../src';
+import { testCgroups } from './helpers/cgroups';
 import { isAlive, killVictim, readLog, waitFor, type Victim } from './helpers/victims';
 import { testWorkspace } from './helpers/workspace';
 import { oracle, oracleRestore, requireOracle, waitPidGone } from './helpers/oracle';
@@ -13,53 +14,17 @@ import { startTestprog, verdict } from './helpers/testprogs';
 
 const { dir: tmp, started } = testWorkspace('cgroups');
 
-/** The hierarchies used: v1 pids when mounted, and cgroup2 when mounted. */
-const mounts = cgroupMounts();
-const own = taskCgroups('self');
-const used = [mounts.find((m) => !m.v2 && m.cnames.includes('pids')), mounts.find((m) => m.v2)].filter((m): m is NonNullable<typeof m> => m !== undefined && own.has(m.name));
-
-const tag = `criu-ts-cgtest-${process.pid}`;
-/** Every cgroup directory this file may create (removed after, deepest first). */
-const made: string[] = [];
-/** The host directory of cgroup `rel` (below our own cgroup) in hierarchy `m`. */
-function dirIn(m: (typeof used)[number], rel: string): { cg: string; dir: string } {
-  const cg = path.posix.join(own.get(m.name)!, rel);
-  return { cg, dir: path.join(m.mountPoint, path.posix.relative(m.root, cg)) };
-}
-function mkCgroup(rel: string): void {
-  for (const m of used) {
-    const { dir } = dirIn(m, rel);
-    fs.mkdirSync(dir, { recursive: true });
-    made.push(dir);
-  }
-}
-async function rmCgroup(dir: string): Promise<void> {
-  await waitFor(`${dir} to empty`, () => {
-    try {
-      fs.rmdirSync(dir);
-      return true;
-    } catch (e) {
-      return (e as NodeJS.ErrnoException).code === 'ENOENT';
-    }
-  }, 10_000);
-}
-afterAll(async () => {
-  started.forEach(killVictim);
-  for (const d of [...made].reverse().sort((a, b) => b.length - a.length)) await rmCgroup(d).catch(() => undefined);
-});
-
-function enter(pid: number, rel: string): void {
-  for (const m of used) fs.writeFileSync(path.join(dirIn(m, rel).dir, 'cgroup.procs'), `${pid}`);
-}
-function expectIn(pid: number, rel: string): void {
-  const now = taskCgroups(pid);
-  for (const m of used) expect(`${m.name || 'cgroup2'}:${now.get(m.name)}`).toBe(`${m.name || 'cgroup2'}:${dirIn(m, rel).cg}`);
-}
+const cg = testCgroups('cgtest');
+const { used, tag, dirIn } = cg;
+afterAll(() => started.forEach(killVictim));
+const mkCgroup = cg.make;
+const rmCgroup = cg.remove;
+const expectIn = (pid: number, rel: string) => expect(cg.where(pid)).toEqual(cg.expected(rel));
 
 async function start(rel: string): Promise<Victim> {
   const v = await startTestprog('counter');
   started.push(v);
-  enter(v.pid, rel);
+  cg.enter(v.pid, rel);
   expectIn(v.pid, rel);
   return v;
 }
@@ -69,10 +34,6 @@ async function ticksAfter(v: Victim): Promise<void> {
   await waitFor('output after restore', () => readLog(v).length > at + 4);
 }
 
-beforeAll(() => {
-  if (!used.length) throw new Error('no cgroup hierarchy to test with (neither v1 pids nor cgroup2 is mounted)');
-});
-
 describe('cgroups', () => {
   it('cgroup.img records the set; the restored task is back in a cgroup that was removed meanwhile (soft)', async () => {
     mkCgroup(`${tag}-a`);
@@ -80,11 +41,11 @@ describe('cgroups', () => {
     const dir = path.join(tmp, 'a');
     await dump({ pid: v.pid, imagesDir: dir });
     await waitPidGone(v.pid);
-    const cg = (await readImageFile(path.join(dir, 'cgroup.img'))).entries[0].message as Msg;
+    const cgImg = (await readImageFile(path.join(dir, 'cgroup.img'))).entries[0].message as Msg;
     const core = (await readImageFile(path.join(dir, `core-${v.pid}.img`))).entries[0].message as Msg;
     const setId = Number((core.thread_core as Msg).cg_set);
     expect(setId).toBeGreaterThan(1);
-    const set = (cg.sets as Msg[]).find((s) => Number(s.id) === setId)!;
+    const set = (cgImg.sets as Msg[]).find((s) => Number(s.id) === setId)!;
     for (const m of used) expect((set.ctls as Msg[]).find((c) => c.name === m.name)?.path).toBe(dirIn(m, `${tag}-a`).cg);
     // Gone before the restore: soft mode makes it again.
     for (const m of used) await rmCgroup(dirIn(m, `${tag}-a`).dir);
