@@ -266,6 +266,22 @@ describe('criu swrk: what it refuses', () => {
     expect(await verdict(v)).toMatch(/^PASS counter/);
   });
 
+  test('CRIU_TS_RPC_TRACE=FILE: every request and response as one JSON line, in order, notifications included', async () => {
+    const v = await counter();
+    const images = dirFd('traced');
+    const trace = path.join(tmp, 'rpc-trace.jsonl');
+    const c = SwrkClient.start({ command: process.execPath, args: [BIN], env: { ...process.env, CRIU_TS_RPC_TRACE: trace } });
+    clients.push(c);
+    const resp = await c.call({ type: REQ.DUMP, opts: { images_dir_fd: images.fd, pid: v.pid, leave_running: true, log_file: 'dump.log', notify_scripts: true, external: ['net[1]:k'] } });
+    expect(resp).toMatchObject({ success: true });
+    await c.exited();
+    const lines = fs.readFileSync(trace, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { dir: string; msg: Msg });
+    expect(lines.map((l) => `${l.dir} ${l.msg.type}${(l.msg.notify as Msg | undefined)?.script ? ` ${(l.msg.notify as Msg).script}` : ''}`)).toEqual(['req 1', 'resp 6 pre-dump', 'req 6', 'resp 6 query-ext-files', 'req 6', 'resp 6 post-dump', 'req 6', 'resp 1']);
+    expect((lines[0].msg.opts as Msg).external).toEqual(['net[1]:k']);
+    expect(lines[7].msg).toEqual({ type: REQ.DUMP, success: true, dump: { restored: false } });
+    expect(await verdict(v)).toMatch(/^PASS counter/);
+  });
+
   test('a malformed criu_req (garbage bytes): an error response, then a clean exit 1', async () => {
     const c = ours();
     c.send(Buffer.from('garbage bytes, not protobuf'));
