@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readImageFile, type Msg } from '@criu/images';
-import { dump, restore, RestoreError } from '../src';
+import { dump, parseCgroupMode, parseCgroupRoot, restore, RestoreError } from '../src';
 import { testCgroups } from './helpers/cgroups';
 import { isAlive, killVictim, readLog, waitFor, type Victim } from './helpers/victims';
 import { testWorkspace } from './helpers/workspace';
@@ -127,5 +127,15 @@ describe('cgroups', () => {
     expectIn(r.pid, `${tag}-e`);
     await ticksAfter(v);
     expect(await verdict(v)).toMatch(/^PASS counter/);
+  });
+});
+
+describe('cgroup options', () => {
+  it('--cgroup-root [CONTROLLER:]PATH and --manage-cgroups MODE parse as CRIU reads them', () => {
+    expect(parseCgroupRoot('/ct')).toEqual({ path: '/ct' });
+    expect(parseCgroupRoot('cpu,cpuacct:/ct')).toEqual({ controller: 'cpu,cpuacct', path: '/ct' });
+    expect(parseCgroupRoot('name=systemd:/a:b')).toEqual({ controller: 'name=systemd', path: '/a:b' });
+    expect(parseCgroupMode('SOFT')).toBe('soft');
+    expect(() => parseCgroupMode('sometimes')).toThrow(/unknown cgroup mode 'sometimes'/);
   });
 });

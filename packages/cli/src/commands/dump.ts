@@ -16,7 +16,7 @@ export const DUMP_POLICY: OptionPolicy = {
   // tune machinery it does not have; a dump with them is the same dump.
   ignored: [
     'tcp-established', 'skip-in-flight', 'ext-unix-sk', 'file-locks', 'link-remap', 'evasive-devices',
-    'ghost-fiemap', 'force-irmap', 'irmap-scan-path', 'cgroup-props', 'cgroup-props-file',
+    'ghost-fiemap', 'force-irmap', 'irmap-scan-path', 'cgroup-props', 'cgroup-props-file', 'cgroup-root',
     'cgroup-dump-controller', 'skip-mnt', 'enable-fs', 'external', 'ext-mount-map', 'timeout', 'log-pid',
     'network-lock', 'file-validation', 'pidfile', 'freeze-cgroup', 'weak-sysctls',
     // restore's options: CRIU accepts them on dump too and does nothing with them
