@@ -260,8 +260,8 @@ export class SwrkServer {
       const onHook = async (name: 'network-lock' | 'post-dump') => {
         if (!notifying) return;
         if (name === 'network-lock') {
-          // Only for a tree in a network namespace of its own, as CRIU.
-          if (nsDiffers(pid, ['net'])) {
+          // Only for a tree in a network namespace of its own, and not for a pre-dump, as CRIU.
+          if (!preDump && nsDiffers(pid, ['net'])) {
             await this.notify(e, 'network-lock');
             networkLocked = true;
           }
@@ -283,7 +283,7 @@ export class SwrkServer {
         preDump, trackMem: opts.track_mem === true, parentImagesDir: typeof opts.parent_img === 'string' ? opts.parent_img : undefined, autoDedup: opts.auto_dedup === true,
         external: eng.external, manageCgroups: eng.manageCgroups, onHook,
       });
-      if (networkLocked && (leaveRunning || preDump)) await this.notify(e, 'network-unlock');
+      if (networkLocked && leaveRunning) await this.notify(e, 'network-unlock');
       if (opts.display_stats === true) {
         const s = result.stats;
         env.logger.info(`Dump stats: freezing ${s.freezingTimeUs} us, frozen ${s.frozenTimeUs} us, memdump ${s.memdumpTimeUs} us, memwrite ${s.memwriteTimeUs} us, pages scanned ${s.pagesScanned}, written ${s.pagesWritten}`);
