@@ -640,4 +640,3 @@ function sampleOf(type: ReturnType<typeof messageType>, depth: number): Record<s
   }
   return out;
 }
-
