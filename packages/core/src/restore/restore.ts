@@ -175,7 +175,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       rts.push(rt);
       task.useCodeAt(scratchBase + BigInt(SCRATCH.code), false);
       if (bridgeFd !== undefined) holdsBridge(task.pid, bridgeFd);
-      if (i === 0 && nsPlan.cloneFlags) setupRootNamespaces(task, rt.scratch, nsPlan, bridgeFd);
+      if (i === 0 && (nsPlan.cloneFlags || nsPlan.netFd)) setupRootNamespaces(task, rt.scratch, nsPlan, bridgeFd);
       if (task.pid !== img.pid) log.info(`task ${img.pid} is ${task.pid} on the host`);
       setSessionAndGroup(rt, parent);
       for (const p of ptys) if (p.pair.sid === img.pid) takeCtty(task, p);
