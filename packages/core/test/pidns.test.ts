@@ -86,6 +86,15 @@ describe('a tree whose root is the init of its own pid namespace', () => {
     expect(await verdictOf(pid, v)).toMatch(/^PASS pidns\b/);
   });
 
+  it('a task of the namespace that is not its init is refused by pid, and runs on untraced', async () => {
+    const v = await startPidns();
+    const a = Number(fs.readFileSync(`/proc/${v.pid}/task/${v.pid}/children`, 'latin1').trim().split(/\s+/)[0]);
+    expect(nsPidOf(a)).toEqual([a, 2]);
+    await expect(dump({ pid: a, imagesDir: path.join(tmp, 'not-init') })).rejects.toThrow(new RegExp(`task ${a}: its pid namespace \\(pid:\\[\\d+\\]\\) is not the dumper's and it is not that namespace's init \\(its pid there is 2\\)`));
+    expect(fs.readFileSync(`/proc/${a}/status`, 'latin1')).toMatch(/^TracerPid:\s+0$/m);
+    expect(await verdictOf(v.pid, v)).toMatch(/^PASS pidns\b/);
+  });
+
   it('a malformed utsns image is refused naming file, record and field, before any task is created', async () => {
     const v = await startPidns();
     const images = path.join(tmp, 'bad-uts');
