@@ -3,14 +3,16 @@
  * "READY pidns <host pid of the init>" once the tree is set up and exits: the init, pid 1 in its
  * namespace, is the root to dump. The init starts a session, sets hostname "criu-pidns",
  * domainname "criu-dom", kernel.msgmax 12345 and kernel.shmmni 2048 (ipc sysctls are the
- * namespace's), then forks A (pid 2), A forks B (pid 3), and the init forks D (pid 4); D writes
- * "hello-pidns" into a pipe A reads only at the end. On SIGTERM to the init (by its host pid)
+ * namespace's), then forks A (pid 2), A forks B (pid 3), and the init forks D (pid 4), which
+ * starts a counting thread (tid 5); D writes "hello-pidns" into a pipe A reads only at the end. On SIGTERM to the init (by its host pid)
  * each task checks its pid and parent pid in the namespace, its session and group, the names
- * and sysctls; A reads the pipe and collects B, the init collects A and D and prints PASS or
+ * and sysctls, D its thread's tid and that it still counts; A reads the pipe and collects B, the init collects A and D and prints PASS or
  * FAIL. Needs root (CAP_SYS_ADMIN). */
 #define _GNU_SOURCE
 #include "common.h"
+#include <pthread.h>
 #include <sched.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 
@@ -125,12 +127,38 @@ static int run_a(int rd, int ready)
 	return finish(failed);
 }
 
+static volatile long d_thread_tid, d_thread_ticks;
+
+static void *d_thread(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		d_thread_tid = syscall(SYS_gettid);
+		d_thread_ticks++;
+		tp_sleep_ms(20);
+	}
+	return NULL;
+}
+
 static int run_d(int wr)
 {
+	pthread_t th;
 	if (write(wr, MESSAGE, strlen(MESSAGE)) != (ssize_t)strlen(MESSAGE))
 		return 1;
+	/* A second thread: tid 5 in the namespace. */
+	if (pthread_create(&th, NULL, d_thread, NULL) != 0)
+		return 1;
+	while (!d_thread_ticks)
+		tp_sleep_ms(5);
 	wait_term();
-	return finish(check_common("D", 4, 1));
+	int failed = check_common("D", 4, 1);
+	long before = d_thread_ticks;
+	tp_sleep_ms(200);
+	if (!failed && (d_thread_tid != 5 || d_thread_ticks <= before)) {
+		snprintf(why, sizeof(why), "D's thread: tid %ld (want 5), ticks %ld then %ld", d_thread_tid, before, d_thread_ticks);
+		failed = 1;
+	}
+	return finish(failed);
 }
 
 static int fds[2];

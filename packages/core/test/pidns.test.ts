@@ -1,6 +1,6 @@
 /**
  * A tree in pid, uts and ipc namespaces of its own (tools/testprogs/pidns: the init of a new pid
- * namespace with children and a grandchild), dumped by its init's host pid: the images name the
+ * namespace with children, a grandchild and a second thread), dumped by its init's host pid: the images name the
  * tasks by their pids in the namespace, as CRIU's do (compared with the oracle's), and a restore
  * creates the namespaces again (the pids there, the names, the ipc sysctls). Two rounds of
  * criu-ts, and the oracle CRIU's images restored by criu-ts and criu-ts's by the oracle.
@@ -63,7 +63,8 @@ describe('a tree whose root is the init of its own pid namespace', () => {
         expect([f, records(images, f)]).toEqual([f, records(oracleImages, f)]);
       }
       expect(records(images, 'inventory.img')[0].root_ids).toEqual(records(oracleImages, 'inventory.img')[0].root_ids);
-      expect(records(images, 'pstree.img').map((e) => e.pid)).toEqual([1, 2, 3, 4]);
+      // D has a second thread: its tid there is 5.
+      expect(records(images, 'pstree.img').map((e) => e.threads)).toEqual([[1], [2], [3], [4, 5]]);
       const res = await restore({ imagesDir: images, logFile: 'restore.log', logLevel: 4, pidfile: 'restored.pid' });
       started.push({ pid: res.pid, log: v.log });
       expect(fs.readFileSync(path.join(images, 'restored.pid'), 'utf8')).toBe(String(res.pid));

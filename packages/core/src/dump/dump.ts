@@ -31,6 +31,7 @@ import type { Msg, TaskDumpContext } from './model.js';
 import { DUMP_STEPS, type DumpStep } from './steps.js';
 import { collectPtraceState, collectTaskCore, collectThreadCore, markStopped, PR_GET_SECUREBITS, savedAuxv, zombieImages } from './task-state.js';
 import { collectThreadSelfState, releaseThreads } from './threads.js';
+import { locksOf } from './file-locks.js';
 import { collectNamespaces, ROOT_NS_IDS, type TreeNamespaces } from './namespaces.js';
 import { kobjIdsOf, freezeTree, killTree, listTree, releaseTree, stateOf, type KobjIds, type TreeTask } from './tree.js';
 import { pipeDataOf } from './pipes.js';
@@ -209,6 +210,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     if (tasks.length > 1) log.info(`dump: tree of ${tasks.length} tasks: ${tasks.map((t) => `${t.pid}<${t.ppid}`).join(' ')}`);
 
     const files = new FileRegistry();
+    locksOf(files).nsPid = ns.nsPid;
     files.ptyMasters = ptyMastersOf(tasks.map((t) => t.pid));
     const images: ImageList = [];
     const pstree: Msg[] = [];
