@@ -39,13 +39,18 @@ describe('a tree whose root is the init of its own pid namespace', () => {
   beforeAll(() => requireOracle());
 
   let oracleImages = '';
-  it('the oracle CRIU dumps it; criu-ts restores its images', async () => {
+  /** The oracle CRIU's dump of a fresh pidns (its tasks are gone once it returns). */
+  async function oracleDump(): Promise<Victim> {
     const v = await startPidns();
-    oracleImages = path.join(tmp, 'oracle');
-    fs.mkdirSync(oracleImages);
+    oracleImages = fs.mkdtempSync(path.join(tmp, 'oracle-'));
     const r = oracle(['dump', '-t', String(v.pid), '-D', oracleImages, '-o', 'dump.log', '-v4']);
     expect(r.status).toBe(0);
     await waitPidGone(v.pid);
+    return v;
+  }
+
+  it('the oracle CRIU dumps it; criu-ts restores its images', async () => {
+    const v = await oracleDump();
     const res = await restore({ imagesDir: oracleImages, logFile: 'restore.log', logLevel: 4 });
     started.push({ pid: res.pid, log: v.log });
     expect(nsPidOf(res.pid)).toEqual([res.pid, 1]);
@@ -53,6 +58,7 @@ describe('a tree whose root is the init of its own pid namespace', () => {
   });
 
   it('criu-ts dumps it as CRIU does (pstree, ids, utsns, ipcns-var, inventory root_ids) and restores it, two rounds', async () => {
+    if (!oracleImages) await oracleDump();
     const v = await startPidns();
     let pid = v.pid;
     for (let round = 1; round <= 2; round++) {
