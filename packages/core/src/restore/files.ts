@@ -130,8 +130,7 @@ function restoreFds(task: FrozenTask, scratch: Scratch, img: TaskImages, shellJo
 
 /** cwd, root, umask. */
 function restoreFs(task: FrozenTask, scratch: Scratch, img: TaskImages, ghosts?: GhostFiles): void {
-  const pid = task.pid;
-  const fsFile = `fs-${pid}.img`;
+  const fsFile = `fs-${img.pid}.img`;
   const cwdId = Number(need(img.fs.cwd_id, fsFile, 'cwd_id'));
   const cwd = regFileName(img, cwdId, 'cwd');
   const root = regFileName(img, Number(need(img.fs.root_id, fsFile, 'root_id')), 'root');
