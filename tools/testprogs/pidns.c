@@ -4,9 +4,10 @@
  * namespace, is the root to dump. The init starts a session, sets hostname "criu-pidns",
  * domainname "criu-dom", kernel.msgmax 12345 and kernel.shmmni 2048 (ipc sysctls are the
  * namespace's), then forks A (pid 2), A forks B (pid 3), and the init forks D (pid 4), which
- * starts a counting thread (tid 5); D writes "hello-pidns" into a pipe A reads only at the end. On SIGTERM to the init (by its host pid)
+ * starts a counting thread (tid 5); D writes "hello-pidns" into a pipe A reads only at the end.
+ * The init leaves a zombie child (pid 6, exit code 7) unreaped. On SIGTERM to the init (by its host pid)
  * each task checks its pid and parent pid in the namespace, its session and group, the names
- * and sysctls, D its thread's tid and that it still counts; A reads the pipe and collects B, the init collects A and D and prints PASS or
+ * and sysctls, D its thread's tid and that it still counts, the init its zombie; A reads the pipe and collects B, the init collects A and D and prints PASS or
  * FAIL. Needs root (CAP_SYS_ADMIN). */
 #define _GNU_SOURCE
 #include "common.h"
@@ -140,7 +141,7 @@ static void *d_thread(void *arg)
 	return NULL;
 }
 
-static int run_d(int wr)
+static int run_d(int wr, int started)
 {
 	pthread_t th;
 	if (write(wr, MESSAGE, strlen(MESSAGE)) != (ssize_t)strlen(MESSAGE))
@@ -150,6 +151,8 @@ static int run_d(int wr)
 		return 1;
 	while (!d_thread_ticks)
 		tp_sleep_ms(5);
+	tp_send_int(started, 5);
+	close(started);
 	wait_term();
 	int failed = check_common("D", 4, 1);
 	long before = d_thread_ticks;
@@ -195,15 +198,30 @@ static int init_main(void *arg)
 		return 1;
 	}
 	close(ready[0]);
+	if (pipe(ready) != 0)
+		return 1;
 	pid_t d = fork();
 	if (d == 0) {
 		close(fds[0]);
-		_exit(run_d(fds[1]));
+		close(ready[0]);
+		_exit(run_d(fds[1], ready[1]));
 	}
 	close(fds[0]);
 	close(fds[1]);
-	if (a != 2 || d != 4) {
-		printf("FAIL pidns setup: A %d D %d\n", (int)a, (int)d);
+	close(ready[1]);
+	/* D's thread exists (tid 5) before the zombie is made: pid 6. */
+	int t = 0;
+	if (tp_recv_int(ready[0], &t) != 0 || t != 5) {
+		printf("FAIL pidns setup: D's thread\n");
+		return 1;
+	}
+	close(ready[0]);
+	pid_t z = fork();
+	if (z == 0)
+		_exit(7);
+	siginfo_t si;
+	if (a != 2 || d != 4 || z != 6 || waitid(P_PID, z, &si, WEXITED | WNOWAIT) != 0) {
+		printf("FAIL pidns setup: A %d D %d Z %d\n", (int)a, (int)d, (int)z);
 		return 1;
 	}
 	char one = 1;
@@ -215,6 +233,11 @@ static int init_main(void *arg)
 	kill(a, SIGTERM);
 	kill(d, SIGTERM);
 	char first[256];
+	int status;
+	if (!failed && (waitpid(z, &status, WNOHANG) != z || !WIFEXITED(status) || WEXITSTATUS(status) != 7)) {
+		snprintf(why, sizeof(why), "init: the zombie %d is not there with exit code 7", (int)z);
+		failed = 1;
+	}
 	tp_copy(first, sizeof(first), why);
 	failed |= collect(a, "A");
 	failed |= collect(d, "D");

@@ -225,7 +225,12 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     for (let i = 0, live = 0; i < tasks.length; i++) {
       if (tasks[i].zombie) {
         const z = zombieImages(tasks[i].pid, tasks[i].ppid, arch.image.march);
-        images.push([`core-${tasks[i].pid}.img`, 'CORE', [z.core]]);
+        if (ns.ownPidNs) {
+          // Named as its pid namespace sees it.
+          const vz = ns.nsPid(tasks[i].pid);
+          z.pstree = { ...z.pstree, pid: vz, ppid: ns.nsPid(tasks[i].ppid), ...ns.pgidSid(tasks[i].pid, { pgid: Number(z.pstree.pgid), sid: Number(z.pstree.sid) }), threads: [vz] };
+        }
+        images.push([`core-${z.pstree.pid}.img`, 'CORE', [z.core]]);
         pstree.push(z.pstree);
         continue;
       }

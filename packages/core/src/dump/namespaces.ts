@@ -119,10 +119,7 @@ export function collectNamespaces(tasks: Task[], external?: ExternalResources): 
 
   // What every task must share with the root (its own namespaces are the root's, or the dumper's).
   for (const t of tasks) {
-    if (t.zombie) {
-      if (ownPidNs) refuse(t.pid, 'a zombie inside a pid namespace of its own is not supported yet');
-      continue; // a zombie has no namespaces left; its parent's are checked
-    }
+    if (t.zombie) continue; // a zombie has no namespaces left; its parent's are checked
     for (const k of ['pid', 'pid_for_children', 'net', 'uts', 'ipc', 'mnt', 'user', 'cgroup']) {
       const theirs = nsLink(t.pid, k);
       const want = k === 'pid_for_children' ? rootLinks.get('pid') : rootLinks.get(k);

@@ -125,16 +125,16 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     checkCpu(imagesDir, arch, options.cpuCap);
     const clocks = clockOffsets(imagesDir);
     const nsPlan = planNamespaces(imagesDir, tree.tasks, options.inheritFds);
-    if (nsPlan.newPidNs && (tree.zombies.length || options.lazyPages)) {
-      throw new RestoreError('read-images', `a tree in a pid namespace of its own with ${tree.zombies.length ? 'zombies' : 'lazy pages'} is not supported yet`, { file: 'pstree.img' });
-    }
+    if (nsPlan.newPidNs && options.lazyPages) throw new RestoreError('read-images', 'a lazy restore of a tree in a pid namespace of its own is not supported yet', { file: 'pstree.img' });
 
     step('check-pid');
     // A new pid namespace has every pid free.
-    if (!nsPlan.newPidNs) for (const { img } of plan) {
-      for (const tid of [img.pid, ...img.threadCores.map((c) => c.tid)]) waitPidFree(tid, options.pidWaitMs ?? 5000);
+    if (!nsPlan.newPidNs) {
+      for (const { img } of plan) {
+        for (const tid of [img.pid, ...img.threadCores.map((c) => c.tid)]) waitPidFree(tid, options.pidWaitMs ?? 5000);
+      }
+      for (const z of tree.zombies) waitPidFree(z.pid, options.pidWaitMs ?? 5000);
     }
-    for (const z of tree.zombies) waitPidFree(z.pid, options.pidWaitMs ?? 5000);
 
     step('start-helper');
     const launched = launch;
@@ -181,7 +181,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       for (const p of ptys) if (p.pair.sid === img.pid) takeCtty(task, p);
       log.info(`task ${img.pid} created${parent ? ` by its parent ${parent.img.pid}` : ''}${share?.vm ? ', sharing its address space' : ''}${share?.sighand ? ', sharing its signal handlers' : ''}${share?.files ? ', sharing its descriptor table' : ''}${share?.fs ? ', sharing its fs info' : ''}`);
       for (const z of tree.zombies.filter((x) => Number(x.pstree.ppid) === img.pid)) {
-        makeZombie(cloneTask(task, rt.scratch, z.pid, arch, 'clone'), task, rt.scratch, z, img.pstree, arch, scratchBase + BigInt(SCRATCH.code));
+        makeZombie(cloneTask(task, rt.scratch, z.pid, arch, 'clone', 0, nsPlan.newPidNs), task, rt.scratch, z, img.pstree, arch, scratchBase + BigInt(SCRATCH.code));
         log.info(`zombie ${z.pid} created by ${img.pid} (wait status 0x${z.exitStatus.toString(16)})`);
       }
     }
