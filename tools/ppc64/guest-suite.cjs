@@ -363,6 +363,8 @@ const PROGRAMS = [
   // Children sharing the parent's address space (CLONE_VM), with and without its signal handlers.
   { name: 'sharevm', rounds: 2 },
   { name: 'sharevm', label: 'sharevm vmonly', args: () => ['vmonly'], rounds: 2 },
+  // The init of a pid namespace of its own (with uts and ipc ones): pids there, names, sysctls.
+  { name: 'pidns', readyPid: true, rounds: 2 },
 ];
 
 function testprog(name) {
@@ -378,7 +380,8 @@ async function verdictOf(v, name) {
   return m[0];
 }
 /** dump() then restore() of `v`, `rounds` times; returns the image directory of the last round. */
-async function dumpAndRestore(v, work, rounds = 1) {
+/** `newPid`: the root is a pid namespace's init, restored with another host pid (v.pid follows it). */
+async function dumpAndRestore(v, work, rounds = 1, newPid = false) {
   let dir;
   for (let round = 1; round <= rounds; round++) {
     dir = path.join(work, `images-${round}`);
@@ -391,7 +394,8 @@ async function dumpAndRestore(v, work, rounds = 1) {
     await waitFor(`dumped task ${v.pid} gone`, () => !fs.existsSync(`/proc/${v.pid}`));
     try {
       const r = await restore({ imagesDir: dir, logFile: 'restore.log', logLevel: 4, arch });
-      eq(r.pid, v.pid, 'restored PID');
+      if (newPid) v.pid = r.pid;
+      else eq(r.pid, v.pid, 'restored PID');
     } catch (e) {
       throw new AssertionError(`restore (round ${round}): ${e.message}\n       restore.log: ${tail(path.join(dir, 'restore.log'))}`);
     }
@@ -400,9 +404,11 @@ async function dumpAndRestore(v, work, rounds = 1) {
   }
   return dir;
 }
-async function launch(prog, name, args) {
+/** `readyPid`: the victim is the process the READY line names (pidns: its namespace init). */
+async function launch(prog, name, args, readyPid = false) {
   const v = startDetached(prog, args);
-  await waitFor(`${name} READY`, () => new RegExp(`READY ${name} `).test(readLog(v)));
+  const m = await waitFor(`${name} READY`, () => new RegExp(`READY ${name} (\\d+)`).exec(readLog(v)));
+  if (readyPid) v.pid = Number(m[1]);
   return v;
 }
 
@@ -410,9 +416,9 @@ for (const p of PROGRAMS) {
   test(`criu-ts dump + restore${p.rounds > 1 ? ` (${p.rounds} rounds)` : ''}: ${p.label || p.name} passes its own checks`, async () => {
     const work = fs.mkdtempSync(path.join(logDir, `${p.name}-`));
     if (p.setup) p.setup(work);
-    const v = await launch(testprog(p.name), p.name, p.args ? p.args(work) : []);
+    const v = await launch(testprog(p.name), p.name, p.args ? p.args(work) : [], p.readyPid);
     if (p.settleMs) await sleep(p.settleMs);
-    await dumpAndRestore(v, work, p.rounds || 1);
+    await dumpAndRestore(v, work, p.rounds || 1, p.readyPid);
     const verdict = await verdictOf(v, p.name);
     ok(verdict.startsWith(`PASS ${p.name}`), `verdict: ${verdict}`);
   });

@@ -5,12 +5,12 @@ import * as fs from 'fs';
 import { restore, type RestoreResult } from '@criu/core';
 import { CliUsageError } from '../errors.js';
 import { parseCpuCap } from './cpuinfo.js';
-import { checkOptions, engineDirs, inWorkDir, openLog, optFlag, optString, progressPrinter, reportEngineError, type OptionPolicy } from './engine.js';
+import { checkOptions, engineDirs, inheritFdsOf, inWorkDir, openLog, optFlag, optString, progressPrinter, reportEngineError, type OptionPolicy } from './engine.js';
 import type { CommandContext } from './types.js';
 import { LazyPagesLink, lazySocketPath } from './lazy-pages.js';
 
 export const RESTORE_POLICY: OptionPolicy = {
-  honoured: ['restore-detached', 'pidfile', 'shell-job', 'cpu-cap', 'force-vdso-proxy', 'lazy-pages'],
+  honoured: ['restore-detached', 'pidfile', 'shell-job', 'cpu-cap', 'force-vdso-proxy', 'lazy-pages', 'inherit-fd'],
   ignored: [
     'tcp-established', 'tcp-close', 'ext-unix-sk', 'file-locks', 'link-remap', 'evasive-devices', 'manage-cgroups',
     'cgroup-props', 'cgroup-props-file', 'cgroup-root', 'skip-mnt', 'enable-fs', 'external', 'ext-mount-map', 'log-pid',
@@ -29,6 +29,7 @@ function exitText(exit: RestoreResult['exit']): string {
 export async function runRestore(ctx: CommandContext): Promise<number> {
   const warnings = checkOptions('restore', ctx.args.options, RESTORE_POLICY);
   const cpuCap = parseCpuCap(ctx);
+  const inheritFds = inheritFdsOf(ctx);
   const dirs = engineDirs(ctx);
   for (const d of [dirs.imagesDir, dirs.workDir]) {
     if (!fs.existsSync(d)) throw new CliUsageError(`can't change directory to ${d}: No such file or directory`);
@@ -51,6 +52,7 @@ export async function runRestore(ctx: CommandContext): Promise<number> {
       logger: log.logger,
       onProgress: progressPrinter(ctx.io, log, 'restore'),
       lazyPages: lazy,
+      inheritFds,
     });
     if (lazy) {
       log.logger.info(`${result.lazyPages ?? 0} pages left to the lazy-pages daemon`);
