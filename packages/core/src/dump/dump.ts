@@ -32,6 +32,7 @@ import { DUMP_STEPS, type DumpStep } from './steps.js';
 import { collectPtraceState, collectTaskCore, collectThreadCore, markStopped, PR_GET_SECUREBITS, savedAuxv, zombieImages } from './task-state.js';
 import { collectThreadSelfState, releaseThreads } from './threads.js';
 import { checkNamespaces } from './namespaces.js';
+import { collectMounts, dumpTmpfs, type MountNsDump } from './mounts.js';
 import { kobjIdsOf, freezeTree, killTree, listTree, releaseTree, stateOf, type KobjIds, type TreeTask } from './tree.js';
 import { pipeDataOf } from './pipes.js';
 import { collectPosixTimers } from './posix-timers.js';
@@ -202,6 +203,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     frozenAt = process.hrtime.bigint();
     const freezingTimeUs = usSince(t0);
     checkNamespaces(tasks);
+    const mountNs = collectMounts(tasks, options.external?.mounts);
     const kobjIds = kobjIdsOf(tasks);
     if (tasks.length > 1) log.info(`dump: tree of ${tasks.length} tasks: ${tasks.map((t) => `${t.pid}<${t.ppid}`).join(' ')}`);
 
@@ -231,7 +233,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
       const mmOwner = mmDumped.get(ids.vm);
       if (mmOwner === undefined) mmDumped.set(ids.vm, tasks[i].pid);
       else log.info(`dump: task ${tasks[i].pid} shares the address space of ${mmOwner} (mm-${mmOwner}.img)`);
-      const r = await dumpTask(tasks[i], live++, ids, { tableOwner, mmOwner }, { arch, imagesDir, log, files, step, options, inc, pageServer, defer, deferred, setParasite: (p) => { parasite = p; } });
+      const r = await dumpTask(tasks[i], live++, ids, { tableOwner, mmOwner }, { arch, imagesDir, log, files, step, options, inc, pageServer, defer, deferred, mountNs, setParasite: (p) => { parasite = p; } });
       images.push(...r.images);
       if (mmOwner === undefined) taskVmas.set(tasks[i].pid, r.vmas);
       pstree.push(r.pstree);
@@ -270,6 +272,10 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
       ['timens-0.img', 'TIMENS', [(() => { const c = taskClocksNs(pid); return { monotonic: toTimespec(c.monotonic), boottime: toTimespec(c.boottime) }; })()]],
     ];
     if (ttyInfo.length) tail.push(['tty-info.img', 'TTY_INFO', ttyInfo]);
+    if (mountNs && !options.preDump) {
+      for (const x of mountNs.images) tail.push([x.file, x.magic, x.entries]);
+      dumpTmpfs(tasks[0].pid, mountNs, imagesDir);
+    }
     const cpu = arch.cpuinfo?.();
     if (cpu) tail.push(['cpuinfo.img', 'CPUINFO', [cpu]]);
     // A pre-dump keeps the memory only (CRIU's pre-dump dir: inventory, pagemaps, pages).
@@ -383,6 +389,8 @@ interface TaskDumpEnv {
   defer?: DeferBudget;
   /** Where a task's deferred page copy goes. */
   deferred: Deferred[];
+  /** The tree's own mount namespace, when it has one (its id goes into ids-N.img). */
+  mountNs?: MountNsDump;
   /** The parasite currently in a task (so a failure can remove it). */
   setParasite: (p: Parasite | undefined) => void;
 }
@@ -437,7 +445,7 @@ async function dumpTask(t: TreeTask, index: number, kobj: KobjIds, shared: { tab
   if (posixTimers.length) (tc.timers as Msg).posix = posixTimers;
   if (t.stopped) markStopped(tc, task.groupStopSignal);
 
-  const ctx: TaskDumpContext = { pid, imagesDir, pageSize: sys.pageSize(), log, files, parasite, maps, shellJob: options.shellJob ?? false, ghostLimit: ghostLimitOf(options), ignoreFds: env.inc.ignoreFds(pid), ...(tableOwner !== undefined ? { fdsDumpedWith: tableOwner } : {}) };
+  const ctx: TaskDumpContext = { pid, imagesDir, pageSize: sys.pageSize(), log, files, parasite, maps, shellJob: options.shellJob ?? false, ghostLimit: ghostLimitOf(options), ignoreFds: env.inc.ignoreFds(pid), ...(env.mountNs ? { mountIds: env.mountNs.mntIds } : {}), ...(tableOwner !== undefined ? { fdsDumpedWith: tableOwner } : {}) };
 
   step('files');
   const filesOut = await collectFiles(ctx);
@@ -461,7 +469,7 @@ async function dumpTask(t: TreeTask, index: number, kobj: KobjIds, shared: { tab
   env.setParasite(undefined);
 
   // Kernel objects as kobjIdsOf numbered them; namespaces are shared.
-  const ids: Msg = { vm_id: kobj.vm, files_id: kobj.files, fs_id: kobj.fs, sighand_id: kobj.sighand, pid_ns_id: 1, net_ns_id: 2, ipc_ns_id: 3, uts_ns_id: 4, mnt_ns_id: 6, user_ns_id: 7, cgroup_ns_id: 8, time_ns_id: 5 };
+  const ids: Msg = { vm_id: kobj.vm, files_id: kobj.files, fs_id: kobj.fs, sighand_id: kobj.sighand, pid_ns_id: 1, net_ns_id: 2, ipc_ns_id: 3, uts_ns_id: 4, mnt_ns_id: env.mountNs?.id ?? 6, user_ns_id: 7, cgroup_ns_id: 8, time_ns_id: 5 };
   const core: Msg = { mtype: arch.image.march, [arch.image.threadInfoField]: threadInfo, tc, thread_core: threadCore };
   const mm: Msg = {
     mm_start_code: stat.startCode, mm_end_code: stat.endCode, mm_start_data: stat.startData, mm_end_data: stat.endData,

@@ -54,7 +54,7 @@ export function checkNamespaces(tasks: Array<{ pid: number; zombie?: boolean }>)
       const theirs = nsLink(t.pid, file);
       const ours = ourLinks.get(file);
       if (!theirs || !ours || theirs === ours) continue;
-      if (file === 'mnt' && sameMounts(t.pid)) continue;
+      if (file === 'mnt') continue; // dumped by collectMounts (dump/mounts.ts)
       throw new DumpError('freeze', t.pid, `task ${t.pid}: its ${what} is not the dumper's (${theirs}, the dumper's ${ours}); dumping namespaces is not supported yet`, {
         hint: 'run the dump from inside the same namespaces (e.g. nsenter -t PID -a criu dump ...)',
       });
