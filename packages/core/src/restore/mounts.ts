@@ -101,7 +101,7 @@ export function readMountNamespace(imagesDir: string, tasks: Array<{ pid: number
   }
   const tops = mounts.filter((m) => !byId.has(m.parentId));
   if (tops.length !== 1 || tops[0].mountpoint !== '/') {
-    throw new RestoreError('read-images', `${tops.length} mounts have no parent in the image (${tops.map((m) => `${m.mntId} at ${m.mountpoint}`).join(', ')}); want one, at /`, { file, record: (tops[1] ?? tops[0])?.record, field: 'parent_mnt_id' });
+    throw new RestoreError('read-images', `${tops.length} mounts have no parent in the image (${tops.map((m) => `${m.mntId} at ${m.mountpoint}`).join(', ')}); want one, at /`, { file, record: (tops.find((m) => m.mountpoint !== '/') ?? tops[1] ?? tops[0])?.record, field: 'parent_mnt_id' });
   }
   const top = tops[0];
   if (!opts.root) throw new RestoreError('read-images', `the tree has a mount namespace of its own: its root directory must be given`, { file, record: top.record, hint: 'restore with --root DIR (RestoreOptions.root)' });
