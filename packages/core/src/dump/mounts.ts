@@ -136,7 +136,7 @@ export function collectMounts(tasks: Array<{ pid: number; zombie?: boolean }>, e
   const tmpfs = new Map<number, string>();
   const within = (inner: string, outer: string) => outer === '/' || inner === outer || inner.startsWith(`${outer}/`);
 
-  list.forEach((m, i) => {
+  list.forEach((m) => {
     const { sbFlags, options } = superOptionsOf(m.fsType, m.superOptions);
     const prop = propagationOf(m);
     const e: Msg = {
@@ -158,9 +158,9 @@ export function collectMounts(tasks: Array<{ pid: number; zombie?: boolean }>, e
     if (['overlay', 'fuse', 'autofs', 'nsfs', 'fuseblk'].includes(m.fsType) || m.fsType.startsWith('fuse.')) {
       throw refuse(m, 'cannot be dumped: its filesystem type is not supported', external);
     }
-    // A bind mount: an earlier mount of the same filesystem (or the root mount) whose root holds this one's.
-    const source = list.slice(0, i).find((o) => o.dev === m.dev && within(m.root, o.root) && (o === top || (o.root === '/' && FRESH_FS.has(o.fsType))))
-      ?? (m.dev === top.dev && within(m.root, top.root) ? top : undefined);
+    // A bind mount: of the first whole mount of a kernel filesystem of that device, or of the root.
+    const primary = list.find((o) => o.dev === m.dev && o.root === '/' && FRESH_FS.has(o.fsType) && !ext.has(o.mountPoint));
+    const source = primary && primary !== m ? primary : m.dev === top.dev && within(m.root, top.root) ? top : undefined;
     if (source) return;
     if (!FRESH_FS.has(m.fsType)) {
       throw refuse(m, 'is a bind mount from outside the mount namespace, or a filesystem that cannot be mounted afresh', external);

@@ -122,8 +122,9 @@ export function readMountNamespace(imagesDir: string, tasks: Array<{ pid: number
     }
     if (m === top) continue;
     if (m.mountpoint === '/') throw new RestoreError('read-images', `mount ${m.mntId} is stacked on the root mount at /; that is not supported`, { ...where, field: 'mountpoint' });
-    const from = ordered.find((o) => o !== m && o.mntId < m.mntId && o.rootDev === m.rootDev && o.extKey === undefined && within(m.root, o.root) && (o === top || (o.root === '/' && FRESH[o.fstype] !== undefined)))
-      ?? (m.rootDev === top.rootDev && top.extKey === undefined && within(m.root, top.root) ? top : undefined);
+    // A bind mount: of the first whole mount of a kernel filesystem of that device, or of the root.
+    const primary = ordered.find((o) => o.rootDev === m.rootDev && o.root === '/' && o.extKey === undefined && FRESH[o.fstype] !== undefined);
+    const from = primary && primary !== m ? primary : m.rootDev === top.rootDev && top.extKey === undefined && within(m.root, top.root) ? top : undefined;
     if (from) {
       m.how = { kind: 'bind', from, subPath: rel(m.root, from.root) };
       continue;
