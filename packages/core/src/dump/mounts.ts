@@ -79,7 +79,11 @@ export interface MountNsDump {
   tmpfs: Map<number, string>;
 }
 
-/** True when the tree's mount namespace is ours (or a copy with the same mounts). */
+/**
+ * True when the tree's mount namespace is ours, or a copy of it with the same mounts (e.g. `ip
+ * netns exec` gives every command its own copy with /sys remounted): every path resolves the
+ * same way, nothing to dump. Compared as sets: a copied namespace lists its mounts in another order.
+ */
 export function sameMountNs(pid: number): boolean {
   if (fs.readlinkSync(`/proc/${pid}/ns/mnt`) === fs.readlinkSync('/proc/self/ns/mnt')) return true;
   const key = (p: number) => readMountinfo(p).map((m) => `${m.mountPoint} ${m.root} ${m.fsType} ${m.source}`).sort().join('\n');
