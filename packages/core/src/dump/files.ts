@@ -110,6 +110,10 @@ function mntIdOf(fd: number): number {
   }
 }
 
+// Ghost files are recreated next to their old name, which in a restored mount namespace is not
+// a host path: not done yet.
+const GHOST_IN_MNTNS = 'is not supported yet in a mount namespace of the tree\'s own (ghost files)';
+
 /**
  * A file of a task in a dumped mount namespace must be on one of its mounts (a file opened
  * before the task moved there, e.g. on the host's root, cannot be reopened from inside).
@@ -145,7 +149,7 @@ function internSpecial(ctx: TaskDumpContext, what: string, procPath: string): nu
     let ghost = false;
     if (name.endsWith(' (deleted)') && !nameStillNames(pid, name, st)) {
       // A mapped file, the executable or the working directory that was unlinked: a ghost image holds it.
-      const why = what !== 'root' ? (fd === undefined ? 'cannot be read' : deletedFileRefusal(st, ctx.ghostLimit)) : 'is not supported yet (unlinked files need ghost images)';
+      const why = what !== 'root' ? (fd === undefined ? 'cannot be read' : ctx.mountIds ? GHOST_IN_MNTNS : deletedFileRefusal(st, ctx.ghostLimit)) : 'is not supported yet (unlinked files need ghost images)';
       if (why) throw new UnsupportedFileError(pid, what, name, (Number(st.mode) & S_IFMT) === S_IFDIR ? 'deleted directory' : 'deleted file', why);
       ghost = true;
       name = name.slice(0, -' (deleted)'.length);
@@ -436,6 +440,7 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
           try {
             const entry = regFileEntry(rid, deleted ? s.link.slice(0, -' (deleted)'.length) : s.link, flags, s.info.pos, fown, s.st, () => (rfd ??= openRead(`/proc/self/fd/${s.lfd}`)), mntOf(s));
             if (deleted) {
+              if (ctx.mountIds) throw new UnsupportedFileError(pid, s.fd, s.link, 'deleted file', GHOST_IN_MNTNS);
               // Unlinked: the contents go into a ghost image (classifyLink let only those through).
               rfd ??= openRead(`/proc/self/fd/${s.lfd}`);
               if (rfd === undefined) throw new FilesDumpError(pid, `fd ${s.fd}`, `cannot read the deleted file ${s.link} for its ghost image`);

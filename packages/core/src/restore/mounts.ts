@@ -152,6 +152,11 @@ export function readMountNamespace(imagesDir: string, tasks: Array<{ pid: number
       i++;
     }
   }
+  // Ghost files are recreated by a host path next to their old name: not inside a restored namespace yet.
+  const remaps = path.join(imagesDir, 'remap-fpath.img');
+  if (fs.existsSync(remaps) && decodeImageEntries(fs.readFileSync(remaps), { file: 'remap-fpath.img' }).entries.length) {
+    throw new RestoreError('read-images', `deleted files (ghost files) in a mount namespace of the tree's own are not supported yet`, { file: 'remap-fpath.img', record: 0 });
+  }
   // Parents and bind sources first; among the ready ones, in the original order.
   const order: Mount[] = [];
   const placed = new Set<Mount>();
