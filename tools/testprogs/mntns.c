@@ -5,10 +5,12 @@
  * and populated: proc at /proc, a tmpfs at /tmp (files, a symlink, a device node, a fifo, owners
  * and modes), a tmpfs /dev with a null node and a devpts (newinstance) at /dev/pts, a read-only
  * sysfs at /sys, a bind of /src at /bind and a read-only one at /robind, a tmpfs made read-only
- * at /rotmp, EXTDIR (if given) bound at /ext (external to the namespace); then pivot_root into
+ * at /rotmp, a shared tmpfs /shared and its peer /peer, EXTDIR (if given) bound at /ext (external
+ * to the namespace); then pivot_root into
  * it and exec its own copy /mntns (static: nothing of the host is left mapped).
  * Inside: stdio go to /log (ROOTDIR/log from the host), /tmp/work/data is kept open and gets a
- * byte every ~50 ms, cwd /tmp/work. On SIGTERM: the mount table (mountpoints, fstypes, ro flags),
+ * byte every ~50 ms, cwd /tmp/work. On SIGTERM: the mount table (mountpoints, fstypes, ro flags,
+ * peer group: a mount under /shared shows under /peer),
  * the tmpfs contents, the open file (same inode, offset = size = bytes written) and cwd.
  */
 #define _GNU_SOURCE
@@ -74,7 +76,7 @@ static int outside(const char *root, const char *ext) {
   if (unshare(CLONE_NEWNS)) die("unshare");
   xmount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
   xmount(root, root, NULL, MS_BIND, NULL);
-  const char *dirs[] = {"/proc", "/tmp", "/dev", "/sys", "/src", "/bind", "/robind", "/rotmp", "/ext"};
+  const char *dirs[] = {"/proc", "/tmp", "/dev", "/sys", "/src", "/bind", "/robind", "/rotmp", "/ext", "/shared", "/peer"};
   for (unsigned i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
     if (mkdir(at(root, dirs[i]), 0755) && errno != EEXIST) die(dirs[i]);
   copy_self(at(root, "/mntns"));
@@ -98,6 +100,10 @@ static int outside(const char *root, const char *ext) {
   put(at(root, "/rotmp/file"), "ro-data\n", 0444);
   xmount(NULL, at(root, "/rotmp"), NULL, MS_REMOUNT | MS_RDONLY, "size=1m");
   if (ext) xmount(ext, at(root, "/ext"), NULL, MS_BIND, NULL);
+  // A shared tmpfs and a bind of it: one peer group, inside the namespace only.
+  xmount("mntns-shared", at(root, "/shared"), "tmpfs", 0, "size=1m");
+  xmount(NULL, at(root, "/shared"), NULL, MS_SHARED, NULL);
+  xmount(at(root, "/shared"), at(root, "/peer"), NULL, MS_BIND, NULL);
   if (chdir(root) || syscall(SYS_pivot_root, ".", ".") || umount2(".", MNT_DETACH) || chdir("/")) die("pivot_root");
   char *argv[] = {"mntns", "--inside", ext ? "ext" : "noext", NULL};
   execv("/mntns", argv);
@@ -124,13 +130,13 @@ static const char *slurp(const char *file) {
   return buf;
 }
 
-struct want { const char *mp, *fstype; int ro, sbro, seen; };
+struct want { const char *mp, *fstype; int ro, sbro, seen; int shared; };
 
 static void check_mounts(int ext) {
   struct want w[] = {
-    {"/", NULL, 0, 0, 0}, {"/proc", "proc", 0, 0, 0}, {"/tmp", "tmpfs", 0, 0, 0}, {"/dev", "tmpfs", 0, 0, 0},
-    {"/dev/pts", "devpts", 0, 0, 0}, {"/sys", "sysfs", 1, 0, 0}, {"/bind", NULL, 0, 0, 0}, {"/robind", NULL, 1, 0, 0},
-    {"/rotmp", "tmpfs", 1, 1, 0}, {"/ext", NULL, 0, 0, 0},
+    {"/", NULL, 0, 0, 0, 0}, {"/proc", "proc", 0, 0, 0, 0}, {"/tmp", "tmpfs", 0, 0, 0, 0}, {"/dev", "tmpfs", 0, 0, 0, 0},
+    {"/dev/pts", "devpts", 0, 0, 0, 0}, {"/sys", "sysfs", 1, 0, 0, 0}, {"/bind", NULL, 0, 0, 0, 0}, {"/robind", NULL, 1, 0, 0, 0},
+    {"/rotmp", "tmpfs", 1, 1, 0, 0}, {"/shared", "tmpfs", 0, 0, 0, 0}, {"/peer", "tmpfs", 0, 0, 0, 0}, {"/ext", NULL, 0, 0, 0, 0},
   };
   unsigned nw = sizeof(w) / sizeof(w[0]) - (ext ? 0 : 1);
   FILE *f = fopen("/proc/self/mountinfo", "r");
@@ -142,10 +148,15 @@ static void check_mounts(int ext) {
     char *dash = strstr(line, " - ");
     if (!dash || sscanf(line, "%*d %*d %*s %*s %1023s %511s", mp, opts) != 2 || sscanf(dash + 3, "%63s %511s %1023s", fstype, src, sopts) != 3) { bad("bad mountinfo line %s", line); continue; }
     lines++;
+    int shared = 0;
+    char *sh = strstr(line, " shared:");
+    if (sh && sh < dash) shared = atoi(sh + 8);
     unsigned i;
     for (i = 0; i < nw && strcmp(w[i].mp, mp); i++) ;
     if (i == nw) { bad("unexpected mount %s (%s)", mp, fstype); continue; }
     if (w[i].seen++) bad("%s mounted twice", mp);
+    w[i].shared = shared;
+    if (shared && strcmp(mp, "/shared") && strcmp(mp, "/peer")) bad("%s is shared (%d)", mp, shared);
     if (!strcmp(mp, "/")) snprintf(rootfs, sizeof(rootfs), "%s", fstype);
     const char *want = w[i].fstype ? w[i].fstype : rootfs;
     if (strcmp(fstype, want)) bad("%s is %s, not %s", mp, fstype, want);
@@ -156,6 +167,12 @@ static void check_mounts(int ext) {
   }
   fclose(f);
   if (lines != nw) bad("%u mounts, want %u", lines, nw);
+  // /shared and /peer: one peer group (the same shared:N), and a mount under one shows in the other.
+  if (!w[9].shared || w[9].shared != w[10].shared) bad("/shared and /peer are not peers (shared:%d, shared:%d)", w[9].shared, w[10].shared);
+  struct stat a, b;
+  if (mkdir("/shared/sub", 0755) || mount("mntns-sub", "/shared/sub", "tmpfs", 0, "size=64k")) { bad("mount on /shared/sub: %s", strerror(errno)); return; }
+  if (stat("/peer/sub", &a) || stat("/peer", &b) || a.st_dev == b.st_dev) bad("a mount on /shared/sub does not show at /peer/sub");
+  umount2("/shared/sub", MNT_DETACH);
 }
 
 static int inside(int ext) {

@@ -1,7 +1,7 @@
 /**
  * Mount namespaces: tools/testprogs/mntns lives in a mount namespace of its own (proc, tmpfs with
- * files and device nodes, devpts, read-only sysfs, binds, a read-only bind and tmpfs, an external
- * bind, all under its own root). criu-ts dumps it (mountpoints-N.img as the oracle CRIU writes it,
+ * files and device nodes, devpts, read-only sysfs, binds, a read-only bind and tmpfs, a shared
+ * tmpfs and its peer, an external bind, all under its own root). criu-ts dumps it (mountpoints-N.img as the oracle CRIU writes it,
  * tmpfs archives) and restores it (twice) with `root`; it restores the oracle's dump of it, and
  * the oracle restores criu-ts's. Broken images and mounts that cannot be dumped are refused.
  */
@@ -36,15 +36,19 @@ async function startMntns(name: string, withExt = true): Promise<Victim & { root
 const dumpExternal = parseExternal(['mnt[/ext]:extkey']);
 const restoreExternal = parseExternal(['mnt[extkey]:' + ext]);
 
-/** The mount entries, keyed by mountpoint, without what differs between two runs (ids, devices, the root's path). */
+/** The mount entries, keyed by mountpoint, without what differs between two runs (ids, devices, peer group numbers, the root's path). */
 function mountTable(images: string, root: string): Record<string, Msg> {
   const file = fs.readdirSync(images).find((f) => /^mountpoints-\d+\.img$/.test(f))!;
   const entries = decodeImageEntries(fs.readFileSync(path.join(images, file))).entries.map((e) => e.message as Msg);
   const out: Record<string, Msg> = {};
   for (const e of entries) {
     const { mnt_id: _a, parent_mnt_id: _b, root_dev: _c, ...rest } = e;
-    out[String(e.mountpoint)] = { ...rest, root: String(e.root).replace(root, 'ROOT') };
+    out[String(e.mountpoint)] = { ...rest, root: String(e.root).replace(root, 'ROOT'), shared_id: e.shared_id ? 'shared' : 0 };
   }
+  // /shared and /peer are one peer group, the only one.
+  const groups = entries.filter((e) => e.shared_id).map((e) => [e.mountpoint, e.shared_id]);
+  expect(groups.map(([mp]) => mp).sort()).toEqual(['/peer', '/shared']);
+  expect(groups[0][1]).toBe(groups[1][1]);
   return out;
 }
 
@@ -66,7 +70,7 @@ describe('a task in a mount namespace of its own (mntns)', () => {
     const v = await startMntns('ts');
     const first = path.join(tmp, 'ts-1');
     await roundTrip(v, first);
-    expect(fs.readdirSync(first).filter((f) => f.startsWith('tmpfs-dev-')).length).toBe(3);
+    expect(fs.readdirSync(first).filter((f) => f.startsWith('tmpfs-dev-')).length).toBe(4);
     await roundTrip(v, path.join(tmp, 'ts-2'));
     expect(await verdict(v)).toBe('PASS mntns');
   });

@@ -26,7 +26,8 @@ export const FRESH_FS = new Set(['proc', 'sysfs', 'devpts', 'mqueue', 'cgroup', 
 // MS_* mount flags (the same on every architecture).
 export const MS = {
   RDONLY: 0x1, NOSUID: 0x2, NODEV: 0x4, NOEXEC: 0x8, SYNCHRONOUS: 0x10, MANDLOCK: 0x40, DIRSYNC: 0x80,
-  NOSYMFOLLOW: 0x100, NOATIME: 0x400, NODIRATIME: 0x800, RELATIME: 0x200000, STRICTATIME: 0x1000000, LAZYTIME: 0x2000000,
+  NOSYMFOLLOW: 0x100, NOATIME: 0x400, NODIRATIME: 0x800, UNBINDABLE: 1 << 17, SLAVE: 1 << 19, SHARED: 1 << 20,
+  RELATIME: 0x200000, STRICTATIME: 0x1000000, LAZYTIME: 0x2000000,
 } as const;
 
 const MNT_OPTS: Record<string, number> = {
@@ -145,7 +146,8 @@ export function collectMounts(tasks: Array<{ pid: number; zombie?: boolean }>, e
     const prop = propagationOf(m);
     const e: Msg = {
       fstype: FSTYPE[m.fsType] ?? 0, mnt_id: m.mntId, root_dev: kdevOf(m.dev), parent_mnt_id: m.parentId,
-      flags: mountFlagsOf(m.options), root: m.root, mountpoint: m.mountPoint, source: m.source, options,
+      // CRIU keeps the propagation in the flags too.
+      flags: (mountFlagsOf(m.options) | (prop.shared ? MS.SHARED : 0) | (prop.master ? MS.SLAVE : 0) | (m.optional.includes('unbindable') ? MS.UNBINDABLE : 0)) >>> 0, root: m.root, mountpoint: m.mountPoint, source: m.source, options,
       shared_id: prop.shared, master_id: prop.master, sb_flags: sbFlags,
     };
     entries.push(e);

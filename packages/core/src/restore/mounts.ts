@@ -19,7 +19,7 @@ import { SCRATCH, type Scratch } from './scratch.js';
 
 const CLONE_NEWNS = 0x20000;
 const MS_RDONLY = 0x1, MS_NOSUID = 0x2, MS_NODEV = 0x4, MS_NOEXEC = 0x8, MS_REMOUNT = 0x20, MS_NOATIME = 0x400, MS_NODIRATIME = 0x800;
-const MS_BIND = 0x1000, MS_REC = 0x4000, MS_PRIVATE = 1 << 18, MS_SHARED = 1 << 20, MS_RELATIME = 0x200000, MS_STRICTATIME = 0x1000000, MS_NOSYMFOLLOW = 0x100;
+const MS_BIND = 0x1000, MS_REC = 0x4000, MS_UNBINDABLE = 1 << 17, MS_PRIVATE = 1 << 18, MS_SHARED = 1 << 20, MS_RELATIME = 0x200000, MS_STRICTATIME = 0x1000000, MS_NOSYMFOLLOW = 0x100;
 const MNT_FLAGS = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME | MS_NOSYMFOLLOW;
 const MNT_DETACH = 2;
 // Four argument strings of one mount(2) call, apart in the scratch area.
@@ -230,6 +230,7 @@ export function restoreMountNamespace(task: FrozenTask, scratch: Scratch, plan: 
       }
       call(m, 'setting its flags', 'mount', 0, target, 0, MS_REMOUNT | MS_BIND | (m.flags & MNT_FLAGS), 0);
       if (m.shared && m.how.kind !== 'root') call(m, 'making it shared', 'mount', 0, target, 0, MS_SHARED, 0);
+      else if (m.flags & MS_UNBINDABLE && m.how.kind !== 'root') call(m, 'making it unbindable', 'mount', 0, target, 0, MS_UNBINDABLE, 0);
     }
     call(undefined, `chdir to ${staging}`, 'chdir', scratch.str(staging));
     call(undefined, 'pivot_root', 'pivot_root', scratch.str('.'), scratch.str('.', ARG[1]));
