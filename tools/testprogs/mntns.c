@@ -6,12 +6,11 @@
  * and modes), a tmpfs /dev with a null node and a devpts (newinstance) at /dev/pts, a read-only
  * sysfs at /sys, a bind of /src at /bind and a read-only one at /robind, a tmpfs made read-only
  * at /rotmp, a shared tmpfs /shared and its peer /peer, EXTDIR (if given) bound at /ext (external
- * to the namespace); then pivot_root into
- * it and exec its own copy /mntns (static: nothing of the host is left mapped).
- * Inside: stdio go to /log (ROOTDIR/log from the host), /tmp/work/data is kept open and gets a
- * byte every ~50 ms, cwd /tmp/work. On SIGTERM: the mount table (mountpoints, fstypes, ro flags,
- * peer group: a mount under /shared shows under /peer),
- * the tmpfs contents, the open file (same inode, offset = size = bytes written) and cwd.
+ * to the namespace); then pivot_root into it and exec its own copy /mntns (static: nothing of the
+ * host is left mapped). Inside: stdio go to /log (ROOTDIR/log from the host), /tmp/work/data is
+ * kept open and gets a byte every ~50 ms, cwd /tmp/work. On SIGTERM: the mount table
+ * (mountpoints, fstypes, ro flags, one peer group: a mount under /shared shows under /peer), the
+ * tmpfs contents, the open file (same inode, offset = size = bytes written) and cwd.
  */
 #define _GNU_SOURCE
 #include <errno.h>
