@@ -165,4 +165,25 @@ describe('a task in a mount namespace of its own (mntns)', () => {
     expect(tracerOf(v.pid)).toBe(0);
     expect(await verdict(v)).toBe('PASS mntns');
   });
+
+  it('a child in another mount namespace than the root task\'s is refused at dump, the tree runs on untraced', async () => {
+    const v = startDetached('sh', ['-c', 'unshare -m sleep 1000 & echo child $!; wait']);
+    started.push(v);
+    const m = await waitFor('the child', () => /child (\d+)/.exec(readLog(v)) ?? undefined);
+    const child = Number(m[1]);
+    started.push({ pid: child, log: v.log });
+    await waitFor('the child in its own mount namespace', () => fs.readlinkSync(`/proc/${child}/ns/mnt`) !== fs.readlinkSync('/proc/self/ns/mnt'));
+    let err: unknown;
+    try {
+      await dump({ pid: v.pid, imagesDir: path.join(tmp, 'nested-img') });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(DumpError);
+    expect((err as Error).message).toMatch(new RegExp(`task ${child}: its mount namespace \\(mnt:\\[\\d+\\]\\) is not the one of the root task ${v.pid} .*nested mount namespaces are not supported yet`));
+    for (const pid of [v.pid, child]) {
+      expect(isAlive(pid)).toBe(true);
+      expect(tracerOf(pid)).toBe(0);
+    }
+  });
 });
