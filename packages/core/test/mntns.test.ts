@@ -136,6 +136,16 @@ describe('a task in a mount namespace of its own (mntns)', () => {
     await expectRefused(broken('parent', (e) => { e[procAt].parent_mnt_id = 4242; }), { root: oracleRoot }, new RegExp(`file ${file}, record ${procAt}, field parent_mnt_id`));
     await expectRefused(broken('mountpoint', (e) => { e[procAt].mountpoint = 'proc'; }), { root: oracleRoot }, new RegExp(`file ${file}, record ${procAt}, field mountpoint`));
     await expectRefused(oracleImages, {}, new RegExp(`root directory must be given .*file ${file}.*hint: restore with --root`));
+    const garbage = broken('garbage', () => undefined);
+    fs.writeFileSync(path.join(garbage, file), Buffer.concat([fs.readFileSync(path.join(garbage, file)).subarray(0, 20), Buffer.from('not protobuf at all')]));
+    await expectRefused(garbage, { root: oracleRoot }, new RegExp(`cannot decode it: .*\\(file ${file}\\)`));
+    // A file on a mount the image does not have.
+    const strayFile = broken('file-mnt', () => undefined);
+    const files = decodeImageEntries(fs.readFileSync(path.join(strayFile, 'files.img'))).entries.map((e) => e.message as Msg);
+    const dataAt = files.findIndex((f) => (f.reg as Msg | undefined)?.name === '/tmp/work/data');
+    (files[dataAt].reg as Msg).mnt_id = 4242;
+    fs.writeFileSync(path.join(strayFile, 'files.img'), encodeImageEntries('FILES', files.map((message) => ({ message }))));
+    await expectRefused(strayFile, { root: oracleRoot }, new RegExp(`file /tmp/work/data is on mount 4242, which ${file} does not have \\(file files.img, record ${dataAt}, field reg.mnt_id\\)`));
     const extAt = entries.findIndex((e) => e.ext_key === 'extkey');
     await expectRefused(oracleImages, { root: oracleRoot, ext: false }, new RegExp(`key 'extkey', which is not given \\(file ${file}, record ${extAt}, field ext_key\\)`));
     // Fails after the task was created (the bind source is missing): it is killed, nothing stays mounted on the host.

@@ -174,7 +174,9 @@ export function readMountNamespace(imagesDir: string, tasks: Array<{ pid: number
 
 /**
  * Gives the root task (just cloned, nothing rebuilt yet) its new mount namespace, as planned.
- * Its children, cloned after this, are born in it.
+ * Its children, cloned after this, are born in it. Call it once the task is in its other
+ * namespaces: a fresh proc shows the mounter's pid namespace, sysfs its network namespace,
+ * mqueue its ipc namespace.
  */
 export function restoreMountNamespace(task: FrozenTask, scratch: Scratch, plan: MountNsPlan, log: Logger): void {
   const pid = task.pid;
