@@ -203,7 +203,8 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     frozenAt = process.hrtime.bigint();
     const freezingTimeUs = usSince(t0);
     checkNamespaces(tasks);
-    const mountNs = collectMounts(tasks, options.external?.mounts);
+    // A pre-dump keeps the memory only: no mount table to read or check.
+    const mountNs = options.preDump ? undefined : collectMounts(tasks, options.external?.mounts);
     const kobjIds = kobjIdsOf(tasks);
     if (tasks.length > 1) log.info(`dump: tree of ${tasks.length} tasks: ${tasks.map((t) => `${t.pid}<${t.ppid}`).join(' ')}`);
 
