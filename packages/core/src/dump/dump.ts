@@ -273,7 +273,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
       ['timens-0.img', 'TIMENS', [(() => { const c = taskClocksNs(pid); return { monotonic: toTimespec(c.monotonic), boottime: toTimespec(c.boottime) }; })()]],
     ];
     if (ttyInfo.length) tail.push(['tty-info.img', 'TTY_INFO', ttyInfo]);
-    if (mountNs && !options.preDump) {
+    if (mountNs) {
       for (const x of mountNs.images) tail.push([x.file, x.magic, x.entries]);
       dumpTmpfs(tasks[0].pid, mountNs, imagesDir);
     }

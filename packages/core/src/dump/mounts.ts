@@ -157,8 +157,9 @@ export function collectMounts(tasks: Array<{ pid: number; zombie?: boolean }>, e
       return;
     }
     const external = `declare it external: --external mnt[${m.mountPoint}]:KEY`;
-    if (prop.master && !list.some((o) => propagationOf(o).shared === prop.master)) {
-      throw refuse(m, `receives mount events from outside its namespace (master:${prop.master}); that is not supported yet`, `make it private, or ${external}`);
+    if (prop.master) {
+      const from = list.some((o) => propagationOf(o).shared === prop.master) ? 'another mount of the namespace' : 'outside the namespace';
+      throw refuse(m, `is a slave mount (master:${prop.master}, receiving mount events from ${from}); that is not supported yet`, `make it private, or ${external}`);
     }
     if (m === top) return; // the restore binds --root here
     if (['overlay', 'fuse', 'autofs', 'nsfs', 'fuseblk'].includes(m.fsType) || m.fsType.startsWith('fuse.')) {
