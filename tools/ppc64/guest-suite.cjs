@@ -478,11 +478,11 @@ test('criu-ts dump + restore (2 rounds): mntns in a mount namespace of its own, 
   for (let round = 1; round <= 2; round++) {
     const dir = path.join(work, `images-${round}`);
     fs.mkdirSync(dir);
-    await dump({ pid: v.pid, imagesDir: dir, logFile: 'dump.log', logLevel: 4, arch, external: core.parseExternal(['mnt[/ext]:extkey']) });
+    await dump({ pid: v.pid, imagesDir: dir, logFile: 'dump.log', logLevel: 4, arch, external: core.parseExternal(['mnt[/ext]:extkey', 'mnt[/proc/uptime]:devnull']) });
     await waitFor(`dumped task ${v.pid} gone`, () => !fs.existsSync(`/proc/${v.pid}`));
     ok(fs.readdirSync(dir).some((f) => /^mountpoints-\d+\.img$/.test(f)), 'a mountpoints image');
     try {
-      await restore({ imagesDir: dir, logFile: 'restore.log', logLevel: 4, arch, root: rootDir, external: core.parseExternal([`mnt[extkey]:${ext}`]) });
+      await restore({ imagesDir: dir, logFile: 'restore.log', logLevel: 4, arch, root: rootDir, external: core.parseExternal([`mnt[extkey]:${ext}`, 'mnt[devnull]:/dev/null']) });
     } catch (e) {
       throw new AssertionError(`restore (round ${round}): ${e.message}\n       restore.log: ${tail(path.join(dir, 'restore.log'))}`);
     }

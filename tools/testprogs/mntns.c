@@ -2,15 +2,18 @@
 /*
  * mntns ROOTDIR [EXTDIR]: a task in a mount namespace of its own, with ROOTDIR as its root.
  * Outside (argv[1] = ROOTDIR): unshare(CLONE_NEWNS), everything private, ROOTDIR bound on itself
- * and populated: proc at /proc, a tmpfs at /tmp (files, a symlink, a device node, a fifo, owners
- * and modes), a tmpfs /dev with a null node and a devpts (newinstance) at /dev/pts, a read-only
- * sysfs at /sys, a bind of /src at /bind and a read-only one at /robind, a tmpfs made read-only
- * at /rotmp, a shared tmpfs /shared and its peer /peer, EXTDIR (if given) bound at /ext (external
- * to the namespace); then pivot_root into it and exec its own copy /mntns (static: nothing of the
- * host is left mapped). Inside: stdio go to /log (ROOTDIR/log from the host), /tmp/work/data is
- * kept open and gets a byte every ~50 ms, cwd /tmp/work. On SIGTERM: the mount table
- * (mountpoints, fstypes, ro flags, one peer group: a mount under /shared shows under /peer), the
- * tmpfs contents, the open file (same inode, offset = size = bytes written) and cwd.
+ * and populated: proc at /proc (/proc/sys bound read-only and, if EXTDIR is given, /proc/uptime
+ * masked by the host's /dev/null, an external mount, as runc does), a tmpfs at /tmp (files, a
+ * symlink, a device node, a fifo, owners and modes), a tmpfs /dev with a null node, a devpts
+ * (newinstance) at /dev/pts and an mqueue, a read-only sysfs at /sys, a bind of /src at /bind and
+ * a read-only one at /robind, a tmpfs made read-only at /rotmp, a shared tmpfs /shared and its
+ * peer /peer, EXTDIR (if given) bound at /ext (external too); then pivot_root into it and exec
+ * its own copy /mntns (static: nothing of the host is left mapped). Inside: stdio go to /log
+ * (ROOTDIR/log from the host), /tmp/work/data is kept open and gets a byte every ~50 ms, cwd
+ * /tmp/work. On SIGTERM: the mount table (mountpoints, fstypes, ro flags, one peer group: a mount
+ * under /shared shows under /peer), the tmpfs contents, the masked and read-only proc parts, the
+ * open file (same inode, offset = size = bytes written) and cwd. Dump it with
+ * `--external mnt[/ext]:KEY1 --external mnt[/proc/uptime]:KEY2`.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -81,6 +84,10 @@ static int outside(const char *root, const char *ext) {
   copy_self(at(root, "/mntns"));
   put(at(root, "/src/file"), "bind-data\n", 0644);
   xmount("proc", at(root, "/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  // As runc does: a read-only part of proc, and a file of proc masked by the host's /dev/null (external).
+  xmount(at(root, "/proc/sys"), at(root, "/proc/sys"), NULL, MS_BIND, NULL);
+  xmount(NULL, at(root, "/proc/sys"), NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL);
+  if (ext) xmount("/dev/null", at(root, "/proc/uptime"), NULL, MS_BIND, NULL);
   xmount("mntns-tmp", at(root, "/tmp"), "tmpfs", MS_NOSUID, "size=4m,mode=1777");
   if (mkdir(at(root, "/tmp/work"), 0750) || chown(at(root, "/tmp/work"), 1234, 2345)) die("/tmp/work");
   put(at(root, "/tmp/work/data"), "hello", 0640);
@@ -89,8 +96,9 @@ static int outside(const char *root, const char *ext) {
   if (mknod(at(root, "/tmp/nulldev"), S_IFCHR | 0666, makedev(1, 3))) die("mknod");
   if (mkfifo(at(root, "/tmp/fifo"), 0600)) die("mkfifo");
   xmount("tmpfs", at(root, "/dev"), "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=64k");
-  if (mknod(at(root, "/dev/null"), S_IFCHR | 0666, makedev(1, 3)) || mkdir(at(root, "/dev/pts"), 0755)) die("/dev");
+  if (mknod(at(root, "/dev/null"), S_IFCHR | 0666, makedev(1, 3)) || mkdir(at(root, "/dev/pts"), 0755) || mkdir(at(root, "/dev/mqueue"), 0755)) die("/dev");
   xmount("devpts", at(root, "/dev/pts"), "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620");
+  xmount("mqueue", at(root, "/dev/mqueue"), "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
   xmount("sysfs", at(root, "/sys"), "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
   xmount(at(root, "/src"), at(root, "/bind"), NULL, MS_BIND, NULL);
   xmount(at(root, "/src"), at(root, "/robind"), NULL, MS_BIND, NULL);
@@ -135,9 +143,10 @@ static void check_mounts(int ext) {
   struct want w[] = {
     {"/", NULL, 0, 0, 0, 0}, {"/proc", "proc", 0, 0, 0, 0}, {"/tmp", "tmpfs", 0, 0, 0, 0}, {"/dev", "tmpfs", 0, 0, 0, 0},
     {"/dev/pts", "devpts", 0, 0, 0, 0}, {"/sys", "sysfs", 1, 0, 0, 0}, {"/bind", NULL, 0, 0, 0, 0}, {"/robind", NULL, 1, 0, 0, 0},
-    {"/rotmp", "tmpfs", 1, 1, 0, 0}, {"/shared", "tmpfs", 0, 0, 0, 0}, {"/peer", "tmpfs", 0, 0, 0, 0}, {"/ext", NULL, 0, 0, 0, 0},
+    {"/rotmp", "tmpfs", 1, 1, 0, 0}, {"/shared", "tmpfs", 0, 0, 0, 0}, {"/peer", "tmpfs", 0, 0, 0, 0},
+    {"/proc/sys", "proc", 1, 0, 0, 0}, {"/dev/mqueue", "mqueue", 0, 0, 0, 0}, {"/proc/uptime", "*", 0, 0, 0, 0}, {"/ext", NULL, 0, 0, 0, 0},
   };
-  unsigned nw = sizeof(w) / sizeof(w[0]) - (ext ? 0 : 1);
+  unsigned nw = sizeof(w) / sizeof(w[0]) - (ext ? 0 : 2); // the last two are external
   FILE *f = fopen("/proc/self/mountinfo", "r");
   if (!f) { bad("cannot read mountinfo"); return; }
   char line[2048], rootfs[64] = "";
@@ -158,7 +167,7 @@ static void check_mounts(int ext) {
     if (shared && strcmp(mp, "/shared") && strcmp(mp, "/peer")) bad("%s is shared (%d)", mp, shared);
     if (!strcmp(mp, "/")) snprintf(rootfs, sizeof(rootfs), "%s", fstype);
     const char *want = w[i].fstype ? w[i].fstype : rootfs;
-    if (strcmp(fstype, want)) bad("%s is %s, not %s", mp, fstype, want);
+    if (strcmp(want, "*") && strcmp(fstype, want)) bad("%s is %s, not %s", mp, fstype, want);
     if ((strncmp(opts, "ro", 2) == 0 && (opts[2] == ',' || !opts[2])) != w[i].ro) bad("%s mount options %s", mp, opts);
     if ((strncmp(sopts, "ro", 2) == 0 && (sopts[2] == ',' || !sopts[2])) != w[i].sbro) bad("%s super options %s", mp, sopts);
     if (!strcmp(mp, "/tmp") && !strstr(sopts, "size=4096k")) bad("/tmp options %s", sopts);
@@ -212,6 +221,8 @@ static int inside(int ext) {
   if (open("/bind/new", O_WRONLY | O_CREAT, 0644) < 0) bad("/bind is not writable: %s", strerror(errno));
   else unlink("/bind/new");
   if (ext && strcmp(slurp("/ext/marker"), "ext-marker\n")) bad("/ext/marker: '%s'", slurp("/ext/marker"));
+  if (ext && (stat("/proc/uptime", &b) || !S_ISCHR(b.st_mode) || b.st_rdev != makedev(1, 3))) bad("/proc/uptime is not masked by a null device");
+  if (open("/proc/sys/kernel/hostname", O_WRONLY) >= 0 || errno != EROFS) bad("/proc/sys is writable");
   if (access("/proc/self/status", R_OK)) bad("no /proc");
   check_mounts(ext);
   if (why[0]) printf("FAIL mntns %s\n", why);

@@ -33,8 +33,9 @@ async function startMntns(name: string, withExt = true): Promise<Victim & { root
   return inner;
 }
 
-const dumpExternal = parseExternal(['mnt[/ext]:extkey']);
-const restoreExternal = parseExternal(['mnt[extkey]:' + ext]);
+// /ext (a host directory) and /proc/uptime (masked by the host's /dev/null, as runc does) are external.
+const dumpExternal = parseExternal(['mnt[/ext]:extkey', 'mnt[/proc/uptime]:devnull']);
+const restoreExternal = parseExternal(['mnt[extkey]:' + ext, 'mnt[devnull]:/dev/null']);
 
 /** The mount entries, keyed by mountpoint, without what differs between two runs (ids, devices, peer group numbers, the root's path). */
 function mountTable(images: string, root: string): Record<string, Msg> {
@@ -72,7 +73,7 @@ describe('a task in a mount namespace of its own (mntns)', () => {
     const v = await startMntns('ts');
     const first = path.join(tmp, 'ts-1');
     await roundTrip(v, first);
-    expect(fs.readdirSync(first).filter((f) => f.startsWith('tmpfs-dev-')).length).toBe(4);
+    expect(fs.readdirSync(first).filter((f) => f.startsWith('tmpfs-dev-')).length).toBe(4); // /tmp /dev /rotmp /shared
     await roundTrip(v, path.join(tmp, 'ts-2'), path.join(tmp, 'ts-pre'));
     expect(await verdict(v)).toBe('PASS mntns');
   });
@@ -83,7 +84,7 @@ describe('a task in a mount namespace of its own (mntns)', () => {
     oracleImages = path.join(tmp, 'oracle-img');
     oracleRoot = v.root;
     fs.mkdirSync(oracleImages);
-    const r = oracle(['dump', '-t', String(v.pid), '-D', oracleImages, '-o', 'dump.log', '-v4', '--external', 'mnt[/ext]:extkey'], path.join(oracleImages, 'dump.log'));
+    const r = oracle(['dump', '-t', String(v.pid), '-D', oracleImages, '-o', 'dump.log', '-v4', '--external', 'mnt[/ext]:extkey', '--external', 'mnt[/proc/uptime]:devnull'], path.join(oracleImages, 'dump.log'));
     expect(r.status).toBe(0);
     await waitPidGone(v.pid);
     // Ours of another instance: the same mounts, flags, options, sources, keys.
@@ -104,7 +105,7 @@ describe('a task in a mount namespace of its own (mntns)', () => {
     const images = path.join(tmp, 'to-oracle-img');
     await dump({ pid: v.pid, imagesDir: images, external: dumpExternal });
     await waitPidGone(v.pid);
-    oracleRestore(images, ['--root', v.root, '--external', `mnt[extkey]:${ext}`]);
+    oracleRestore(images, ['--root', v.root, '--external', `mnt[extkey]:${ext}`, '--external', 'mnt[devnull]:/dev/null']);
     expect(await verdict(v)).toBe('PASS mntns');
   });
 
@@ -123,9 +124,10 @@ describe('a task in a mount namespace of its own (mntns)', () => {
       return d;
     };
     const expectRefused = async (images: string, opts: { root?: string; ext?: boolean }, message: RegExp) => {
+      const external = opts.ext === false ? parseExternal(['mnt[devnull]:/dev/null']) : restoreExternal;
       let err: unknown;
       try {
-        await restore({ imagesDir: images, detach: true, ...(opts.root ? { root: opts.root } : {}), ...(opts.ext === false ? {} : { external: restoreExternal }) });
+        await restore({ imagesDir: images, detach: true, ...(opts.root ? { root: opts.root } : {}), external });
       } catch (e) {
         err = e;
       }
@@ -154,7 +156,7 @@ describe('a task in a mount namespace of its own (mntns)', () => {
     const stagingBefore = fs.readdirSync('/tmp').filter((f) => f.startsWith('criu-ts-root-')).sort();
     let err: unknown;
     try {
-      await restore({ imagesDir: oracleImages, detach: true, root: oracleRoot, external: parseExternal(['mnt[extkey]:' + path.join(tmp, 'no-such-dir')]) });
+      await restore({ imagesDir: oracleImages, detach: true, root: oracleRoot, external: parseExternal(['mnt[extkey]:' + path.join(tmp, 'no-such-dir'), 'mnt[devnull]:/dev/null']) });
     } catch (e) {
       err = e;
     }
@@ -168,7 +170,7 @@ describe('a task in a mount namespace of its own (mntns)', () => {
     const v = await startMntns('refused');
     let err: unknown;
     try {
-      await dump({ pid: v.pid, imagesDir: path.join(tmp, 'refused-img') });
+      await dump({ pid: v.pid, imagesDir: path.join(tmp, 'refused-img'), external: parseExternal(['mnt[/proc/uptime]:devnull']) });
     } catch (e) {
       err = e;
     }
