@@ -424,6 +424,34 @@ for (const p of PROGRAMS) {
   });
 }
 
+// A mount namespace of its own (not in PROGRAMS: it logs into its root, and its restore needs
+// `root` and its external mount): proc, tmpfs, devpts, sysfs, binds, read-only mounts, pivot_root.
+test('criu-ts dump + restore (2 rounds): mntns in a mount namespace of its own, with root and an external mount', async () => {
+  const work = fs.mkdtempSync(path.join(logDir, 'mntns-'));
+  const rootDir = path.join(work, 'root'), ext = path.join(work, 'ext');
+  fs.mkdirSync(rootDir);
+  fs.mkdirSync(ext);
+  fs.writeFileSync(path.join(ext, 'marker'), 'ext-marker\n');
+  const outer = startDetached(testprog('mntns'), [rootDir, ext]);
+  const v = { pid: outer.pid, log: path.join(rootDir, 'log') };
+  await waitFor('mntns READY', () => /READY mntns /.test(readLog(v)));
+  for (let round = 1; round <= 2; round++) {
+    const dir = path.join(work, `images-${round}`);
+    fs.mkdirSync(dir);
+    await dump({ pid: v.pid, imagesDir: dir, logFile: 'dump.log', logLevel: 4, arch, external: core.parseExternal(['mnt[/ext]:extkey', 'mnt[/proc/uptime]:devnull']) });
+    await waitFor(`dumped task ${v.pid} gone`, () => !fs.existsSync(`/proc/${v.pid}`));
+    ok(fs.readdirSync(dir).some((f) => /^mountpoints-\d+\.img$/.test(f)), 'a mountpoints image');
+    try {
+      await restore({ imagesDir: dir, logFile: 'restore.log', logLevel: 4, arch, root: rootDir, external: core.parseExternal([`mnt[extkey]:${ext}`, 'mnt[devnull]:/dev/null']) });
+    } catch (e) {
+      throw new AssertionError(`restore (round ${round}): ${e.message}\n       restore.log: ${tail(path.join(dir, 'restore.log'))}`);
+    }
+    ok(isAlive(v.pid), `restored mntns ${v.pid} is running (round ${round})`);
+  }
+  const verdict = await verdictOf(v, 'mntns');
+  ok(verdict === 'PASS mntns', `verdict: ${verdict}`);
+});
+
 test('vDSO proxy (forced, 2 rounds): vdsotime runs on through the two-step trampoline; threads inside the vDSO are stepped out', async () => {
   const work = fs.mkdtempSync(path.join(logDir, 'vdsoproxy-'));
   const v = await launch(testprog('vdsotime'), 'vdsotime', []);

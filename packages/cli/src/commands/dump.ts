@@ -5,18 +5,19 @@ import { dump, PostCopyPages, PS_DEFAULT_PORT, servePostCopy, type DumpResult } 
 import { sys } from '@criu/sys';
 import { CliUsageError } from '../errors.js';
 import { parseCpuCap } from './cpuinfo.js';
-import { checkOptions, engineDirs, externalOf, openLog, optFlag, optString, progressPrinter, reportEngineError, statusReady, type OptionPolicy } from './engine.js';
+import { checkOptions, engineDirs, openLog, optFlag, optString, progressPrinter, reportEngineError, statusReady, type OptionPolicy } from './engine.js';
 import type { CommandContext } from './types.js';
+import { externalOf } from './external.js';
 
 export const DUMP_POLICY: OptionPolicy = {
   honoured: ['tree', 'leave-running', 'shell-job', 'display-stats', 'cpu-cap', 'ghost-limit', 'track-mem', 'prev-images-dir', 'auto-dedup', 'page-server', 'address', 'port',
-    'lazy-pages', 'status-fd', 'external'],
+    'lazy-pages', 'status-fd', 'external', 'ext-mount-map'],
   // They allow resources (sockets, locks, cgroups, ...) that the engine refuses anyway, or
   // tune machinery it does not have; a dump with them is the same dump.
   ignored: [
     'tcp-established', 'skip-in-flight', 'ext-unix-sk', 'file-locks', 'link-remap', 'evasive-devices',
     'ghost-fiemap', 'force-irmap', 'irmap-scan-path', 'manage-cgroups', 'cgroup-props', 'cgroup-props-file',
-    'cgroup-dump-controller', 'skip-mnt', 'enable-fs', 'ext-mount-map', 'timeout', 'log-pid',
+    'cgroup-dump-controller', 'skip-mnt', 'enable-fs', 'timeout', 'log-pid',
     'network-lock', 'file-validation', 'pidfile', 'freeze-cgroup', 'weak-sysctls',
     // restore's options: CRIU accepts them on dump too and does nothing with them
     'restore-detached', 'restore-sibling',
@@ -64,8 +65,8 @@ export async function runDump(ctx: CommandContext, preDump = false): Promise<num
   // The list is checked; cpuinfo.img is written whenever the arch records CPU features (ppc64).
   parseCpuCap(ctx);
   const ghostLimit = parseGhostLimit(ctx);
-  const external = externalOf(ctx);
   const dirs = engineDirs(ctx);
+  const external = externalOf(ctx);
   // CRIU wants the directories to exist; the engine creates the images dir, so we do it first
   // for the log file that lives in it.
   try {
@@ -101,7 +102,7 @@ export async function runDump(ctx: CommandContext, preDump = false): Promise<num
       ...(ghostLimit !== undefined ? { ghostLimit } : {}),
       pageServer,
       postCopy,
-      external,
+      ...(external ? { external } : {}),
       logger: log.logger,
       onProgress: progressPrinter(ctx.io, log, 'dump'),
     });

@@ -3,7 +3,7 @@
 // to the user (one line, a hint, no stack trace unless CRIU_TS_DEBUG=1).
 import * as fs from 'fs';
 import * as path from 'path';
-import { Logger, parseExternal, type ExternalResources, type InheritFd, type LogLevel } from '@criu/core';
+import { Logger, type LogLevel } from '@criu/core';
 import type { OptionValue } from '../args/parse.js';
 import { CliUsageError } from '../errors.js';
 import type { CliIO } from '../io.js';
@@ -165,22 +165,3 @@ export function statusReady(ctx: CommandContext): void {
   }
 }
 
-/** `--external RES` entries (CRIU's syntax: net[INODE]:KEY, mnt[...]:..., others kept as given). */
-export function externalOf(ctx: CommandContext): ExternalResources {
-  const v = ctx.args.options.external;
-  try {
-    return parseExternal(Array.isArray(v) ? v.map(String) : []);
-  } catch (e) {
-    throw new CliUsageError((e as Error).message);
-  }
-}
-
-/** `--inherit-fd fd[N]:KEY`: descriptor N of this process stands for the external object KEY. */
-export function inheritFdsOf(ctx: CommandContext): InheritFd[] {
-  const v = ctx.args.options['inherit-fd'];
-  return (Array.isArray(v) ? v.map(String) : []).map((item) => {
-    const m = /^fd\[(\d+)\]:(.+)$/.exec(item);
-    if (!m) throw new CliUsageError(`--inherit-fd '${item}' is malformed (want fd[N]:KEY)`);
-    return { fd: Number(m[1]), key: m[2] };
-  });
-}

@@ -33,6 +33,7 @@ import { collectPtraceState, collectTaskCore, collectThreadCore, markStopped, PR
 import { collectThreadSelfState, releaseThreads } from './threads.js';
 import { locksOf } from './file-locks.js';
 import { collectNamespaces, ROOT_NS_IDS, type TreeNamespaces } from './namespaces.js';
+import { collectMounts, dumpTmpfs, type MountNsDump } from './mounts.js';
 import { kobjIdsOf, freezeTree, killTree, listTree, releaseTree, stateOf, type KobjIds, type TreeTask } from './tree.js';
 import { pipeDataOf } from './pipes.js';
 import { collectPosixTimers } from './posix-timers.js';
@@ -206,6 +207,8 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     if (ns.ownPidNs && (options.preDump || options.pageServer || options.parentImagesDir !== undefined || options.postCopy || options.trackMem)) {
       throw new DumpError('freeze', pid, `task ${pid} is the init of a pid namespace: pre-dumps, page servers, iterative and lazy dumps of it are not supported yet`);
     }
+    // A pre-dump keeps the memory only: no mount table to read or check.
+    const mountNs = options.preDump ? undefined : collectMounts(tasks, options.external?.mounts, Number(ns.idsOf(pid).mnt_ns_id));
     const kobjIds = kobjIdsOf(tasks);
     if (tasks.length > 1) log.info(`dump: tree of ${tasks.length} tasks: ${tasks.map((t) => `${t.pid}<${t.ppid}`).join(' ')}`);
 
@@ -241,7 +244,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
       const mmOwner = mmDumped.get(ids.vm);
       if (mmOwner === undefined) mmDumped.set(ids.vm, tasks[i].pid);
       else log.info(`dump: task ${tasks[i].pid} shares the address space of ${mmOwner} (mm-${mmOwner}.img)`);
-      const r = await dumpTask(tasks[i], live++, ids, { tableOwner, mmOwner }, { ns, arch, imagesDir, log, files, step, options, inc, pageServer, defer, deferred, setParasite: (p) => { parasite = p; } });
+      const r = await dumpTask(tasks[i], live++, ids, { tableOwner, mmOwner }, { ns, arch, imagesDir, log, files, step, options, inc, pageServer, defer, deferred, mountNs, setParasite: (p) => { parasite = p; } });
       images.push(...r.images);
       if (mmOwner === undefined) taskVmas.set(tasks[i].pid, r.vmas);
       pstree.push(r.pstree);
@@ -282,6 +285,10 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
       ...ns.images,
     ];
     if (ttyInfo.length) tail.push(['tty-info.img', 'TTY_INFO', ttyInfo]);
+    if (mountNs) {
+      for (const x of mountNs.images) tail.push([x.file, x.magic, x.entries]);
+      dumpTmpfs(tasks[0].pid, mountNs, imagesDir);
+    }
     const cpu = arch.cpuinfo?.();
     if (cpu) tail.push(['cpuinfo.img', 'CPUINFO', [cpu]]);
     // A pre-dump keeps the memory only (CRIU's pre-dump dir: inventory, pagemaps, pages).
@@ -397,6 +404,8 @@ interface TaskDumpEnv {
   defer?: DeferBudget;
   /** Where a task's deferred page copy goes. */
   deferred: Deferred[];
+  /** The tree's own mount namespace, when it has one (its id goes into ids-N.img). */
+  mountNs?: MountNsDump;
   /** The parasite currently in a task (so a failure can remove it). */
   setParasite: (p: Parasite | undefined) => void;
 }
@@ -453,7 +462,7 @@ async function dumpTask(t: TreeTask, index: number, kobj: KobjIds, shared: { tab
   if (posixTimers.length) (tc.timers as Msg).posix = posixTimers;
   if (t.stopped) markStopped(tc, task.groupStopSignal);
 
-  const ctx: TaskDumpContext = { pid, imagesDir, pageSize: sys.pageSize(), log, files, parasite, maps, shellJob: options.shellJob ?? false, ghostLimit: ghostLimitOf(options), ignoreFds: env.inc.ignoreFds(pid), ...(tableOwner !== undefined ? { fdsDumpedWith: tableOwner } : {}) };
+  const ctx: TaskDumpContext = { pid, imagesDir, pageSize: sys.pageSize(), log, files, parasite, maps, shellJob: options.shellJob ?? false, ghostLimit: ghostLimitOf(options), ignoreFds: env.inc.ignoreFds(pid), ...(env.mountNs ? { mountIds: env.mountNs.mntIds } : {}), ...(tableOwner !== undefined ? { fdsDumpedWith: tableOwner } : {}) };
 
   step('files');
   const filesOut = await collectFiles(ctx);

@@ -8,17 +8,18 @@
  *   is: the images then name every task by its pid in that namespace. Its uts and ipc
  *   namespaces may be its own too (utsns-ID.img, ipcns-var-ID.img), and its network namespace
  *   if the caller declared it external (net[INODE]:KEY → netns-ID.img with ext_key).
+ * - Its mount namespace may be its own: dump/mounts.ts writes its mount table.
  * - Anything else (a namespace of its own below the root, a root in a foreign pid namespace
- *   without being its init, a mount/user/cgroup namespace of its own) would come back wrong, so
+ *   without being its init, a user/cgroup namespace of its own) would come back wrong, so
  *   it is refused at dump time, naming the task and the namespace.
  * (Time namespaces are handled apart: their clock offsets are dumped and restored.)
  */
 import * as fs from 'node:fs';
 import { sys } from '@criu/sys';
 import type { Msg } from '@criu/images';
-import { readMountinfo } from '../proc/mountinfo.js';
 import { readStatus } from '../proc/status.js';
 import type { ExternalResources } from '../ns/external.js';
+import { sameMountNs } from './mounts.js';
 import { DumpError } from './errors.js';
 
 /** The ns fields of task_kobj_ids_entry, in the order CRIU numbers them. */
@@ -53,23 +54,6 @@ const nsLink = (pid: number | 'self', file: string): string | undefined => {
 };
 
 const inodeOf = (link: string) => /\[(\d+)\]/.exec(link)?.[1] ?? link;
-
-/**
- * A mount namespace that is another copy of ours (e.g. `ip netns exec` gives every command its
- * own copy with /sys remounted) resolves every path the same way: the same mounts. They are
- * compared as sets, because copying a namespace lists its mounts in another order.
- */
-function sameMounts(pid: number): boolean {
-  const key = (p: number | 'self') => {
-    const list = readMountinfo(p === 'self' ? process.pid : p);
-    return list.map((m) => `${m.mountPoint} ${m.root} ${m.fsType} ${m.source}`).sort().join('\n');
-  };
-  try {
-    return key(pid) === key('self');
-  } catch {
-    return false;
-  }
-}
 
 /** What the dump writes about the tree's namespaces. */
 export interface TreeNamespaces {
@@ -124,14 +108,15 @@ export function collectNamespaces(tasks: Task[], external?: ExternalResources): 
       const theirs = nsLink(t.pid, k);
       const want = k === 'pid_for_children' ? rootLinks.get('pid') : rootLinks.get(k);
       if (!theirs || !want || theirs === want) continue;
-      if (k === 'mnt' && theirs !== want && sameMounts(t.pid)) continue;
+      if (k === 'mnt' && theirs !== want && sameMountNs(t.pid)) continue;
       const dumpers = ours.get(k === 'pid_for_children' ? 'pid' : k);
       refuse(t.pid, `its ${WHAT[k]} is not the dumper's (${theirs}, the dumper's ${dumpers})${t === root ? '' : ` nor the root's (${want})`}; dumping namespaces is not supported yet${t === root ? '' : ' below the root task'}`, 'run the dump from inside the same namespaces (e.g. nsenter -t PID -a criu dump ...)');
     }
   }
-  // Kinds of namespaces the root may not have of its own (yet).
-  for (const k of ['mnt', 'user', 'cgroup'] as const) {
-    if (!own(k) || (k === 'mnt' && sameMounts(root.pid))) continue;
+  // Kinds of namespaces the root may not have of its own (yet); its mount namespace is dumped by
+  // dump/mounts.ts (or refused there, mount by mount).
+  for (const k of ['user', 'cgroup'] as const) {
+    if (!own(k)) continue;
     refuse(root.pid, `its ${WHAT[k]} is not the dumper's (${rootLinks.get(k)}, the dumper's ${ours.get(k)}); dumping namespaces is not supported yet`, 'run the dump from inside the same namespaces (e.g. nsenter -t PID -a criu dump ...)');
   }
 
@@ -146,7 +131,7 @@ export function collectNamespaces(tasks: Task[], external?: ExternalResources): 
     for (const [k, field] of NS_FIELDS) {
       let link = nsLink(t.pid, k);
       // Time namespaces are handled apart (timens-0.img); a copy of our mounts is our mounts.
-      if (k === 'time' || (k === 'mnt' && link !== ours.get(k) && sameMounts(t.pid))) link = ours.get(k);
+      if (k === 'time' || (k === 'mnt' && link !== ours.get(k) && sameMountNs(t.pid))) link = ours.get(k);
       if (!link) { m[field] = ROOT_NS_IDS[field]; continue; }
       const key = `${k}:${link}`;
       if (!idOfLink.has(key)) idOfLink.set(key, next++);

@@ -72,6 +72,8 @@ export function planNamespaces(dir: string, tasks: TaskImages[], inheritFds: Inh
   }
   for (const [field, what] of KINDS) {
     if (!own(field) || field === 'pid_ns_id' || field === 'uts_ns_id' || field === 'ipc_ns_id' || field === 'net_ns_id') continue;
+    // A mount namespace of its own is rebuilt by restore/mounts.ts from its mount table.
+    if (field === 'mnt_ns_id' && fs.existsSync(path.join(dir, `mountpoints-${Number(root.ids[field])}.img`))) continue;
     throw new RestoreError('read-images', `the root task has a ${what} namespace of its own (${root.ids[field]}, the dumper's ${rootIds[field]}); restoring it is not supported yet`, { file: `ids-${root.pid}.img`, field });
   }
   if (own('pid_ns_id')) {

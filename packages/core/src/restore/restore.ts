@@ -33,6 +33,7 @@ import { placeVdso, installVdsoProxy } from './vdso.js';
 import { clockOffsets, enterTimeNamespace } from './timens.js';
 import { lazyVmasOf, registerLazy, splitLazyRuns } from './lazy.js';
 import { CLONE_NEWPID, closeBridges, forgetBridges, holdsBridge, hostPidOfChild, hostTidOf, openBridge, planNamespaces, restorerPidfd, setupRootNamespaces } from './namespaces.js';
+import { readMountNamespace, restoreMountNamespace } from './mounts.js';
 
 const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
 const MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20, MAP_FIXED_NOREPLACE = 0x100000;
@@ -126,6 +127,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     const clocks = clockOffsets(imagesDir);
     const nsPlan = planNamespaces(imagesDir, tree.tasks, options.inheritFds);
     if (nsPlan.newPidNs && options.lazyPages) throw new RestoreError('read-images', 'a lazy restore of a tree in a pid namespace of its own is not supported yet', { file: 'pstree.img' });
+    // A mount namespace of the tree's own: rebuilt in the root task before anything is opened.
+    const mountNs = readMountNamespace(imagesDir, tree.tasks, { root: options.root, external: options.external?.mounts });
 
     step('check-pid');
     // A new pid namespace has every pid free.
@@ -177,6 +180,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       if (bridgeFd !== undefined) holdsBridge(task.pid, bridgeFd);
       if (i === 0 && (nsPlan.cloneFlags || nsPlan.netFd)) setupRootNamespaces(task, rt.scratch, nsPlan, bridgeFd);
       if (task.pid !== img.pid) log.info(`task ${img.pid} is ${task.pid} on the host`);
+      if (i === 0 && mountNs) restoreMountNamespace(task, rt.scratch, mountNs, log);
       setSessionAndGroup(rt, parent);
       for (const p of ptys) if (p.pair.sid === img.pid) takeCtty(task, p);
       log.info(`task ${img.pid} created${parent ? ` by its parent ${parent.img.pid}` : ''}${share?.vm ? ', sharing its address space' : ''}${share?.sighand ? ', sharing its signal handlers' : ''}${share?.files ? ', sharing its descriptor table' : ''}${share?.fs ? ', sharing its fs info' : ''}`);
@@ -267,7 +271,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
         const { eager, lazyPages } = splitLazyRuns(withRemote, lazy, pageSize);
         const stray = eager.find((r) => r.offset === undefined);
         if (stray) throw new RestoreError('read-images', `pages at 0x${stray.vaddr.toString(16)} of task ${img.pid} are on the dump side (PE_LAZY) but not in memory the lazy-pages daemon serves`, { file: `pagemap-${img.pid}.img`, record: stray.entry, field: 'flags' });
-        fillMemory(task, scratch, { ...img, pages: { ...img.pages, runs: eager } }, vmas.filter((v) => v !== proxy?.vma), pageSize);
+        fillMemory(task, scratch, { ...img, pages: { ...img.pages, runs: eager } }, vmas.filter((v) => v !== proxy?.vma), pageSize, mountNs !== undefined);
         if (lazy.length) {
           const ufd = registerLazy(task, scratch, lazy);
           try {
@@ -556,17 +560,36 @@ function waitNewChild(pid: number): void {
 
 
 /** The task reads its pages from pages-N.img itself: one preadv per batch of consecutive runs. */
-function fillMemory(task: FrozenTask, scratch: Scratch, img: TaskImages, vmas: Vma[], pageSize: number): void {
+function fillMemory(task: FrozenTask, scratch: Scratch, img: TaskImages, vmas: Vma[], pageSize: number, ownRoot = false): void {
   // Iterative dumps: the pages unchanged since a parent dump come from the parent images.
-  for (const pages of [...(img.parentPages ?? []), img.pages]) fillFrom(task, scratch, pages, vmas, pageSize);
+  for (const pages of [...(img.parentPages ?? []), img.pages]) fillFrom(task, scratch, pages, vmas, pageSize, ownRoot);
 }
 
-function fillFrom(task: FrozenTask, scratch: Scratch, pages: TaskImages['pages'], vmas: Vma[], pageSize: number): void {
+/**
+ * An image file opened for the task: by the task itself, or (`ownRoot`: a task in a restored
+ * mount namespace, where the images directory is out of sight) by us and passed by pidfd_getfd.
+ */
+function openImageInTask(task: FrozenTask, scratch: Scratch, file: string, ownRoot: boolean): number {
+  if (!ownRoot) return Number(task.syscall('openat', AT_FDCWD, scratch.str(file), O_CLOEXEC, 0));
+  const lfd = fs.openSync(file, 'r');
+  try {
+    const pidfd = restorerPidfd(task);
+    try {
+      return Number(task.syscall('pidfd_getfd', pidfd, lfd, 0));
+    } finally {
+      task.syscall('close', pidfd);
+    }
+  } finally {
+    fs.closeSync(lfd);
+  }
+}
+
+function fillFrom(task: FrozenTask, scratch: Scratch, pages: TaskImages['pages'], vmas: Vma[], pageSize: number, ownRoot: boolean): void {
   const img = { pages };
   const skip = vmas.filter((v) => v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL));
   const runs = img.pages.runs.filter((r) => !skip.some((v) => r.vaddr >= v.start && r.vaddr < v.end));
   if (!runs.length) return;
-  const fd = Number(task.syscall('openat', AT_FDCWD, scratch.str(img.pages.file), O_CLOEXEC, 0));
+  const fd = openImageInTask(task, scratch, img.pages.file, ownRoot);
   try {
     let i = 0;
     while (i < runs.length) {

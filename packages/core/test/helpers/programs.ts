@@ -75,6 +75,12 @@ function writeFilemapInput(file: string): void {
   fs.writeFileSync(file, b);
 }
 
+/**
+ * Programs that the generic runs cannot drive, each with the suite that tests them (with the
+ * oracle too): mntns needs `root` and an external mount to be restored, and logs inside its root.
+ */
+export const OWN_SUITE: Record<string, string> = { mntns: 'test/mntns.test.ts' };
+
 export const PROGRAMS: TestProgram[] = [
   { name: 'counter', settleMs: 200 },
   { name: 'threads4', tree: true, settleMs: 200 },
