@@ -12,7 +12,7 @@
  * then "N passed, N failed"; exits 1 when a test failed.
  */
 'use strict';
-const { execFileSync, spawnSync } = require('node:child_process');
+const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -31,9 +31,10 @@ const images = require(path.join(root, 'packages/images/dist/index.cjs'));
 const { ppc64, hostCpu, hwcapNames } = require(path.join(root, 'arch/ppc64/dist/index.cjs'));
 const { sys } = require(path.join(root, 'packages/sys/dist/index.cjs'));
 const CLI = path.join(root, 'packages/cli/bin/criu.cjs');
+// The harness shared with guest-suite.cjs and the VM bench.
+const { AssertionError, ok, eq, sleep, waitFor, isAlive, readText, tail, CLOSE_INHERITED, shellQuote, started, startDetached, test, runTests, runMain } = require('./guest-harness.cjs');
 const NODE_TIMER = path.join(__dirname, 'fixtures', 'node-timer.js');
 const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-cpu-'));
-const started = [];
 
 /** AT_HWCAP is the same on every model; AT_HWCAP2 per model (../shared/ppc64-vm/results/facts-*.txt). */
 const HWCAP = 0xdc0065c2n;
@@ -64,65 +65,14 @@ let x86FionreadSeen = 0;
   };
 }
 
-// --- harness (as guest-suite.cjs) -----------------------------------------------------------
-class AssertionError extends Error {}
-function ok(cond, what) {
-  if (!cond) throw new AssertionError(what);
-}
-function eq(actual, expected, what) {
-  if (actual !== expected) throw new AssertionError(`${what}: expected ${fmt(expected)}, got ${fmt(actual)}`);
-}
-function fmt(v) {
-  return typeof v === 'bigint' ? `0x${BigInt.asUintN(64, v).toString(16)}` : JSON.stringify(v);
-}
-const tests = [];
-function test(name, fn) {
-  tests.push({ name, fn });
-}
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function waitFor(what, probe, timeoutMs = 60_000) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v) return v;
-    if (Date.now() > end) throw new AssertionError(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-function isAlive(pid) {
-  try {
-    return !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'latin1'));
-  } catch {
-    return false;
-  }
-}
-function tail(file, lines = 20) {
-  try {
-    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n       ');
-  } catch {
-    return `(no ${path.basename(file)})`;
-  }
-}
-
 // --- processes and the CLI --------------------------------------------------------------------
-/** The guest's command runner leaks a unix socket (fd 4) into its children: close all but stdio. */
-const CLOSE_INHERITED = 'for f in /proc/$$/fd/*; do f=${f##*/}; [ "$f" -gt 2 ] && eval "exec $f>&-" 2>/dev/null; done';
-const q = (a) => `'${String(a).replace(/'/g, `'\\''`)}'`;
-
-/** Starts `argv` in its own session, stdout and stderr to `log`; not a child of node. */
-function startDetached(argv, log) {
-  const pid = Number(execFileSync('bash', ['-c', `${CLOSE_INHERITED}; setsid ${argv.map(q).join(' ')} </dev/null >${q(log)} 2>&1 & echo $!`]).toString().trim());
-  const v = { pid, log };
-  started.push(v);
-  return v;
-}
 /** Makes the next PIDs start above `n`, so that images carried to another boot find theirs free. */
 function pidsFrom(n) {
   fs.writeFileSync('/proc/sys/kernel/ns_last_pid', String(n));
 }
 /** Runs the criu-ts CLI (node 18, the built dist/), no inherited fds beyond stdio. */
 function criu(...args) {
-  const r = spawnSync('bash', ['-c', `${CLOSE_INHERITED}; exec ${q(process.execPath)} ${q(CLI)} ${args.map(q).join(' ')}`], { encoding: 'utf8', timeout: 300_000 });
+  const r = spawnSync('bash', ['-c', `${CLOSE_INHERITED}; exec ${shellQuote(process.execPath)} ${shellQuote(CLI)} ${args.map(shellQuote).join(' ')}`], { encoding: 'utf8', timeout: 300_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr, text: `exit ${r.status}: ${(r.stdout + r.stderr).trim()}` };
 }
 async function cpuinfoOf(dir) {
@@ -132,9 +82,9 @@ async function cpuinfoOf(dir) {
   eq(e.length, 1, 'ppc64_entry records');
   return { endian: e[0].endian, hwcap: BigInt(e[0].hwcap[0]), hwcap2: BigInt(e[0].hwcap[1]) };
 }
-const lines = (v) => (fs.existsSync(v.log) ? fs.readFileSync(v.log, 'utf8') : '');
+const lines = (v) => readText(v.log);
 function lastNumber(file) {
-  const nums = (fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '').split('\n').filter((l) => /^\d+$/.test(l));
+  const nums = readText(file).split('\n').filter((l) => /^\d+$/.test(l));
   return nums.length ? Number(nums[nums.length - 1]) : -1;
 }
 /** User processes (with a command line): restore must not leave any behind when it refuses. */
@@ -339,30 +289,7 @@ if (phase === 'POWER9' || phase === 'POWER10') {
 }
 
 // --- run ------------------------------------------------------------------------------------
-async function main() {
-  let passed = 0, failed = 0;
+runMain(async () => {
   console.log(`phase ${phase} on ${fs.readFileSync('/proc/cpuinfo', 'latin1').match(/^cpu\s*:\s*(.*)$/m)?.[1] ?? '?'}`);
-  for (const t of tests) {
-    const t0 = Date.now();
-    try {
-      const note = await t.fn();
-      passed++;
-      console.log(`ok   ${t.name} (${Date.now() - t0} ms)${note ? ` [${note}]` : ''}`);
-    } catch (e) {
-      failed++;
-      console.log(`FAIL ${t.name} (${Date.now() - t0} ms)\n     ${String(e && e.stack ? e.stack : e).split('\n').join('\n     ')}`);
-    }
-  }
-  for (const v of started) {
-    if (isAlive(v.pid)) {
-      try { process.kill(v.pid, 'SIGKILL'); } catch { /* gone */ }
-    }
-  }
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exitCode = failed ? 1 : 0;
-}
-
-main().catch((e) => {
-  console.log(`suite crashed: ${e && e.stack}`);
-  process.exitCode = 2;
+  await runTests();
 });

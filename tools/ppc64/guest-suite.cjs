@@ -24,6 +24,9 @@ const { ppc64, getReg, TRAP, MSR, vectorUse } = require(path.join(root, 'arch/pp
 const images = require(path.join(root, 'packages/images/dist/index.cjs'));
 const { sys } = require(path.join(root, 'packages/sys/dist/index.cjs'));
 const { FrozenTask, Parasite, InfectError, readMaps, dump, restore } = core;
+// The harness shared with guest-cpu.cjs and the VM bench.
+const harness = require('./guest-harness.cjs');
+const { AssertionError, ok, eq, fmt, sleep, isAlive, readText, tail, started, test, runTests, runMain } = harness;
 
 const arch = ppc64;
 
@@ -52,19 +55,9 @@ const PROT_READ_WRITE = 3, MAP_PRIVATE_ANON = 0x22;
 // Node under TCG is 15-35x slower than on the host: generous waits.
 const WAIT_MS = 60_000;
 const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-ppc64-'));
-const started = [];
+const waitFor = (what, probe, timeoutMs = WAIT_MS) => harness.waitFor(what, probe, timeoutMs);
 
-// --- tiny assertion and test harness --------------------------------------------------------
-class AssertionError extends Error {}
-function ok(cond, what) {
-  if (!cond) throw new AssertionError(what);
-}
-function eq(actual, expected, what) {
-  if (actual !== expected) throw new AssertionError(`${what}: expected ${fmt(expected)}, got ${fmt(actual)}`);
-}
-function fmt(v) {
-  return typeof v === 'bigint' ? `${v}n (0x${BigInt.asUintN(64, v).toString(16)})` : JSON.stringify(v);
-}
+// --- assertions beyond guest-harness.cjs's ------------------------------------------------
 function throwsMatching(fn, check, what) {
   try {
     fn();
@@ -75,11 +68,6 @@ function throwsMatching(fn, check, what) {
   throw new AssertionError(`${what}: did not throw`);
 }
 
-const tests = [];
-function test(name, fn, opts = {}) {
-  tests.push({ name, fn, explicit: !!opts.explicit });
-}
-
 // --- processes ------------------------------------------------------------------------------
 function fixture(name) {
   const p = path.join(fixtureDir, name);
@@ -87,37 +75,11 @@ function fixture(name) {
   return p;
 }
 
-/**
- * Starts `prog args` in its own session, stdout to a log; not a child of node. Every inherited
- * descriptor beyond stdio is closed first: the guest's command runner leaks a unix socket (fd 4)
- * into its children, which a dump rightly refuses.
- */
+/** Starts `prog args` in its own session, stdout and stderr to a log of their own; not a child of node. */
 function startDetached(prog, args = []) {
-  const log = path.join(logDir, `${path.basename(prog)}-${started.length}.log`);
-  const quoted = [prog, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-  const closeInherited = 'for f in /proc/$$/fd/*; do f=${f##*/}; [ "$f" -gt 2 ] && eval "exec $f>&-" 2>/dev/null; done';
-  const pid = Number(execFileSync('bash', ['-c', `${closeInherited}; setsid ${quoted} </dev/null >${log} 2>&1 & echo $!`]).toString().trim());
-  const v = { pid, log };
-  started.push(v);
-  return v;
+  return harness.startDetached([prog, ...args], path.join(logDir, `${path.basename(prog)}-${started.length}.log`));
 }
-const readLog = (v) => (fs.existsSync(v.log) ? fs.readFileSync(v.log, 'utf8') : '');
-function isAlive(pid) {
-  try {
-    return !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'latin1'));
-  } catch {
-    return false;
-  }
-}
-async function waitFor(what, probe, timeoutMs = WAIT_MS) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v) return v;
-    if (Date.now() > end) throw new AssertionError(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const readLog = (v) => readText(v.log);
 function lastCounter(v) {
   const nums = readLog(v).split('\n').filter((l) => /^\d+$/.test(l));
   return nums.length ? Number(nums[nums.length - 1]) : -1;
@@ -401,20 +363,14 @@ const PROGRAMS = [
   // Children sharing the parent's address space (CLONE_VM), with and without its signal handlers.
   { name: 'sharevm', rounds: 2 },
   { name: 'sharevm', label: 'sharevm vmonly', args: () => ['vmonly'], rounds: 2 },
+  // The init of a pid namespace of its own (with uts and ipc ones): pids there, names, sysctls.
+  { name: 'pidns', readyPid: true, rounds: 2 },
 ];
 
 function testprog(name) {
   const p = path.join(testprogDir, name);
   ok(fs.existsSync(p), `test program ${p} is missing (CC=powerpc64le-linux-gnu-gcc tools/testprogs/build.sh)`);
   return p;
-}
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-function tail(file, lines = 25) {
-  try {
-    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n       ');
-  } catch {
-    return `(no ${path.basename(file)})`;
-  }
 }
 /** The program's verdict line after SIGTERM (it may take a while: sleeper finishes a 5 s cycle). */
 async function verdictOf(v, name) {
@@ -424,7 +380,8 @@ async function verdictOf(v, name) {
   return m[0];
 }
 /** dump() then restore() of `v`, `rounds` times; returns the image directory of the last round. */
-async function dumpAndRestore(v, work, rounds = 1) {
+/** `newPid`: the root is a pid namespace's init, restored with another host pid (v.pid follows it). */
+async function dumpAndRestore(v, work, rounds = 1, newPid = false) {
   let dir;
   for (let round = 1; round <= rounds; round++) {
     dir = path.join(work, `images-${round}`);
@@ -437,7 +394,8 @@ async function dumpAndRestore(v, work, rounds = 1) {
     await waitFor(`dumped task ${v.pid} gone`, () => !fs.existsSync(`/proc/${v.pid}`));
     try {
       const r = await restore({ imagesDir: dir, logFile: 'restore.log', logLevel: 4, arch });
-      eq(r.pid, v.pid, 'restored PID');
+      if (newPid) v.pid = r.pid;
+      else eq(r.pid, v.pid, 'restored PID');
     } catch (e) {
       throw new AssertionError(`restore (round ${round}): ${e.message}\n       restore.log: ${tail(path.join(dir, 'restore.log'))}`);
     }
@@ -446,9 +404,11 @@ async function dumpAndRestore(v, work, rounds = 1) {
   }
   return dir;
 }
-async function launch(prog, name, args) {
+/** `readyPid`: the victim is the process the READY line names (pidns: its namespace init). */
+async function launch(prog, name, args, readyPid = false) {
   const v = startDetached(prog, args);
-  await waitFor(`${name} READY`, () => new RegExp(`READY ${name} `).test(readLog(v)));
+  const m = await waitFor(`${name} READY`, () => new RegExp(`READY ${name} (\\d+)`).exec(readLog(v)));
+  if (readyPid) v.pid = Number(m[1]);
   return v;
 }
 
@@ -456,13 +416,41 @@ for (const p of PROGRAMS) {
   test(`criu-ts dump + restore${p.rounds > 1 ? ` (${p.rounds} rounds)` : ''}: ${p.label || p.name} passes its own checks`, async () => {
     const work = fs.mkdtempSync(path.join(logDir, `${p.name}-`));
     if (p.setup) p.setup(work);
-    const v = await launch(testprog(p.name), p.name, p.args ? p.args(work) : []);
+    const v = await launch(testprog(p.name), p.name, p.args ? p.args(work) : [], p.readyPid);
     if (p.settleMs) await sleep(p.settleMs);
-    await dumpAndRestore(v, work, p.rounds || 1);
+    await dumpAndRestore(v, work, p.rounds || 1, p.readyPid);
     const verdict = await verdictOf(v, p.name);
     ok(verdict.startsWith(`PASS ${p.name}`), `verdict: ${verdict}`);
   });
 }
+
+// A mount namespace of its own (not in PROGRAMS: it logs into its root, and its restore needs
+// `root` and its external mount): proc, tmpfs, devpts, sysfs, binds, read-only mounts, pivot_root.
+test('criu-ts dump + restore (2 rounds): mntns in a mount namespace of its own, with root and an external mount', async () => {
+  const work = fs.mkdtempSync(path.join(logDir, 'mntns-'));
+  const rootDir = path.join(work, 'root'), ext = path.join(work, 'ext');
+  fs.mkdirSync(rootDir);
+  fs.mkdirSync(ext);
+  fs.writeFileSync(path.join(ext, 'marker'), 'ext-marker\n');
+  const outer = startDetached(testprog('mntns'), [rootDir, ext]);
+  const v = { pid: outer.pid, log: path.join(rootDir, 'log') };
+  await waitFor('mntns READY', () => /READY mntns /.test(readLog(v)));
+  for (let round = 1; round <= 2; round++) {
+    const dir = path.join(work, `images-${round}`);
+    fs.mkdirSync(dir);
+    await dump({ pid: v.pid, imagesDir: dir, logFile: 'dump.log', logLevel: 4, arch, external: core.parseExternal(['mnt[/ext]:extkey', 'mnt[/proc/uptime]:devnull']) });
+    await waitFor(`dumped task ${v.pid} gone`, () => !fs.existsSync(`/proc/${v.pid}`));
+    ok(fs.readdirSync(dir).some((f) => /^mountpoints-\d+\.img$/.test(f)), 'a mountpoints image');
+    try {
+      await restore({ imagesDir: dir, logFile: 'restore.log', logLevel: 4, arch, root: rootDir, external: core.parseExternal([`mnt[extkey]:${ext}`, 'mnt[devnull]:/dev/null']) });
+    } catch (e) {
+      throw new AssertionError(`restore (round ${round}): ${e.message}\n       restore.log: ${tail(path.join(dir, 'restore.log'))}`);
+    }
+    ok(isAlive(v.pid), `restored mntns ${v.pid} is running (round ${round})`);
+  }
+  const verdict = await verdictOf(v, 'mntns');
+  ok(verdict === 'PASS mntns', `verdict: ${verdict}`);
+});
 
 test('vDSO proxy (forced, 2 rounds): vdsotime runs on through the two-step trampoline; threads inside the vDSO are stepped out', async () => {
   const work = fs.mkdtempSync(path.join(logDir, 'vdsoproxy-'));
@@ -992,33 +980,8 @@ test('post-copy (criu CLI): criu dump --lazy-pages serves mem 64 MiB to criu laz
 });
 
 // --- run ------------------------------------------------------------------------------------
-async function main() {
+runMain(async () => {
   // First line: which kernel ran the suite (the VM boots Debian 12's 6.1 or, with --kernel, 6.12).
   console.log(`kernel ${os.release()} ${os.machine ? os.machine() : process.arch}, node ${process.version}`);
-  let passed = 0, failed = 0;
-  const only = process.argv[4] ? new RegExp(process.argv[4]) : undefined;
-  for (const t of tests) {
-    if (only ? !only.test(t.name) : t.explicit) continue; // explicit tests run only when named
-    const t0 = Date.now();
-    try {
-      const note = await t.fn();
-      passed++;
-      console.log(`ok   ${t.name} (${Date.now() - t0} ms)${note ? ` [${note}]` : ''}`);
-    } catch (e) {
-      failed++;
-      console.log(`FAIL ${t.name} (${Date.now() - t0} ms)\n     ${String(e && e.stack ? e.stack : e).split('\n').join('\n     ')}`);
-    }
-  }
-  for (const v of started) {
-    if (isAlive(v.pid)) {
-      try { process.kill(v.pid, 'SIGKILL'); } catch { /* gone */ }
-    }
-  }
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exitCode = failed ? 1 : 0;
-}
-
-main().catch((e) => {
-  console.log(`suite crashed: ${e && e.stack}`);
-  process.exitCode = 2;
+  await runTests(process.argv[4] ? new RegExp(process.argv[4]) : undefined);
 });

@@ -5,7 +5,7 @@ const dir = process.argv[2];
 let passed = 0, failed = 0, skipped = 0, suitesFailed = 0, files = 0;
 // What failed, printed last: a CI log is often cut, and its end is what survives.
 const failures = [];
-const firstLines = (text) => String(text).replace(/\x1b\[[0-9;]*m/g, '').split('\n').filter((l) => l.trim()).slice(0, 6).join('\n      ');
+const firstLines = (text) => String(text).replace(/\x1b\[[0-9;]*m/g, '').split('\n').filter((l) => l.trim()).slice(0, 24).join('\n      ');
 for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
   if (!f.endsWith('.json')) continue;
   const r = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'));

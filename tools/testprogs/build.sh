@@ -40,8 +40,10 @@ for src in "$here"/*.c; do
     [ -x "$bin" ] && [ "$bin" -nt "$dep" ] || { fresh=0; break; }
   done
   [ "$fresh" = 1 ] && continue
+  # A program may ask for more flags in a first line `// build-flags: ...` (e.g. -static).
+  extra="$(sed -n '1s|^// build-flags: ||p' "$src")"
   # shellcheck disable=SC2086  # flags are a word list on purpose
-  "$cc" $flags -o "$bin.bin.tmp" "$src"
+  "$cc" $flags $extra -o "$bin.bin.tmp" "$src"
   mv -f "$bin.bin.tmp" "$bin"
   echo "built $bin" >&2
 done

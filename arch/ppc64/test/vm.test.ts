@@ -55,7 +55,14 @@ describe('ppc64le VM: injection, the parasite, dump and restore on the real ppc6
   });
 
   it('no guest test failed', () => {
-    const failures = output.split('\n').filter((l) => l.startsWith('FAIL '));
+    // Each failure with the first lines of its reason (indented under it), so that a CI log
+    // which keeps only this assertion still says why.
+    const lines = output.split('\n');
+    const failures = lines.flatMap((l, i) => {
+      if (!l.startsWith('FAIL ')) return [];
+      const end = lines.findIndex((m, j) => j > i && !m.startsWith('     '));
+      return [[l, ...lines.slice(i + 1, end < 0 ? undefined : end).slice(0, 12)].join('\n')];
+    });
     expect(failures).toEqual([]);
     expect(/^\d+ passed, 0 failed$/m.test(output)).toBe(true);
   });

@@ -6,8 +6,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { DUMP_STEPS } from '@criu/core';
 import { oracleRestore, requireOracle, waitPidGone } from '../../core/test/helpers/oracle';
-import { startTestprog, verdict } from '../../core/test/helpers/testprogs';
-import { isAlive, killVictim, lastCounter, readLog, waitFor, type Victim } from '../../core/test/helpers/victims';
+import { startTestprog, testprog, verdict } from '../../core/test/helpers/testprogs';
+import { isAlive, killVictim, lastCounter, readLog, startDetached, waitFor, type Victim } from '../../core/test/helpers/victims';
 
 const BIN = path.join(__dirname, '../bin/criu.cjs');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-cli-'));
@@ -221,5 +221,42 @@ describe('criu restore', () => {
     expect(r.stderr).toMatch(/^Error \(criu-ts\): restore failed at step "[a-z-]+": .*inventory\.img/);
     expect(r.stderr).toContain(`See ${path.join(dir, 'restore.log')} for details`);
     noStackTrace(r.stderr);
+  });
+});
+
+describe('an external network namespace: criu dump --external net[INODE]:KEY, criu restore --inherit-fd fd[N]:KEY', () => {
+  test('the task comes back in the namespace whose descriptor the restore was given', async () => {
+    // counter in a network namespace of its own (unshare execs it: the root task is the counter).
+    const v = startDetached('unshare', ['-n', testprog('counter')]);
+    started.push(v);
+    await waitFor('the counter to tick', () => lastCounter(v) >= 2, 10_000);
+    const link = fs.readlinkSync(`/proc/${v.pid}/ns/net`);
+    expect(link).not.toBe(fs.readlinkSync('/proc/self/ns/net'));
+    const ino = /\[(\d+)\]/.exec(link)![1];
+    // Held open here, the namespace outlives the dumped task.
+    const nsFd = fs.openSync(`/proc/${v.pid}/ns/net`, 'r');
+    try {
+      const dir = path.join(tmp, 'extnet');
+      const refused = criu(['dump', '-t', String(v.pid), '-D', path.join(tmp, 'extnet-refused')]);
+      expect(refused.status).toBe(1);
+      expect(refused.stderr).toMatch(new RegExp(`network namespace \\(net:\\[${ino}\\]\\) is not the dumper's[^]*--external net\\[${ino}\\]:KEY`));
+      expect(isAlive(v.pid)).toBe(true);
+      expect(criu(['dump', '-t', String(v.pid), '-D', dir, '--external', `net[${ino}]:extNet`])).toMatchObject({ status: 0, stderr: '' });
+      await waitPidGone(v.pid);
+      const netns = fs.readdirSync(dir).filter((f) => /^netns-\d+\.img$/.test(f));
+      expect(netns).toEqual(['netns-9.img']);
+      // Without the descriptor: refused naming the image and its key, nothing restored.
+      const missing = criu(['restore', '-D', dir, '-d', '-o', 'restore-missing.log']);
+      expect(missing.status).toBe(1);
+      expect(missing.stderr).toMatch(/external \(key 'extNet'\).*file netns-9\.img, record 0, field ext_key/);
+      const before = lastCounter(v);
+      const r = spawnSync(process.execPath, [BIN, 'restore', '-D', dir, '-d', '-o', 'restore.log', '--inherit-fd', 'fd[3]:extNet'], { cwd: tmp, encoding: 'utf8', timeout: 120_000, stdio: ['ignore', 'pipe', 'pipe', nsFd] });
+      expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+      expect(fs.readlinkSync(`/proc/${v.pid}/ns/net`)).toBe(link);
+      await waitFor('the counter after restore', () => lastCounter(v) >= before + 3, 10_000);
+      expect(await verdict(v)).toMatch(/^PASS counter/);
+    } finally {
+      fs.closeSync(nsFd);
+    }
   });
 });

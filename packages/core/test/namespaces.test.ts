@@ -1,10 +1,14 @@
 /**
- * Namespaces are not dumped yet: a tree with a task in a namespace of its own is refused at dump
- * time, naming the task and the namespace, and left running untraced. A mount namespace that is a
- * plain copy of the dumper's (same mounts) resolves paths the same way and is dumped.
+ * Namespaces: a root task with uts and ipc namespaces of its own is dumped (utsns/ipcns-var
+ * images) and restored into new ones (a pid namespace of its own: test/pidns.test.ts; a mount
+ * namespace: test/mntns.test.ts). What cannot be restored (a mount that cannot be dumped, SysV
+ * IPC objects, a child in a pid namespace the root is not in) is refused at dump time, naming the
+ * task and the namespace (or the mount), and the tree is left running untraced. A mount
+ * namespace that is a plain copy of the dumper's (same mounts) resolves paths the same way and is dumped.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { DumpError, dump, restore } from '../src';
 import { isAlive, readLog, startDetached, waitFor } from './helpers/victims';
 import { testWorkspace } from './helpers/workspace';
@@ -17,12 +21,13 @@ const counter = `i=0; while :; do i=$((i+1)); echo $i; sleep 0.05; done`;
 
 describe('a task in a namespace of its own', () => {
   it.each([
-    ['uts', ['-u'], 'sh', /its uts namespace is not the dumper's \(uts:\[\d+\]/],
-    ['ipc', ['-i'], 'sh', /its ipc namespace is not the dumper's/],
+    ['ipc, holding a SysV message queue', ['-i'], 'ipcmk', /its ipc namespace holds 1 SysV message queue\(s\); dumping SysV IPC objects is not supported yet/],
     ['pid (the child is pid 1 of a new one)', ['-p', '-f'], 'unshare', /its children's pid namespace \(set by unshare\(CLONE_NEWPID\)\) is not the dumper's/],
-    ['mount, with a mount of its own', ['-m'], 'sh', /its mount namespace is not the dumper's \(mnt:\[\d+\]/],
+    // A copy of the host's mounts plus one: dumped as a mount namespace of its own, the host's
+    // devtmpfs, shared mounts, nsfs ... are refused, naming the first such mount.
+    ['mount, with a mount of its own', ['-m'], 'sh', /: mount \d+ at \S+ \([\w.]+, source .*, root .*\) (is|receives|cannot|shows)/],
   ])('%s: the dump is refused naming task and namespace, and the tree runs on untraced', async (_what, flags, root, message) => {
-    const extra = flags.includes('-m') ? `mount -t tmpfs criu-ts-ns-test /mnt && ` : '';
+    const extra = flags.includes('-m') ? `mount -t tmpfs criu-ts-ns-test /mnt && ` : root === 'ipcmk' ? 'ipcmk -Q >/dev/null && ' : '';
     const v = startDetached('unshare', [...flags, 'sh', '-c', `${extra}${counter}`]);
     started.push(v);
     await waitFor('the counter', () => /^3$/m.test(readLog(v)));
@@ -56,6 +61,31 @@ describe('a task in a namespace of its own', () => {
     await waitFor(`PID ${v.pid} to go`, () => !fs.existsSync(`/proc/${v.pid}`), 10_000);
     const seen = readLog(v).trim().split('\n').length;
     await restore({ imagesDir: images, detach: true });
+    await waitFor('the restored counter going on', () => readLog(v).trim().split('\n').length > seen + 2);
+  });
+});
+
+describe('a root task with uts and ipc namespaces of its own', () => {
+  const nsenter = (pid: number, flag: string, cmd: string[]) => execFileSync('nsenter', ['-t', String(pid), flag, ...cmd], { encoding: 'utf8' }).trim();
+  it('comes back in new ones with its host name, domain name and ipc sysctls', async () => {
+    const setup = 'hostname criu-ts-uts && domainname criu-ts-dom && echo 4321 > /proc/sys/kernel/msgmni && echo 7 > /proc/sys/fs/mqueue/msg_max';
+    const v = startDetached('unshare', ['-u', '-i', 'sh', '-c', `${setup} && ${counter}`]);
+    started.push(v);
+    await waitFor('the counter', () => /^3$/m.test(readLog(v)));
+    const images = path.join(tmp, 'uts-ipc');
+    await dump({ pid: v.pid, imagesDir: images });
+    const files = fs.readdirSync(images);
+    expect(files.filter((f) => /^(utsns|ipcns-var)-\d+\.img$/.test(f)).sort()).toEqual(['ipcns-var-9.img', 'utsns-10.img']);
+    await waitFor(`PID ${v.pid} to go`, () => !fs.existsSync(`/proc/${v.pid}`), 10_000);
+    const seen = readLog(v).trim().split('\n').length;
+    const r = await restore({ imagesDir: images, detach: true });
+    expect(r.pid).toBe(v.pid);
+    for (const ns of ['uts', 'ipc']) expect(fs.readlinkSync(`/proc/${v.pid}/ns/${ns}`)).not.toBe(fs.readlinkSync(`/proc/self/ns/${ns}`));
+    expect(nsenter(v.pid, '-u', ['hostname'])).toBe('criu-ts-uts');
+    expect(nsenter(v.pid, '-u', ['domainname'])).toBe('criu-ts-dom');
+    expect(nsenter(v.pid, '-i', ['cat', '/proc/sys/kernel/msgmni'])).toBe('4321');
+    expect(nsenter(v.pid, '-i', ['cat', '/proc/sys/fs/mqueue/msg_max'])).toBe('7');
+    expect(execFileSync('hostname', { encoding: 'utf8' }).trim()).not.toBe('criu-ts-uts');
     await waitFor('the restored counter going on', () => readLog(v).trim().split('\n').length > seen + 2);
   });
 });

@@ -21,7 +21,7 @@ const single = PROGRAMS;
 async function launch(p: TestProgram, tag: string): Promise<{ v: Victim; dir: string }> {
   const work = fs.mkdtempSync(path.join(tmp, `${p.name}-${tag}-`));
   p.setup?.(work);
-  const v = await startTestprog(p.name, p.args?.(work) ?? []);
+  const v = await startTestprog(p.name, p.args?.(work) ?? [], p.readyPid);
   started.push(v);
   if (p.settleMs) await new Promise((r) => setTimeout(r, p.settleMs));
   return { v, dir: path.join(work, 'images') };
@@ -34,7 +34,8 @@ describe('every test program: criu-ts dump + criu-ts restore, two rounds', () =>
       const images = `${dir}-${round}`;
       await dump({ pid: v.pid, imagesDir: images });
       await waitPidGone(v.pid);
-      await restore({ imagesDir: images, logFile: 'restore.log', logLevel: 4 });
+      // The same pid, or a new one on the host for a root in a pid namespace of its own.
+      v.pid = (await restore({ imagesDir: images, logFile: 'restore.log', logLevel: 4 })).pid;
       await new Promise((r) => setTimeout(r, 150));
     }
     expect(await verdict(v, 15_000)).toMatch(new RegExp(`^PASS ${p.name}\\b`));
@@ -49,7 +50,7 @@ describe('every test program: oracle CRIU dump + criu-ts restore', () => {
   it.each(single.filter((p) => !p.oracleDumpFails).map((p) => [p.name, p] as const))('%s', async (_name, p) => {
     const work = fs.mkdtempSync(path.join(tmp, `${p.name}-oracle-`));
     p.setup?.(work);
-    const v = await startTestprog(p.name, args(p, work));
+    const v = await startTestprog(p.name, args(p, work), p.readyPid);
     started.push(v);
     if (p.settleMs) await new Promise((r) => setTimeout(r, p.settleMs));
     const dir = path.join(work, 'images');
@@ -57,7 +58,7 @@ describe('every test program: oracle CRIU dump + criu-ts restore', () => {
     const r = oracle(['dump', '-t', String(v.pid), '-D', dir, '-o', 'dump.log', '-v4', ...(p.oracleOptions ?? [])]);
     expect(r.status).toBe(0);
     await waitPidGone(v.pid);
-    await restore({ imagesDir: dir, logFile: 'restore.log', logLevel: 4 });
+    v.pid = (await restore({ imagesDir: dir, logFile: 'restore.log', logLevel: 4 })).pid;
     await new Promise((r2) => setTimeout(r2, 150));
     expect(await verdict(v, 15_000)).toMatch(new RegExp(`^PASS ${p.name}\\b`));
   });

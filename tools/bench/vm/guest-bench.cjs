@@ -25,31 +25,15 @@ const { readImageFile } = require(path.join(root, 'packages/images/dist/index.cj
 
 const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'criu-ts-vm-bench-'));
 const log = (...a) => console.error('[vm-bench]', ...a);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const readText = (f) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '');
-const alive = (pid) => {
-  try {
-    return !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'latin1'));
-  } catch {
-    return false;
-  }
-};
-async function waitFor(what, probe, timeoutMs = 600_000) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+// The guest test harness's waits and process helpers (tools/ppc64/guest-harness.cjs).
+const harness = require(path.join(root, 'tools/ppc64/guest-harness.cjs'));
+const { isAlive: alive, readText, CLOSE_INHERITED } = harness;
+const waitFor = (what, probe, timeoutMs = 600_000) => harness.waitFor(what, probe, timeoutMs);
 const waitGone = (pid) => waitFor(`PID ${pid} to go`, () => !fs.existsSync(`/proc/${pid}`));
-// The guest's command runner leaks descriptors into its children; a dump rightly refuses them.
-const CLOSE_INHERITED = 'for f in /proc/$$/fd/*; do f=${f##*/}; [ "$f" -gt 2 ] && eval "exec $f>&-" 2>/dev/null; done';
 const ms = (t0) => Number(process.hrtime.bigint() - t0) / 1e6;
 
 function startVictim(mib, logFile) {
-  return Number(execFileSync('bash', ['-c', `${CLOSE_INHERITED}; setsid '${benchmem}' ${mib} </dev/null >'${logFile}' 2>&1 & echo $!`]).toString().trim());
+  return harness.startDetached([benchmem, String(mib)], logFile).pid;
 }
 function criu(args, dir) {
   const t0 = process.hrtime.bigint();

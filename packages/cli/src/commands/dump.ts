@@ -8,16 +8,17 @@ import { parseCpuCap } from './cpuinfo.js';
 import { cgroupMode } from './cgroups.js';
 import { checkOptions, engineDirs, openLog, optFlag, optString, progressPrinter, reportEngineError, statusReady, type OptionPolicy } from './engine.js';
 import type { CommandContext } from './types.js';
+import { externalOf } from './external.js';
 
 export const DUMP_POLICY: OptionPolicy = {
   honoured: ['tree', 'leave-running', 'shell-job', 'display-stats', 'cpu-cap', 'ghost-limit', 'track-mem', 'prev-images-dir', 'auto-dedup', 'page-server', 'address', 'port',
-    'lazy-pages', 'status-fd', 'manage-cgroups'],
+    'lazy-pages', 'status-fd', 'manage-cgroups', 'external', 'ext-mount-map'],
   // They allow resources (sockets, locks, cgroups, ...) that the engine refuses anyway, or
   // tune machinery it does not have; a dump with them is the same dump.
   ignored: [
     'tcp-established', 'skip-in-flight', 'ext-unix-sk', 'file-locks', 'link-remap', 'evasive-devices',
     'ghost-fiemap', 'force-irmap', 'irmap-scan-path', 'cgroup-props', 'cgroup-props-file', 'cgroup-root',
-    'cgroup-dump-controller', 'skip-mnt', 'enable-fs', 'external', 'ext-mount-map', 'timeout', 'log-pid',
+    'cgroup-dump-controller', 'skip-mnt', 'enable-fs', 'timeout', 'log-pid',
     'network-lock', 'file-validation', 'pidfile', 'freeze-cgroup', 'weak-sysctls',
     // restore's options: CRIU accepts them on dump too and does nothing with them
     'restore-detached', 'restore-sibling',
@@ -67,6 +68,7 @@ export async function runDump(ctx: CommandContext, preDump = false): Promise<num
   const ghostLimit = parseGhostLimit(ctx);
   const manageCgroups = cgroupMode(ctx);
   const dirs = engineDirs(ctx);
+  const external = externalOf(ctx);
   // CRIU wants the directories to exist; the engine creates the images dir, so we do it first
   // for the log file that lives in it.
   try {
@@ -103,6 +105,7 @@ export async function runDump(ctx: CommandContext, preDump = false): Promise<num
       ...(ghostLimit !== undefined ? { ghostLimit } : {}),
       pageServer,
       postCopy,
+      ...(external ? { external } : {}),
       logger: log.logger,
       onProgress: progressPrinter(ctx.io, log, 'dump'),
     });

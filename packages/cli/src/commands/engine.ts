@@ -164,3 +164,4 @@ export function statusReady(ctx: CommandContext): void {
     throw new CliUsageError(`can't write to --status-fd ${fd}: ${(e as Error).message}`);
   }
 }
+

@@ -2,19 +2,21 @@
 // of @criu/core with CRIU's command-line conventions. Without -d, CRIU stays until the restored
 // task exits and then exits 0 itself; so do we.
 import * as fs from 'fs';
+import * as path from 'path';
 import { restore, type RestoreResult } from '@criu/core';
 import { CliUsageError } from '../errors.js';
 import { parseCpuCap } from './cpuinfo.js';
 import { cgroupMode, cgroupRoots } from './cgroups.js';
 import { checkOptions, engineDirs, inWorkDir, openLog, optFlag, optString, progressPrinter, reportEngineError, type OptionPolicy } from './engine.js';
 import type { CommandContext } from './types.js';
+import { externalOf, inheritFdsOf } from './external.js';
 import { LazyPagesLink, lazySocketPath } from './lazy-pages.js';
 
 export const RESTORE_POLICY: OptionPolicy = {
-  honoured: ['restore-detached', 'pidfile', 'shell-job', 'cpu-cap', 'force-vdso-proxy', 'lazy-pages', 'manage-cgroups', 'cgroup-root'],
+  honoured: ['restore-detached', 'pidfile', 'shell-job', 'cpu-cap', 'force-vdso-proxy', 'lazy-pages', 'manage-cgroups', 'cgroup-root', 'inherit-fd', 'root', 'external', 'ext-mount-map'],
   ignored: [
     'tcp-established', 'tcp-close', 'ext-unix-sk', 'file-locks', 'link-remap', 'evasive-devices',
-    'cgroup-props', 'cgroup-props-file', 'skip-mnt', 'enable-fs', 'external', 'ext-mount-map', 'log-pid',
+    'cgroup-props', 'cgroup-props-file', 'skip-mnt', 'enable-fs', 'log-pid',
     'network-lock', 'file-validation', 'skip-file-rwx-check', 'weak-sysctls', 'display-stats',
     // dump's options: CRIU accepts them on restore too and does nothing with them
     'tree', 'leave-running', 'timeout',
@@ -32,7 +34,10 @@ export async function runRestore(ctx: CommandContext): Promise<number> {
   const cpuCap = parseCpuCap(ctx);
   const manageCgroups = cgroupMode(ctx);
   const roots = cgroupRoots(ctx);
+  const inheritFds = inheritFdsOf(ctx);
   const dirs = engineDirs(ctx);
+  const external = externalOf(ctx);
+  const root = optString(ctx, 'root');
   for (const d of [dirs.imagesDir, dirs.workDir]) {
     if (!fs.existsSync(d)) throw new CliUsageError(`can't change directory to ${d}: No such file or directory`);
   }
@@ -56,6 +61,9 @@ export async function runRestore(ctx: CommandContext): Promise<number> {
       logger: log.logger,
       onProgress: progressPrinter(ctx.io, log, 'restore'),
       lazyPages: lazy,
+      inheritFds,
+      ...(root !== undefined ? { root: path.resolve(root) } : {}),
+      ...(external ? { external } : {}),
     });
     if (lazy) {
       log.logger.info(`${result.lazyPages ?? 0} pages left to the lazy-pages daemon`);

@@ -31,7 +31,9 @@ import type { Msg, TaskDumpContext } from './model.js';
 import { DUMP_STEPS, type DumpStep } from './steps.js';
 import { collectPtraceState, collectTaskCore, collectThreadCore, markStopped, PR_GET_SECUREBITS, savedAuxv, zombieImages } from './task-state.js';
 import { collectThreadSelfState, releaseThreads } from './threads.js';
-import { checkNamespaces } from './namespaces.js';
+import { locksOf } from './file-locks.js';
+import { collectNamespaces, ROOT_NS_IDS, type TreeNamespaces } from './namespaces.js';
+import { collectMounts, dumpTmpfs, type MountNsDump } from './mounts.js';
 import { kobjIdsOf, liveTasks, freezeTree, killTree, listTree, releaseTree, stateOf, type KobjIds, type TreeTask } from './tree.js';
 import { pipeDataOf } from './pipes.js';
 import { collectPosixTimers } from './posix-timers.js';
@@ -211,13 +213,19 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     tasks = freezeTree(pid, arch);
     frozenAt = process.hrtime.bigint();
     const freezingTimeUs = usSince(t0);
-    checkNamespaces(tasks);
+    const ns = collectNamespaces(tasks, options.external);
+    if (ns.ownPidNs && (options.preDump || options.pageServer || options.parentImagesDir !== undefined || options.postCopy || options.trackMem)) {
+      throw new DumpError('freeze', pid, `task ${pid} is the init of a pid namespace: pre-dumps, page servers, iterative and lazy dumps of it are not supported yet`);
+    }
+    // A pre-dump keeps the memory only: no mount table to read or check.
+    const mountNs = options.preDump ? undefined : collectMounts(tasks, options.external?.mounts, Number(ns.idsOf(pid).mnt_ns_id));
     await options.onHook?.('network-lock', pid);
     const cgroups = options.manageCgroups === 'ignore' ? undefined : dumpCgroups(liveTasks(tasks).map((t) => t.pid), log);
     const kobjIds = kobjIdsOf(tasks);
     if (tasks.length > 1) log.info(`dump: tree of ${tasks.length} tasks: ${tasks.map((t) => `${t.pid}<${t.ppid}`).join(' ')}`);
 
     const files = new FileRegistry();
+    locksOf(files).nsPid = ns.nsPid;
     files.ptyMasters = ptyMastersOf(tasks.map((t) => t.pid));
     const images: ImageList = [];
     const pstree: Msg[] = [];
@@ -232,7 +240,12 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     for (let i = 0, live = 0; i < tasks.length; i++) {
       if (tasks[i].zombie) {
         const z = zombieImages(tasks[i].pid, tasks[i].ppid, arch.image.march);
-        images.push([`core-${tasks[i].pid}.img`, 'CORE', [z.core]]);
+        if (ns.ownPidNs) {
+          // Named as its pid namespace sees it.
+          const vz = ns.nsPid(tasks[i].pid);
+          z.pstree = { ...z.pstree, pid: vz, ppid: ns.nsPid(tasks[i].ppid), ...ns.pgidSid(tasks[i].pid, { pgid: Number(z.pstree.pgid), sid: Number(z.pstree.sid) }), threads: [vz] };
+        }
+        images.push([`core-${z.pstree.pid}.img`, 'CORE', [z.core]]);
         pstree.push(z.pstree);
         continue;
       }
@@ -243,7 +256,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
       const mmOwner = mmDumped.get(ids.vm);
       if (mmOwner === undefined) mmDumped.set(ids.vm, tasks[i].pid);
       else log.info(`dump: task ${tasks[i].pid} shares the address space of ${mmOwner} (mm-${mmOwner}.img)`);
-      const r = await dumpTask(tasks[i], live++, ids, { tableOwner, mmOwner }, { arch, imagesDir, log, files, step, options, inc, pageServer, defer, deferred, setParasite: (p) => { parasite = p; } });
+      const r = await dumpTask(tasks[i], live++, ids, { tableOwner, mmOwner }, { ns, arch, imagesDir, log, files, step, options, inc, pageServer, defer, deferred, mountNs, setParasite: (p) => { parasite = p; } });
       images.push(...r.images);
       if (mmOwner === undefined) taskVmas.set(tasks[i].pid, r.vmas);
       pstree.push(r.pstree);
@@ -272,7 +285,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     const head: ImageList = [
       ['inventory.img', 'INVENTORY', [{
         img_version: 2, fdinfo_per_id: true,
-        root_ids: { vm_id: 1, files_id: 1, fs_id: 1, sighand_id: 1, pid_ns_id: 1, net_ns_id: 2, ipc_ns_id: 3, uts_ns_id: 4, mnt_ns_id: 6, user_ns_id: 7, cgroup_ns_id: 8, time_ns_id: 5 },
+        root_ids: { vm_id: 1, files_id: 1, fs_id: 1, sighand_id: 1, ...ROOT_NS_IDS },
         ns_per_id: true, root_cg_set: 1, lsmtype: 0, network_lock_method: 0, plugins_entry: {}, dump_criu_run_id: crypto.randomUUID(),
       }]],
       ['pstree.img', 'PSTREE', pstree],
@@ -282,9 +295,15 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
       ['seccomp.img', 'SECCOMP', [{}]],
       // The clocks as the task sees them (its time namespace's offsets included), as CRIU writes them.
       ['timens-0.img', 'TIMENS', [(() => { const c = taskClocksNs(pid); return { monotonic: toTimespec(c.monotonic), boottime: toTimespec(c.boottime) }; })()]],
+      // The root's own uts/ipc namespaces, its external network namespace.
+      ...ns.images,
     ];
     if (ttyInfo.length) tail.push(['tty-info.img', 'TTY_INFO', ttyInfo]);
     if (cgroups) tail.push(['cgroup.img', 'CGROUP', [cgroups.entry]]);
+    if (mountNs) {
+      for (const x of mountNs.images) tail.push([x.file, x.magic, x.entries]);
+      dumpTmpfs(tasks[0].pid, mountNs, imagesDir);
+    }
     const cpu = arch.cpuinfo?.();
     if (cpu) tail.push(['cpuinfo.img', 'CPUINFO', [cpu]]);
     // A pre-dump keeps the memory only (CRIU's pre-dump dir: inventory, pagemaps, pages).
@@ -389,6 +408,8 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
 type ImageList = Array<[string, string, Msg[]]>;
 
 interface TaskDumpEnv {
+  /** The tree's namespaces: the pids images name tasks by, the ns ids. */
+  ns: TreeNamespaces;
   arch: Arch;
   imagesDir: string;
   log: Logger;
@@ -400,6 +421,8 @@ interface TaskDumpEnv {
   defer?: DeferBudget;
   /** Where a task's deferred page copy goes. */
   deferred: Deferred[];
+  /** The tree's own mount namespace, when it has one (its id goes into ids-N.img). */
+  mountNs?: MountNsDump;
   /** The parasite currently in a task (so a failure can remove it). */
   setParasite: (p: Parasite | undefined) => void;
 }
@@ -413,6 +436,8 @@ async function dumpTask(t: TreeTask, index: number, kobj: KobjIds, shared: { tab
   const { tableOwner, mmOwner } = shared;
   const { arch, imagesDir, log, files, step, options } = env;
   const pid = t.pid;
+  // The images name tasks and threads as their pid namespace sees them; /proc and ptrace use host pids.
+  const vpid = env.ns.nsPid(pid);
   const task = t.threads[0];
   const threads = t.threads;
 
@@ -441,7 +466,7 @@ async function dumpTask(t: TreeTask, index: number, kobj: KobjIds, shared: { tab
       tid: th.pid, stat: readStat(pid, th.pid), status: readStatus(pid, th.pid), ptrace: collectPtraceState(th.pid),
       securebits, self, sigmask: th.savedSigmask,
     });
-    return { tid: th.pid, core: { mtype: arch.image.march, [arch.image.threadInfoField]: ti, thread_core: threadCore } };
+    return { tid: env.ns.nsPid(th.pid), core: { mtype: arch.image.march, [arch.image.threadInfoField]: ti, thread_core: threadCore } };
   });
 
   step('infect');
@@ -454,7 +479,7 @@ async function dumpTask(t: TreeTask, index: number, kobj: KobjIds, shared: { tab
   if (posixTimers.length) (tc.timers as Msg).posix = posixTimers;
   if (t.stopped) markStopped(tc, task.groupStopSignal);
 
-  const ctx: TaskDumpContext = { pid, imagesDir, pageSize: sys.pageSize(), log, files, parasite, maps, shellJob: options.shellJob ?? false, ghostLimit: ghostLimitOf(options), ignoreFds: env.inc.ignoreFds(pid), ...(tableOwner !== undefined ? { fdsDumpedWith: tableOwner } : {}) };
+  const ctx: TaskDumpContext = { pid, imagesDir, pageSize: sys.pageSize(), log, files, parasite, maps, shellJob: options.shellJob ?? false, ghostLimit: ghostLimitOf(options), ignoreFds: env.inc.ignoreFds(pid), ...(env.mountNs ? { mountIds: env.mountNs.mntIds } : {}), ...(tableOwner !== undefined ? { fdsDumpedWith: tableOwner } : {}) };
 
   step('files');
   const filesOut = await collectFiles(ctx);
@@ -477,8 +502,8 @@ async function dumpTask(t: TreeTask, index: number, kobj: KobjIds, shared: { tab
   parasite.finish();
   env.setParasite(undefined);
 
-  // Kernel objects as kobjIdsOf numbered them; namespaces are shared.
-  const ids: Msg = { vm_id: kobj.vm, files_id: kobj.files, fs_id: kobj.fs, sighand_id: kobj.sighand, pid_ns_id: 1, net_ns_id: 2, ipc_ns_id: 3, uts_ns_id: 4, mnt_ns_id: 6, user_ns_id: 7, cgroup_ns_id: 8, time_ns_id: 5 };
+  // Kernel objects as kobjIdsOf numbered them; namespaces as collectNamespaces did.
+  const ids: Msg = { vm_id: kobj.vm, files_id: kobj.files, fs_id: kobj.fs, sighand_id: kobj.sighand, ...env.ns.idsOf(pid) };
   const core: Msg = { mtype: arch.image.march, [arch.image.threadInfoField]: threadInfo, tc, thread_core: threadCore };
   const mm: Msg = {
     mm_start_code: stat.startCode, mm_end_code: stat.endCode, mm_start_data: stat.startData, mm_end_data: stat.endData,
@@ -487,17 +512,18 @@ async function dumpTask(t: TreeTask, index: number, kobj: KobjIds, shared: { tab
     mm_saved_auxv: auxv, vmas, dumpable: pstate.dumpable, thp_disabled: pstate.thpDisabled !== 0,
   };
   const images: ImageList = [
-    [`core-${pid}.img`, 'CORE', [core]],
+    [`core-${vpid}.img`, 'CORE', [core]],
     ...extraCores.map((x): [string, string, Msg[]] => [`core-${x.tid}.img`, 'CORE', [x.core]]),
-    [`ids-${pid}.img`, 'IDS', [ids]],
-    ...(mmOwner === undefined ? [[`mm-${pid}.img`, 'MM', [mm]] as [string, string, Msg[]]] : []),
+    [`ids-${vpid}.img`, 'IDS', [ids]],
+    ...(mmOwner === undefined ? [[`mm-${vpid}.img`, 'MM', [mm]] as [string, string, Msg[]]] : []),
     // With a page server the receiver writes the pagemap (and the pages).
-    ...(env.pageServer || mmOwner !== undefined ? [] : [[`pagemap-${pid}.img`, 'PAGEMAP', mem.pagemap] as [string, string, Msg[]]]),
+    ...(env.pageServer || mmOwner !== undefined ? [] : [[`pagemap-${vpid}.img`, 'PAGEMAP', mem.pagemap] as [string, string, Msg[]]]),
     ...(tableOwner === undefined ? [[`fdinfo-${ids.files_id}.img`, 'FDINFO', filesOut.fdinfo] as [string, string, Msg[]]] : []),
-    [`fs-${pid}.img`, 'FS', [filesOut.fs]],
+    [`fs-${vpid}.img`, 'FS', [filesOut.fs]],
     ...filesOut.extraImages.map((x): [string, string, Msg[]] => [x.file, x.magic, x.entries]),
   ];
-  const pstree: Msg = { pid, ppid: t.ppid, pgid: stat.pgid, sid: stat.sid, threads: threads.map((th) => th.pid) };
+  const { pgid, sid } = env.ns.pgidSid(pid, stat);
+  const pstree: Msg = { pid: vpid, ppid: t.ppid === 0 ? 0 : env.ns.nsPid(t.ppid), pgid, sid, threads: threads.map((th) => env.ns.nsPid(th.pid)) };
   const m = mem.stats;
   return {
     images, pstree, ttyInfo: filesOut.ttyInfo, vmas,

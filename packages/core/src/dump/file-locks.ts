@@ -18,6 +18,8 @@ const F_RDLCK = 0, F_WRLCK = 1;
 export class FileLocks {
   private readonly entries: Msg[] = [];
   private readonly seen = new Set<string>();
+  /** The pid the image names a task by (its pid namespace's, for the init of one). */
+  nsPid: (hostPid: number) => number = (p) => p;
 
   /** Records the locks held through task `pid`'s descriptor `fd` (open file `fileId`). */
   add(pid: number, fd: number, fileId: number, locks: LockLine[]): void {
@@ -29,7 +31,7 @@ export class FileLocks {
       this.entries.push({
         flag: l.kind === 'POSIX' ? FL.POSIX : l.kind === 'FLOCK' ? FL.FLOCK : FL.OFD,
         type: l.write ? F_WRLCK : F_RDLCK,
-        pid, fd, start: l.start, len: l.end === 'EOF' ? 0n : l.end - l.start + 1n,
+        pid: this.nsPid(pid), fd, start: l.start, len: l.end === 'EOF' ? 0n : l.end - l.start + 1n,
       });
     }
   }

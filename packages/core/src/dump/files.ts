@@ -69,9 +69,11 @@ export interface FilesResult {
 type FownEntry = { uid: number; euid: number; signum: number; pid_type: number; pid: number };
 const NO_FOWN: FownEntry = Object.freeze({ uid: 0, euid: 0, signum: 0, pid_type: 0, pid: 0 });
 
-/** reg_file_entry (regfile.proto) the way dump_one_reg_file fills it (no mnt_id: no mount ns). */
-function regFileEntry(id: number, name: string, flags: number, pos: bigint, fown: FownEntry, st: fs.BigIntStats, buildIdFd: () => number | undefined): Msg {
+/** reg_file_entry (regfile.proto) the way dump_one_reg_file fills it (mnt_id only with a mount ns of the tree's own). */
+function regFileEntry(id: number, name: string, flags: number, pos: bigint, fown: FownEntry, st: fs.BigIntStats, buildIdFd: () => number | undefined, mntId?: number): Msg {
   const e: Msg = { id, flags, pos, fown: { ...fown }, name, mode: Number(st.mode) };
+  // In a dumped mount namespace: the mount the file is on (its name is relative to the namespace's root).
+  if (mntId !== undefined) e.mnt_id = mntId;
   const isReg = (Number(st.mode) & S_IFMT) === S_IFREG;
   // CRIU skips the size (and build-id) of write-only O_APPEND files such as logs.
   const checkSize = !((flags & O_ACCMODE) === O_WRONLY && (flags & O_APPEND));
@@ -108,6 +110,21 @@ function mntIdOf(fd: number): number {
   }
 }
 
+// Ghost files are recreated next to their old name, which in a restored mount namespace is not
+// a host path: not done yet.
+const GHOST_IN_MNTNS = 'is not supported yet in a mount namespace of the tree\'s own (ghost files)';
+
+/**
+ * A file of a task in a dumped mount namespace must be on one of its mounts (a file opened
+ * before the task moved there, e.g. on the host's root, cannot be reopened from inside).
+ */
+function checkInNamespace(ctx: TaskDumpContext, what: string, name: string, mntId: number): number {
+  if (!ctx.mountIds!.has(mntId)) {
+    throw new UnsupportedFileError(ctx.pid, what, name, 'file outside the mount namespace', `is on mount ${mntId}, which is not in the task's mount namespace: it cannot be reopened there`);
+  }
+  return mntId;
+}
+
 /**
  * Registers a file reached by a path through /proc (exe, cwd, root, map_files entry): opens
  * it read-only, keys it by (st_dev, st_ino, mnt_id), writes its reg_file_entry the first time.
@@ -132,17 +149,19 @@ function internSpecial(ctx: TaskDumpContext, what: string, procPath: string): nu
     let ghost = false;
     if (name.endsWith(' (deleted)') && !nameStillNames(pid, name, st)) {
       // A mapped file, the executable or the working directory that was unlinked: a ghost image holds it.
-      const why = what !== 'root' ? (fd === undefined ? 'cannot be read' : deletedFileRefusal(st, ctx.ghostLimit)) : 'is not supported yet (unlinked files need ghost images)';
+      const why = what !== 'root' ? (fd === undefined ? 'cannot be read' : ctx.mountIds ? GHOST_IN_MNTNS : deletedFileRefusal(st, ctx.ghostLimit)) : 'is not supported yet (unlinked files need ghost images)';
       if (why) throw new UnsupportedFileError(pid, what, name, (Number(st.mode) & S_IFMT) === S_IFDIR ? 'deleted directory' : 'deleted file', why);
       ghost = true;
       name = name.slice(0, -' (deleted)'.length);
     }
     if (!name.startsWith('/')) throw new UnsupportedFileError(pid, what, name, 'file without a path');
-    const key = `special:${st.dev}:${st.ino}:${fd !== undefined ? mntIdOf(fd) : -1}`;
+    const mntId = fd !== undefined ? mntIdOf(fd) : -1;
+    const mntIdField = ctx.mountIds ? checkInNamespace(ctx, what, name, mntId) : undefined;
+    const key = `special:${st.dev}:${st.ino}:${mntId}`;
     return ctx.files.intern(key, FD_TYPE.REG, (id) => {
       ctx.log.debug(`files: ${what} of ${pid} is ${name}${ghost ? ' (deleted: ghost file)' : ''} (id ${id})`);
       if (ghost) ghostsOf(ctx.files).add(id, fd!, st);
-      return regFileEntry(id, name, 0, 0n, NO_FOWN, st, () => fd);
+      return regFileEntry(id, name, 0, 0n, NO_FOWN, st, () => fd, mntIdField);
     });
   } finally {
     closeQuietly(fd);
@@ -241,6 +260,7 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
         throw new FilesDumpError(pid, `fd ${fd}`, `cannot inspect it: ${(e as Error).message}`, { cause: e });
       }
     });
+    const mntOf = (s: FdState) => (ctx.mountIds ? checkInNamespace(ctx, `fd ${s.fd}`, s.link, s.info.mntId) : undefined);
     for (const s of states) {
       const cls = classifyLink(s.link, s.st, () => nameStillNames(pid, s.link, s.st), ctx.ghostLimit);
       // The parasite's own socket, by its descriptor number (a restored task's sockets may also
@@ -269,7 +289,7 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
         const infoId = ptyInfoId(index, master);
         ({ id } = ctx.files.internOpenFile(pid, s.fd, gen, type, (tid) => {
           const regfId = ctx.files.intern(`tty-regf:${tid}`, FD_TYPE.REG, (rid) =>
-            regFileEntry(rid, s.link, flags, s.info.pos, fown, s.st, () => undefined));
+            regFileEntry(rid, s.link, flags, s.info.pos, fown, s.st, () => undefined, mntOf(s)));
           const info = ctx.files.addTtyInfo(infoId, () => ptyInfo(pid, s.fd, s.lfd, s.st, index, master));
           if (info) ttyInfo.push(info);
           return { id: tid, tty_info_id: infoId, flags, fown: { ...fown }, regf_id: regfId };
@@ -279,7 +299,7 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
         type = FD_TYPE.TTY;
         ({ id } = ctx.files.internOpenFile(pid, s.fd, gen, type, (tid) => {
           const regfId = ctx.files.intern(`tty-regf:${tid}`, FD_TYPE.REG, (rid) =>
-            regFileEntry(rid, s.link, flags, s.info.pos, fown, s.st, () => undefined));
+            regFileEntry(rid, s.link, flags, s.info.pos, fown, s.st, () => undefined, mntOf(s)));
           const info = ctx.files.addTtyInfo(CTTY_INFO_ID, () => cttyInfo(pid, s.fd, s.lfd, s.st));
           if (info) ttyInfo.push(info);
           return { id: tid, tty_info_id: CTTY_INFO_ID, flags, fown: { ...fown }, regf_id: regfId };
@@ -399,7 +419,7 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
           throw new FilesDumpError(pid, `fd ${s.fd}`, `${s.link} now names another file than the FIFO open (CRIU: "Unaccessible path opened")`);
         }
         ({ id } = ctx.files.internOpenFile(pid, s.fd, `${gen}:${flags & O_ACCMODE}`, type, (fid) => {
-          const regfId = ctx.files.intern(`fifo-regf:${fid}`, FD_TYPE.REG, (rid) => regFileEntry(rid, s.link, flags, s.info.pos, fown, s.st, () => undefined));
+          const regfId = ctx.files.intern(`fifo-regf:${fid}`, FD_TYPE.REG, (rid) => regFileEntry(rid, s.link, flags, s.info.pos, fown, s.st, () => undefined, mntOf(s)));
           return { id: fid, pipe_id: cls.inode, regf_id: regfId };
         }));
         try {
@@ -418,8 +438,9 @@ export async function collectFiles(ctx: TaskDumpContext): Promise<FilesResult> {
         ({ id } = ctx.files.internOpenFile(pid, s.fd, gen, type, (rid) => {
           let rfd: number | undefined;
           try {
-            const entry = regFileEntry(rid, deleted ? s.link.slice(0, -' (deleted)'.length) : s.link, flags, s.info.pos, fown, s.st, () => (rfd ??= openRead(`/proc/self/fd/${s.lfd}`)));
+            const entry = regFileEntry(rid, deleted ? s.link.slice(0, -' (deleted)'.length) : s.link, flags, s.info.pos, fown, s.st, () => (rfd ??= openRead(`/proc/self/fd/${s.lfd}`)), mntOf(s));
             if (deleted) {
+              if (ctx.mountIds) throw new UnsupportedFileError(pid, s.fd, s.link, 'deleted file', GHOST_IN_MNTNS);
               // Unlinked: the contents go into a ghost image (classifyLink let only those through).
               rfd ??= openRead(`/proc/self/fd/${s.lfd}`);
               if (rfd === undefined) throw new FilesDumpError(pid, `fd ${s.fd}`, `cannot read the deleted file ${s.link} for its ghost image`);

@@ -28,4 +28,6 @@ export interface TaskDumpContext {
   ignoreFds?: ReadonlySet<number>;
   /** The task shares its descriptor table (CLONE_FILES) with this task, dumped before it: no fds here. */
   fdsDumpedWith?: number;
+  /** The task is in a mount namespace of its own, made of these mounts: files get their mnt_id and must be on one of them. */
+  mountIds?: ReadonlySet<number>;
 }

@@ -4,6 +4,7 @@
  */
 import { sys, SysError, SOCKOPT } from '@criu/sys';
 import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
 
 const AF_UNIX = 1;
 const SOCK_SEQPACKET = 5;
@@ -36,10 +37,13 @@ export interface Datagram {
 export class ControlSocket {
   private constructor(readonly fd: number) {}
 
-  /** A listening socket with a fresh abstract name; `timeoutMs` bounds accept/recv/send. */
-  static listen(timeoutMs: number): { listener: ControlSocket; name: string } {
+  /**
+   * A listening socket with a fresh abstract name; `timeoutMs` bounds accept/recv/send. Abstract
+   * names are per network namespace: the socket is made in task `inNetOf`'s.
+   */
+  static listen(timeoutMs: number, inNetOf?: number): { listener: ControlSocket; name: string } {
     const name = `criu-ts-${process.pid}-${crypto.randomBytes(6).toString('hex')}`;
-    const fd = Number(sys.syscall('socket', AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    const fd = inNetOf === undefined ? Number(sys.syscall('socket', AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) : socketInNetOf(inNetOf);
     const s = new ControlSocket(fd);
     try {
       const { addr, len } = abstractAddress(name);
@@ -92,5 +96,32 @@ function retryEintr<T>(fn: () => T): T {
     } catch (e) {
       if (!SysError.is(e, 'EINTR')) throw e;
     }
+  }
+}
+
+const CLONE_NEWNET = 0x40000000;
+
+/** A control socket created in the network namespace of task `pid` (this thread enters it for the socket() call only). */
+function socketInNetOf(pid: number): number {
+  const make = () => Number(sys.syscall('socket', AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  let theirs: string;
+  try {
+    theirs = fs.readlinkSync(`/proc/${pid}/ns/net`);
+  } catch {
+    return make();
+  }
+  if (theirs === fs.readlinkSync('/proc/thread-self/ns/net')) return make();
+  const mine = fs.openSync('/proc/thread-self/ns/net', 'r');
+  const target = fs.openSync(`/proc/${pid}/ns/net`, 'r');
+  try {
+    sys.syscall('setns', target, CLONE_NEWNET);
+    try {
+      return make();
+    } finally {
+      sys.syscall('setns', mine, CLONE_NEWNET);
+    }
+  } finally {
+    fs.closeSync(target);
+    fs.closeSync(mine);
   }
 }

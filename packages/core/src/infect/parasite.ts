@@ -114,7 +114,7 @@ export class Parasite {
     let started = false;
     let selfResumeError: Error | undefined;
     try {
-      const { listener: l, name } = ControlSocket.listen(timeoutMs);
+      const { listener: l, name } = ControlSocket.listen(timeoutMs, task.pid);
       listener = l;
       const code = Buffer.concat([Buffer.from(relocateBlob(blob, base, arch.littleEndian)), Buffer.alloc(lay.argsOff - blob.bytes.length)]);
       writeAll(task, base, code, 'write parasite');

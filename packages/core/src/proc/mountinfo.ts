@@ -10,6 +10,10 @@ export interface MountInfo {
   options: string;
   fsType: string;
   source: string;
+  /** Filesystem options after " - TYPE SOURCE " (e.g. "rw,size=1024k"). */
+  superOptions: string;
+  /** Optional fields (shared:N, master:N, propagate_from:N, unbindable). */
+  optional: string[];
 }
 
 export function parseMountinfo(text: string): MountInfo[] {
@@ -19,7 +23,7 @@ export function parseMountinfo(text: string): MountInfo[] {
     const [left, right] = line.split(' - ');
     const l = left.split(' ');
     const r = (right ?? '').split(' ');
-    out.push({ mntId: Number(l[0]), parentId: Number(l[1]), dev: l[2], root: unescape(l[3]), mountPoint: unescape(l[4]), options: l[5], fsType: r[0], source: r[1] });
+    out.push({ mntId: Number(l[0]), parentId: Number(l[1]), dev: l[2], root: unescape(l[3]), mountPoint: unescape(l[4]), options: l[5], fsType: r[0], source: unescape(r[1] ?? ''), superOptions: r[2] ?? '', optional: l.slice(6) });
   }
   return out;
 }

@@ -55,9 +55,10 @@ function flockStruct(type: number, start: bigint, len: bigint): Buffer {
 }
 
 /** Takes the locks of task `task` (its descriptors are all open). */
-export function restoreFileLocks(task: FrozenTask, scratch: Scratch, locks: FileLock[], littleEndian: boolean): void {
+export function restoreFileLocks(task: FrozenTask, scratch: Scratch, locks: FileLock[], littleEndian: boolean, vpid = task.pid): void {
+  // `vpid`: the task's pid in the images (in its pid namespace).
   for (const l of locks) {
-    if (l.pid !== task.pid) continue;
+    if (l.pid !== vpid) continue;
     let r: bigint;
     let what: string;
     if (l.flag === FL_FLOCK) {

@@ -21,6 +21,7 @@ import type { TreeImages } from './images-in.js';
 import { readImage } from './files-kinds.js';
 import type { FrozenTask } from '../infect/frozen-task.js';
 import type { Scratch } from './scratch.js';
+import { restorerPidfd } from './namespaces.js';
 
 const FD_TYPE_TTY = 11;
 const TTY_TYPE_PTY = 1, TTY_TYPE_CTTY = 4;
@@ -245,7 +246,7 @@ export function openPtys(plan: PtyPlan, own: (fd: number) => number, warn: (msg:
 
 /** Runs `fn` with the restorer's descriptor `lfd` copied into `task` (closed afterwards). */
 function withFdInTask(task: FrozenTask, lfd: number, fn: (fd: number) => void): void {
-  const pidfd = Number(task.syscall('pidfd_open', process.pid, 0));
+  const pidfd = restorerPidfd(task);
   let fd = -1;
   try {
     fd = Number(task.syscall('pidfd_getfd', pidfd, lfd, 0));

@@ -12,6 +12,7 @@ import type { Scratch } from './scratch.js';
 import type { SharedFiles } from './shared-files.js';
 import { epollEvent } from './files-anon.js';
 import type { GhostFiles } from './ghost-files.js';
+import { bridgeOf, restorerPidfd } from './namespaces.js';
 
 // These open flags have the same values on x86_64 and ppc64 (O_DIRECTORY and O_DIRECT do not).
 const O_CREAT = 0o100, O_EXCL = 0o200, O_NOCTTY = 0o400, O_TRUNC = 0o1000, O_CLOEXEC = 0o2000000;
@@ -37,7 +38,9 @@ export function restoreFiles(task: FrozenTask, scratch: Scratch, img: TaskImages
 
 function restoreFds(task: FrozenTask, scratch: Scratch, img: TaskImages, shellJob: boolean, shared: SharedFiles, ghosts?: GhostFiles): void {
   const pid = task.pid;
-  for (const fd of fs.readdirSync(`/proc/${pid}/fd`).map(Number)) task.syscall('close', fd);
+  // (A bridge to the restorer stays: see restore/namespaces.ts.)
+  const bridge = bridgeOf(pid);
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`).map(Number)) if (fd !== bridge) task.syscall('close', fd);
   const fdinfoFile = `fdinfo-${img.ids.files_id}.img`;
   const opened = new Map<number, number>();
   const entries = [...img.fdinfo].sort((a, b) => Number(a.fd) - Number(b.fd));
@@ -46,7 +49,7 @@ function restoreFds(task: FrozenTask, scratch: Scratch, img: TaskImages, shellJo
   let pidfd = -1;
   const takeFromUs = (lfd: number): number => {
     if (pidfd < 0) {
-      const p = Number(task.syscall('pidfd_open', process.pid, 0));
+      const p = restorerPidfd(task);
       pidfd = Number(task.syscall('fcntl', p, F_DUPFD_CLOEXEC, maxFd + 1));
       task.syscall('close', p);
     }
@@ -127,8 +130,7 @@ function restoreFds(task: FrozenTask, scratch: Scratch, img: TaskImages, shellJo
 
 /** cwd, root, umask. */
 function restoreFs(task: FrozenTask, scratch: Scratch, img: TaskImages, ghosts?: GhostFiles): void {
-  const pid = task.pid;
-  const fsFile = `fs-${pid}.img`;
+  const fsFile = `fs-${img.pid}.img`;
   const cwdId = Number(need(img.fs.cwd_id, fsFile, 'cwd_id'));
   const cwd = regFileName(img, cwdId, 'cwd');
   const root = regFileName(img, Number(need(img.fs.root_id, fsFile, 'root_id')), 'root');

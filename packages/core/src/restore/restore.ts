@@ -33,6 +33,8 @@ import { placeVdso, installVdsoProxy } from './vdso.js';
 import { clockOffsets, enterTimeNamespace } from './timens.js';
 import { lazyVmasOf, registerLazy, splitLazyRuns } from './lazy.js';
 import { CgroupMover, planCgroups } from './cgroups.js';
+import { CLONE_NEWPID, closeBridges, forgetBridges, holdsBridge, hostPidOfChild, hostTidOf, openBridge, planNamespaces, restorerPidfd, setupRootNamespaces } from './namespaces.js';
+import { readMountNamespace, restoreMountNamespace } from './mounts.js';
 
 const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
 const MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20, MAP_FIXED_NOREPLACE = 0x100000;
@@ -126,12 +128,19 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     checkCpu(imagesDir, arch, options.cpuCap);
     const clocks = clockOffsets(imagesDir);
     const cgPlan = await planCgroups(imagesDir, plan.map(({ img }) => ({ pid: img.pid, set: Number((img.core.thread_core as Msg | undefined)?.cg_set ?? 0) })), options.manageCgroups ?? 'soft', options.cgroupRoots ?? []);
+    const nsPlan = planNamespaces(imagesDir, tree.tasks, options.inheritFds);
+    if (nsPlan.newPidNs && options.lazyPages) throw new RestoreError('read-images', 'a lazy restore of a tree in a pid namespace of its own is not supported yet', { file: 'pstree.img' });
+    // A mount namespace of the tree's own: rebuilt in the root task before anything is opened.
+    const mountNs = readMountNamespace(imagesDir, tree.tasks, { root: options.root, external: options.external?.mounts });
 
     step('check-pid');
-    for (const { img } of plan) {
-      for (const tid of [img.pid, ...img.threadCores.map((c) => c.tid)]) waitPidFree(tid, options.pidWaitMs ?? 5000);
+    // A new pid namespace has every pid free.
+    if (!nsPlan.newPidNs) {
+      for (const { img } of plan) {
+        for (const tid of [img.pid, ...img.threadCores.map((c) => c.tid)]) waitPidFree(tid, options.pidWaitMs ?? 5000);
+      }
+      for (const z of tree.zombies) waitPidFree(z.pid, options.pidWaitMs ?? 5000);
     }
-    for (const z of tree.zombies) waitPidFree(z.pid, options.pidWaitMs ?? 5000);
 
     step('start-helper');
     const launched = launch;
@@ -156,6 +165,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     helper.syscall('mmap', scratchBase, scratchSize, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     const helperScratch = new Scratch(helper.pid, scratchBase, scratchSize);
     helperScratch.put(SCRATCH.code, arch.syscallTrapCode);
+    // Tasks in a new pid namespace take descriptors from us through an inherited pidfd of ours.
+    const bridgeFd = nsPlan.newPidNs ? openBridge(helper, 1 + Math.max(2, ...plan.map((t) => t.img.fdinfo.reduce((m, e) => Math.max(m, Number(e.fd)), 0)))) : undefined;
     for (const [i, { img, vmas }] of plan.entries()) {
       const ppid = Number(img.pstree.ppid ?? 0);
       const parent = i === 0 ? undefined : rts.find((r) => r.img.pid === ppid)!;
@@ -163,16 +174,21 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       // the child is born sharing it (a CLONE_VM child sees the parent's memory rebuilt later).
       const share = img.sharesWithParent;
       const flags = (share?.vm ? CLONE_VM : 0) | (share?.sighand ? CLONE_SIGHAND : 0) | (share?.files ? CLONE_FILES : 0) | (share?.fs ? CLONE_FS : 0);
-      const task = cloneTask(parent ? parent.task : helper, parent ? parent.scratch : helperScratch, img.pid, arch, 'clone', flags);
+      // The root goes into the namespaces of its own the images name (planNamespaces).
+      const task = cloneTask(parent ? parent.task : helper, parent ? parent.scratch : helperScratch, img.pid, arch, 'clone', flags | (i === 0 ? nsPlan.cloneFlags : 0), nsPlan.newPidNs && i > 0);
       const mmOwner = img.mmOf !== undefined ? rts.find((r) => r.img.pid === img.mmOf) : undefined;
-      const rt: RTask = { img, vmas, task, threads: [task], scratch: new Scratch(img.pid, scratchBase, scratchSize), mapped: [], frames: [], ...(mmOwner ? { mmOwner } : {}) };
+      const rt: RTask = { img, vmas, task, threads: [task], scratch: new Scratch(task.pid, scratchBase, scratchSize), mapped: [], frames: [], ...(mmOwner ? { mmOwner } : {}) };
       rts.push(rt);
       task.useCodeAt(scratchBase + BigInt(SCRATCH.code), false);
+      if (bridgeFd !== undefined) holdsBridge(task.pid, bridgeFd);
+      if (i === 0 && (nsPlan.cloneFlags || nsPlan.netFd)) setupRootNamespaces(task, rt.scratch, nsPlan, bridgeFd);
+      if (task.pid !== img.pid) log.info(`task ${img.pid} is ${task.pid} on the host`);
+      if (i === 0 && mountNs) restoreMountNamespace(task, rt.scratch, mountNs, log);
       setSessionAndGroup(rt, parent);
       for (const p of ptys) if (p.pair.sid === img.pid) takeCtty(task, p);
       log.info(`task ${img.pid} created${parent ? ` by its parent ${parent.img.pid}` : ''}${share?.vm ? ', sharing its address space' : ''}${share?.sighand ? ', sharing its signal handlers' : ''}${share?.files ? ', sharing its descriptor table' : ''}${share?.fs ? ', sharing its fs info' : ''}`);
       for (const z of tree.zombies.filter((x) => Number(x.pstree.ppid) === img.pid)) {
-        makeZombie(cloneTask(task, rt.scratch, z.pid, arch, 'clone'), task, rt.scratch, z, img.pstree, arch, scratchBase + BigInt(SCRATCH.code));
+        makeZombie(cloneTask(task, rt.scratch, z.pid, arch, 'clone', 0, nsPlan.newPidNs), task, rt.scratch, z, img.pstree, arch, scratchBase + BigInt(SCRATCH.code));
         log.info(`zombie ${z.pid} created by ${img.pid} (wait status 0x${z.exitStatus.toString(16)})`);
       }
     }
@@ -201,7 +217,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
         log.info(`task ${tpid}: address space restored with task ${rt.mmOwner.img.pid}`);
       } else {
         step('unmap-helper');
-        const childMaps = readMaps(tpid);
+        const childMaps = readMaps(task.pid);
         const keep = (name: string) => name === '[vdso]' || name === '[vvar]' || name === '[vvar_vclock]' || name === '[vsyscall]';
         for (const m of childMaps) {
           if (m.start === scratchBase || keep(m.name)) continue;
@@ -234,7 +250,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
             fd = fdsByFile.get(key) ?? -1;
             if (fd < 0) {
               const lfd = anonShared ? shared.anonShmem(v.shmid, anonSizes.get(v.shmid)!, imagesDir) : shared.mappedMemfd(img.files, v.shmid, imagesDir);
-              if (ourPidfd < 0) ourPidfd = Number(task.syscall('pidfd_open', process.pid, 0));
+              if (ourPidfd < 0) ourPidfd = restorerPidfd(task);
               fd = Number(task.syscall('pidfd_getfd', ourPidfd, lfd, 0));
               fdsByFile.set(key, fd);
             }
@@ -268,7 +284,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
         const { eager, lazyPages } = splitLazyRuns(withRemote, lazy, pageSize);
         const stray = eager.find((r) => r.offset === undefined);
         if (stray) throw new RestoreError('read-images', `pages at 0x${stray.vaddr.toString(16)} of task ${img.pid} are on the dump side (PE_LAZY) but not in memory the lazy-pages daemon serves`, { file: `pagemap-${img.pid}.img`, record: stray.entry, field: 'flags' });
-        fillMemory(task, scratch, { ...img, pages: { ...img.pages, runs: eager } }, vmas.filter((v) => v !== proxy?.vma), pageSize);
+        fillMemory(task, scratch, { ...img, pages: { ...img.pages, runs: eager } }, vmas.filter((v) => v !== proxy?.vma), pageSize, mountNs !== undefined);
         if (lazy.length) {
           const ufd = registerLazy(task, scratch, lazy);
           try {
@@ -295,9 +311,10 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       step('files');
       if (rt === rts[0]) shared.prepare(tree, imagesDir);
       restoreFiles(task, scratch, img, options.shellJob ?? false, shared, ghosts);
-      restoreFileLocks(task, scratch, locks, arch.littleEndian);
+      restoreFileLocks(task, scratch, locks, arch.littleEndian, img.pid);
     }
     shared.closeAll();
+    closeBridges(rts.map((r) => r.task));
 
     for (const rt of rts) {
       const { task, img, scratch } = rt;
@@ -305,12 +322,12 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       restoreTaskState(task, scratch, img, arch, ghosts, { mm: !rt.mmOwner, sigactions: !img.sharesWithParent?.sighand });
 
       step('threads');
-      for (const { tid } of img.threadCores) rt.threads.push(createThread(task, scratch, tid, arch));
+      for (const { tid } of img.threadCores) rt.threads.push(createThread(task, scratch, tid, arch, nsPlan.newPidNs));
       restorePosixTimers(task, scratch, posixTimers.get(img.pid)!, `core-${img.pid}.img`, process.env.CRIU_TS_TIMER_IDS !== 'sequential');
       const cores = [{ tid: img.pid, core: img.core }, ...img.threadCores];
       const dumpable = img.mm.dumpable !== undefined ? Number(img.mm.dumpable) : 1;
-      cores.forEach(({ tid, core }, i) => restoreThreadState(rt.threads[i], img.pid, scratch, core, arch, `core-${tid}.img`, i === 0 ? dumpable : undefined));
-      queueSignals(task, scratch, (img.core.tc as Msg).signals_s as Msg | undefined);
+      cores.forEach(({ tid, core }, i) => restoreThreadState(rt.threads[i], img.pid, tid, scratch, core, arch, `core-${tid}.img`, i === 0 ? dumpable : undefined));
+      queueSignals(task, scratch, (img.core.tc as Msg).signals_s as Msg | undefined, img.pid);
 
       step('registers');
       rt.frames = cores.map(({ core }, i) => {
@@ -352,30 +369,33 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     for (const rt of [...rts].reverse()) {
       // A task dumped stopped stops again before running any of its code. Always with SIGSTOP:
       // SIGTSTP & co would be discarded in an orphaned process group.
-      if ((rt.img.core.tc as Msg).task_state === TASK_STOPPED) sys.kill(rt.img.pid, SIGSTOP);
+      if ((rt.img.core.tc as Msg).task_state === TASK_STOPPED) sys.kill(rt.task.pid, SIGSTOP);
       for (const t of rt.threads) t.release();
     }
+    // The root's pid here (in a new pid namespace it is 1 there).
+    const rootPid = rts[0].task.pid;
     rts.length = 0;
     if (lazyTotal > 0) options.lazyPages?.resumed?.();
     // The helper's job is done; the root is reparented to init, as after `criu restore -d`.
     helper.kill();
     helper = undefined;
-    if (options.pidfile) fs.writeFileSync(path.resolve(imagesDir, options.pidfile), `${pid}`);
-    log.info(`restored ${plan.length} task(s), root ${pid}`);
+    if (options.pidfile) fs.writeFileSync(path.resolve(imagesDir, options.pidfile), `${rootPid}`);
+    log.info(`restored ${plan.length} task(s), root ${pid}${rootPid !== pid ? ` (${rootPid} on the host)` : ''}`);
     if (options.detach === false) {
-      while (fs.existsSync(`/proc/${pid}`) && !isZombie(pid)) await new Promise((r) => setTimeout(r, 50));
-      return { pid, exit: {}, lazyPages: lazyTotal };
+      while (fs.existsSync(`/proc/${rootPid}`) && !isZombie(rootPid)) await new Promise((r) => setTimeout(r, 50));
+      return { pid: rootPid, exit: {}, lazyPages: lazyTotal };
     }
-    return { pid, lazyPages: lazyTotal };
+    return { pid: rootPid, lazyPages: lazyTotal };
   } catch (e) {
     shared.closeAll();
+    forgetBridges(rts.map((r) => r.task.pid));
     try { ghosts?.cleanup(); } catch (ce) { log.error(`removing ghost files failed: ${(ce as Error).message}`); }
     // Every task created dies: leaves first; the root's parent, the helper, reaps it at once.
     for (const rt of [...rts].reverse()) {
       try { killThreads(rt.threads); } catch (ke) { log.error(`killing ${rt.img.pid} failed: ${(ke as Error).message}`); }
     }
     if (rts.length) {
-      try { helper?.syscall('wait4', rts[0].img.pid, 0, 0x40000000 /* __WALL */, 0); } catch { /* init will */ }
+      try { helper?.syscall('wait4', rts[0].task.pid, 0, 0x40000000 /* __WALL */, 0); } catch { /* init will */ }
     }
     if (helper) {
       try { helper.kill(); } catch (ke) { log.error(`killing the helper ${helper.pid} failed: ${(ke as Error).message}`); }
@@ -426,12 +446,15 @@ function frameSlotsOf(tasks: TaskImages[]): Map<number, number> {
 /**
  * Creates task `pid` as a child of `parent` (the helper, or a not yet rebuilt task: a copy of the
  * helper with the scratch area) by clone3 with set_tid; it stops at birth, traced by us.
+ * With CLONE_NEWPID it is pid 1 of a new namespace (no set_tid); `inNewPidNs`: `parent` is in
+ * the new namespace, `pid` is the pid there and the task's host pid is found in /proc.
  */
-function cloneTask(parent: FrozenTask, scratch: Scratch, pid: number, arch: Arch, stepName: RestoreStep, flags = 0): FrozenTask {
+function cloneTask(parent: FrozenTask, scratch: Scratch, pid: number, arch: Arch, stepName: RestoreStep, flags = 0, inNewPidNs = false): FrozenTask {
   const tids = Buffer.alloc(4);
   tids.writeInt32LE(pid, 0);
   const tidsAddr = scratch.put(SCRATCH.args + 256, tids);
-  const cloneArgs = packCloneArgs({ flags, exitSignal: SIGCHLD, setTid: tidsAddr, setTidSize: 1 });
+  const newNs = (flags & CLONE_NEWPID) !== 0;
+  const cloneArgs = packCloneArgs({ flags, exitSignal: SIGCHLD, ...(newNs ? {} : { setTid: tidsAddr, setTidSize: 1 }) });
   const cloneArgsAddr = scratch.put(SCRATCH.args, cloneArgs);
   const child = parent.rawSyscall('clone3', cloneArgsAddr, cloneArgs.length);
   if (child < 0n) {
@@ -440,9 +463,15 @@ function cloneTask(parent: FrozenTask, scratch: Scratch, pid: number, arch: Arch
       hint: errno === 17 ? `PID ${pid} is taken by another process` : errno === 1 ? 'creating a task with a chosen PID needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN' : undefined,
     });
   }
+  if (newNs) {
+    waitNewChild(Number(child));
+    return FrozenTask.adopt(Number(child), arch);
+  }
   if (Number(child) !== pid) throw new RestoreError(stepName, `clone3 gave PID ${child}, not ${pid}`);
-  waitNewChild(pid);
-  return FrozenTask.adopt(pid, arch);
+  const host = inNewPidNs ? hostPidOfChild(parent.pid, pid) : pid;
+  if (host === undefined) throw new RestoreError(stepName, `the new task ${pid} of ${parent.pid} is not among its children`);
+  waitNewChild(host);
+  return FrozenTask.adopt(host, arch);
 }
 
 /**
@@ -549,17 +578,36 @@ function waitNewChild(pid: number): void {
 
 
 /** The task reads its pages from pages-N.img itself: one preadv per batch of consecutive runs. */
-function fillMemory(task: FrozenTask, scratch: Scratch, img: TaskImages, vmas: Vma[], pageSize: number): void {
+function fillMemory(task: FrozenTask, scratch: Scratch, img: TaskImages, vmas: Vma[], pageSize: number, ownRoot = false): void {
   // Iterative dumps: the pages unchanged since a parent dump come from the parent images.
-  for (const pages of [...(img.parentPages ?? []), img.pages]) fillFrom(task, scratch, pages, vmas, pageSize);
+  for (const pages of [...(img.parentPages ?? []), img.pages]) fillFrom(task, scratch, pages, vmas, pageSize, ownRoot);
 }
 
-function fillFrom(task: FrozenTask, scratch: Scratch, pages: TaskImages['pages'], vmas: Vma[], pageSize: number): void {
+/**
+ * An image file opened for the task: by the task itself, or (`ownRoot`: a task in a restored
+ * mount namespace, where the images directory is out of sight) by us and passed by pidfd_getfd.
+ */
+function openImageInTask(task: FrozenTask, scratch: Scratch, file: string, ownRoot: boolean): number {
+  if (!ownRoot) return Number(task.syscall('openat', AT_FDCWD, scratch.str(file), O_CLOEXEC, 0));
+  const lfd = fs.openSync(file, 'r');
+  try {
+    const pidfd = restorerPidfd(task);
+    try {
+      return Number(task.syscall('pidfd_getfd', pidfd, lfd, 0));
+    } finally {
+      task.syscall('close', pidfd);
+    }
+  } finally {
+    fs.closeSync(lfd);
+  }
+}
+
+function fillFrom(task: FrozenTask, scratch: Scratch, pages: TaskImages['pages'], vmas: Vma[], pageSize: number, ownRoot: boolean): void {
   const img = { pages };
   const skip = vmas.filter((v) => v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL));
   const runs = img.pages.runs.filter((r) => !skip.some((v) => r.vaddr >= v.start && r.vaddr < v.end));
   if (!runs.length) return;
-  const fd = Number(task.syscall('openat', AT_FDCWD, scratch.str(img.pages.file), O_CLOEXEC, 0));
+  const fd = openImageInTask(task, scratch, img.pages.file, ownRoot);
   try {
     let i = 0;
     while (i < runs.length) {
@@ -702,13 +750,14 @@ function ownAuxvTypes(): Set<bigint> {
 }
 
 /** Queues siginfo records as pending signals of the process (shared) or of thread `tid`. */
-function queueSignals(task: FrozenTask, scratch: Scratch, list: Msg | undefined, tid?: number): void {
+function queueSignals(task: FrozenTask, scratch: Scratch, list: Msg | undefined, tgid: number, tid?: number): void {
+  // Injected: the pids are the ones the task sees (its pid namespace's).
   for (const s of ((list?.signals as Msg[] | undefined) ?? [])) {
     const si = Buffer.from(s.siginfo as Buffer);
     const signo = si.readInt32LE(0);
     const addr = scratch.arg(si);
-    if (tid === undefined) task.syscall('rt_sigqueueinfo', task.pid, signo, addr);
-    else task.syscall('rt_tgsigqueueinfo', task.pid, tid, signo, addr);
+    if (tid === undefined) task.syscall('rt_sigqueueinfo', tgid, signo, addr);
+    else task.syscall('rt_tgsigqueueinfo', tgid, tid, signo, addr);
   }
 }
 
@@ -716,7 +765,7 @@ function queueSignals(task: FrozenTask, scratch: Scratch, list: Msg | undefined,
  * What each thread holds for itself: name, nice, parent-death signal, robust futex list, rseq,
  * clear_child_tid, credentials (raw syscalls change only the calling thread's), private signals.
  */
-function restoreThreadState(t: FrozenTask, tgid: number, scratch: Scratch, core: Msg, arch: Arch, coreFile: string, dumpable?: number): void {
+function restoreThreadState(t: FrozenTask, tgid: number, tid: number, scratch: Scratch, core: Msg, arch: Arch, coreFile: string, dumpable?: number): void {
   const thc = core.thread_core as Msg;
   const tc = core.tc as Msg | undefined;
   const ti = core[arch.image.threadInfoField] as Msg;
@@ -736,8 +785,7 @@ function restoreThreadState(t: FrozenTask, tgid: number, scratch: Scratch, core:
   // changing them resets dumpable, so that comes after.
   restoreCreds(t, scratch, thc.creds as Msg | undefined, coreFile);
   if (dumpable !== undefined) t.syscall('prctl', PR_SET_DUMPABLE, dumpable, 0, 0, 0);
-  queueSignals(t, scratch, thc.signals_p as Msg | undefined, t.pid);
-  void tgid;
+  queueSignals(t, scratch, thc.signals_p as Msg | undefined, tgid, tid);
 }
 
 const SCHED_OTHER = 0, SCHED_FIFO = 1, SCHED_RR = 2, SCHED_BATCH = 3, SCHED_IDLE = 5, SCHED_RESET_ON_FORK = 0x40000000;
@@ -770,7 +818,7 @@ function restoreSched(t: FrozenTask, scratch: Scratch, thc: Msg, coreFile: strin
 const CLONE_THREAD_FLAGS = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000; // VM FS FILES SIGHAND THREAD SYSVSEM
 
 /** Creates a thread with the dumped TID inside the rebuilt task; it stops at birth, traced by us. */
-function createThread(task: FrozenTask, scratch: Scratch, tid: number, arch: Arch): FrozenTask {
+function createThread(task: FrozenTask, scratch: Scratch, tid: number, arch: Arch, inNewPidNs = false): FrozenTask {
   const tids = Buffer.alloc(4);
   tids.writeInt32LE(tid, 0);
   const tidsAddr = scratch.put(SCRATCH.args + 256, tids);
@@ -781,8 +829,10 @@ function createThread(task: FrozenTask, scratch: Scratch, tid: number, arch: Arc
     throw new RestoreError('threads', `clone3 of thread ${tid} failed with errno ${errno}`, { hint: errno === 17 ? `TID ${tid} is taken by another task` : undefined });
   }
   if (Number(r) !== tid) throw new RestoreError('threads', `clone3 gave TID ${r}, not ${tid}`);
-  waitNewChild(tid);
-  const t = FrozenTask.adopt(tid, arch);
+  const host = inNewPidNs ? hostTidOf(task.pid, tid) : tid;
+  if (host === undefined) throw new RestoreError('threads', `the new thread ${tid} of ${task.pid} is not among its threads`);
+  waitNewChild(host);
+  const t = FrozenTask.adopt(host, arch);
   t.useCodeAt(scratch.base + BigInt(SCRATCH.code), false);
   return t;
 }

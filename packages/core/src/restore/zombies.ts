@@ -36,9 +36,10 @@ export function makeZombie(task: FrozenTask, parent: FrozenTask, scratch: Scratc
 }
 
 function becomeZombie(task: FrozenTask, scratch: Scratch, z: ZombieImages, parentPstree: Msg, arch: Arch, codeAddr: bigint): void {
-  const pid = z.pid;
+  // `pid`: as the tree sees it (injected syscalls); `host`: for ptrace and /proc (they differ in a new pid namespace).
+  const pid = z.pid, host = task.pid;
   // The child's own copy of the scratch area (writing the parent's would not reach it).
-  const own = new Scratch(pid, scratch.base, scratch.size);
+  const own = new Scratch(host, scratch.base, scratch.size);
   const sid = Number(z.pstree.sid), pgid = Number(z.pstree.pgid);
   if (sid === pid) task.syscall('setsid');
   else if (pgid === pid) task.syscall('setpgid', 0, 0);
@@ -55,14 +56,14 @@ function becomeZombie(task: FrozenTask, scratch: Scratch, z: ZombieImages, paren
   if (sig) {
     // Killed by a signal: its default action (the copy of the helper may ignore some), no core file.
     task.syscall('rt_sigaction', sig, own.arg(Buffer.alloc(32)), 0, 8);
-    sys.syscall('prlimit64', pid, RLIMIT_CORE, Buffer.alloc(16), 0);
+    sys.syscall('prlimit64', host, RLIMIT_CORE, Buffer.alloc(16), 0);
   }
   const regs = arch.syscallRegs(task.savedRegs, codeAddr, arch.sysno(sig ? 'kill' : 'exit_group'), sig ? [BigInt(pid), BigInt(sig)] : [BigInt(code)]);
-  sys.ptrace.setRegset(pid, NT.PRSTATUS, regs);
-  sys.ptrace.setSigMask(pid, 0n);
-  sys.ptrace.cont(pid, 0);
+  sys.ptrace.setRegset(host, NT.PRSTATUS, regs);
+  sys.ptrace.setSigMask(host, 0n);
+  sys.ptrace.cont(host, 0);
   for (;;) {
-    const st = sys.waitpid(pid, WAIT.__WALL);
+    const st = sys.waitpid(host, WAIT.__WALL);
     if (!st) continue;
     if (st.kind === 'exited' || st.kind === 'signaled') {
       const got = st.kind === 'exited' ? st.code << 8 : st.signal;
@@ -70,6 +71,6 @@ function becomeZombie(task: FrozenTask, scratch: Scratch, z: ZombieImages, paren
       break;
     }
     // The signal it sends itself is delivered; anything else (the trap after kill()) is not.
-    if (st.kind === 'stopped') sys.ptrace.cont(pid, st.event === undefined && sig !== 0 && st.signal === sig ? sig : 0);
+    if (st.kind === 'stopped') sys.ptrace.cont(host, st.event === undefined && sig !== 0 && st.signal === sig ? sig : 0);
   }
 }

@@ -25,6 +25,12 @@ export interface TestProgram {
   shellJob?: boolean;
   settleMs?: number;
   tree?: boolean;
+  /**
+   * The tree to dump is rooted at the pid of the READY line, not at the started process (which
+   * exits): pidns's namespace init. A restore gives that root a new host pid (the restore's
+   * result, or the oracle's --pidfile), which the verdict's SIGTERM then goes to.
+   */
+  readyPid?: boolean;
   /** Options the oracle CRIU needs to dump and restore it (criu-ts needs none). */
   oracleOptions?: string[];
   /**
@@ -68,6 +74,12 @@ function writeFilemapInput(file: string): void {
   }
   fs.writeFileSync(file, b);
 }
+
+/**
+ * Programs that the generic runs cannot drive, each with the suite that tests them (with the
+ * oracle too): mntns needs `root` and an external mount to be restored, and logs inside its root.
+ */
+export const OWN_SUITE: Record<string, string> = { mntns: 'test/mntns.test.ts' };
 
 export const PROGRAMS: TestProgram[] = [
   { name: 'counter', settleMs: 200 },
@@ -141,6 +153,8 @@ export const PROGRAMS: TestProgram[] = [
   // without CLONE_THREAD). CRIU 4.1 refuses to dump it; criu-ts's images give the child no mm of
   // its own (docs/images.md), so CRIU restores the child without memory and it dies (SIGSEGV).
   { name: 'sharevm', tree: true, oracleDumpFails: /Can't make VM id for \d+/, oracleRestoreFails: /\d+ killed by signal 11/ },
+  // The init of a pid namespace of its own (with uts and ipc ones): its own suite too, test/pidns.test.ts.
+  { name: 'pidns', tree: true, readyPid: true },
 ];
 
 export function program(name: string): TestProgram {

@@ -14,11 +14,14 @@ export function testprog(name: string): string {
   return path.join(root, 'tools/testprogs/build', name);
 }
 
-/** Starts a test program detached and waits for its READY line. */
-export async function startTestprog(name: string, args: string[] = []): Promise<Victim> {
+/**
+ * Starts a test program detached and waits for its READY line. `readyPid`: the victim is the
+ * process the READY line names (programs.ts TestProgram.readyPid).
+ */
+export async function startTestprog(name: string, args: string[] = [], readyPid = false): Promise<Victim> {
   const v = startDetached(testprog(name), args);
-  await waitFor(`${name} READY`, () => new RegExp(`READY ${name} `).test(readLog(v)), 10_000);
-  return v;
+  const m = await waitFor(`${name} READY`, () => new RegExp(`READY ${name} (\\d+)`).exec(readLog(v)) ?? undefined, 10_000);
+  return readyPid ? { pid: Number(m[1]), log: v.log } : v;
 }
 
 /** Sends SIGTERM and waits for the program's verdict line. */
