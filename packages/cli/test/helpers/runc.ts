@@ -49,6 +49,8 @@ export interface Container {
   count(): number;
   /** `runc state ID`.status ('running', 'stopped', ...) or undefined when runc knows no such container. */
   status(): string | undefined;
+  /** runc kill -9, then runc delete once it has stopped. */
+  kill(): Promise<void>;
   cleanup(): void;
 }
 
@@ -151,6 +153,13 @@ export function makeContainer(name: string, script = COUNTER_SCRIPT): Container 
       } catch {
         return undefined;
       }
+    },
+    kill: async () => {
+      sync(undefined, ['kill', id, 'KILL']);
+      const end = Date.now() + 10_000;
+      while (c.status() === 'running' && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+      const d = sync(undefined, ['delete', id]);
+      if (d.status !== 0) throw new Error(`runc delete ${id}: ${d.output}`);
     },
     cleanup: () => {
       spawnSync(RUNC, ['delete', '-f', id], { stdio: 'ignore' });
