@@ -19,6 +19,7 @@ import { sys } from '@criu/sys';
 import type { Msg } from '@criu/images';
 import { readStatus } from '../proc/status.js';
 import type { ExternalResources } from '../ns/external.js';
+import { inNamespaceOf } from '../ns/enter.js';
 import { sameMountNs } from './mounts.js';
 import { DumpError } from './errors.js';
 
@@ -43,7 +44,6 @@ const WHAT: Record<string, string> = {
   cgroup: 'cgroup namespace',
 };
 
-const CLONE_NEWIPC = 0x08000000, CLONE_NEWUTS = 0x04000000;
 
 const nsLink = (pid: number | 'self', file: string): string | undefined => {
   try {
@@ -177,27 +177,6 @@ function nsPidOf(hostPid: number): number {
   return st.nsPid[st.nsPid.length - 1];
 }
 
-/**
- * Runs `fn` with this thread in namespace `kind` of task `pid` (uts and ipc may be entered by one
- * thread of a multi-threaded process), and back in its own afterwards.
- */
-function inNamespaceOf<T>(pid: number, kind: 'uts' | 'ipc', fn: () => T): T {
-  const flag = kind === 'uts' ? CLONE_NEWUTS : CLONE_NEWIPC;
-  const mine = fs.openSync(`/proc/thread-self/ns/${kind}`, 'r');
-  let theirs = -1;
-  try {
-    theirs = fs.openSync(`/proc/${pid}/ns/${kind}`, 'r');
-    sys.syscall('setns', theirs, flag);
-    try {
-      return fn();
-    } finally {
-      sys.syscall('setns', mine, flag);
-    }
-  } finally {
-    if (theirs >= 0) fs.closeSync(theirs);
-    fs.closeSync(mine);
-  }
-}
 
 /** utsns_entry: the node and domain names of the task's uts namespace. */
 function utsOf(pid: number): Msg {

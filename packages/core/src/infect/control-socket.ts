@@ -4,7 +4,7 @@
  */
 import { sys, SysError, SOCKOPT } from '@criu/sys';
 import * as crypto from 'node:crypto';
-import * as fs from 'node:fs';
+import { inNamespaceOf, sharesNamespace } from '../ns/enter.js';
 
 const AF_UNIX = 1;
 const SOCK_SEQPACKET = 5;
@@ -99,29 +99,8 @@ function retryEintr<T>(fn: () => T): T {
   }
 }
 
-const CLONE_NEWNET = 0x40000000;
-
 /** A control socket created in the network namespace of task `pid` (this thread enters it for the socket() call only). */
 function socketInNetOf(pid: number): number {
   const make = () => Number(sys.syscall('socket', AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-  let theirs: string;
-  try {
-    theirs = fs.readlinkSync(`/proc/${pid}/ns/net`);
-  } catch {
-    return make();
-  }
-  if (theirs === fs.readlinkSync('/proc/thread-self/ns/net')) return make();
-  const mine = fs.openSync('/proc/thread-self/ns/net', 'r');
-  const target = fs.openSync(`/proc/${pid}/ns/net`, 'r');
-  try {
-    sys.syscall('setns', target, CLONE_NEWNET);
-    try {
-      return make();
-    } finally {
-      sys.syscall('setns', mine, CLONE_NEWNET);
-    }
-  } finally {
-    fs.closeSync(target);
-    fs.closeSync(mine);
-  }
+  return sharesNamespace(pid, 'net') ? make() : inNamespaceOf(pid, 'net', make);
 }
