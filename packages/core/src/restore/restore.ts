@@ -32,6 +32,7 @@ import { RESTORE_STEPS, type RestoreStep } from './steps.js';
 import { placeVdso, installVdsoProxy } from './vdso.js';
 import { clockOffsets, enterTimeNamespace } from './timens.js';
 import { lazyVmasOf, registerLazy, splitLazyRuns } from './lazy.js';
+import { fillAnonByUffd } from './fill-uffd.js';
 import { CgroupMover, planCgroups } from './cgroups.js';
 import { CLONE_NEWPID, closeBridges, forgetBridges, holdsBridge, hostPidOfChild, hostTidOf, openBridge, planNamespaces, restorerPidfd, setupRootNamespaces } from './namespaces.js';
 import { readMountNamespace, restoreMountNamespace } from './mounts.js';
@@ -284,7 +285,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
         const { eager, lazyPages } = splitLazyRuns(withRemote, lazy, pageSize);
         const stray = eager.find((r) => r.offset === undefined);
         if (stray) throw new RestoreError('read-images', `pages at 0x${stray.vaddr.toString(16)} of task ${img.pid} are on the dump side (PE_LAZY) but not in memory the lazy-pages daemon serves`, { file: `pagemap-${img.pid}.img`, record: stray.entry, field: 'flags' });
-        fillMemory(task, scratch, { ...img, pages: { ...img.pages, runs: eager } }, vmas.filter((v) => v !== proxy?.vma), pageSize, mountNs !== undefined);
+        fillMemory(task, scratch, { ...img, pages: { ...img.pages, runs: eager } }, vmas.filter((v) => v !== proxy?.vma), pageSize, log, mountNs !== undefined);
         if (lazy.length) {
           const ufd = registerLazy(task, scratch, lazy);
           try {
@@ -577,10 +578,24 @@ function waitNewChild(pid: number): void {
 }
 
 
-/** The task reads its pages from pages-N.img itself: one preadv per batch of consecutive runs. */
-function fillMemory(task: FrozenTask, scratch: Scratch, img: TaskImages, vmas: Vma[], pageSize: number, ownRoot = false): void {
-  // Iterative dumps: the pages unchanged since a parent dump come from the parent images.
-  for (const pages of [...(img.parentPages ?? []), img.pages]) fillFrom(task, scratch, pages, vmas, pageSize, ownRoot);
+const MAP_HUGETLB = 0x40000;
+/** Plain anonymous private memory: what userfaultfd can fill (fill-uffd.ts). */
+const isPlainAnon = (v: Vma) => (v.status & VMA_ANON_PRIVATE) !== 0 && !(v.flags & MAP_HUGETLB) &&
+  !(v.status & (VMA_AREA_VDSO | VMA_AREA_VVAR | VMA_AREA_VSYSCALL | VMA_AREA_SYSVIPC | VMA_AREA_AIORING | VMA_AREA_MEMFD | VMA_ANON_SHARED | VMA_FILE_PRIVATE | VMA_FILE_SHARED));
+
+/**
+ * Pages from pages-N.img: anonymous private memory copied in by us through the task's
+ * userfaultfd (fill-uffd.ts), the rest read by the task itself, one preadv per batch of
+ * consecutive runs. An iterative dump's images (parents first) all go by preadv, each
+ * overwriting what the one before filled.
+ */
+function fillMemory(task: FrozenTask, scratch: Scratch, img: TaskImages, vmas: Vma[], pageSize: number, log: Logger, ownRoot = false): void {
+  if (img.parentPages?.length) {
+    for (const pages of [...img.parentPages, img.pages]) fillFrom(task, scratch, pages, vmas, pageSize, ownRoot);
+    return;
+  }
+  const runs = fillAnonByUffd(task, scratch, img.pages.runs, vmas.filter(isPlainAnon), img.pages.file, pageSize, log);
+  fillFrom(task, scratch, { ...img.pages, runs }, vmas, pageSize, ownRoot);
 }
 
 /**

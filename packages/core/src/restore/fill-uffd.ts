@@ -1,0 +1,115 @@
+/**
+ * Filling a task's anonymous private memory from here instead of by the task's own preadv: the
+ * task's userfaultfd, registered over those vmas, lets us UFFDIO_COPY each run straight from
+ * the pages image mapped into our address space (the page cache). That is one copy into a page
+ * the kernel does not zero first and no page fault per page, where preadv into fresh memory
+ * faults in and zeroes every page before copying into it (measured here: about 0.35 s instead of
+ * 0.5 s per GiB). userfaultfd cannot take file-backed vmas, so their pages, and every page when
+ * userfaultfd is unavailable, stay with preadv. The descriptor is closed before the task runs,
+ * which unregisters the vmas again: the restored task never sees it.
+ */
+import * as fs from 'node:fs';
+import { sys, UFFD } from '@criu/sys';
+import type { FrozenTask } from '../infect/frozen-task.js';
+import type { Logger } from '../util/log.js';
+import { RestoreError } from './errors.js';
+import { Scratch, SCRATCH } from './scratch.js';
+
+const O_CLOEXEC = 0o2000000;
+const PROT_READ = 1, MAP_SHARED = 1;
+const EAGAIN = 11, EEXIST = 17;
+/** Below this much the few injected syscalls cost more than preadv would. */
+const MIN_BYTES = 4 << 20;
+/** Bytes per UFFDIO_COPY: the ioctl holds the task's mmap lock for as long. */
+const CHUNK = 256 << 20;
+
+interface Run { vaddr: bigint; nrPages: number; offset?: number }
+interface AnonVma { start: bigint; end: bigint }
+
+/**
+ * Copies the runs that lie inside one of `vmas` (anonymous private memory, mapped and writable)
+ * from `pagesFile`; returns the runs left for preadv (all of them when userfaultfd cannot be used).
+ */
+export function fillAnonByUffd<R extends Run>(task: FrozenTask, scratch: Scratch, runs: R[], vmas: AnonVma[], pagesFile: string, pageSize: number, log: Logger): R[] {
+  const inside = (r: Run) => vmas.find((v) => r.vaddr >= v.start && r.vaddr + BigInt(r.nrPages * pageSize) <= v.end);
+  const mine = runs.filter((r) => r.offset !== undefined && inside(r));
+  if (mine.reduce((n, r) => n + r.nrPages * pageSize, 0) < MIN_BYTES) return runs;
+  const used = vmas.filter((v) => mine.some((r) => inside(r) === v));
+
+  const ufd = uffdOf(task, scratch, used, log);
+  if (ufd === undefined) return runs;
+  const left = runs.filter((r) => !mine.includes(r));
+  const file = fs.openSync(pagesFile, 'r');
+  let map = 0n;
+  const size = fs.fstatSync(file).size;
+  try {
+    map = sys.syscall('mmap', 0n, size, PROT_READ, MAP_SHARED, file, 0n);
+    const arg = Buffer.alloc(40);
+    for (const r of mine) {
+      const len = r.nrPages * pageSize;
+      if (r.offset! + len > size) throw new RestoreError('fill-memory', `pages image ended early: a run of ${r.nrPages} pages at offset ${r.offset} goes past its ${size} bytes`, { file: pagesFile });
+      let done = 0;
+      while (done < len) {
+        const n = Math.min(CHUNK, len - done);
+        arg.writeBigUInt64LE(r.vaddr + BigInt(done), 0);
+        arg.writeBigUInt64LE(map + BigInt(r.offset! + done), 8);
+        arg.writeBigUInt64LE(BigInt(n), 16);
+        arg.writeBigUInt64LE(0n, 24);
+        arg.writeBigInt64LE(0n, 32);
+        const { ret, errno } = sys.trySyscall('ioctl', ufd, UFFD.UFFDIO_COPY, arg);
+        const copied = Math.max(0, Number(arg.readBigInt64LE(32)));
+        done += copied - (copied % pageSize);
+        if (ret >= 0n || errno === EAGAIN) continue;
+        if (errno === EEXIST) {
+          // A page there already (another image filled it): the rest of the run the old way.
+          const skip = done / pageSize;
+          left.push({ ...r, vaddr: r.vaddr + BigInt(done), nrPages: r.nrPages - skip, offset: r.offset! + done });
+          break;
+        }
+        throw new RestoreError('fill-memory', `UFFDIO_COPY of ${n} bytes to 0x${(r.vaddr + BigInt(done)).toString(16)} in task ${task.pid} failed with errno ${errno}`, { file: pagesFile });
+      }
+    }
+  } finally {
+    if (map) sys.syscall('munmap', map, size);
+    fs.closeSync(file);
+    // The last reference: closing it takes the registration off the task's vmas.
+    sys.syscall('close', ufd);
+  }
+  log.info(`task ${task.pid}: ${mine.reduce((n, r) => n + r.nrPages, 0)} pages of anonymous memory copied in through userfaultfd, ${left.reduce((n, r) => n + r.nrPages, 0)} left to preadv`);
+  // preadv wants the runs in file order.
+  return left.sort((a, b) => (a.offset ?? 0) - (b.offset ?? 0));
+}
+
+/** The task's userfaultfd with `vmas` registered for missing pages, as our descriptor; undefined when the kernel says no. */
+function uffdOf(task: FrozenTask, scratch: Scratch, vmas: AnonVma[], log: Logger): number | undefined {
+  const ufd = task.rawSyscall('userfaultfd', O_CLOEXEC);
+  if (ufd < 0n) {
+    log.debug(`task ${task.pid}: userfaultfd() failed with errno ${-ufd}; memory is filled by preadv`);
+    return undefined;
+  }
+  try {
+    const api = Buffer.alloc(24);
+    api.writeBigUInt64LE(BigInt(UFFD.API), 0);
+    if (task.rawSyscall('ioctl', ufd, UFFD.UFFDIO_API, scratch.put(SCRATCH.args, api)) < 0n) return undefined;
+    for (const v of vmas) {
+      const reg = Buffer.alloc(32);
+      reg.writeBigUInt64LE(v.start, 0);
+      reg.writeBigUInt64LE(v.end - v.start, 8);
+      reg.writeBigUInt64LE(BigInt(UFFD.REGISTER_MODE_MISSING), 16);
+      const r = task.rawSyscall('ioctl', ufd, UFFD.UFFDIO_REGISTER, scratch.put(SCRATCH.args, reg));
+      if (r < 0n) {
+        log.debug(`task ${task.pid}: UFFDIO_REGISTER of 0x${v.start.toString(16)}-0x${v.end.toString(16)} failed with errno ${-r}; memory is filled by preadv`);
+        return undefined;
+      }
+    }
+    const pidfd = sys.pidfdOpen(task.pid);
+    try {
+      return sys.pidfdGetfd(pidfd, Number(ufd));
+    } finally {
+      sys.syscall('close', pidfd);
+    }
+  } finally {
+    // Ours (if any) is now the only reference; on failure this unregisters whatever was registered.
+    task.rawSyscall('close', ufd);
+  }
+}
