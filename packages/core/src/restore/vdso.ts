@@ -53,7 +53,7 @@ export function placeVdso(task: FrozenTask, childMaps: MapsEntry[], vmas: VdsoVm
   const same = dumped ? dumped.equals(running) : vdso.end - vdso.start === tVdso.end - tVdso.start;
   const sameVvar = !tVvar || tVvar.end - tVvar.start === vvarSize;
   if (same && sameVvar && ctx.mode !== 'proxy') {
-    moveInPlace(task, vdso, vvars, tVdso, tVvar);
+    moveInPlace(task, vdso, vvars, tVdso, tVvar, [...childMaps, ...vmas], ctx.pageSize);
     ctx.log.info(`task ${task.pid}: the running vDSO is the dumped one: moved to 0x${tVdso.start.toString(16)}`);
     return undefined;
   }
@@ -128,7 +128,11 @@ function dumpedBytes(img: TaskImages, v: VdsoVma, pageSize: number): Buffer | un
   }
 }
 
-function moveInPlace(task: FrozenTask, vdso: MapsEntry, vvars: MapsEntry[], tVdso: VdsoVma, tVvar: VdsoVma | undefined): void {
+/**
+ * Moves the running vDSO (and its vvar pages) to the dumped addresses. `taken`: every range in
+ * use now or later (the task's mappings and the dumped vmas).
+ */
+function moveInPlace(task: FrozenTask, vdso: MapsEntry, vvars: MapsEntry[], tVdso: VdsoVma, tVvar: VdsoVma | undefined, taken: ReadonlyArray<{ start: bigint; end: bigint }>, pageSize: number): void {
   const moves: Array<{ from: bigint; size: bigint; to: bigint }> = [{ from: vdso.start, size: vdso.end - vdso.start, to: tVdso.start }];
   if (tVvar) {
     let to = tVvar.start;
@@ -139,10 +143,20 @@ function moveInPlace(task: FrozenTask, vdso: MapsEntry, vvars: MapsEntry[], tVds
   } else {
     for (const v of vvars) task.syscall('munmap', v.start, v.end - v.start);
   }
+  // Address-space randomisation may have put one piece where another must go (the helper's
+  // vvar where the dumped vDSO was): then all of them step aside first, together, to a range
+  // nothing uses, and go to their places from there.
+  if (moves.some((m) => m.from !== m.to && moves.some((o) => o !== m && o.from < m.to + m.size && o.from + o.size > m.to))) {
+    const lo = moves.reduce((a, m) => (m.from < a ? m.from : a), moves[0].from);
+    const hi = moves.reduce((a, m) => (m.from + m.size > a ? m.from + m.size : a), 0n);
+    const aside = findFreeRange(taken, Number(hi - lo), pageSize);
+    for (const m of moves) {
+      const to = aside + (m.from - lo);
+      task.syscall('mremap', m.from, m.size, m.size, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+      m.from = to;
+    }
+  }
   for (const m of moves) {
-    if (m.from === m.to) continue;
-    const overlaps = moves.some((o) => o !== m && o.from < m.to + m.size && o.from + o.size > m.to);
-    if (overlaps) throw new RestoreError('vdso', 'the dumped vDSO overlaps the running one; not supported yet');
-    task.syscall('mremap', m.from, m.size, m.size, MREMAP_MAYMOVE | MREMAP_FIXED, m.to);
+    if (m.from !== m.to) task.syscall('mremap', m.from, m.size, m.size, MREMAP_MAYMOVE | MREMAP_FIXED, m.to);
   }
 }
