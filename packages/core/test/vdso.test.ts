@@ -7,7 +7,9 @@ import * as path from 'node:path';
 import { sys } from '@criu/sys';
 import { readImageFile, writeImageFile, type Msg } from '@criu/images';
 import { x86_64 } from '@criu/arch-x86_64';
-import { dump, restore, RestoreError, readMaps } from '../src';
+import { dump, restore, RestoreError, readMaps, FrozenTask, silentLogger } from '../src';
+import { placeVdso } from '../src/restore/vdso';
+import { findFreeRange } from '../src/restore/scratch';
 import { readVdsoImage, buildVdsoProxy, readProxyMark, PROXY_MARK_SIZE } from '../src/vdso';
 import { isAlive, readLog, type Victim } from './helpers/victims';
 import { testWorkspace } from './helpers/workspace';
@@ -182,6 +184,43 @@ describe('vdsotime: four threads in clock_gettime & co', () => {
     console.log(`50 checkpoints: ${stepped} threads stepped out of the vDSO; verdicts: ${new Set(passes.map((p) => p.split(' ')[0])).size === 1 ? passes[0].split(' ')[0] : passes.join(' | ')}`);
     expect(passes.filter((p) => p.startsWith('PASS vdsotime')).length).toBe(50);
   }, 400_000);
+});
+
+describe('moving the running vDSO in place', () => {
+  it('a target overlapping where another piece is now: all step aside, then into place; moved back, the four threads run on', async () => {
+    const v = await start();
+    // Every thread stopped (some are inside the vDSO); syscalls injected through the main one.
+    const tids = fs.readdirSync(`/proc/${v.pid}/task`).map(Number).sort((a, b) => (a === v.pid ? -1 : b === v.pid ? 1 : a - b));
+    const frozen = tids.map((tid) => FrozenTask.freeze(tid, x86_64));
+    const task = frozen[0];
+    try {
+      const maps = readMaps(v.pid);
+      const pieces = maps.filter((m) => ['[vdso]', '[vvar]', '[vvar_vclock]'].includes(m.name)).sort((a, b) => (a.start < b.start ? -1 : 1));
+      const vdso = pieces.find((m) => m.name === '[vdso]')!;
+      const lo = pieces[0].start, hi = pieces[pieces.length - 1].end;
+      expect(vdso.end).toBe(hi); // x86_64: the vvar pages come first
+      const size = vdso.end - vdso.start, block = hi - lo;
+      const at = (base: bigint) => [
+        { start: base + (vdso.start - lo), end: base + block, status: 1 << 3 },
+        { start: base, end: base + (vdso.start - lo), status: 1 << 12 },
+      ];
+      const ctx = { arch: x86_64, img: { pid: v.pid, pages: { runs: [], file: '' }, core: {}, threadCores: [] } as never, pageSize: 4096, mode: 'auto' as const, log: silentLogger };
+      const where = () => readMaps(v.pid).filter((m) => ['[vdso]', '[vvar]', '[vvar_vclock]'].includes(m.name)).map((m) => [m.name, m.start]);
+      // Libraries may sit right next to the vDSO: first to a free range with room on both sides...
+      const roomy = findFreeRange(maps, Number(3n * block), 4096) + block;
+      expect(placeVdso(task, maps, at(roomy), ctx)).toBeUndefined();
+      // ... then shifted by the vDSO's size: each piece lands where a neighbour is now.
+      expect(placeVdso(task, readMaps(v.pid), at(roomy + size), ctx)).toBeUndefined();
+      expect(where()).toEqual(pieces.map((m) => [m.name, m.start - lo + roomy + size]));
+      // And back (the threads' return addresses and glibc's pointers are there), the same way.
+      expect(placeVdso(task, readMaps(v.pid), at(lo), ctx)).toBeUndefined();
+      expect(where()).toEqual(pieces.map((m) => [m.name, m.start]));
+    } finally {
+      for (const t of frozen) t.release();
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await verdict(v, 15_000)).toMatch(/^PASS vdsotime/);
+  });
 });
 
 describe('clocks across a reboot', () => {
