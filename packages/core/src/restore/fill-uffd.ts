@@ -20,8 +20,8 @@ const PROT_READ = 1, MAP_SHARED = 1;
 const EAGAIN = 11, EEXIST = 17;
 /** Below this much the few injected syscalls cost more than preadv would. */
 const MIN_BYTES = 4 << 20;
-/** Bytes per UFFDIO_COPY: the ioctl holds the task's mmap lock for as long. */
-const CHUNK = 256 << 20;
+/** Bytes of the image mapped (and copied by one UFFDIO_COPY) at a time. */
+const WINDOW = 64 << 20;
 
 interface Run { vaddr: bigint; nrPages: number; offset?: number }
 interface AnonVma { start: bigint; end: bigint }
@@ -40,37 +40,45 @@ export function fillAnonByUffd<R extends Run>(task: FrozenTask, scratch: Scratch
   if (ufd === undefined) return runs;
   const left = runs.filter((r) => !mine.includes(r));
   const file = fs.openSync(pagesFile, 'r');
-  let map = 0n;
   const size = fs.fstatSync(file).size;
   try {
-    map = sys.syscall('mmap', 0n, size, PROT_READ, MAP_SHARED, file, 0n);
     const arg = Buffer.alloc(40);
     for (const r of mine) {
       const len = r.nrPages * pageSize;
       if (r.offset! + len > size) throw new RestoreError('fill-memory', `pages image ended early: a run of ${r.nrPages} pages at offset ${r.offset} goes past its ${size} bytes`, { file: pagesFile });
       let done = 0;
       while (done < len) {
-        const n = Math.min(CHUNK, len - done);
-        arg.writeBigUInt64LE(r.vaddr + BigInt(done), 0);
-        arg.writeBigUInt64LE(map + BigInt(r.offset! + done), 8);
-        arg.writeBigUInt64LE(BigInt(n), 16);
-        arg.writeBigUInt64LE(0n, 24);
-        arg.writeBigInt64LE(0n, 32);
-        const { ret, errno } = sys.trySyscall('ioctl', ufd, UFFD.UFFDIO_COPY, arg);
-        const copied = Math.max(0, Number(arg.readBigInt64LE(32)));
-        done += copied - (copied % pageSize);
-        if (ret >= 0n || errno === EAGAIN) continue;
+        // The image is mapped a window at a time: its page-cache pages count in our RSS while mapped.
+        const n = Math.min(WINDOW, len - done);
+        const map = sys.syscall('mmap', 0n, n, PROT_READ, MAP_SHARED, file, BigInt(r.offset! + done));
+        let copied = 0, errno = 0, stalls = 0;
+        try {
+          while (copied < n) {
+            arg.writeBigUInt64LE(r.vaddr + BigInt(done + copied), 0);
+            arg.writeBigUInt64LE(map + BigInt(copied), 8);
+            arg.writeBigUInt64LE(BigInt(n - copied), 16);
+            arg.writeBigUInt64LE(0n, 24);
+            arg.writeBigInt64LE(0n, 32);
+            const res = sys.trySyscall('ioctl', ufd, UFFD.UFFDIO_COPY, arg);
+            const c = Math.max(0, Number(arg.readBigInt64LE(32)));
+            copied += c - (c % pageSize);
+            // EAGAIN: the address space is changing under us (it should not: the task is stopped).
+            if (res.ret < 0n && (res.errno !== EAGAIN || (c === 0 && ++stalls > 1000))) { errno = res.errno; break; }
+          }
+        } finally {
+          sys.syscall('munmap', map, n);
+        }
+        done += copied;
+        if (!errno) continue;
         if (errno === EEXIST) {
           // A page there already (another image filled it): the rest of the run the old way.
-          const skip = done / pageSize;
-          left.push({ ...r, vaddr: r.vaddr + BigInt(done), nrPages: r.nrPages - skip, offset: r.offset! + done });
+          left.push({ ...r, vaddr: r.vaddr + BigInt(done), nrPages: r.nrPages - done / pageSize, offset: r.offset! + done });
           break;
         }
-        throw new RestoreError('fill-memory', `UFFDIO_COPY of ${n} bytes to 0x${(r.vaddr + BigInt(done)).toString(16)} in task ${task.pid} failed with errno ${errno}`, { file: pagesFile });
+        throw new RestoreError('fill-memory', `UFFDIO_COPY to 0x${(r.vaddr + BigInt(done)).toString(16)} in task ${task.pid} failed with errno ${errno}`, { file: pagesFile });
       }
     }
   } finally {
-    if (map) sys.syscall('munmap', map, size);
     fs.closeSync(file);
     // The last reference: closing it takes the registration off the task's vmas.
     sys.syscall('close', ufd);
