@@ -33,6 +33,8 @@ describe('a task in a namespace of its own', () => {
     await waitFor('the counter', () => /^3$/m.test(readLog(v)));
     // unshare -f forks the shell; otherwise unshare execs it.
     const shell = root === 'unshare' ? childOf(v.pid) : v.pid;
+    // Killing unshare does not end the namespace's init: it is ours to kill too.
+    if (shell !== v.pid) started.push({ ...v, pid: shell });
     let err: unknown;
     try {
       await dump({ pid: v.pid, imagesDir: path.join(tmp, `refused-${flags.join('')}`) });

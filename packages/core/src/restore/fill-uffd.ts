@@ -13,7 +13,8 @@ import { sys, UFFD } from '@criu/sys';
 import type { FrozenTask } from '../infect/frozen-task.js';
 import type { Logger } from '../util/log.js';
 import { RestoreError } from './errors.js';
-import { Scratch, SCRATCH } from './scratch.js';
+import type { Scratch } from './scratch.js';
+import { taskUserfaultfd } from './task-uffd.js';
 
 const O_CLOEXEC = 0o2000000;
 const PROT_READ = 1, MAP_SHARED = 1;
@@ -90,34 +91,11 @@ export function fillAnonByUffd<R extends Run>(task: FrozenTask, scratch: Scratch
 
 /** The task's userfaultfd with `vmas` registered for missing pages, as our descriptor; undefined when the kernel says no. */
 function uffdOf(task: FrozenTask, scratch: Scratch, vmas: AnonVma[], log: Logger): number | undefined {
-  const ufd = task.rawSyscall('userfaultfd', O_CLOEXEC);
-  if (ufd < 0n) {
-    log.debug(`task ${task.pid}: userfaultfd() failed with errno ${-ufd}; memory is filled by preadv`);
-    return undefined;
-  }
   try {
-    const api = Buffer.alloc(24);
-    api.writeBigUInt64LE(BigInt(UFFD.API), 0);
-    if (task.rawSyscall('ioctl', ufd, UFFD.UFFDIO_API, scratch.put(SCRATCH.args, api)) < 0n) return undefined;
-    for (const v of vmas) {
-      const reg = Buffer.alloc(32);
-      reg.writeBigUInt64LE(v.start, 0);
-      reg.writeBigUInt64LE(v.end - v.start, 8);
-      reg.writeBigUInt64LE(BigInt(UFFD.REGISTER_MODE_MISSING), 16);
-      const r = task.rawSyscall('ioctl', ufd, UFFD.UFFDIO_REGISTER, scratch.put(SCRATCH.args, reg));
-      if (r < 0n) {
-        log.debug(`task ${task.pid}: UFFDIO_REGISTER of 0x${v.start.toString(16)}-0x${v.end.toString(16)} failed with errno ${-r}; memory is filled by preadv`);
-        return undefined;
-      }
-    }
-    const pidfd = sys.pidfdOpen(task.pid);
-    try {
-      return sys.pidfdGetfd(pidfd, Number(ufd));
-    } finally {
-      sys.syscall('close', pidfd);
-    }
-  } finally {
-    // Ours (if any) is now the only reference; on failure this unregisters whatever was registered.
-    task.rawSyscall('close', ufd);
+    return taskUserfaultfd(task, scratch, vmas, { flags: O_CLOEXEC, features: 0 });
+  } catch (e) {
+    if (!(e instanceof RestoreError)) throw e;
+    log.debug(`${e.message}; memory is filled by preadv`);
+    return undefined;
   }
 }

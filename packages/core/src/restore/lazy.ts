@@ -5,11 +5,11 @@
  * whoever serves the pages: the `criu lazy-pages` daemon, which copies them in on fault and
  * in the background after the restore returns.
  */
-import { sys, UFFD } from '@criu/sys';
+import { UFFD } from '@criu/sys';
 import { PE_LAZY, type PageRun } from '@criu/images';
 import type { FrozenTask } from '../infect/frozen-task.js';
-import { RestoreError } from './errors.js';
-import { SCRATCH, type Scratch } from './scratch.js';
+import { taskUserfaultfd } from './task-uffd.js';
+import type { Scratch } from './scratch.js';
 
 const MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20, MAP_GROWSDOWN = 0x100, MAP_LOCKED = 0x2000;
 const VMA_AREA_VSYSCALL = 1 << 2, VMA_AREA_VDSO = 1 << 3, VMA_AREA_VVAR = 1 << 12, VMA_ANON_PRIVATE = 1 << 9;
@@ -71,30 +71,6 @@ export function splitLazyRuns(runs: PageRun[], lazy: LazyVma[], pageSize: number
 
 /** Makes the task's userfaultfd, registers the lazy vmas, returns our copy of it. */
 export function registerLazy(task: FrozenTask, scratch: Scratch, lazy: LazyVma[]): number {
-  const ufd = task.rawSyscall('userfaultfd', O_CLOEXEC | O_NONBLOCK);
-  if (ufd < 0n) throw new RestoreError('fill-memory', `userfaultfd() in task ${task.pid} failed with errno ${-ufd} (is vm.unprivileged_userfaultfd off and we unprivileged, or the kernel without CONFIG_USERFAULTFD?)`);
-  try {
-    const api = Buffer.alloc(24);
-    api.writeBigUInt64LE(BigInt(UFFD.API), 0);
-    // munmap/madvise(DONTNEED)/mremap of lazy memory must reach the server, or it would copy stale pages there.
-    api.writeBigUInt64LE(BigInt(UFFD.FEATURE_EVENT_REMAP | UFFD.FEATURE_EVENT_REMOVE | UFFD.FEATURE_EVENT_UNMAP), 8);
-    const r = task.rawSyscall('ioctl', ufd, UFFD.UFFDIO_API, scratch.put(SCRATCH.args, api));
-    if (r < 0n) throw new RestoreError('fill-memory', `UFFDIO_API on task ${task.pid}'s userfaultfd failed with errno ${-r}`);
-    for (const v of lazy) {
-      const reg = Buffer.alloc(32);
-      reg.writeBigUInt64LE(v.start, 0);
-      reg.writeBigUInt64LE(v.end - v.start, 8);
-      reg.writeBigUInt64LE(BigInt(UFFD.REGISTER_MODE_MISSING), 16);
-      const rr = task.rawSyscall('ioctl', ufd, UFFD.UFFDIO_REGISTER, scratch.put(SCRATCH.args, reg));
-      if (rr < 0n) throw new RestoreError('fill-memory', `UFFDIO_REGISTER of 0x${v.start.toString(16)}-0x${v.end.toString(16)} in task ${task.pid} failed with errno ${-rr}`);
-    }
-    const pidfd = sys.pidfdOpen(task.pid);
-    try {
-      return sys.pidfdGetfd(pidfd, Number(ufd));
-    } finally {
-      sys.syscall('close', pidfd);
-    }
-  } finally {
-    task.rawSyscall('close', ufd);
-  }
+  // munmap/madvise(DONTNEED)/mremap of lazy memory must reach the server, or it would copy stale pages there.
+  return taskUserfaultfd(task, scratch, lazy, { flags: O_CLOEXEC | O_NONBLOCK, features: UFFD.FEATURE_EVENT_REMAP | UFFD.FEATURE_EVENT_REMOVE | UFFD.FEATURE_EVENT_UNMAP });
 }
