@@ -22,7 +22,7 @@ const EAGAIN = 11, EEXIST = 17;
 /** Below this much the few injected syscalls cost more than preadv would. */
 const MIN_BYTES = 4 << 20;
 /** Bytes of the image mapped (and copied by one UFFDIO_COPY) at a time. */
-const WINDOW = 64 << 20;
+const WINDOW = 16 << 20;
 
 interface Run { vaddr: bigint; nrPages: number; offset?: number }
 interface AnonVma { start: bigint; end: bigint }
