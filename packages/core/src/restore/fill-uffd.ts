@@ -32,14 +32,17 @@ interface AnonVma { start: bigint; end: bigint }
  * from `pagesFile`; returns the runs left for preadv (all of them when userfaultfd cannot be used).
  */
 export function fillAnonByUffd<R extends Run>(task: FrozenTask, scratch: Scratch, runs: R[], vmas: AnonVma[], pagesFile: string, pageSize: number, log: Logger): R[] {
-  const inside = (r: Run) => vmas.find((v) => r.vaddr >= v.start && r.vaddr + BigInt(r.nrPages * pageSize) <= v.end);
-  const mine = runs.filter((r) => r.offset !== undefined && inside(r));
+  const vmaOf = new Map<Run, AnonVma>();
+  for (const r of runs) {
+    const v = r.offset === undefined ? undefined : vmas.find((m) => r.vaddr >= m.start && r.vaddr + BigInt(r.nrPages * pageSize) <= m.end);
+    if (v) vmaOf.set(r, v);
+  }
+  const mine = runs.filter((r) => vmaOf.has(r));
   if (mine.reduce((n, r) => n + r.nrPages * pageSize, 0) < MIN_BYTES) return runs;
-  const used = vmas.filter((v) => mine.some((r) => inside(r) === v));
 
-  const ufd = uffdOf(task, scratch, used, log);
+  const ufd = uffdOf(task, scratch, [...new Set(vmaOf.values())], log);
   if (ufd === undefined) return runs;
-  const left = runs.filter((r) => !mine.includes(r));
+  const left = runs.filter((r) => !vmaOf.has(r));
   const file = fs.openSync(pagesFile, 'r');
   const size = fs.fstatSync(file).size;
   try {
