@@ -911,6 +911,13 @@ test('cross-kernel: dump vdsotime for a restore on the other kernel', async () =
   const stuck = lines.filter((l) => /still inside/.test(l));
   // A thread left inside cannot be restored on the other kernel: say so here, where the dump is.
   ok(!stuck.length, `the dump left a thread inside the vDSO: ${stuck.join(' | ')}`);
+  // What the restore on the other kernel will check: no thread's saved nip inside the dumped vDSO.
+  const vdsoVma = (await images.readImageFile(path.join(dir, `mm-${pid}.img`))).entries[0].message.vmas.find((m) => Number(m.status) & (1 << 3));
+  const cores = fs.readdirSync(dir).filter((f) => /^core-\d+\.img$/.test(f));
+  for (const f of cores) {
+    const nip = BigInt((await images.readImageFile(path.join(dir, f))).entries[0].message.ti_ppc64.gpregs.nip);
+    ok(!vdsoVma || nip < BigInt(vdsoVma.start) || nip >= BigInt(vdsoVma.end), `${f}: nip 0x${nip.toString(16)} is inside the dumped vDSO; dump.log: ${lines.join(' | ')}`);
+  }
   return `pid ${pid} on ${here}, ${lines.length} thread(s) stepped out of the vDSO`;
 }, { explicit: true });
 
