@@ -165,7 +165,7 @@ export function buildSigframe(ti: Msg, sigmask: bigint, opts: BuildSigframeOptio
   // uc_flags, uc_link: 0 (no TM context).
   const sas = opts.sigaltstack ?? { sp: 0n, size: 0n, flags: SS_DISABLE };
   b.writeBigUInt64LE(BigInt.asUintN(64, sas.sp), UCONTEXT.stack);
-  b.writeInt32LE(sas.flags, UCONTEXT.stack + 8);
+  b.writeUInt32LE(sas.flags >>> 0, UCONTEXT.stack + 8); // ss_flags may hold SS_AUTODISARM (bit 31)
   b.writeBigUInt64LE(BigInt.asUintN(64, sas.size), UCONTEXT.stack + 16);
   b.writeBigUInt64LE(BigInt.asUintN(64, sigmask), UCONTEXT.sigmask);
 

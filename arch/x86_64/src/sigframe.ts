@@ -192,7 +192,7 @@ export function buildSigframe(ti: Msg, sigmask: bigint, opts: BuildSigframeOptio
   b.writeBigUInt64LE(0n, RT_SIGFRAME.ucLink);
   const sas = opts.sigaltstack ?? { sp: 0n, size: 0n, flags: SS_DISABLE };
   b.writeBigUInt64LE(BigInt.asUintN(64, sas.sp), RT_SIGFRAME.ucStack);
-  b.writeInt32LE(sas.flags, RT_SIGFRAME.ucStack + 8);
+  b.writeUInt32LE(sas.flags >>> 0, RT_SIGFRAME.ucStack + 8); // ss_flags may hold SS_AUTODISARM (bit 31)
   b.writeBigUInt64LE(BigInt.asUintN(64, sas.size), RT_SIGFRAME.ucStack + 16);
 
   const mc = RT_SIGFRAME.ucMcontext;

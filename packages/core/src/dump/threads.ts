@@ -82,7 +82,7 @@ export function collectThreadSelfState(main: FrozenTask, others: FrozenTask[], p
       t.syscall('prctl', PR_GET_PDEATHSIG, page + 128n, 0, 0, 0);
       const b = sys.readMemory(main.pid, page, 256);
       out.set(t.pid, {
-        sas: { sp: b.readBigUInt64LE(0), flags: b.readInt32LE(8), size: b.readBigUInt64LE(16) },
+        sas: { sp: b.readBigUInt64LE(0), flags: b.readUInt32LE(8), size: b.readBigUInt64LE(16) },
         tidAddress: b.readBigUInt64LE(64),
         pdeathSig: b.readInt32LE(128),
       });

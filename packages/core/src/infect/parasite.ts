@@ -317,7 +317,7 @@ function writeResumeFrame(task: FrozenTask, frameAddr: bigint, scratch: bigint, 
     const ss = sys.readMemory(task.pid, scratch, 24);
     const le = arch.littleEndian;
     const u64 = (o: number) => (le ? ss.readBigUInt64LE(o) : ss.readBigUInt64BE(o));
-    const sigaltstack = { sp: u64(0), flags: le ? ss.readInt32LE(8) : ss.readInt32BE(8), size: u64(16) };
+    const sigaltstack = { sp: u64(0), flags: le ? ss.readUInt32LE(8) : ss.readUInt32BE(8), size: u64(16) };
     const { frame, sp } = arch.restoreFrame(ti, task.savedSigmask, frameAddr, sigaltstack);
     if (frame.length > arch.maxRestoreFrameSize) throw new Error(`frame of ${frame.length} bytes exceeds the arch's ${arch.maxRestoreFrameSize}`);
     writeAll(task, frameAddr, frame, 'self-resume frame');

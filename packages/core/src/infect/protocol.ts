@@ -88,7 +88,7 @@ export function decodeTaskState(b: Buffer): ParasiteTaskState {
   }
   return {
     sigactions, itimers,
-    sigaltstack: { sp: u64(L.sasSp), size: u64(L.sasSize), flags: b.readInt32LE(L.sasFlags) },
+    sigaltstack: { sp: u64(L.sasSp), size: u64(L.sasSize), flags: b.readUInt32LE(L.sasFlags) },
     umask: b.readUInt32LE(L.umask), tidAddress: u64(L.tidAddress), pdeathSig: b.readInt32LE(L.pdeathSig),
     dumpable: b.readInt32LE(L.dumpable), childSubreaper: b.readInt32LE(L.childSubreaper),
     noNewPrivs: b.readInt32LE(L.noNewPrivs), thpDisabled: b.readInt32LE(L.thpDisabled),
