@@ -171,9 +171,11 @@ describe('the records criu-ts writes are the ones CRIU 4.1 writes', () => {
 });
 
 describe('the records criu-ts writes are the ones CRIU 4.1 writes (memfd, unix sockets, FIFO)', () => {
-  it('unix socketpairs: unix_sk_entry in CRIU\'s order, sk-queues.img', async () => {
+  it('unix socketpairs: unix_sk_entry in CRIU\'s order (shutdown state included), sk-queues.img', async () => {
     const { ours, theirs, v, oursDir, theirsDir } = await bothDumps('unixpair', []);
-    expect(ours.size).toBe(4);
+    expect(ours.size).toBe(6);
+    // The half-closed pair: one end shut for sending (SK_SHUTDOWN WRITE), its peer for receiving.
+    expect([...ours.values()].map((e) => Number((e.usk as Msg).shutdown ?? 0)).sort()).toEqual([0, 0, 0, 0, 1, 2]);
     // Inode numbers and ids differ between the dumps: compare through the fd holding each.
     const inoFd = (m: Map<number, Msg>) => new Map([...m].map(([fd, e]) => [Number((e.usk as Msg).ino), fd]));
     const norm = (m: Map<number, Msg>) => {
