@@ -358,6 +358,8 @@ const PROGRAMS = [
   // Children sharing the parent's descriptor table (CLONE_FILES) or fs info (CLONE_FS); threads
   // and a child under BATCH, IDLE, FIFO and RR.
   { name: 'sharefiles', rounds: 2 },
+  // A parent and a forked child sharing one open file description: one offset for both.
+  { name: 'sharepos', args: (tmp) => [tmp], rounds: 2 },
   { name: 'sharefs', args: (tmp) => [tmp], rounds: 2 },
   { name: 'sched', settleMs: 200, rounds: 2 },
   // Children sharing the parent's address space (CLONE_VM), with and without its signal handlers.

@@ -146,6 +146,8 @@ export const PROGRAMS: TestProgram[] = [
   // Processes sharing kernel objects with their parent: a descriptor table (CLONE_FILES) and fs
   // info (CLONE_FS; CRIU 4.1 refuses to dump that). Threads and a child under several policies.
   { name: 'sharefiles', tree: true },
+  // A parent and a forked child sharing one open file description: one offset for both (kcmp KCMP_FILE).
+  { name: 'sharepos', tree: true, args: (tmp) => [tmp] },
   // CRIU 4.1 restores each task with its own fs info: the child no longer sees the parent's chdir.
   { name: 'sharefs', tree: true, args: (tmp) => [tmp], oracleDumpFails: /Can't make FS id for \d+/, oracleRestoreLoses: /^FAIL sharefs child: cwd .*, expected .*\/b$/ },
   { name: 'sched', tree: true, settleMs: 200 },
