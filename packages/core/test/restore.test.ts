@@ -15,16 +15,21 @@ async function start(name: string, args: string[] = []): Promise<Victim> {
   return v;
 }
 
-/** Every restore helper our restores started (from their logs); none may outlive its restore. */
-const helperPids: number[] = [];
+/**
+ * Every restore helper our restores launched (from their logs, logged as soon as its pid is known,
+ * before the start-helper step): none may outlive its restore. Before its exec the pid runs bash
+ * or setsid with the helper's path on the command line, so that counts too.
+ */
+const helperPids = new Set<number>();
 const logger = new Logger(3, undefined, (line) => {
-  const m = /restore helper (\d+) started/.exec(line);
-  if (m) helperPids.push(Number(m[1]));
+  const m = /restore helper (\d+) (launched|started)/.exec(line);
+  if (m) helperPids.add(Number(m[1]));
 });
 function helpers(): number[] {
-  return helperPids.filter((p) => {
+  return [...helperPids].filter((p) => {
     try {
-      return fs.readlinkSync(`/proc/${p}/exe`).endsWith('/restore-helper');
+      if (/^\S+ \(.*\) [ZX]/.test(fs.readFileSync(`/proc/${p}/stat`, 'latin1'))) return false; // dead, not yet reaped
+      return fs.readFileSync(`/proc/${p}/cmdline`, 'latin1').includes('restore-helper');
     } catch {
       return false;
     }
@@ -155,6 +160,8 @@ describe('a failed restore leaves nothing running and says why', () => {
     const err = await restore({ imagesDir: dir, pidWaitMs: 200 }).catch((e) => e);
     expect(err).toBeInstanceOf(RestoreError);
     expect(err.message).toMatch(new RegExp(`PID ${v.pid} is in use`));
+    expect(err.hint).toMatch(new RegExp(`PID is taken; stop process ${v.pid}`));
+    expect(err.pid).toBe(v.pid);
     expect(isAlive(v.pid)).toBe(true);
     expect(helpers()).toEqual([]);
   });
@@ -181,18 +188,29 @@ describe('a failed restore leaves nothing running and says why', () => {
     const err = await restore({ imagesDir: dir }).catch((e) => e);
     expect(err).toBeInstanceOf(RestoreError);
     expect(err.message).toContain(args[0]);
+    // The task being rebuilt is named.
+    expect(err.pid).toBe(v.pid);
+    expect(err.message).toMatch(new RegExp(`^restore of task ${v.pid} failed at step "(map-vmas|files)"`));
     await waitPidGone(v.pid);
     expect(helpers()).toEqual([]);
   });
 
-  it.each(RESTORE_STEPS.filter((s) => s !== 'read-images'))('fault at %s', async (step) => {
+  it.each(RESTORE_STEPS)('fault at %s', async (step) => {
     const dir = path.join(tmp, 'counter-1'); // the first test's images: its task was killed there
     const pid = Number(fs.readdirSync(dir).find((f) => /^core-\d+\.img$/.test(f))!.match(/\d+/)![0]);
     await waitPidGone(pid);
+    const before = new Set(helperPids);
     const err = await restore({ imagesDir: dir, faultAt: step }).catch((e) => e);
     expect(err).toBeInstanceOf(RestoreError);
     expect(err.step).toBe(step);
+    // Steps entered per task name it (the others name it only for a failure inside one).
+    const perTask = !['read-images', 'check-pid', 'start-helper', 'clone', 'jump', 'finish'].includes(step);
+    expect(err.pid).toBe(perTask ? pid : undefined);
+    // This restore's helper was seen (launched at the start, whatever the step), and is gone.
+    expect([...helperPids].filter((p) => !before.has(p))).toHaveLength(1);
     await waitPidGone(pid);
+    // SIGKILL takes effect asynchronously: a helper still there after 3 s was left behind.
+    await waitFor('no restore helper left', () => helpers().length === 0, 3000).catch(() => undefined);
     expect(helpers()).toEqual([]);
   });
 });
