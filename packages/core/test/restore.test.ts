@@ -6,6 +6,7 @@ import { isAlive, readLog, startDetached, waitFor, type Victim } from './helpers
 import { testWorkspace } from './helpers/workspace';
 import { oracle, requireOracle, waitPidGone } from './helpers/oracle';
 import { startTestprog, testprog, verdict } from './helpers/testprogs';
+import { runRestorer } from './reliability-helpers';
 
 const { dir: tmp, started } = testWorkspace('restore');
 
@@ -109,6 +110,35 @@ describe('credentials', () => {
       expect(line(status)).toBe(line(statusBefore));
     }
     expect(status).toMatch(/Uid:\s+65534\s+65534\s+65534\s+65534/);
+    expect(await verdict(v)).toMatch(/^PASS counter/);
+  });
+
+  it('a restorer without CAP_SETUID/CAP_SETGID is refused a task of other ids, and leaves nothing behind', async () => {
+    const v = startDetached('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', testprog('counter')]);
+    started.push(v);
+    await waitFor('READY', () => /READY counter/.test(readLog(v)));
+    const dir = path.join(tmp, 'nobody-nosetid');
+    await dumpAndWait(v, dir);
+    // Root, but unable to change ids: both capabilities gone from its bounding (so effective) set.
+    const r = await runRestorer(dir, ['setpriv', '--inh-caps=-setuid,-setgid', '--bounding-set=-setuid,-setgid']);
+    const m = /^error (.*)$/m.exec(r.out);
+    if (!m) throw new Error(`expected a refusal, got: ${r.out}`);
+    const err = JSON.parse(m[1]);
+    expect(err).toMatchObject({ name: 'RestoreError', step: 'task-state', file: `core-${v.pid}.img`, field: 'thread_core.creds', pid: v.pid });
+    expect(err.message).toMatch(/other user\/group ids \(uid 65534 gid 65534\) and the restorer cannot change ids \(no CAP_SETUID\/CAP_SETGID\)/);
+    expect(err.hint).toMatch(/CAP_SETUID and CAP_SETGID/);
+    expect(r.code).toBe(1);
+    await waitPidGone(v.pid);
+    const launched = [...fs.readFileSync(path.join(dir, 'restore.log'), 'utf8').matchAll(/restore helper (\d+) launched/g)].map((x) => Number(x[1]));
+    expect(launched).toHaveLength(1);
+    for (const p of launched) helperPids.add(p);
+    await waitFor('no restore helper left', () => helpers().length === 0, 3000).catch(() => undefined);
+    expect(helpers()).toEqual([]);
+    // The images were fine: a restorer that may change ids brings the task back as nobody.
+    const atDump = readLog(v).length;
+    await restore({ imagesDir: dir });
+    await waitFor('output after restore', () => readLog(v).length > atDump + 5);
+    expect(fs.readFileSync(`/proc/${v.pid}/status`, 'latin1')).toMatch(/Uid:\s+65534\s+65534\s+65534\s+65534/);
     expect(await verdict(v)).toMatch(/^PASS counter/);
   });
 

@@ -895,7 +895,7 @@ function restoreCreds(task: FrozenTask, scratch: Scratch, creds: Msg | undefined
   }
   const CAP_SETGID = 6n, CAP_SETUID = 7n;
   if (!sameIds && (!(me.capEff & (1n << CAP_SETUID)) || !(me.capEff & (1n << CAP_SETGID)))) {
-    throw new RestoreError('task-state', 'the image has other user/group ids and the restorer cannot change ids (no CAP_SETUID/CAP_SETGID)', { file: coreFile, field: 'thread_core.creds' });
+    throw new RestoreError('task-state', `the image has other user/group ids (uid ${ids[0]} gid ${gids[0]}) and the restorer cannot change ids (no CAP_SETUID/CAP_SETGID)`, { file: coreFile, field: 'thread_core.creds', hint: 'restore as root, or with CAP_SETUID and CAP_SETGID' });
   }
   const lastCap = Number(fs.readFileSync('/proc/sys/kernel/cap_last_cap', 'latin1').trim());
   for (let c = 0; c <= lastCap; c++) {
