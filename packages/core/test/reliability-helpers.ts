@@ -51,6 +51,7 @@ require.extensions['.ts'] = (m, filename) => {
  *                    (the main thread is then anywhere, e.g. blocked in a ptrace loop)
  *   access           prints "access <json>": ptraceAccessProblem(pid) as this user sees it
  *   pause:<name>:<ms> holds the task (blocks) for <ms> ms when step <name> begins, then goes on
+ *   trackmem         dump to the end with trackMem (memory changes tracked from here on)
  * Prints "step <name> <ms since start>" per step, then "done" or "error <message>".
  */
 const DUMPER = `${PRELUDE}
@@ -76,7 +77,7 @@ if (kind === 'access') {
   process.exit(0);
 }
 const go = () => dump({
-  pid: Number(pid), imagesDir: dir, leaveRunning: true,
+  pid: Number(pid), imagesDir: dir, leaveRunning: true, trackMem: kind === 'trackmem',
   onProgress: (p) => {
     fs.writeSync(1, 'step ' + p.step + ' ' + performance.now().toFixed(3) + '\\n');
     if (kind === 'step' && p.step === stepName) process.kill(process.pid, 'SIGKILL');

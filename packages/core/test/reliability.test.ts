@@ -243,6 +243,23 @@ describe('errors carry the step, the task, the file and a hint', () => {
     await expectUnharmed(v, 'prepare-dir failure');
   });
 
+  it('a kernel feature this kernel lacks: --track-mem with the missing tracking method forced is refused, naming the feature', async () => {
+    const { detectMemTrack } = await import('../src/dump/mem-track');
+    const sup = detectMemTrack();
+    const missing = sup.softDirty !== 'ok' ? 'soft-dirty' : sup.uffdWp !== 'ok' ? 'uffd-wp' : undefined;
+    if (!missing) throw new Error('this test needs a kernel lacking soft-dirty or uffd-wp');
+    const v = await start('counter');
+    const r = await runDumper(v.pid, path.join(tmp, 'no-track'), 'trackmem', { wrapper: ['env', `CRIU_TS_MEM_TRACK=${missing}`] });
+    console.log(`--track-mem with ${missing} forced: ${r.out.trim().split('\n').slice(-1)[0]}`);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(new RegExp(`error dump of task ${v.pid} failed at step "check-task": cannot track memory changes on this kernel: ${missing} \\(the only method CRIU_TS_MEM_TRACK allows\\): `));
+    expect(r.out).toMatch(/\(hint: the kernel lacks the feature: --track-mem needs soft-dirty bits \(CONFIG_MEM_SOFT_DIRTY\) or userfaultfd write-protect/);
+    if (missing === 'soft-dirty') expect(r.out).toMatch(/CONFIG_MEM_SOFT_DIRTY is off/);
+    expect(r.out).not.toMatch(/^step freeze/m);
+    await expectUnharmed(v, 'refused --track-mem');
+    expect(await verdict(v)).toMatch(/^PASS counter/);
+  });
+
   it('seize of a vanished task says so', () => {
     expect(() => FrozenTask.freeze(2 ** 22 + 13, hostArch())).toThrow(/seize: no such process.*hint: check the PID/);
   });

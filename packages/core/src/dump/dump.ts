@@ -564,7 +564,10 @@ function prepareIncremental(options: DumpOptions, imagesDir: string, pid: number
     const sup = detectMemTrack();
     method = sup.method;
     if (!method && options.trackMem) {
-      throw new DumpError('check-task', pid, `cannot track memory changes on this kernel: soft-dirty: ${sup.softDirty}; uffd-wp: ${sup.uffdWp}`, { hint: 'dump without --track-mem (and without a parent), or see `criu check --feature mem_dirty_track`' });
+      const why = sup.forced ? `${sup.forced} (the only method CRIU_TS_MEM_TRACK allows): ${sup.forced === 'soft-dirty' ? sup.softDirty : sup.uffdWp}` : `soft-dirty: ${sup.softDirty}; uffd-wp: ${sup.uffdWp}`;
+      throw new DumpError('check-task', pid, `cannot track memory changes on this kernel: ${why}`, {
+        hint: 'the kernel lacks the feature: --track-mem needs soft-dirty bits (CONFIG_MEM_SOFT_DIRTY) or userfaultfd write-protect with PAGEMAP_SCAN (Linux 6.7+); dump without --track-mem (and without a parent), see `criu check --feature mem_dirty_track`',
+      });
     }
   }
   const parentNote = parentDir ? readMemTrackNote(parentDir) : undefined;
