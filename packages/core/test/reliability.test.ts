@@ -52,7 +52,7 @@ describe('the dumper killed with SIGKILL', () => {
   it('20 trials: the task is never left stopped or killed; its memory holds (mem64 checksum)', async () => {
     const v = await start('mem64');
     // How long the parasite's steps last here, from a clean dump, to aim the random kills inside
-    // them (the last injected syscalls, in the cure step, are a window we cannot close: see below).
+    // them (an injected syscall is a window nobody can close: docs/how-it-works.md, "When the dumper dies").
     const clean = await runDumper(v.pid, path.join(tmp, 'kill-calibrate'), 'none');
     expect(clean.out).toMatch(/done/);
     const took = stepDurations(clean.out);
