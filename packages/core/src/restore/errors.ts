@@ -12,6 +12,7 @@ export class RestoreError extends Error {
   }
   get hint(): string | undefined { return this.opts.hint; }
   get file(): string | undefined { return this.opts.file; }
+  get record(): number | undefined { return this.opts.record; }
   get field(): string | undefined { return this.opts.field; }
   /** The task being restored (its pid in the images), when the failure concerns one. */
   get pid(): number | undefined { return this.opts.pid; }
