@@ -72,8 +72,18 @@ describe('a task in a mount namespace of its own (mntns)', () => {
   it('criu-ts dumps and restores it twice (the second time after a pre-dump), with --root and an external mount', async () => {
     const v = await startMntns('ts');
     const first = path.join(tmp, 'ts-1');
-    await roundTrip(v, first);
+    // Under the usual umask, which would leave what tar writes 0644.
+    const oldUmask = process.umask(0o022);
+    try {
+      await roundTrip(v, first);
+    } finally {
+      process.umask(oldUmask);
+    }
     expect(fs.readdirSync(first).filter((f) => f.startsWith('tmpfs-dev-')).length).toBe(4); // /tmp /dev /rotmp /shared
+    // The images, the tmpfs archives among them, are the owner's alone.
+    expect(fs.statSync(first).mode & 0o777).toBe(0o700);
+    const modes = fs.readdirSync(first).map((f) => [f, (fs.lstatSync(path.join(first, f)).mode & 0o777).toString(8)]);
+    expect(modes.filter(([, m]) => m !== '600')).toEqual([]);
     await roundTrip(v, path.join(tmp, 'ts-2'), path.join(tmp, 'ts-pre'));
     expect(await verdict(v)).toBe('PASS mntns');
   });

@@ -51,6 +51,7 @@ require.extensions['.ts'] = (m, filename) => {
  *                    (the main thread is then anywhere, e.g. blocked in a ptrace loop)
  *   access           prints "access <json>": ptraceAccessProblem(pid) as this user sees it
  *   pause:<name>:<ms> holds the task (blocks) for <ms> ms when step <name> begins, then goes on
+ *   trackmem         dump to the end with trackMem (memory changes tracked from here on)
  * Prints "step <name> <ms since start>" per step, then "done" or "error <message>".
  */
 const DUMPER = `${PRELUDE}
@@ -76,7 +77,7 @@ if (kind === 'access') {
   process.exit(0);
 }
 const go = () => dump({
-  pid: Number(pid), imagesDir: dir, leaveRunning: true,
+  pid: Number(pid), imagesDir: dir, leaveRunning: true, trackMem: kind === 'trackmem',
   onProgress: (p) => {
     fs.writeSync(1, 'step ' + p.step + ' ' + performance.now().toFixed(3) + '\\n');
     if (kind === 'step' && p.step === stepName) process.kill(process.pid, 'SIGKILL');
@@ -135,6 +136,21 @@ const lines = () => fs.readFileSync(log, 'latin1').split('\\n').length;
 })().catch((e) => { fs.writeSync(1, 'error ' + (e && e.stack || e) + '\\n'); process.exitCode = 1; });
 `;
 
+/**
+ * A restore in a process of its own (e.g. with capabilities dropped). argv: imagesDir. Logs to
+ * restore.log there; prints "restored <pid>" or "error <json of the RestoreError's fields>".
+ */
+const RESTORER = `${PRELUDE}
+const { restore } = require(path.join(root, 'packages/core/src/index.ts'));
+const [dir] = process.argv.slice(2);
+restore({ imagesDir: dir, logFile: 'restore.log', logLevel: 4 }).then(
+  (r) => fs.writeSync(1, 'restored ' + r.pid + '\\n'),
+  (e) => {
+    fs.writeSync(1, 'error ' + JSON.stringify({ name: e.name, message: e.message, step: e.step, file: e.file, field: e.field, pid: e.pid, hint: e.hint }) + '\\n');
+    process.exitCode = 1;
+  });
+`;
+
 let scriptDir: string | undefined;
 
 function script(name: string, text: string): string {
@@ -188,6 +204,19 @@ export function runDumper(pid: number, dir: string, mode = 'none', o: { wrapper?
     child.stderr.on('data', (d) => { out += d; });
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code, signal, out, ms: Date.now() - t0 }));
+  });
+}
+
+/** Runs a restore of `dir` in its own node, under `wrapper` (e.g. setpriv dropping capabilities). */
+export function runRestorer(dir: string, wrapper: string[] = []): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const argv = [...wrapper, process.execPath, script('restorer.cjs', RESTORER), dir];
+    const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, CRIU_TS_ROOT: repoRoot }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { out += d; });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, out }));
   });
 }
 

@@ -52,7 +52,7 @@ describe('the dumper killed with SIGKILL', () => {
   it('20 trials: the task is never left stopped or killed; its memory holds (mem64 checksum)', async () => {
     const v = await start('mem64');
     // How long the parasite's steps last here, from a clean dump, to aim the random kills inside
-    // them (the last injected syscalls, in the cure step, are a window we cannot close: see below).
+    // them (an injected syscall is a window nobody can close: docs/how-it-works.md, "When the dumper dies").
     const clean = await runDumper(v.pid, path.join(tmp, 'kill-calibrate'), 'none');
     expect(clean.out).toMatch(/done/);
     const took = stepDurations(clean.out);
@@ -141,6 +141,30 @@ describe('permissions', () => {
     expect(Object.entries(modes).filter(([, m]) => m !== '600')).toEqual([]);
   });
 
+  it('an existing images directory is made 0700 when empty or holding a previous dump; one holding other files keeps its mode', async () => {
+    const v = await start('counter');
+    const empty = path.join(tmp, 'perms-existing');
+    fs.mkdirSync(empty, { mode: 0o755 });
+    fs.chmodSync(empty, 0o755);
+    await dump({ pid: v.pid, imagesDir: empty, leaveRunning: true, logFile: 'dump.log', logLevel: 4 });
+    expect(fs.statSync(empty).mode & 0o777).toBe(0o700);
+    // Dumped again into after someone opened it up: still ours (it holds our images).
+    fs.chmodSync(empty, 0o755);
+    await dump({ pid: v.pid, imagesDir: empty, leaveRunning: true });
+    expect(fs.statSync(empty).mode & 0o777).toBe(0o700);
+    // A directory with other things in it (e.g. the current one, -D's default) is not ours to chmod.
+    const shared = path.join(tmp, 'perms-shared');
+    fs.mkdirSync(shared, { mode: 0o755 });
+    fs.chmodSync(shared, 0o755);
+    fs.writeFileSync(path.join(shared, 'notes.txt'), 'not an image\n');
+    await dump({ pid: v.pid, imagesDir: shared, leaveRunning: true, logFile: 'dump.log', logLevel: 2 });
+    expect(fs.statSync(shared).mode & 0o777).toBe(0o755);
+    expect(fs.readFileSync(path.join(shared, 'dump.log'), 'utf8')).toMatch(/holds other files and stays mode 755/);
+    const images = fs.readdirSync(shared).filter((f) => f !== 'notes.txt');
+    expect(images.filter((f) => (fs.statSync(path.join(shared, f)).mode & 0o777) !== 0o600)).toEqual([]);
+    expect(await verdict(v)).toMatch(/^PASS counter/);
+  });
+
   const asNobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
 
   it("a non-root caller cannot dump a root-owned task: refused, the task unharmed", async () => {
@@ -164,19 +188,37 @@ describe('permissions', () => {
     expect(await verdict(v)).toMatch(/^PASS counter/);
   });
 
-  it('a non-root caller dumps its own task (what happens is reported)', async () => {
+  /** A task of nobody's, and a directory nobody may write its images in. */
+  async function nobodysTask(name: string): Promise<{ v: Victim; dir: string }> {
     const v = startDetached('setpriv', [...asNobody, testprog('counter')]);
     started.push(v);
     fs.chmodSync(path.dirname(v.log), 0o755); // the dumper (nobody) must see the path of the task's stdout
     await waitFor('READY', () => /READY counter/.test(readLog(v)));
-    const dir = path.join(tmp, 'nobody-own');
+    const dir = path.join(tmp, name);
     fs.mkdirSync(dir, { mode: 0o777 });
     fs.chmodSync(dir, 0o777);
+    return { v, dir };
+  }
+
+  it('a non-root caller without CAP_CHECKPOINT_RESTORE is refused before the task is touched, with a hint', async () => {
+    const { v, dir } = await nobodysTask('nobody-own');
     const r = await runDumper(v.pid, path.join(dir, 'img'), 'none', { wrapper: asNobody });
     console.log(`nobody dumping its own task: ${r.out.trim().split('\n').slice(-1)[0]}`);
-    // Either it works, or it fails with a DumpError naming the step; the task runs on either way.
-    expect(r.out).toMatch(/\ndone\n|error dump of task \d+ failed at step/);
+    expect(r.code).toBe(1);
+    // Refused at the first step: the kernel would hide /proc/PID/map_files from it at the vmas step.
+    expect(r.out).not.toMatch(/^step (check-files|freeze)/m);
+    expect(r.out).toMatch(new RegExp(`error dump of task ${v.pid} failed at step "check-task": .*lacks CAP_CHECKPOINT_RESTORE and CAP_SYS_ADMIN.*map_files.*\\(hint: dump as root, or grant CAP_CHECKPOINT_RESTORE`));
     await expectUnharmed(v, 'own dump as nobody');
+    expect(await verdict(v)).toMatch(/^PASS counter/);
+  });
+
+  it('a non-root caller with CAP_CHECKPOINT_RESTORE dumps its own task', async () => {
+    const { v, dir } = await nobodysTask('nobody-own-cr');
+    const withCap = [...asNobody, '--inh-caps=+checkpoint_restore', '--ambient-caps=+checkpoint_restore'];
+    const r = await runDumper(v.pid, path.join(dir, 'img'), 'none', { wrapper: withCap });
+    expect(r.out).toMatch(/\ndone\n/);
+    expect(fs.readdirSync(path.join(dir, 'img'))).toContain(`core-${v.pid}.img`);
+    await expectUnharmed(v, 'own dump as nobody with CAP_CHECKPOINT_RESTORE');
     expect(await verdict(v)).toMatch(/^PASS counter/);
   });
 });
@@ -199,6 +241,23 @@ describe('errors carry the step, the task, the file and a hint', () => {
     expect(err.step).toBe('prepare-dir');
     expect(err.message).toMatch(/a-file/);
     await expectUnharmed(v, 'prepare-dir failure');
+  });
+
+  it('a kernel feature this kernel lacks: --track-mem with the missing tracking method forced is refused, naming the feature', async () => {
+    const { detectMemTrack } = await import('../src/dump/mem-track');
+    const sup = detectMemTrack();
+    const missing = sup.softDirty !== 'ok' ? 'soft-dirty' : sup.uffdWp !== 'ok' ? 'uffd-wp' : undefined;
+    if (!missing) throw new Error('this test needs a kernel lacking soft-dirty or uffd-wp');
+    const v = await start('counter');
+    const r = await runDumper(v.pid, path.join(tmp, 'no-track'), 'trackmem', { wrapper: ['env', `CRIU_TS_MEM_TRACK=${missing}`] });
+    console.log(`--track-mem with ${missing} forced: ${r.out.trim().split('\n').slice(-1)[0]}`);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(new RegExp(`error dump of task ${v.pid} failed at step "check-task": cannot track memory changes on this kernel: ${missing} \\(the only method CRIU_TS_MEM_TRACK allows\\): `));
+    expect(r.out).toMatch(/\(hint: the kernel lacks the feature: --track-mem needs soft-dirty bits \(CONFIG_MEM_SOFT_DIRTY\) or userfaultfd write-protect/);
+    if (missing === 'soft-dirty') expect(r.out).toMatch(/CONFIG_MEM_SOFT_DIRTY is off/);
+    expect(r.out).not.toMatch(/^step freeze/m);
+    await expectUnharmed(v, 'refused --track-mem');
+    expect(await verdict(v)).toMatch(/^PASS counter/);
   });
 
   it('seize of a vanished task says so', () => {

@@ -6,6 +6,7 @@ import { isAlive, readLog, startDetached, waitFor, type Victim } from './helpers
 import { testWorkspace } from './helpers/workspace';
 import { oracle, requireOracle, waitPidGone } from './helpers/oracle';
 import { startTestprog, testprog, verdict } from './helpers/testprogs';
+import { runRestorer } from './reliability-helpers';
 
 const { dir: tmp, started } = testWorkspace('restore');
 
@@ -15,16 +16,21 @@ async function start(name: string, args: string[] = []): Promise<Victim> {
   return v;
 }
 
-/** Every restore helper our restores started (from their logs); none may outlive its restore. */
-const helperPids: number[] = [];
+/**
+ * Every restore helper our restores launched (from their logs, logged as soon as its pid is known,
+ * before the start-helper step): none may outlive its restore. Before its exec the pid runs bash
+ * or setsid with the helper's path on the command line, so that counts too.
+ */
+const helperPids = new Set<number>();
 const logger = new Logger(3, undefined, (line) => {
-  const m = /restore helper (\d+) started/.exec(line);
-  if (m) helperPids.push(Number(m[1]));
+  const m = /restore helper (\d+) (launched|started)/.exec(line);
+  if (m) helperPids.add(Number(m[1]));
 });
 function helpers(): number[] {
-  return helperPids.filter((p) => {
+  return [...helperPids].filter((p) => {
     try {
-      return fs.readlinkSync(`/proc/${p}/exe`).endsWith('/restore-helper');
+      if (/^\S+ \(.*\) [ZX]/.test(fs.readFileSync(`/proc/${p}/stat`, 'latin1'))) return false; // dead, not yet reaped
+      return fs.readFileSync(`/proc/${p}/cmdline`, 'latin1').includes('restore-helper');
     } catch {
       return false;
     }
@@ -107,6 +113,35 @@ describe('credentials', () => {
     expect(await verdict(v)).toMatch(/^PASS counter/);
   });
 
+  it('a restorer without CAP_SETUID/CAP_SETGID is refused a task of other ids, and leaves nothing behind', async () => {
+    const v = startDetached('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', testprog('counter')]);
+    started.push(v);
+    await waitFor('READY', () => /READY counter/.test(readLog(v)));
+    const dir = path.join(tmp, 'nobody-nosetid');
+    await dumpAndWait(v, dir);
+    // Root, but unable to change ids: both capabilities gone from its bounding (so effective) set.
+    const r = await runRestorer(dir, ['setpriv', '--inh-caps=-setuid,-setgid', '--bounding-set=-setuid,-setgid']);
+    const m = /^error (.*)$/m.exec(r.out);
+    if (!m) throw new Error(`expected a refusal, got: ${r.out}`);
+    const err = JSON.parse(m[1]);
+    expect(err).toMatchObject({ name: 'RestoreError', step: 'task-state', file: `core-${v.pid}.img`, field: 'thread_core.creds', pid: v.pid });
+    expect(err.message).toMatch(/other user\/group ids \(uid 65534 gid 65534\) and the restorer cannot change ids \(no CAP_SETUID\/CAP_SETGID\)/);
+    expect(err.hint).toMatch(/CAP_SETUID and CAP_SETGID/);
+    expect(r.code).toBe(1);
+    await waitPidGone(v.pid);
+    const launched = [...fs.readFileSync(path.join(dir, 'restore.log'), 'utf8').matchAll(/restore helper (\d+) launched/g)].map((x) => Number(x[1]));
+    expect(launched).toHaveLength(1);
+    for (const p of launched) helperPids.add(p);
+    await waitFor('no restore helper left', () => helpers().length === 0, 3000).catch(() => undefined);
+    expect(helpers()).toEqual([]);
+    // The images were fine: a restorer that may change ids brings the task back as nobody.
+    const atDump = readLog(v).length;
+    await restore({ imagesDir: dir });
+    await waitFor('output after restore', () => readLog(v).length > atDump + 5);
+    expect(fs.readFileSync(`/proc/${v.pid}/status`, 'latin1')).toMatch(/Uid:\s+65534\s+65534\s+65534\s+65534/);
+    expect(await verdict(v)).toMatch(/^PASS counter/);
+  });
+
   it('refuses an image that would give the task a capability the restorer lacks', async () => {
     // This machine's root lacks CAP_SYS_RESOURCE (24): an image claiming it must not be restored.
     const capEff = BigInt('0x' + /CapEff:\s+([0-9a-f]+)/.exec(fs.readFileSync('/proc/self/status', 'latin1'))![1]);
@@ -155,6 +190,8 @@ describe('a failed restore leaves nothing running and says why', () => {
     const err = await restore({ imagesDir: dir, pidWaitMs: 200 }).catch((e) => e);
     expect(err).toBeInstanceOf(RestoreError);
     expect(err.message).toMatch(new RegExp(`PID ${v.pid} is in use`));
+    expect(err.hint).toMatch(new RegExp(`PID is taken; stop process ${v.pid}`));
+    expect(err.pid).toBe(v.pid);
     expect(isAlive(v.pid)).toBe(true);
     expect(helpers()).toEqual([]);
   });
@@ -181,18 +218,29 @@ describe('a failed restore leaves nothing running and says why', () => {
     const err = await restore({ imagesDir: dir }).catch((e) => e);
     expect(err).toBeInstanceOf(RestoreError);
     expect(err.message).toContain(args[0]);
+    // The task being rebuilt is named.
+    expect(err.pid).toBe(v.pid);
+    expect(err.message).toMatch(new RegExp(`^restore of task ${v.pid} failed at step "(map-vmas|files)"`));
     await waitPidGone(v.pid);
     expect(helpers()).toEqual([]);
   });
 
-  it.each(RESTORE_STEPS.filter((s) => s !== 'read-images'))('fault at %s', async (step) => {
+  it.each(RESTORE_STEPS)('fault at %s', async (step) => {
     const dir = path.join(tmp, 'counter-1'); // the first test's images: its task was killed there
     const pid = Number(fs.readdirSync(dir).find((f) => /^core-\d+\.img$/.test(f))!.match(/\d+/)![0]);
     await waitPidGone(pid);
+    const before = new Set(helperPids);
     const err = await restore({ imagesDir: dir, faultAt: step }).catch((e) => e);
     expect(err).toBeInstanceOf(RestoreError);
     expect(err.step).toBe(step);
+    // Steps entered per task name it (the others name it only for a failure inside one).
+    const perTask = !['read-images', 'check-pid', 'start-helper', 'clone', 'jump', 'finish'].includes(step);
+    expect(err.pid).toBe(perTask ? pid : undefined);
+    // This restore's helper was seen (launched at the start, whatever the step), and is gone.
+    expect([...helperPids].filter((p) => !before.has(p))).toHaveLength(1);
     await waitPidGone(pid);
+    // SIGKILL takes effect asynchronously: a helper still there after 3 s was left behind.
+    await waitFor('no restore helper left', () => helpers().length === 0, 3000).catch(() => undefined);
     expect(helpers()).toEqual([]);
   });
 });

@@ -11,7 +11,8 @@ const FEATURES: Record<string, (ctx: CommandContext) => number> = {
       ctx.io.writeStdout(`mem_dirty_track is supported (${s.method === 'soft-dirty' ? 'soft-dirty bits' : 'userfaultfd async write-protect + PAGEMAP_SCAN'})\n`);
       return 0;
     }
-    ctx.io.writeStderr(`Error (criu-ts): memory changes cannot be tracked on this kernel: soft-dirty: ${s.softDirty}; uffd-wp: ${s.uffdWp}\n`);
+    const why = s.forced ? `${s.forced} (the only method CRIU_TS_MEM_TRACK allows): ${s.forced === 'soft-dirty' ? s.softDirty : s.uffdWp}` : `soft-dirty: ${s.softDirty}; uffd-wp: ${s.uffdWp}`;
+    ctx.io.writeStderr(`Error (criu-ts): memory changes cannot be tracked on this kernel: ${why}\n`);
     return 1;
   },
 };

@@ -13,7 +13,7 @@ import { encodeImageEntries, encodeMessage, messageType, PE_PRESENT, writeImageF
 import { sys } from '@criu/sys';
 import type { Arch } from '../arch/types.js';
 import { hostArch } from '../arch/host.js';
-import { ptraceAccessProblem } from '../infect/frozen-task.js';
+import { checkpointCapProblem, ptraceAccessProblem } from '../infect/frozen-task.js';
 import { Parasite } from '../infect/parasite.js';
 import type { ParasiteTaskState } from '../infect/protocol.js';
 import { readMaps } from '../proc/maps.js';
@@ -129,6 +129,9 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
   if (!Number.isInteger(pid) || pid <= 0) throw new DumpError('check-task', pid, `invalid pid ${pid}`);
   const imagesDir = path.resolve(options.imagesDir);
   const arch = options.arch ?? hostArch();
+  // What was in the images dir before we put anything there (the log): whether it is ours to chmod.
+  let dirBefore: string[] | undefined;
+  try { dirBefore = fs.readdirSync(imagesDir); } catch { /* absent (or not a directory: prepare-dir says so) */ }
   // The log lives in the images dir by default: make sure the dir exists before opening it.
   if (options.logFile && !options.logger) fs.mkdirSync(path.dirname(path.resolve(imagesDir, options.logFile)), { recursive: true, mode: 0o700 });
   const log = options.logger ?? new Logger(options.logLevel ?? 2, options.logFile ? path.resolve(imagesDir, options.logFile) : undefined);
@@ -160,6 +163,8 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     if (status.tracerPid !== 0) throw new DumpError('check-task', pid, `the task is already traced by process ${status.tracerPid}`, { hint: 'another dump or a debugger holds it' });
     const access = ptraceAccessProblem(pid);
     if (access) throw new DumpError('check-task', pid, access.reason, { hint: access.hint });
+    const caps = checkpointCapProblem();
+    if (caps) throw new DumpError('check-task', pid, caps.reason, { hint: caps.hint });
     const seen = listTree(pid);
     for (const t of seen.slice(1)) {
       let st;
@@ -185,7 +190,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     checkUnixSockets(seen.map((t) => t.pid).filter((p) => fs.existsSync(`/proc/${p}`)));
 
     step('prepare-dir');
-    fs.mkdirSync(imagesDir, { recursive: true, mode: 0o700 });
+    takeImagesDir(imagesDir, dirBefore, log);
     // Connected before the freeze: an unreachable page server leaves the tree untouched.
     if (options.pageServer) {
       pageServer = PageServerClient.connect(options.pageServer.address, options.pageServer.port);
@@ -559,7 +564,10 @@ function prepareIncremental(options: DumpOptions, imagesDir: string, pid: number
     const sup = detectMemTrack();
     method = sup.method;
     if (!method && options.trackMem) {
-      throw new DumpError('check-task', pid, `cannot track memory changes on this kernel: soft-dirty: ${sup.softDirty}; uffd-wp: ${sup.uffdWp}`, { hint: 'dump without --track-mem (and without a parent), or see `criu check --feature mem_dirty_track`' });
+      const why = sup.forced ? `${sup.forced} (the only method CRIU_TS_MEM_TRACK allows): ${sup.forced === 'soft-dirty' ? sup.softDirty : sup.uffdWp}` : `soft-dirty: ${sup.softDirty}; uffd-wp: ${sup.uffdWp}`;
+      throw new DumpError('check-task', pid, `cannot track memory changes on this kernel: ${why}`, {
+        hint: 'the kernel lacks the feature: --track-mem needs soft-dirty bits (CONFIG_MEM_SOFT_DIRTY) or userfaultfd write-protect with PAGEMAP_SCAN (Linux 6.7+); dump without --track-mem (and without a parent), see `criu check --feature mem_dirty_track`',
+      });
     }
   }
   const parentNote = parentDir ? readMemTrackNote(parentDir) : undefined;
@@ -610,6 +618,23 @@ function deferPipeBudget(): number {
   return Math.max(0, Math.min(4096, soft - open - 256));
 }
 
+/**
+ * The images directory ends up 0700 when it is ours: created here (whatever the umask), or an
+ * existing one that is empty or holds a previous dump. Any other directory (e.g. the current one,
+ * `-D` defaulting to it) keeps its mode, with a warning if others can enter it: changing the
+ * mode of a directory the user keeps other things in would be worse (the images are 0600 anyway).
+ */
+function takeImagesDir(dir: string, before: string[] | undefined, log: Logger): void {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const ours = !before || before.length === 0 || before.includes('inventory.img') || before.includes(INCOMPLETE_MARKER);
+  const mode = fs.statSync(dir).mode & 0o777;
+  if (ours) {
+    if (mode !== 0o700) fs.chmodSync(dir, 0o700);
+  } else if (mode & 0o077) {
+    log.warn(`dump: the images directory ${dir} holds other files and stays mode ${mode.toString(8)}: others may list the images (each is 0600)`);
+  }
+}
+
 function ghostLimitOf(options: DumpOptions): bigint | undefined {
   return options.ghostLimit === undefined ? undefined : BigInt(options.ghostLimit);
 }
@@ -625,11 +650,14 @@ function readStatusOrFail(pid: number) {
 /** A hint for causes we recognise anywhere in the error's cause chain. */
 function hintFor(e: unknown): string | undefined {
   for (let c: unknown = e, depth = 0; c && depth < 6; c = (c as { cause?: unknown }).cause, depth++) {
-    const errno = (c as { errno?: number }).errno ?? (c as { code?: string }).code;
-    if (errno === 28 || errno === 'ENOSPC' || errno === 122 || errno === 'EDQUOT' || /ENOSPC|no space left/i.test(String((c as Error).message))) {
+    // Node's fs errors carry a negative errno and a code; ours (SysError) a positive errno.
+    const n = Math.abs(Number((c as { errno?: number }).errno ?? 0));
+    const code = (c as { code?: unknown }).code;
+    const is = (num: number, name: string) => n === num || code === name;
+    if (is(28, 'ENOSPC') || is(122, 'EDQUOT') || /ENOSPC|no space left/i.test(String((c as Error).message))) {
       return "the images directory's filesystem is full: free space or dump elsewhere";
     }
-    if (errno === 1 || errno === 'EPERM' || errno === 13 || errno === 'EACCES') return 'permission denied: dumping needs root or CAP_CHECKPOINT_RESTORE + CAP_SYS_PTRACE over the task';
+    if (is(1, 'EPERM') || is(13, 'EACCES')) return 'permission denied: dumping needs root or CAP_CHECKPOINT_RESTORE + CAP_SYS_PTRACE over the task';
   }
   return undefined;
 }

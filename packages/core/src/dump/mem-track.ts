@@ -58,6 +58,8 @@ export interface TrackSupport {
   /** Why each mechanism is or is not usable. */
   softDirty: string;
   uffdWp: string;
+  /** The one method CRIU_TS_MEM_TRACK asks for (tests): the other is then not used. */
+  forced?: TrackMethod;
 }
 
 let cached: TrackSupport | undefined;
@@ -67,11 +69,12 @@ export function detectMemTrack(): TrackSupport {
   if (cached) return cached;
   const softDirty = probeSoftDirty();
   const uffdWp = probeUffdWp();
-  const forced = process.env.CRIU_TS_MEM_TRACK as TrackMethod | undefined;
+  const env = process.env.CRIU_TS_MEM_TRACK;
+  const forced = env === 'soft-dirty' || env === 'uffd-wp' ? env : undefined;
   let method: TrackMethod | undefined = softDirty === 'ok' ? 'soft-dirty' : uffdWp === 'ok' ? 'uffd-wp' : undefined;
-  if (forced === 'uffd-wp' && uffdWp === 'ok') method = 'uffd-wp';
-  if (forced === 'soft-dirty' && softDirty === 'ok') method = 'soft-dirty';
-  cached = { method, softDirty, uffdWp };
+  // A forced method the kernel lacks is no method at all: no silent fallback to the other one.
+  if (forced) method = (forced === 'soft-dirty' ? softDirty : uffdWp) === 'ok' ? forced : undefined;
+  cached = { method, softDirty, uffdWp, ...(forced ? { forced } : {}) };
   return cached;
 }
 

@@ -180,6 +180,9 @@ export function dumpTmpfs(pid: number, ns: MountNsDump, imagesDir: string): void
   for (const [dev, mountPoint] of ns.tmpfs) {
     const file = path.join(imagesDir, `tmpfs-dev-${dev}.tar.gz.img`);
     const dir = `/proc/${pid}/root${mountPoint}`;
+    // tar would create the file with the umask's mode: it is an image like any other, 0600 from the start.
+    fs.writeFileSync(file, '', { mode: 0o600 });
+    fs.chmodSync(file, 0o600);
     const r = spawnSync('tar', ['--create', '--gzip', '--numeric-owner', '--preserve-permissions', '--one-file-system', '--sparse', '--xattrs',
       '--directory', dir, '--file', file, '.'], { encoding: 'latin1' });
     // Exit 1 is GNU tar's "file changed as we read it": frozen tasks change nothing, but a
@@ -188,5 +191,6 @@ export function dumpTmpfs(pid: number, ns: MountNsDump, imagesDir: string): void
     if (r.error || (r.status !== 0 && !(r.status === 1 && /file changed as we read it/.test(r.stderr)))) {
       throw new DumpError('files', pid, `archiving the tmpfs at ${mountPoint} with tar failed: ${r.error?.message ?? `exit ${r.status}: ${r.stderr.trim()}`}`, { file });
     }
+    fs.chmodSync(file, 0o600);
   }
 }

@@ -48,8 +48,8 @@ export type VmaErrorCode = 'UNSUPPORTED' | 'BAD_MAPPING';
 /** A mapping we cannot (or CRIU cannot) dump; names the mapping. */
 export class VmaError extends Error {
   override readonly name = 'VmaError';
-  constructor(readonly pid: number, readonly code: VmaErrorCode, readonly mapping: string, readonly reason: string) {
-    super(`task ${pid}: mapping ${mapping}: ${reason}`);
+  constructor(readonly pid: number, readonly code: VmaErrorCode, readonly mapping: string, readonly reason: string, options?: { cause?: unknown }) {
+    super(`task ${pid}: mapping ${mapping}: ${reason}`, options);
   }
 }
 
@@ -145,7 +145,8 @@ export function collectVmas(pid: number, maps: MapsEntry[], vmFlags: Map<bigint,
       try {
         st = fs.statSync(link);
       } catch (e) {
-        throw new VmaError(pid, 'BAD_MAPPING', what, `cannot stat ${link}: ${(e as Error).message}`);
+        // The cause (its errno) is what the dump's error hint is chosen from (EPERM: capabilities).
+        throw new VmaError(pid, 'BAD_MAPPING', what, `cannot stat ${link}: ${(e as Error).message}`, { cause: e });
       }
       if ((st.mode & S_IFMT) !== S_IFREG) refuse(`mapping of a non-regular file (mode ${st.mode.toString(8)}) is not supported`);
       status |= shared ? VMA.FILE_SHARED : VMA.FILE_PRIVATE;

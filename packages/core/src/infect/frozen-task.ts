@@ -10,6 +10,7 @@
  * been left in the SIGTRAP stop, the detach would deliver that SIGTRAP and kill it.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { sys, NT, PTRACE_EVENT, SIGNALS, WAIT, type WaitStatus } from '@criu/sys';
 import type { Arch } from '../arch/types.js';
 import { readMaps } from '../proc/maps.js';
@@ -448,6 +449,35 @@ export function ptraceAccessProblem(pid: number): { reason: string; hint: string
     if (p !== process.pid) return { reason: 'not allowed to trace it: kernel.yama.ptrace_scope is 1 and it is not a descendant of this process', hint: 'dump as root, with CAP_SYS_PTRACE, or set kernel.yama.ptrace_scope=0' };
   }
   return undefined;
+}
+
+const CAP_SYS_ADMIN = 21;
+const CAP_CHECKPOINT_RESTORE = 40;
+const LINUX_CAPABILITY_VERSION_3 = 0x20080522;
+
+/** The calling thread's effective capabilities (capget: what the kernel checks, not /proc). */
+export function callerCapEff(): bigint {
+  const le = os.endianness() === 'LE'; // the kernel's own byte order
+  const hdr = Buffer.alloc(8);
+  const data = Buffer.alloc(24); // two {effective, permitted, inheritable} words
+  if (le) hdr.writeUInt32LE(LINUX_CAPABILITY_VERSION_3, 0); else hdr.writeUInt32BE(LINUX_CAPABILITY_VERSION_3, 0);
+  sys.syscall('capget', hdr, data);
+  const word = (off: number) => BigInt(le ? data.readUInt32LE(off) : data.readUInt32BE(off));
+  return word(0) | (word(12) << 32n);
+}
+
+/**
+ * Whether this process may read what a dump needs beyond ptrace: /proc/PID/map_files (every file
+ * mapping, i.e. every task) opens only to CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN. Without either,
+ * refuse before touching the task rather than fail at the vmas step.
+ */
+export function checkpointCapProblem(): { reason: string; hint: string } | undefined {
+  const eff = callerCapEff();
+  if (eff & (1n << BigInt(CAP_CHECKPOINT_RESTORE)) || eff & (1n << BigInt(CAP_SYS_ADMIN))) return undefined;
+  return {
+    reason: `this process (uid ${process.getuid?.() ?? '?'}) lacks CAP_CHECKPOINT_RESTORE and CAP_SYS_ADMIN, without which the kernel hides /proc/PID/map_files (the files a task maps)`,
+    hint: 'dump as root, or grant CAP_CHECKPOINT_RESTORE (e.g. setcap cap_checkpoint_restore+eip on node, or an ambient capability); a non-root caller with it can dump its own processes',
+  };
 }
 
 /** PTRACE_SEIZE failed: say why in terms of what the caller can do about it. */

@@ -89,12 +89,15 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   let helper: FrozenTask | undefined;
   // The helper program starts while the images are read (a shell, setsid and an exec: ~15-20 ms).
   let launch: Promise<number> | undefined = launchHelper(arch);
-  launch.catch(() => { /* reported at the start-helper step */ });
+  // Logged as soon as its pid is known: a failure before start-helper must not leave it behind.
+  launch.then((p) => log.info(`restore helper ${p} launched`), () => { /* reported at the start-helper step */ });
   const rts: RTask[] = [];
   const shared = new SharedFiles(options.inheritFds);
   let ghosts: GhostFiles | undefined;
   let lazyTotal = 0;
   let cgMover: CgroupMover | undefined;
+  // The task being rebuilt (its pid in the images): errors from here on name it.
+  let inTask: number | undefined;
   try {
     step('read-images');
     const tree = await readTreeImages(imagesDir, arch.image.march, arch.image.threadInfoField, pageSize);
@@ -138,8 +141,10 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     // A new pid namespace has every pid free.
     if (!nsPlan.newPidNs) {
       for (const { img } of plan) {
+        inTask = img.pid;
         for (const tid of [img.pid, ...img.threadCores.map((c) => c.tid)]) waitPidFree(tid, options.pidWaitMs ?? 5000);
       }
+      inTask = undefined;
       for (const z of tree.zombies) waitPidFree(z.pid, options.pidWaitMs ?? 5000);
     }
 
@@ -169,6 +174,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     // Tasks in a new pid namespace take descriptors from us through an inherited pidfd of ours.
     const bridgeFd = nsPlan.newPidNs ? openBridge(helper, 1 + Math.max(2, ...plan.map((t) => t.img.fdinfo.reduce((m, e) => Math.max(m, Number(e.fd)), 0)))) : undefined;
     for (const [i, { img, vmas }] of plan.entries()) {
+      inTask = img.pid;
       const ppid = Number(img.pstree.ppid ?? 0);
       const parent = i === 0 ? undefined : rts.find((r) => r.img.pid === ppid)!;
       // An address space / descriptor table / fs info / signal handlers shared with the parent:
@@ -193,6 +199,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
         log.info(`zombie ${z.pid} created by ${img.pid} (wait status 0x${z.exitStatus.toString(16)})`);
       }
     }
+    inTask = undefined;
     for (const p of ptys) {
       const leader = rts.find((r) => r.img.pid === p.pair.sid);
       if (leader) setForeground(leader.task, leader.scratch, p);
@@ -211,6 +218,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     for (const rt of rts) {
       const { task, img, vmas, scratch } = rt;
       const tpid = img.pid;
+      inTask = tpid;
       const mmFile = `mm-${tpid}.img`;
 
       // Memory: rebuilt once, by the first task of the address space; the others share it.
@@ -314,11 +322,13 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       restoreFiles(task, scratch, img, options.shellJob ?? false, shared, ghosts);
       restoreFileLocks(task, scratch, locks, arch.littleEndian, img.pid);
     }
+    inTask = undefined;
     shared.closeAll();
     closeBridges(rts.map((r) => r.task));
 
     for (const rt of rts) {
       const { task, img, scratch } = rt;
+      inTask = img.pid;
       step('task-state');
       restoreTaskState(task, scratch, img, arch, ghosts, { mm: !rt.mmOwner, sigactions: !img.sharesWithParent?.sighand });
 
@@ -346,11 +356,13 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       });
     }
 
+    inTask = undefined;
     // Every task holds its files and exe: the ghosts' temporary names go, the tasks keep deleted files.
     ghosts.cleanup();
 
     step('jump');
     for (const [k, rt] of rts.entries()) {
+      inTask = rt.img.pid;
       const memOf = rt.mmOwner ?? rt;
       const exec = memOf.vmas.find((v) => v.prot & PROT_EXEC && !(v.status & (VMA_AREA_VDSO | VMA_AREA_VSYSCALL)));
       if (!exec) throw new RestoreError('jump', `task ${rt.img.pid} has no executable mapping to run rt_sigreturn from`, { file: `mm-${memOf.img.pid}.img` });
@@ -361,6 +373,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       if (!rts.slice(k + 1).some((o) => (o.mmOwner ?? o) === memOf)) rt.task.syscall('munmap', scratchBase, scratchSize);
     }
 
+    inTask = undefined;
     // The tasks are whole and still stopped: the caller's last word before they run.
     await options.onHook?.('post-restore', hostPid);
     await options.onHook?.('network-unlock', hostPid);
@@ -406,7 +419,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       // Failed before the helper was taken over: it only waits to be traced; stop it.
       try { process.kill(await launch, 'SIGKILL'); } catch { /* it did not start, or is gone */ }
     }
-    const err = e instanceof RestoreError ? e : new RestoreError(current, (e as Error).message, { cause: e });
+    const err = (e instanceof RestoreError ? e : new RestoreError(current, (e as Error).message, { cause: e })).inTask(inTask);
     log.error(err.message);
     throw err;
   } finally {
@@ -882,7 +895,7 @@ function restoreCreds(task: FrozenTask, scratch: Scratch, creds: Msg | undefined
   }
   const CAP_SETGID = 6n, CAP_SETUID = 7n;
   if (!sameIds && (!(me.capEff & (1n << CAP_SETUID)) || !(me.capEff & (1n << CAP_SETGID)))) {
-    throw new RestoreError('task-state', 'the image has other user/group ids and the restorer cannot change ids (no CAP_SETUID/CAP_SETGID)', { file: coreFile, field: 'thread_core.creds' });
+    throw new RestoreError('task-state', `the image has other user/group ids (uid ${ids[0]} gid ${gids[0]}) and the restorer cannot change ids (no CAP_SETUID/CAP_SETGID)`, { file: coreFile, field: 'thread_core.creds', hint: 'restore as root, or with CAP_SETUID and CAP_SETGID' });
   }
   const lastCap = Number(fs.readFileSync('/proc/sys/kernel/cap_last_cap', 'latin1').trim());
   for (let c = 0; c <= lastCap; c++) {
