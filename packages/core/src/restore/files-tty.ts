@@ -299,23 +299,36 @@ export function setForeground(task: FrozenTask, scratch: Scratch, p: OpenPty): v
 /** The restorer's descriptor standing for one outside terminal. */
 export interface OpenExtTty { ext: ExtTty; fd: number; from: string }
 
+/** Where an outside terminal comes from: the caller's descriptor and how to name it. */
+export interface ExtTtySource { ext: ExtTty; src: number; from: string }
+
 /**
- * The outside terminals become the restorer's (see the top of the file): a copy of the
- * --inherit-fd descriptor named by its key, else of our stdin, with the dumped termios and
- * window size applied to it.
+ * Which of the caller's descriptors each outside terminal becomes (the --inherit-fd one named by
+ * its key, else our stdin), checked to be a terminal before anything is created.
  */
-export function openExternalTtys(plan: PtyPlan, inherited: ReadonlyArray<{ key: string; fd: number }>, own: (fd: number) => number): OpenExtTty[] {
+export function externalTtySources(plan: PtyPlan, inherited: ReadonlyArray<{ key: string; fd: number }>): ExtTtySource[] {
   if (!plan.external.length) return [];
   const a = ttyArch();
   return plan.external.map((ext) => {
     const inh = inherited.find((x) => x.key === ext.key);
     const src = inh ? inh.fd : 0;
     const from = inh ? `inherited descriptor ${src} (${ext.key})` : 'the restorer\'s stdin';
-    const probe = Buffer.alloc(a.termios.size);
-    const r = sys.trySyscall('ioctl', src, a.TCGETS, probe);
+    const r = sys.trySyscall('ioctl', src, a.TCGETS, Buffer.alloc(a.termios.size));
     if (r.errno) {
-      throw new RestoreError('files', `pty ${ext.index} is a terminal outside the tree: --shell-job gives the restored tasks the restorer's terminal, but ${from} is not a terminal (errno ${r.errno})`, { file: 'tty-info.img', field: 'id', hint: inh ? undefined : 'run the restore from the terminal the job should use, or pass --inherit-fd fd[N]:' + ext.key });
+      throw new RestoreError('files', `pty ${ext.index} is a terminal outside the tree: --shell-job gives the restored tasks the restorer's terminal, but ${from} is not a terminal (errno ${r.errno})`, { file: 'tty-info.img', field: 'id', hint: inh ? undefined : `run the restore from the terminal the job should use, or pass --inherit-fd fd[N]:${ext.key}` });
     }
+    return { ext, src, from };
+  });
+}
+
+/**
+ * The outside terminals become the restorer's (see the top of the file): a copy of the source
+ * descriptor, with the dumped termios and window size applied to it.
+ */
+export function openExternalTtys(sources: ExtTtySource[], own: (fd: number) => number): OpenExtTty[] {
+  if (!sources.length) return [];
+  const a = ttyArch();
+  return sources.map(({ ext, src, from }) => {
     const fd = own(sys.fcntl(src, F_DUPFD_CLOEXEC, 0));
     const t = termiosOf(ext.info.termios as Msg | undefined, 'termios', 0);
     if (t) ioctlOrFail(fd, a.TCSETS, t, `setting the dumped termios on ${from} (TCSETS)`, ext.index);

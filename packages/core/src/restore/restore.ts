@@ -19,7 +19,7 @@ import { Logger } from '../util/log.js';
 import { RestoreError } from './errors.js';
 import { readTreeImages, need, type TaskImages } from './images-in.js';
 import { SharedFiles, checkTreeFiles } from './shared-files.js';
-import { openExternalTtys, openPtys, planPtys, setForeground, takeCtty, takeForeground } from './files-tty.js';
+import { externalTtySources, openExternalTtys, openPtys, planPtys, setForeground, takeCtty, takeForeground } from './files-tty.js';
 import { regFileName, restoreFiles } from './files.js';
 import { GhostFiles } from './ghost-files.js';
 import { checkFileLocks, readFileLocks, restoreFileLocks } from './file-locks.js';
@@ -127,6 +127,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     const locks = readFileLocks(imagesDir);
     checkFileLocks(locks, tree.tasks);
     const ptyPlan = planPtys(tree, imagesDir, options.shellJob ?? false);
+    const extSources = externalTtySources(ptyPlan, options.inheritFds ?? []);
     if (options.shellJob) joinCallerSession(tree, log);
     checkCpu(imagesDir, arch, options.cpuCap);
     const clocks = clockOffsets(imagesDir);
@@ -156,7 +157,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     // Pty pairs exist before the tasks: a session leader takes its terminal before its children.
     const ptys = openPtys(ptyPlan, (fd) => shared.own(fd), (msg) => log.warn(msg));
     for (const p of ptys) for (const [id, fd] of p.byFile) shared.hold(id, fd);
-    const extTtys = openExternalTtys(ptyPlan, options.inheritFds ?? [], (fd) => shared.own(fd));
+    const extTtys = openExternalTtys(extSources, (fd) => shared.own(fd));
     for (const t of extTtys) {
       for (const id of t.ext.files) shared.hold(id, t.fd);
       log.info(`pty ${t.ext.index} (outside the tree): the restored tasks get ${t.from}`);
