@@ -1,8 +1,8 @@
 /**
  * Pseudo-terminal pairs held inside the dumped tree (tools/testprogs/ptypair.c): the records
- * are CRIU's, queued data is refused at dump, a taken index is replaced at restore, and a
- * terminal from outside the tree is still refused at restore. The plain round trips (criu-ts
- * and oracle images) are in suite.test.ts.
+ * are CRIU's, queued data is refused at dump, a taken index is replaced at restore. A terminal
+ * from outside the tree (--shell-job) comes back as the restorer's terminal. The plain round
+ * trips of ptypair (criu-ts and oracle images) are in suite.test.ts.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -321,6 +321,26 @@ describe('a terminal from outside the tree (--shell-job)', () => {
     await dump({ pid, imagesDir: dir, shellJob: true });
     await waitPidGone(pid);
     await roundTrip(dir, pid, true);
+  });
+
+  it('--inherit-fd tty[RDEV:DEV] names the terminal to give instead of the restorer\'s stdin', async () => {
+    const { pid } = await startJob(['leader']);
+    const dir = path.join(tmp, 'shelljob-inherit');
+    await dump({ pid, imagesDir: dir, shellJob: true });
+    const info = decode(dir, 'tty-info.img')[0];
+    const key = `tty[${Number(info.rdev).toString(16)}:${Number(info.dev).toString(16)}]`;
+    await waitPidGone(pid);
+    // A terminal of nobody's session here: this process restores, with a descriptor of it.
+    const term = terminal(['sleep', '1000']);
+    const { pts } = await waitFor('the terminal', () => /^PTYRUN/.test(screen(term)) && head(term));
+    const fd = fs.openSync(pts, fs.constants.O_RDWR | fs.constants.O_NOCTTY);
+    held.push(fd);
+    await restore({ imagesDir: dir, shellJob: true, inheritFds: [{ key, fd }], logFile: 'restore.log', logLevel: 4 });
+    expect(fs.readFileSync(path.join(dir, 'restore.log'), 'utf8')).toContain(`the restored tasks get inherited descriptor ${fd} (${key})`);
+    expect(fs.readlinkSync(`/proc/${pid}/fd/0`)).toBe(pts);
+    expect(stat(pid)).toMatchObject({ session: pid, pgrp: pid, ttyNr: 0 });
+    process.kill(term.runner.pid, 'SIGUSR1');
+    expect(await waitFor('the job\'s verdict', () => /(PASS|FAIL) shell-job.*\n/.exec(screen(term))?.[0], 15_000)).toBe(`PASS shell-job ping on ${pts}\n`);
   });
 
   it('is refused before anything is created without --shell-job, or when the terminal to give is not one', async () => {

@@ -10,8 +10,9 @@
  * A terminal from outside the tree (a pty whose master is not in the dump) under --shell-job is
  * the restorer's own, as CRIU does it: its descriptors are copies of the restorer's stdin (or of
  * the --inherit-fd descriptor given for `tty[RDEV:DEV]`), which gets the dumped termios and window
- * size, and the first task in the caller's session that holds it makes its group the
- * terminal's foreground (the restored job runs in the foreground of the caller's shell).
+ * size, and, when it is the caller's controlling terminal, the first task in the caller's
+ * session that holds it makes its group the terminal's foreground (the restored job runs in the
+ * foreground of the caller's shell).
  *
  * Index: the restorer asks for the dumped index (devpts hands out the lowest free one, so it
  * opens /dev/ptmx until it gets it or passes it). CRIU fails when the index is taken; here the
@@ -297,10 +298,14 @@ export function setForeground(task: FrozenTask, scratch: Scratch, p: OpenPty): v
 }
 
 /** The restorer's descriptor standing for one outside terminal. */
-export interface OpenExtTty { ext: ExtTty; fd: number; from: string }
+export interface OpenExtTty { ext: ExtTty; fd: number; from: string; ctty: boolean }
 
 /** Where an outside terminal comes from: the caller's descriptor and how to name it. */
-export interface ExtTtySource { ext: ExtTty; src: number; from: string }
+export interface ExtTtySource {
+  ext: ExtTty; src: number; from: string;
+  /** It is our controlling terminal (else nobody takes its foreground: it is no session's of ours). */
+  ctty: boolean;
+}
 
 /**
  * Which of the caller's descriptors each outside terminal becomes (the --inherit-fd one named by
@@ -317,7 +322,10 @@ export function externalTtySources(plan: PtyPlan, inherited: ReadonlyArray<{ key
     if (r.errno) {
       throw new RestoreError('files', `pty ${ext.index} is a terminal outside the tree: --shell-job gives the restored tasks the restorer's terminal, but ${from} is not a terminal (errno ${r.errno})`, { file: 'tty-info.img', field: 'id', hint: inh ? undefined : `run the restore from the terminal the job should use, or pass --inherit-fd fd[N]:${ext.key}` });
     }
-    return { ext, src, from };
+    const sid = Buffer.alloc(4);
+    const g = sys.trySyscall('ioctl', src, a.TIOCGSID, sid);
+    const ctty = !g.errno && (LE ? sid.readInt32LE(0) : sid.readInt32BE(0)) === Number(sys.syscall('getsid', 0));
+    return { ext, src, from, ctty };
   });
 }
 
@@ -328,7 +336,7 @@ export function externalTtySources(plan: PtyPlan, inherited: ReadonlyArray<{ key
 export function openExternalTtys(sources: ExtTtySource[], own: (fd: number) => number): OpenExtTty[] {
   if (!sources.length) return [];
   const a = ttyArch();
-  return sources.map(({ ext, src, from }) => {
+  return sources.map(({ ext, src, from, ctty }) => {
     const fd = own(sys.fcntl(src, F_DUPFD_CLOEXEC, 0));
     const t = termiosOf(ext.info.termios as Msg | undefined, 'termios', 0);
     if (t) ioctlOrFail(fd, a.TCSETS, t, `setting the dumped termios on ${from} (TCSETS)`, ext.index);
@@ -336,7 +344,7 @@ export function openExternalTtys(sources: ExtTtySource[], own: (fd: number) => n
     if (tl && tl.some((x) => x !== 0)) ioctlOrFail(fd, a.TIOCSLCKTRMIOS, tl, `setting the dumped locked termios on ${from}`, ext.index);
     const ws = ext.info.winsize as Msg | undefined;
     if (ws) ioctlOrFail(fd, a.TIOCSWINSZ, winsizeOf(ws), `setting the dumped window size on ${from} (TIOCSWINSZ)`, ext.index);
-    return { ext, fd, from };
+    return { ext, fd, from, ctty };
   });
 }
 

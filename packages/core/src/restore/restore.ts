@@ -208,6 +208,10 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     // The job takes the foreground of the caller's terminal, from its first task in that session.
     const callerSid = Number(sys.syscall('getsid', 0));
     for (const t of extTtys) {
+      if (!t.ctty) {
+        log.info(`pty ${t.ext.index} (outside the tree): ${t.from} is not the caller's controlling terminal: its foreground group stays`);
+        continue;
+      }
       const ids = new Set(t.ext.files);
       const rt = rts.find((r) => Number(r.img.pstree.sid) === callerSid && r.img.fdinfo.some((e) => ids.has(Number(e.id))));
       if (!rt) {
