@@ -246,9 +246,12 @@ describe('a terminal from outside the tree (--shell-job)', () => {
     fs.closeSync(fd);
   }
 
-  /** A shell job: bash (set -m) runs it in a group of its own, in the foreground of the terminal. */
-  async function startJob(args: string[] = []): Promise<{ term: Term; pid: number; pts: string }> {
-    const term = args.includes('leader') ? terminal([buildFixture('shell-job'), ...args]) : terminal(['bash', '-c', `set -m; '${buildFixture('shell-job')}' ${args.join(' ')}; exec sleep 1000`]);
+  /**
+   * A shell job: bash (set -m) runs it in a group of its own, in the foreground of the terminal;
+   * without job control, in bash's group; with 'leader' it is the terminal's session leader.
+   */
+  async function startJob(args: string[] = [], jobControl = true): Promise<{ term: Term; pid: number; pts: string }> {
+    const term = args.includes('leader') ? terminal([buildFixture('shell-job'), ...args]) : terminal(['bash', '-c', `${jobControl ? 'set -m; ' : ''}'${buildFixture('shell-job')}' ${args.join(' ')}; exec sleep 1000`]);
     const m = await waitFor('shell-job READY', () => /READY (\S+) (\d+)/.exec(screen(term)) ?? undefined, 10_000);
     const pid = Number(m[2]);
     extraPids.push(pid);
@@ -268,14 +271,18 @@ describe('a terminal from outside the tree (--shell-job)', () => {
   }
 
   /** Restores `dir` from a new terminal; the job must come back there as a shell job and read "ping". */
-  async function roundTrip(dir: string, pid: number, leader = false): Promise<void> {
+  async function roundTrip(dir: string, pid: number, shape: 'own group' | 'leader' | 'caller\'s group' = 'own group'): Promise<void> {
     const term = restorer(dir);
     const { pts, leader: bash } = await waitFor('the restorer terminal', () => /^PTYRUN/.test(screen(term)) && head(term));
     // Restored (and its terminal set up) once it is in its new place.
     await waitFor(`task ${pid} on ${pts}`, () => { try { return fs.readlinkSync(`/proc/${pid}/fd/0`) === pts && fs.readlinkSync(`/proc/${pid}/fd/2`) === pts; } catch { return false; } }, 30_000);
     await waitFor('the restore to finish', () => /restore step 15\/15/.test(fs.existsSync(path.join(dir, 'restore.log')) ? fs.readFileSync(path.join(dir, 'restore.log'), 'utf8') : ''), 30_000);
     const st = stat(pid);
-    if (leader) {
+    if (shape === 'caller\'s group') {
+      // Not a group leader: the restorer's group (the node process bash runs), in the foreground.
+      const restorerPid = Number(fs.readFileSync(`/proc/${bash}/task/${bash}/children`, 'latin1').trim().split(' ')[0]);
+      expect(st).toEqual({ session: bash, pgrp: restorerPid, ttyNr: ttyNr(pts), tpgid: restorerPid });
+    } else if (shape === 'leader') {
       // A session leader makes its session again: the terminal stays the caller's (CRIU 4.1 too).
       expect(st).toMatchObject({ session: pid, pgrp: pid, ttyNr: 0 });
     } else {
@@ -313,6 +320,16 @@ describe('a terminal from outside the tree (--shell-job)', () => {
     await roundTrip(dir, pid);
   });
 
+  it('a job in its shell\'s group (no job control) joins the restorer\'s group, as CRIU 4.1 does', async () => {
+    const { pid, pts, term } = await startJob([], false);
+    expect(stat(pid)).toEqual({ session: head(term).leader, pgrp: head(term).leader, ttyNr: ttyNr(pts), tpgid: head(term).leader });
+    setWinsize(pts, 37, 101);
+    const dir = path.join(tmp, 'shelljob-group');
+    await dump({ pid, imagesDir: dir, shellJob: true });
+    await waitPidGone(pid);
+    await roundTrip(dir, pid, 'caller\'s group');
+  });
+
   it('a job that led its session gets a session of its own again, on the restorer\'s terminal, without taking it as controlling terminal (as CRIU 4.1)', async () => {
     const { pid, pts } = await startJob(['leader']);
     expect(stat(pid)).toMatchObject({ session: pid, pgrp: pid, ttyNr: ttyNr(pts), tpgid: pid });
@@ -320,7 +337,7 @@ describe('a terminal from outside the tree (--shell-job)', () => {
     const dir = path.join(tmp, 'shelljob-leader');
     await dump({ pid, imagesDir: dir, shellJob: true });
     await waitPidGone(pid);
-    await roundTrip(dir, pid, true);
+    await roundTrip(dir, pid, 'leader');
   });
 
   it('--inherit-fd tty[RDEV:DEV] names the terminal to give instead of the restorer\'s stdin', async () => {

@@ -538,21 +538,22 @@ function waitPidFree(pid: number, waitMs: number): void {
 
 /**
  * CRIU's --shell-job: a root task that did not lead its session joins the caller's, and, when
- * it did not lead its group either, the caller's group; every task of that session or group
- * follows it (pstree values rewritten before any task is created).
+ * it did not lead its group either, the caller's group; every task (and zombie) of that session
+ * or group follows it (pstree values rewritten before any task is created).
  */
-function joinCallerSession(tree: { tasks: Array<{ pid: number; pstree: Msg }> }, log: Logger): void {
+function joinCallerSession(tree: { tasks: Array<{ pid: number; pstree: Msg }>; zombies: Array<{ pstree: Msg }> }, log: Logger): void {
   const root = tree.tasks[0];
   const oldSid = Number(root.pstree.sid), oldPgid = Number(root.pstree.pgid);
   if (oldSid === root.pid) return; // it makes a session of its own (setsid), as CRIU does
   const sid = Number(sys.syscall('getsid', 0)), pgid = Number(sys.syscall('getpgid', 0));
+  const all = [...tree.tasks, ...tree.zombies];
   if (oldSid !== sid) {
     log.info(`shell job: session ${oldSid} -> ${sid} (the caller's)`);
-    for (const t of tree.tasks) if (Number(t.pstree.sid) === oldSid) t.pstree.sid = sid;
+    for (const t of all) if (Number(t.pstree.sid) === oldSid) t.pstree.sid = sid;
   }
   if (oldPgid !== root.pid && oldPgid !== pgid) {
     log.info(`shell job: process group ${oldPgid} -> ${pgid} (the caller's)`);
-    for (const t of tree.tasks) if (Number(t.pstree.pgid) === oldPgid) t.pstree.pgid = pgid;
+    for (const t of all) if (Number(t.pstree.pgid) === oldPgid) t.pstree.pgid = pgid;
   }
 }
 
