@@ -776,6 +776,43 @@ test("criu-ts restores what Debian's criu dumped: counter, vecregs, and novec st
   return notes.join(', ');
 });
 
+// --- a shell job on an outside terminal (mirrors packages/core/test/pty.test.ts, --shell-job) ---
+test('--shell-job: a shell job comes back on the restorer\'s terminal, in its session and foreground, and reads from it', async () => {
+  const work = fs.mkdtempSync(path.join(logDir, 'shelljob-'));
+  const screen = (log) => readText(log).replace(/\r/g, '');
+  const stat = (pid) => { const f = fs.readFileSync(`/proc/${pid}/stat`, 'latin1').replace(/^.*\) /s, '').split(' '); return `session ${f[3]} pgrp ${f[2]} tty_nr ${f[4]} tpgid ${f[5]}`; };
+  // pty-run: a terminal whose command leads its session; bash -c 'set -m; ...' runs the job in
+  // its own group, in the foreground.
+  const jobLog = path.join(work, 'job-tty.log');
+  startDetached(fixture('pty-run'), [jobLog, 'bash', '-c', `set -m; '${fixture('shell-job')}'; exec sleep 1000`]);
+  const m = await waitFor('shell-job READY', () => /READY (\S+) (\d+)/.exec(screen(jobLog)));
+  const pid = Number(m[2]);
+  const dir = path.join(work, 'images');
+  fs.mkdirSync(dir);
+  await dump({ pid, imagesDir: dir, shellJob: true, logFile: 'dump.log', logLevel: 4, arch });
+  await waitFor(`dumped task ${pid} gone`, () => !fs.existsSync(`/proc/${pid}`));
+  // The restorer: core's restore() in a node process of its own on a new terminal, under bash.
+  const script = path.join(work, 'restorer.cjs');
+  fs.writeFileSync(script, [
+    `const { restore } = require(${JSON.stringify(path.join(root, 'packages/core/dist/index.cjs'))});`,
+    'restore({ imagesDir: process.argv[2], shellJob: true, detach: false, logFile: "restore.log", logLevel: 4 })',
+    '  .then((r) => console.log("RESTORED " + r.pid), (e) => { console.log("RESTORE FAILED " + e.message); process.exit(1); });',
+  ].join('\n'));
+  const rLog = path.join(work, 'restorer-tty.log');
+  const term = startDetached(fixture('pty-run'), [rLog, 'bash', '-c', `set -m; '${process.execPath}' '${script}' '${dir}'; echo "restorer exit $?"; exec sleep 1000`]);
+  const h = await waitFor('the restorer terminal', () => /^PTYRUN (\S+) (\d+)/.exec(screen(rLog)));
+  const pts = h[1], bash = Number(h[2]);
+  await waitFor(`task ${pid} restored on ${pts}`, () => /restore step 15\/15/.test(readText(path.join(dir, 'restore.log'))) || /RESTORE FAILED.*/.exec(screen(rLog)), 120_000);
+  ok(!/RESTORE FAILED/.test(screen(rLog)), `restore: ${screen(rLog)}\n       restore.log: ${tail(path.join(dir, 'restore.log'))}`);
+  eq(fs.readlinkSync(`/proc/${pid}/fd/0`), pts, 'the job\'s stdin');
+  eq(stat(pid), `session ${bash} pgrp ${pid} tty_nr ${fs.statSync(pts).rdev} tpgid ${pid}`, 'the job in the caller\'s session, its own group, the foreground');
+  process.kill(term.pid, 'SIGUSR1');
+  const verdict = await waitFor('the job\'s verdict', () => /(PASS|FAIL) shell-job.*/.exec(screen(rLog)));
+  eq(verdict[0], `PASS shell-job ping on ${pts}`, 'verdict');
+  await waitFor('the restorer to exit', () => /restorer exit \d+/.exec(screen(rLog)));
+  ok(screen(rLog).includes(`RESTORED ${pid}\nrestorer exit 0`), `restorer: ${screen(rLog)}`);
+});
+
 // --- real programs, started as a user would (mirrors packages/core/test/real-programs.test.ts) --
 const realprogs = path.join(root, 'tools/realprogs');
 const childrenOf = (pid) => fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);

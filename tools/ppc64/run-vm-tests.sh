@@ -81,6 +81,8 @@ done
 log "cross-building fixtures with $cc"
 mkdir -p "$out"
 "$cc" -O1 -Wall -o "$out/victim" "$root/packages/core/test/fixtures/victim.c"
+"$cc" -O1 -Wall -o "$out/pty-run" "$root/packages/core/test/fixtures/pty-run.c"
+"$cc" -O1 -Wall -o "$out/shell-job" "$root/packages/core/test/fixtures/shell-job.c"
 "$cc" -O1 -Wall -o "$out/fifo-reader" "$here/fixtures/fifo-reader.c"
 "$cc" -O1 -Wall -o "$out/regs-reader" "$here/fixtures/regs-reader.c"
 "$cc" -O1 -Wall -Wextra -Werror -o "$out/vecregs" "$here/fixtures/vecregs.c" "$here/fixtures/vecregs-asm.S"

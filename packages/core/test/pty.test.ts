@@ -1,8 +1,8 @@
 /**
  * Pseudo-terminal pairs held inside the dumped tree (tools/testprogs/ptypair.c): the records
- * are CRIU's, queued data is refused at dump, a taken index is replaced at restore, and a
- * terminal from outside the tree is still refused at restore. The plain round trips (criu-ts
- * and oracle images) are in suite.test.ts.
+ * are CRIU's, queued data is refused at dump, a taken index is replaced at restore. A terminal
+ * from outside the tree (--shell-job) comes back as the restorer's terminal. The plain round
+ * trips of ptypair (criu-ts and oracle images) are in suite.test.ts.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -207,19 +207,172 @@ describe('/dev/tty of a session whose terminal is a pty inside the tree', () => 
 });
 
 describe('a terminal from outside the tree (--shell-job)', () => {
-  it('is dumped with --shell-job, and its restore is refused naming the pty, before anything is created', async () => {
-    const closeInherited = 'for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done 2>/dev/null;';
-    const out = path.join(tmp, 'script.out');
-    const scriptPid = Number(execFileSync('bash', ['-c', `${closeInherited} setsid script -qfc '${buildFixture('files-tty')}' '${out}' </dev/null >/dev/null 2>&1 & echo $!`]).toString().trim());
-    extraPids.push(scriptPid);
-    const m = await waitFor('files-tty READY', () => /READY \/dev\/pts\/(\d+) (\d+)/.exec(fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '') ?? undefined);
+  // Terminals are pty-run (fixtures/pty-run.c): a pty whose command leads its session with the
+  // slave as controlling terminal, everything written to it copied to a log, SIGUSR1 typing
+  // "ping". The shell job is fixtures/shell-job.c, blocked reading its terminal.
+  const coreDist = path.join(__dirname, '..', 'dist', 'index.cjs');
+  let n = 0;
+  interface Term { runner: Victim; log: string }
+  /** A terminal running `bash -c cmd` (with job control: set -m), or `argv` itself. */
+  function terminal(argv: string[]): Term {
+    const log = path.join(tmp, `pty-${++n}.log`);
+    const runner = startDetached(buildFixture('pty-run'), [log, ...argv]);
+    started.push(runner);
+    return { runner, log };
+  }
+  const screen = (t: Term) => (fs.existsSync(t.log) ? fs.readFileSync(t.log, 'utf8').replace(/\r/g, '') : '');
+  /** The terminal's slave and the pid of the command pty-run started on it (bash or the job). */
+  const head = (t: Term) => { const m = /^PTYRUN (\S+) (\d+)/.exec(screen(t))!; return { pts: m[1], leader: Number(m[2]) }; };
+  /** state, ppid, pgrp, session, tty_nr, tpgid of /proc/PID/stat. */
+  function stat(pid: number) {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'latin1').replace(/^.*\) /s, '').split(' ');
+    return { pgrp: Number(f[2]), session: Number(f[3]), ttyNr: Number(f[4]), tpgid: Number(f[5]) };
+  }
+  /** tty_nr as /proc shows it for a pts (major 136, small minor: the same bits as st_rdev). */
+  const ttyNr = (pts: string) => fs.statSync(pts).rdev;
+  function winsize(pts: string): number[] {
+    const fd = fs.openSync(pts, fs.constants.O_RDWR | fs.constants.O_NOCTTY);
+    try {
+      const b = Buffer.alloc(8);
+      sys.syscall('ioctl', fd, TTY_IOCTL.TIOCGWINSZ, b);
+      return [0, 2].map((o) => (os.endianness() === 'LE' ? b.readUInt16LE(o) : b.readUInt16BE(o)));
+    } finally { fs.closeSync(fd); }
+  }
+  function setWinsize(pts: string, r: number, c: number): void {
+    const fd = fs.openSync(pts, fs.constants.O_RDWR | fs.constants.O_NOCTTY);
+    const b = Buffer.alloc(8);
+    if (os.endianness() === 'LE') { b.writeUInt16LE(r, 0); b.writeUInt16LE(c, 2); } else { b.writeUInt16BE(r, 0); b.writeUInt16BE(c, 2); }
+    sys.syscall('ioctl', fd, TTY_IOCTL.TIOCSWINSZ, b);
+    fs.closeSync(fd);
+  }
+
+  /**
+   * A shell job: bash (set -m) runs it in a group of its own, in the foreground of the terminal;
+   * without job control, in bash's group; with 'leader' it is the terminal's session leader.
+   */
+  async function startJob(args: string[] = [], jobControl = true): Promise<{ term: Term; pid: number; pts: string }> {
+    const term = args.includes('leader') ? terminal([buildFixture('shell-job'), ...args]) : terminal(['bash', '-c', `${jobControl ? 'set -m; ' : ''}'${buildFixture('shell-job')}' ${args.join(' ')}; exec sleep 1000`]);
+    const m = await waitFor('shell-job READY', () => /READY (\S+) (\d+)/.exec(screen(term)) ?? undefined, 10_000);
     const pid = Number(m[2]);
     extraPids.push(pid);
+    return { term, pid, pts: m[1] };
+  }
+
+  /** The restorer: criu-ts restore --shell-job (the built package: a process of its own) run by bash (set -m) on a new terminal. */
+  function restorer(dir: string): Term {
+    const script = path.join(tmp, 'restorer.cjs');
+    fs.writeFileSync(script, [
+      `const { restore } = require(${JSON.stringify(coreDist)});`,
+      // Waits for the job to end, as `criu restore` without -d: bash takes its terminal back only then.
+      'restore({ imagesDir: process.argv[2], shellJob: true, detach: false, logFile: "restore.log", logLevel: 4 })',
+      '  .then((r) => console.log("RESTORED " + r.pid + " " + JSON.stringify(r.exit)), (e) => { console.log("RESTORE FAILED " + e.message); process.exit(1); });',
+    ].join('\n'));
+    return terminal(['bash', '-c', `set -m; node '${script}' '${dir}'; echo "restorer exit $?"; exec sleep 1000`]);
+  }
+
+  /** Restores `dir` from a new terminal; the job must come back there as a shell job and read "ping". */
+  async function roundTrip(dir: string, pid: number, shape: 'own group' | 'leader' | 'caller\'s group' = 'own group'): Promise<void> {
+    const term = restorer(dir);
+    const { pts, leader: bash } = await waitFor('the restorer terminal', () => /^PTYRUN/.test(screen(term)) && head(term));
+    // Restored (and its terminal set up) once it is in its new place.
+    await waitFor(`task ${pid} on ${pts}`, () => { try { return fs.readlinkSync(`/proc/${pid}/fd/0`) === pts && fs.readlinkSync(`/proc/${pid}/fd/2`) === pts; } catch { return false; } }, 30_000);
+    await waitFor('the restore to finish', () => /restore step 15\/15/.test(fs.existsSync(path.join(dir, 'restore.log')) ? fs.readFileSync(path.join(dir, 'restore.log'), 'utf8') : ''), 30_000);
+    const st = stat(pid);
+    if (shape === 'caller\'s group') {
+      // Not a group leader: the restorer's group (the node process bash runs), in the foreground.
+      const restorerPid = Number(fs.readFileSync(`/proc/${bash}/task/${bash}/children`, 'latin1').trim().split(' ')[0]);
+      expect(st).toEqual({ session: bash, pgrp: restorerPid, ttyNr: ttyNr(pts), tpgid: restorerPid });
+    } else if (shape === 'leader') {
+      // A session leader makes its session again: the terminal stays the caller's (CRIU 4.1 too).
+      expect(st).toMatchObject({ session: pid, pgrp: pid, ttyNr: 0 });
+    } else {
+      // The caller's session, its own group, the terminal's foreground, as CRIU 4.1 does.
+      expect(st).toEqual({ session: bash, pgrp: pid, ttyNr: ttyNr(pts), tpgid: pid });
+    }
+    expect(winsize(pts)).toEqual([37, 101]); // the dumped terminal's, as CRIU applies them
+    process.kill(term.runner.pid, 'SIGUSR1');
+    const out = await waitFor('the job\'s verdict', () => /(PASS|FAIL) shell-job.*\n/.exec(screen(term))?.[0], 15_000);
+    expect(out).toBe(`PASS shell-job ping on ${pts}\n`);
+    await waitFor('the restorer to exit', () => /restorer exit \d+/.exec(screen(term))?.[0], 15_000);
+    expect(screen(term)).toContain(`${out}RESTORED ${pid} {}\nrestorer exit 0\n`);
+  }
+
+  beforeAll(() => requireOracle());
+
+  it('a shell job dumped by criu-ts comes back on the restorer\'s terminal, in its session and foreground, and reads from it', async () => {
+    const { pid, pts, term } = await startJob();
+    expect(stat(pid)).toEqual({ session: head(term).leader, pgrp: pid, ttyNr: ttyNr(pts), tpgid: pid });
+    setWinsize(pts, 37, 101);
     const dir = path.join(tmp, 'shelljob');
     await expect(dump({ pid, imagesDir: path.join(tmp, 'shelljob-refused'), leaveRunning: true })).rejects.toThrow(/needs --shell-job/);
+    await dump({ pid, imagesDir: dir, shellJob: true });
+    await waitPidGone(pid);
+    await roundTrip(dir, pid);
+  });
+
+  it('the oracle CRIU\'s dump of a shell job restores the same way', async () => {
+    const { pid, pts } = await startJob();
+    setWinsize(pts, 37, 101);
+    const dir = path.join(tmp, 'shelljob-oracle');
+    fs.mkdirSync(dir);
+    expect(oracle(['dump', '-t', String(pid), '-D', dir, '-o', 'dump.log', '-v4', '--shell-job']).status).toBe(0);
+    await waitPidGone(pid);
+    await roundTrip(dir, pid);
+  });
+
+  it('a job in its shell\'s group (no job control) joins the restorer\'s group, as CRIU 4.1 does', async () => {
+    const { pid, pts, term } = await startJob([], false);
+    expect(stat(pid)).toEqual({ session: head(term).leader, pgrp: head(term).leader, ttyNr: ttyNr(pts), tpgid: head(term).leader });
+    setWinsize(pts, 37, 101);
+    const dir = path.join(tmp, 'shelljob-group');
+    await dump({ pid, imagesDir: dir, shellJob: true });
+    await waitPidGone(pid);
+    await roundTrip(dir, pid, 'caller\'s group');
+  });
+
+  it('a job that led its session gets a session of its own again, on the restorer\'s terminal, without taking it as controlling terminal (as CRIU 4.1)', async () => {
+    const { pid, pts } = await startJob(['leader']);
+    expect(stat(pid)).toMatchObject({ session: pid, pgrp: pid, ttyNr: ttyNr(pts), tpgid: pid });
+    setWinsize(pts, 37, 101);
+    const dir = path.join(tmp, 'shelljob-leader');
+    await dump({ pid, imagesDir: dir, shellJob: true });
+    await waitPidGone(pid);
+    await roundTrip(dir, pid, 'leader');
+  });
+
+  it('--inherit-fd tty[RDEV:DEV] names the terminal to give instead of the restorer\'s stdin', async () => {
+    const { pid } = await startJob(['leader']);
+    const dir = path.join(tmp, 'shelljob-inherit');
+    await dump({ pid, imagesDir: dir, shellJob: true });
+    const info = decode(dir, 'tty-info.img')[0];
+    const key = `tty[${Number(info.rdev).toString(16)}:${Number(info.dev).toString(16)}]`;
+    await waitPidGone(pid);
+    // A terminal of nobody's session here: this process restores, with a descriptor of it.
+    const term = terminal(['sleep', '1000']);
+    const { pts } = await waitFor('the terminal', () => /^PTYRUN/.test(screen(term)) && head(term));
+    const fd = fs.openSync(pts, fs.constants.O_RDWR | fs.constants.O_NOCTTY);
+    held.push(fd);
+    await restore({ imagesDir: dir, shellJob: true, inheritFds: [{ key, fd }], logFile: 'restore.log', logLevel: 4 });
+    expect(fs.readFileSync(path.join(dir, 'restore.log'), 'utf8')).toContain(`the restored tasks get inherited descriptor ${fd} (${key})`);
+    expect(fs.readlinkSync(`/proc/${pid}/fd/0`)).toBe(pts);
+    expect(stat(pid)).toMatchObject({ session: pid, pgrp: pid, ttyNr: 0 });
+    process.kill(term.runner.pid, 'SIGUSR1');
+    expect(await waitFor('the job\'s verdict', () => /(PASS|FAIL) shell-job.*\n/.exec(screen(term))?.[0], 15_000)).toBe(`PASS shell-job ping on ${pts}\n`);
+  });
+
+  it('is refused before anything is created without --shell-job, or when the terminal to give is not one', async () => {
+    const { pid, pts } = await startJob();
+    const dir = path.join(tmp, 'shelljob-refusals');
     await dump({ pid, imagesDir: dir, shellJob: true, leaveRunning: true });
-    await expect(restore({ imagesDir: dir, shellJob: true })).rejects.toThrow(
-      new RegExp(`restoring terminals is not supported yet: pty ${m[1]}'s master is not in the dump`));
-    expect(isAlive(pid)).toBe(true); // the dumped task, left running, is untouched
+    const index = Number(/\d+$/.exec(pts)![0]);
+    await expect(restore({ imagesDir: dir })).rejects.toThrow(
+      new RegExp(`pty ${index}'s master is not in the dump: a terminal outside the tree is restored only with --shell-job`));
+    const info = decode(dir, 'tty-info.img')[0];
+    const key = `tty[${Number(info.rdev).toString(16)}:${Number(info.dev).toString(16)}]`;
+    const devnull = fs.openSync('/dev/null', 'r');
+    held.push(devnull);
+    await expect(restore({ imagesDir: dir, shellJob: true, inheritFds: [{ key, fd: devnull }] })).rejects.toThrow(
+      new RegExp(`pty ${index} is a terminal outside the tree: --shell-job gives the restored tasks the restorer's terminal, but inherited descriptor ${devnull} \\(tty\\[.*\\]\\) is not a terminal`));
+    expect(stat(pid)).toMatchObject({ pgrp: pid, tpgid: pid }); // the dumped task, left running, is untouched
   });
 });

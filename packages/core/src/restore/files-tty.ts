@@ -7,6 +7,13 @@
  * right after its setsid, before it creates the rest of its session) and sets the foreground
  * group (TIOCSPGRP) once every task exists.
  *
+ * A terminal from outside the tree (a pty whose master is not in the dump) under --shell-job is
+ * the restorer's own, as CRIU does it: its descriptors are copies of the restorer's stdin (or of
+ * the --inherit-fd descriptor given for `tty[RDEV:DEV]`), which gets the dumped termios and window
+ * size, and, when it is the caller's controlling terminal, the first task in the caller's
+ * session that holds it makes its group the terminal's foreground (the restored job runs in the
+ * foreground of the caller's shell).
+ *
  * Index: the restorer asks for the dumped index (devpts hands out the lowest free one, so it
  * opens /dev/ptmx until it gets it or passes it). CRIU fails when the index is taken; here the
  * pair then comes back under another index, with a warning: the program's descriptors work the
@@ -27,8 +34,9 @@ const FD_TYPE_TTY = 11;
 const TTY_TYPE_PTY = 1, TTY_TYPE_CTTY = 4;
 const TTY_TYPE_NAMES = ['UNKNOWN', 'PTY', 'CONSOLE', 'VT', 'CTTY', 'EXT_TTY', 'SERIAL'];
 const O_ACCMODE = 3, O_RDWR = 2, O_NONBLOCK = 0o4000, O_NOCTTY = 0o400, O_CLOEXEC = 0o2000000;
-const F_SETFL = 4;
+const F_SETFL = 4, F_DUPFD_CLOEXEC = 1030;
 const NCCS = 19;
+const SIGTTOU = 22; // the generic Linux number, that of x86_64 and ppc64
 const LE = os.endianness() === 'LE';
 
 /** One side's open file in the images. */
@@ -45,8 +53,18 @@ export interface PtyPair {
   pgrp: number;
 }
 
+/** A terminal from outside the tree, taken from the restorer (--shell-job). */
+export interface ExtTty {
+  index: number;
+  files: number[];
+  info: Msg;
+  /** CRIU's --inherit-fd key: tty[rdev:dev] in hex. */
+  key: string;
+}
+
 export interface PtyPlan {
   pairs: PtyPair[];
+  external: ExtTty[];
   /** Files of /dev/tty: each task opens its own, once its session has its terminal back. */
   devTty: number[];
 }
@@ -64,7 +82,7 @@ export function planPtys(tree: TreeImages, imagesDir: string, shellJob: boolean)
   const files = tree.tasks[0].files;
   const used = new Set<number>();
   for (const t of tree.tasks) for (const e of t.fdinfo) if (Number(files.get(Number(e.id))?.type) === FD_TYPE_TTY) used.add(Number(e.id));
-  if (!used.size) return { pairs: [], devTty: [] };
+  if (!used.size) return { pairs: [], external: [], devTty: [] };
   const devTty: number[] = [];
   const infos = new Map<number, { info: Msg; record: number }>();
   readImage(imagesDir, 'tty-info.img', 'TTY_INFO').forEach(({ message }, i) => infos.set(Number(message.id), { info: message, record: i }));
@@ -97,9 +115,17 @@ export function planPtys(tree: TreeImages, imagesDir: string, shellJob: boolean)
     pair.files.push({ id, flags: Number(tty.flags ?? 0), master });
     if (master) pair.master = info; else pair.slave = info;
   }
-  for (const pair of pairs.values()) {
+  const external: ExtTty[] = [];
+  for (const pair of [...pairs.values()]) {
     if (!pair.master) {
-      throw new RestoreError('files', `restoring terminals is not supported yet: pty ${pair.index}'s master is not in the dump (a terminal outside the tree${shellJob ? '' : ', which needs --shell-job'})`, { file: 'tty-info.img', field: 'id' });
+      if (!shellJob) {
+        throw new RestoreError('files', `pty ${pair.index}'s master is not in the dump: a terminal outside the tree is restored only with --shell-job (it becomes the restorer's terminal)`, { file: 'tty-info.img', field: 'id' });
+      }
+      const info = pair.slave!;
+      termiosOf(info.termios as Msg | undefined, 'termios', infos.get(Number(info.id))!.record);
+      external.push({ index: pair.index, files: pair.files.map((f) => f.id), info, key: `tty[${(Number(info.rdev) >>> 0).toString(16)}:${(Number(info.dev ?? 0) >>> 0).toString(16)}]` });
+      pairs.delete(pair.index);
+      continue;
     }
     // The master tells the session to anyone; a slave only to a task whose ctty it is.
     for (const info of [pair.master, pair.slave]) {
@@ -120,7 +146,7 @@ export function planPtys(tree: TreeImages, imagesDir: string, shellJob: boolean)
       }
     }
   }
-  return { pairs: [...pairs.values()], devTty };
+  return { pairs: [...pairs.values()], external, devTty };
 }
 
 /** struct termios (host layout) from a termios_entry; its 19 c_cc bytes packed in the words. */
@@ -227,12 +253,7 @@ export function openPtys(plan: PtyPlan, own: (fd: number) => number, warn: (msg:
     // Locked termios need CAP_SYS_ADMIN: only when some are locked.
     if (tl && tl.some((x) => x !== 0)) ioctlOrFail(mfd, a.TIOCSLCKTRMIOS, tl, `setting the locked termios of ${rec(info)}`, pair.index);
     const ws = info.winsize as Msg | undefined;
-    if (ws) {
-      const b = Buffer.alloc(8);
-      const w16 = (o: number, v: unknown) => (LE ? b.writeUInt16LE(Number(v) & 0xffff, o) : b.writeUInt16BE(Number(v) & 0xffff, o));
-      w16(0, ws.ws_row); w16(2, ws.ws_col); w16(4, ws.ws_xpixel); w16(6, ws.ws_ypixel);
-      ioctlOrFail(mfd, a.TIOCSWINSZ, b, 'setting the window size (TIOCSWINSZ)', pair.index);
-    }
+    if (ws) ioctlOrFail(mfd, a.TIOCSWINSZ, winsizeOf(ws), 'setting the window size (TIOCSWINSZ)', pair.index);
     const m = pair.master!;
     if (m.packet_mode) ioctlOrFail(mfd, a.TIOCPKT, int32(1), 'packet mode (TIOCPKT)', pair.index);
     if (m.exclusive) ioctlOrFail(mfd, a.TIOCEXCL, 0, 'exclusive mode of the master (TIOCEXCL)', pair.index);
@@ -274,4 +295,79 @@ export function setForeground(task: FrozenTask, scratch: Scratch, p: OpenPty): v
     const r = task.rawSyscall('ioctl', fd, a.TIOCSPGRP, scratch.arg(int32(p.pair.pgrp)));
     if (r < 0n) throw new RestoreError('clone', `task ${task.pid} cannot make group ${p.pair.pgrp} the foreground of pty ${p.index} (TIOCSPGRP: errno ${-r})`, { file: 'tty-info.img', field: 'pgrp' });
   });
+}
+
+/** The restorer's descriptor standing for one outside terminal. */
+export interface OpenExtTty { ext: ExtTty; fd: number; from: string; ctty: boolean }
+
+/** Where an outside terminal comes from: the caller's descriptor and how to name it. */
+export interface ExtTtySource {
+  ext: ExtTty; src: number; from: string;
+  /** It is our controlling terminal (else nobody takes its foreground: it is no session's of ours). */
+  ctty: boolean;
+}
+
+/**
+ * Which of the caller's descriptors each outside terminal becomes (the --inherit-fd one named by
+ * its key, else our stdin), checked to be a terminal before anything is created.
+ */
+export function externalTtySources(plan: PtyPlan, inherited: ReadonlyArray<{ key: string; fd: number }>): ExtTtySource[] {
+  if (!plan.external.length) return [];
+  const a = ttyArch();
+  return plan.external.map((ext) => {
+    const inh = inherited.find((x) => x.key === ext.key);
+    const src = inh ? inh.fd : 0;
+    const from = inh ? `inherited descriptor ${src} (${ext.key})` : 'the restorer\'s stdin';
+    const r = sys.trySyscall('ioctl', src, a.TCGETS, Buffer.alloc(a.termios.size));
+    if (r.errno) {
+      throw new RestoreError('files', `pty ${ext.index} is a terminal outside the tree: --shell-job gives the restored tasks the restorer's terminal, but ${from} is not a terminal (errno ${r.errno})`, { file: 'tty-info.img', field: 'id', hint: inh ? undefined : `run the restore from the terminal the job should use, or pass --inherit-fd fd[N]:${ext.key}` });
+    }
+    const sid = Buffer.alloc(4);
+    const g = sys.trySyscall('ioctl', src, a.TIOCGSID, sid);
+    const ctty = !g.errno && (LE ? sid.readInt32LE(0) : sid.readInt32BE(0)) === Number(sys.syscall('getsid', 0));
+    return { ext, src, from, ctty };
+  });
+}
+
+/**
+ * The outside terminals become the restorer's (see the top of the file): a copy of the source
+ * descriptor, with the dumped termios and window size applied to it.
+ */
+export function openExternalTtys(sources: ExtTtySource[], own: (fd: number) => number): OpenExtTty[] {
+  if (!sources.length) return [];
+  const a = ttyArch();
+  return sources.map(({ ext, src, from, ctty }) => {
+    const fd = own(sys.fcntl(src, F_DUPFD_CLOEXEC, 0));
+    const t = termiosOf(ext.info.termios as Msg | undefined, 'termios', 0);
+    if (t) ioctlOrFail(fd, a.TCSETS, t, `setting the dumped termios on ${from} (TCSETS)`, ext.index);
+    const tl = termiosOf(ext.info.termios_locked as Msg | undefined, 'termios_locked', 0);
+    if (tl && tl.some((x) => x !== 0)) ioctlOrFail(fd, a.TIOCSLCKTRMIOS, tl, `setting the dumped locked termios on ${from}`, ext.index);
+    const ws = ext.info.winsize as Msg | undefined;
+    if (ws) ioctlOrFail(fd, a.TIOCSWINSZ, winsizeOf(ws), `setting the dumped window size on ${from} (TIOCSWINSZ)`, ext.index);
+    return { ext, fd, from, ctty };
+  });
+}
+
+/**
+ * `task` (in the terminal's session, the caller's) makes its process group the foreground one
+ * of outside terminal `t`, as a shell does for the job it runs. SIGTTOU is blocked first: the
+ * task is still in the background; its dumped mask is set later.
+ */
+export function takeForeground(task: FrozenTask, scratch: Scratch, t: OpenExtTty, pgid: number): void {
+  const a = ttyArch();
+  const set = Buffer.alloc(8);
+  const bit = 1n << BigInt(SIGTTOU - 1);
+  if (LE) set.writeBigUInt64LE(bit); else set.writeBigUInt64BE(bit);
+  task.syscall('rt_sigprocmask', 0 /* SIG_BLOCK */, scratch.arg(set), 0, 8);
+  withFdInTask(task, t.fd, (fd) => {
+    const r = task.rawSyscall('ioctl', fd, a.TIOCSPGRP, scratch.arg(int32(pgid)));
+    if (r < 0n) throw new RestoreError('clone', `task ${task.pid} cannot make its group ${pgid} the foreground of ${t.from} (TIOCSPGRP: errno ${-r})`, { file: 'tty-info.img', field: 'pgrp' });
+  });
+}
+
+function winsizeOf(ws: Msg): Buffer {
+  const b = Buffer.alloc(8);
+  const w16 = (o: number, v: unknown) => (LE ? b.writeUInt16LE(Number(v) & 0xffff, o) : b.writeUInt16BE(Number(v) & 0xffff, o));
+  w16(0, ws.ws_row); w16(2, ws.ws_col); w16(4, ws.ws_xpixel); w16(6, ws.ws_ypixel);
+  return b;
 }

@@ -93,7 +93,7 @@ function restoreFds(task: FrozenTask, scratch: Scratch, img: TaskImages, shellJo
       return;
     }
     if (f.type === FD_TYPE_TTY) {
-      throw new RestoreError('files', `fd ${fd}: restoring terminals is not supported yet${shellJob ? '' : ' (and needs --shell-job)'}`, { file: 'files.img', field: 'tty' });
+      throw new RestoreError('files', `fd ${fd}: terminal file ${id} was not prepared (not a pty of the dump${shellJob ? '' : ', nor an outside terminal under --shell-job'})`, { file: 'files.img', field: 'tty' });
     }
     if (f.type === FD_TYPE_EVENTPOLL) {
       const ep = f.epfd as Msg;

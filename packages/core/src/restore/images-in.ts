@@ -607,7 +607,7 @@ export function checkPlan(img: TaskImages, opts: PlanOptions): RestorePlan {
     if (!f) throw new RestoreError('read-images', `fd ${fd}: no file with id ${id} in files.img`, { file: fdinfoFile, record: i, field: 'id' });
     const type = int(f.type, 'files.img', 'type');
     if (!fdTypes.has(type)) {
-      throw new RestoreError('files', `fd ${fd}: file type ${type} is not supported yet`, { file: 'files.img', field: 'type', hint: type === 11 ? 'terminals need --shell-job, and restoring them is not supported yet' : undefined });
+      throw new RestoreError('files', `fd ${fd}: file type ${type} is not supported yet`, { file: 'files.img', field: 'type', hint: type === 11 ? 'a terminal from outside the tree needs --shell-job' : undefined });
     }
     const reg = f.reg as Msg | undefined;
     let name: string | undefined;

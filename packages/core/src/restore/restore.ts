@@ -19,7 +19,7 @@ import { Logger } from '../util/log.js';
 import { RestoreError } from './errors.js';
 import { readTreeImages, need, type TaskImages } from './images-in.js';
 import { SharedFiles, checkTreeFiles } from './shared-files.js';
-import { openPtys, planPtys, setForeground, takeCtty } from './files-tty.js';
+import { externalTtySources, openExternalTtys, openPtys, planPtys, setForeground, takeCtty, takeForeground } from './files-tty.js';
 import { regFileName, restoreFiles } from './files.js';
 import { GhostFiles } from './ghost-files.js';
 import { checkFileLocks, readFileLocks, restoreFileLocks } from './file-locks.js';
@@ -88,7 +88,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
 
   let helper: FrozenTask | undefined;
   // The helper program starts while the images are read (a shell, setsid and an exec: ~15-20 ms).
-  let launch: Promise<number> | undefined = launchHelper(arch);
+  // A shell job stays in the caller's session (and group): the helper too, not setsid'd.
+  let launch: Promise<number> | undefined = launchHelper(arch, options.shellJob ?? false);
   // Logged as soon as its pid is known: a failure before start-helper must not leave it behind.
   launch.then((p) => log.info(`restore helper ${p} launched`), () => { /* reported at the start-helper step */ });
   const rts: RTask[] = [];
@@ -129,6 +130,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     const locks = readFileLocks(imagesDir);
     checkFileLocks(locks, tree.tasks);
     const ptyPlan = planPtys(tree, imagesDir, options.shellJob ?? false);
+    const extSources = externalTtySources(ptyPlan, options.inheritFds ?? []);
+    if (options.shellJob) joinCallerSession(tree, log);
     checkCpu(imagesDir, arch, options.cpuCap);
     const clocks = clockOffsets(imagesDir);
     const cgPlan = await planCgroups(imagesDir, plan.map(({ img }) => ({ pid: img.pid, set: Number((img.core.thread_core as Msg | undefined)?.cg_set ?? 0) })), options.manageCgroups ?? 'soft', options.cgroupRoots ?? []);
@@ -159,6 +162,11 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     // Pty pairs exist before the tasks: a session leader takes its terminal before its children.
     const ptys = openPtys(ptyPlan, (fd) => shared.own(fd), (msg) => log.warn(msg));
     for (const p of ptys) for (const [id, fd] of p.byFile) shared.hold(id, fd);
+    const extTtys = openExternalTtys(extSources, (fd) => shared.own(fd));
+    for (const t of extTtys) {
+      for (const id of t.ext.files) shared.hold(id, t.fd);
+      log.info(`pty ${t.ext.index} (outside the tree): the restored tasks get ${t.from}`);
+    }
     for (const id of ptyPlan.devTty) shared.openInTask(id, '/dev/tty');
     // One scratch address free in every task: each task starts as a copy of the helper (the root
     // cloned from it, every other task from its parent before anything is rebuilt).
@@ -203,6 +211,22 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     for (const p of ptys) {
       const leader = rts.find((r) => r.img.pid === p.pair.sid);
       if (leader) setForeground(leader.task, leader.scratch, p);
+    }
+    // The job takes the foreground of the caller's terminal, from its first task in that session.
+    const callerSid = Number(sys.syscall('getsid', 0));
+    for (const t of extTtys) {
+      if (!t.ctty) {
+        log.info(`pty ${t.ext.index} (outside the tree): ${t.from} is not the caller's controlling terminal: its foreground group stays`);
+        continue;
+      }
+      const ids = new Set(t.ext.files);
+      const rt = rts.find((r) => Number(r.img.pstree.sid) === callerSid && r.img.fdinfo.some((e) => ids.has(Number(e.id))));
+      if (!rt) {
+        log.info(`pty ${t.ext.index} (outside the tree): no task holding it is in the caller's session ${callerSid}: the foreground group stays`);
+        continue;
+      }
+      takeForeground(rt.task, rt.scratch, t, Number(rt.img.pstree.pgid));
+      log.info(`pty ${t.ext.index} (outside the tree): group ${rt.img.pstree.pgid} of task ${rt.img.pid} is the foreground of ${t.from}`);
     }
     // Cgroups before any memory is charged: every task is still a copy of the helper.
     if (cgPlan) {
@@ -526,11 +550,33 @@ function waitPidFree(pid: number, waitMs: number): void {
 }
 
 /**
- * Starts the helper program detached from us (never a child_process child: libuv would reap
- * its ptrace stops), in its own session, with only stdio open: a shell starts it in the
- * background and exits. Resolves with the helper's PID.
+ * CRIU's --shell-job: a root task that did not lead its session joins the caller's, and, when
+ * it did not lead its group either, the caller's group; every task (and zombie) of that session
+ * or group follows it (pstree values rewritten before any task is created).
  */
-function launchHelper(arch: Arch): Promise<number> {
+function joinCallerSession(tree: { tasks: Array<{ pid: number; pstree: Msg }>; zombies: Array<{ pstree: Msg }> }, log: Logger): void {
+  const root = tree.tasks[0];
+  const oldSid = Number(root.pstree.sid), oldPgid = Number(root.pstree.pgid);
+  if (oldSid === root.pid) return; // it makes a session of its own (setsid), as CRIU does
+  const sid = Number(sys.syscall('getsid', 0)), pgid = Number(sys.syscall('getpgid', 0));
+  const all = [...tree.tasks, ...tree.zombies];
+  if (oldSid !== sid) {
+    log.info(`shell job: session ${oldSid} -> ${sid} (the caller's)`);
+    for (const t of all) if (Number(t.pstree.sid) === oldSid) t.pstree.sid = sid;
+  }
+  if (oldPgid !== root.pid && oldPgid !== pgid) {
+    log.info(`shell job: process group ${oldPgid} -> ${pgid} (the caller's)`);
+    for (const t of all) if (Number(t.pstree.pgid) === oldPgid) t.pstree.pgid = pgid;
+  }
+}
+
+/**
+ * Starts the helper program detached from us (never a child_process child: libuv would reap
+ * its ptrace stops), with only stdio open: a shell starts it in the background and exits. It
+ * gets a session of its own, except for a shell job (`keepSession`), which stays in ours.
+ * Resolves with the helper's PID.
+ */
+function launchHelper(arch: Arch, keepSession: boolean): Promise<number> {
   let prog: string;
   try {
     prog = arch.restoreHelperPath();
@@ -539,7 +585,7 @@ function launchHelper(arch: Arch): Promise<number> {
   }
   const closeInherited = 'for f in /proc/$$/fd/*; do f=${f##*/}; [ "$f" -gt 2 ] && eval "exec $f>&-" 2>/dev/null; done';
   return new Promise((resolve, reject) => {
-    const sh = spawn('bash', ['-c', `${closeInherited}; setsid '${prog}' </dev/null >/dev/null 2>&1 & echo $!`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const sh = spawn('bash', ['-c', `${closeInherited}; ${keepSession ? 'exec' : 'setsid'} '${prog}' </dev/null >/dev/null 2>&1 & echo $!`], { stdio: ['ignore', 'pipe', 'ignore'] });
     let out = '';
     sh.stdout.on('data', (d: Buffer) => { out += d.toString(); });
     sh.on('error', (e) => reject(new RestoreError('start-helper', `could not start the restore helper: ${e.message}`, { cause: e })));
