@@ -11,5 +11,6 @@ export class RestoreError extends Error {
   }
   get hint(): string | undefined { return this.opts.hint; }
   get file(): string | undefined { return this.opts.file; }
+  get record(): number | undefined { return this.opts.record; }
   get field(): string | undefined { return this.opts.field; }
 }
