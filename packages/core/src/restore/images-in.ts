@@ -594,7 +594,7 @@ function checkMemory(img: TaskImages, opts: PlanOptions): Pick<RestorePlan, 'vma
         const mf = img.files.get(v.shmid);
         if (!mf) throw new RestoreError('read-images', `${where}: no file with id ${v.shmid} in files.img`, { file: mmFile, field: f('shmid') });
         if (Number(mf.type) !== FD_TYPE_MEMFD || typeof mf.memfd !== 'object' || mf.memfd === null) {
-          throw new RestoreError('read-images', `${where}: file ${v.shmid} is of type ${mf.type}, not a memfd`, { file: 'files.img', field: 'type' });
+          throw new RestoreError('read-images', `${where}: file ${v.shmid} of files.img is of type ${mf.type}, not a memfd`, { file: mmFile, field: f('shmid') });
         }
         int((mf.memfd as Msg).inode_id, 'files.img', 'memfd.inode_id');
         if (!(v.flags & 1 /* MAP_SHARED */)) throw new RestoreError('map-vmas', `${where}: private memfd mappings are not supported yet`, { file: mmFile, field: f('flags') });
