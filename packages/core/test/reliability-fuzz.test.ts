@@ -20,11 +20,14 @@ import { startTestprog } from './helpers/testprogs';
 import { PROGRAMS } from './helpers/programs';
 
 const SETS = Number(process.env.CRIU_TS_FUZZ_SETS ?? 100_000);
-/** Single tasks, then trees: tree (3 tasks, a pipe holding data), threads4, zombie (a zombie and a stopped child), sharevm (CLONE_VM). */
-const BASES = ['counter', 'fileio', 'filemap', 'tree', 'threads4', 'zombie', 'sharevm'];
-const TREES = new Set(['tree', 'threads4', 'zombie', 'sharevm']);
+/**
+ * Single tasks (flock: filelocks.img), then trees: tree (3 tasks, a pipe holding data), threads4,
+ * zombie (a zombie and a stopped child), sharevm (CLONE_VM), ptypair (a pty pair: tty-info.img).
+ */
+const BASES = ['counter', 'fileio', 'filemap', 'flock', 'tree', 'threads4', 'zombie', 'sharevm', 'ptypair'];
+const TREES = new Set(['tree', 'threads4', 'zombie', 'sharevm', 'ptypair']);
 /** Errors only the checks of a tree give (readTreeImagesFrom, checkSharedKobjs, zombies, thread ids, pipes data). */
-const TREE_CHECK = /parent N is|appears twice in the tree|shares its|not the wait status|thread id|first thread|bytes of data|own, yet has/;
+const TREE_CHECK = /parent N is|appears twice in the tree|shares its|not the wait status|thread id|first thread|bytes of data|own, yet has|pty N|session N|tty_info/;
 const { dir: tmp, started } = testWorkspace('fuzz');
 
 const arch = hostArch();
@@ -185,7 +188,8 @@ describe('fuzzing restore planning', () => {
 
   it('plans the undamaged image sets (every task; file mappings, fds, threads, pipes and zombies resolved)', () => {
     for (const b of bases) {
-      const { tree, tasks } = planRestore(memorySource(b.set), opts);
+      const planned = planRestore(memorySource(b.set), opts);
+      const { tree, tasks } = planned;
       const plan = tasks[0];
       expect(plan.vmas.length).toBeGreaterThan(5);
       expect(plan.pagesToFill).toBeGreaterThan(0);
@@ -203,6 +207,8 @@ describe('fuzzing restore planning', () => {
         expect(tasks.length).toBe(2);
         expect(tree.zombies.map((z) => z.exitStatus)).toEqual([7 << 8]);
       }
+      if (b.name === 'flock') expect(planned.locks.length).toBeGreaterThan(0);
+      if (b.name === 'ptypair') expect(planned.ptys.pairs.length).toBe(1);
       if (b.name === 'sharevm') {
         const child = tasks.find((t) => t.images.mmOf !== undefined)!;
         expect(child.images.mmOf).toBe(plan.images.pid);
@@ -264,6 +270,15 @@ describe('fuzzing restore planning', () => {
     const exit = err(badExit);
     expect(exit.message).toMatch(/is not the wait status of a dead task/);
     expect([exit.file, exit.field]).toEqual([`core-${zpid}.img`, 'tc.exit_code']);
+    // A lock of a task the tree does not have.
+    const flock = bases.find((x) => x.name === 'flock')!;
+    const badLock = new Map(flock.set);
+    const locks = structuredClone(flock.decoded.get('filelocks.img')!.entries);
+    locks[locks.length - 1].pid = 4194000;
+    badLock.set('filelocks.img', encodeImageEntries('FILE_LOCKS', locks.map((message) => ({ message }))));
+    const lock = err(badLock);
+    expect(lock.message).toMatch(/lock of task 4194000, which is not in pstree\.img/);
+    expect([lock.file, lock.record, lock.field]).toEqual(['filelocks.img', locks.length - 1, 'pid']);
     const threads = bases.find((x) => x.name === 'threads4')!;
     const tid = (threads.decoded.get('pstree.img')!.entries[0].threads as number[])[2];
     const noThread = new Map(threads.set);

@@ -1,13 +1,17 @@
 /**
  * planRestore(): every check restore() makes on the images before it creates anything, with no
  * side effect. restore() runs it first (on the images directory); the fuzzer runs it on damaged
- * image sets held in memory. The checks that need more than the core images (ghost files, locks,
- * ptys, cgroups, namespaces, mounts) follow in restore() and read the directory.
+ * image sets held in memory. The checks that look at this host as well (ghost files, cgroups,
+ * namespaces, mounts, CPU features) follow in restore() and read the directory.
  */
 import * as fs from 'node:fs';
 import { RestoreError } from './errors.js';
 import { checkPlan, dirSource, readTreeImagesFrom, type ImageSource, type PlanOptions, type RestorePlan, type TreeImages } from './images-in.js';
 import { checkTreeFiles } from './shared-files.js';
+import { checkFileLocks, readFileLocks, type FileLock } from './file-locks.js';
+import { planPtys, type PtyPlan } from './files-tty.js';
+import { clockOffsets } from './timens.js';
+import type { TimensOffsets } from '../proc/timens.js';
 
 const VMA_ANON_SHARED = 1 << 8, VMA_AREA_MEMFD = 1 << 14;
 
@@ -24,6 +28,12 @@ export interface TreePlan {
   tasks: RestorePlan[];
   /** Each shared anonymous memory object (VMA_ANON_SHARED shmid): as large as the furthest any task maps it. */
   anonSizes: Map<number, bigint>;
+  /** filelocks.img, each naming a task and one of its descriptors. */
+  locks: FileLock[];
+  /** The pty pairs and /dev/tty files the tasks use (tty-info.img). */
+  ptys: PtyPlan;
+  /** The offsets of a time namespace when the dumped clocks are ahead of this kernel's (timens-0.img). */
+  clocks?: TimensOffsets;
 }
 
 /** A check of planRestore itself failed on unexpected input: a bug to fix, never a user error. */
@@ -56,7 +66,10 @@ export function planRestore(source: ImageSource | string, opts: TreePlanOptions)
         if (end > (anonSizes.get(v.shmid) ?? 0n)) anonSizes.set(v.shmid, end);
       }
     }
-    return { tree, tasks, anonSizes };
+    const locks = readFileLocks(src);
+    checkFileLocks(locks, tree.tasks);
+    const ptys = planPtys(tree, src, opts.shellJob ?? false);
+    return { tree, tasks, anonSizes, locks, ptys, clocks: clockOffsets(src) };
   } catch (e) {
     if (e instanceof RestoreError) throw e;
     throw new ImageCheckBug(e);

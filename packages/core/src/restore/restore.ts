@@ -20,10 +20,10 @@ import { RestoreError } from './errors.js';
 import { need, type TaskImages } from './images-in.js';
 import { planRestore } from './plan.js';
 import { SharedFiles } from './shared-files.js';
-import { openPtys, planPtys, setForeground, takeCtty } from './files-tty.js';
+import { openPtys, setForeground, takeCtty } from './files-tty.js';
 import { regFileName, restoreFiles } from './files.js';
 import { GhostFiles } from './ghost-files.js';
-import { checkFileLocks, readFileLocks, restoreFileLocks } from './file-locks.js';
+import { restoreFileLocks } from './file-locks.js';
 import type { RestoreOptions, RestoreResult } from './options.js';
 import { Scratch, SCRATCH, findFreeRange } from './scratch.js';
 import { killThreads } from '../dump/threads.js';
@@ -31,7 +31,7 @@ import { restorePosixTimers } from './posix-timers.js';
 import { makeZombie } from './zombies.js';
 import { RESTORE_STEPS, type RestoreStep } from './steps.js';
 import { placeVdso, installVdsoProxy } from './vdso.js';
-import { clockOffsets, enterTimeNamespace } from './timens.js';
+import { enterTimeNamespace } from './timens.js';
 import { lazyVmasOf, registerLazy, splitLazyRuns } from './lazy.js';
 import { fillAnonByUffd } from './fill-uffd.js';
 import { CgroupMover, planCgroups } from './cgroups.js';
@@ -88,18 +88,15 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   let cgMover: CgroupMover | undefined;
   try {
     step('read-images');
-    // Every check on the core images, the same planRestore() the fuzzer runs.
+    // Every check on the images alone: the same planRestore() the fuzzer runs. Then those that
+    // look at this host too.
     const planned = planRestore(imagesDir, { march: arch.image.march, threadInfoField: arch.image.threadInfoField, pageSize, shellJob: options.shellJob ?? false, lazyPages: !!options.lazyPages });
-    const { tree, anonSizes } = planned;
+    const { tree, anonSizes, locks, ptys: ptyPlan, clocks } = planned;
     const plan = planned.tasks.map((t) => ({ img: t.images, vmas: t.vmas as Vma[] }));
     const posixTimers = new Map(planned.tasks.map((t) => [t.images.pid, t.posixTimers]));
     const pid = plan[0].img.pid;
     ghosts = new GhostFiles(imagesDir, tree.tasks[0].files, (m) => log.warn(m));
-    const locks = readFileLocks(imagesDir);
-    checkFileLocks(locks, tree.tasks);
-    const ptyPlan = planPtys(tree, imagesDir, options.shellJob ?? false);
     checkCpu(imagesDir, arch, options.cpuCap);
-    const clocks = clockOffsets(imagesDir);
     const cgPlan = await planCgroups(imagesDir, plan.map(({ img }) => ({ pid: img.pid, set: Number((img.core.thread_core as Msg | undefined)?.cg_set ?? 0) })), options.manageCgroups ?? 'soft', options.cgroupRoots ?? []);
     const nsPlan = planNamespaces(imagesDir, tree.tasks, options.inheritFds);
     if (nsPlan.newPidNs && options.lazyPages) throw new RestoreError('read-images', 'a lazy restore of a tree in a pid namespace of its own is not supported yet', { file: 'pstree.img' });
