@@ -22,12 +22,13 @@ import { PROGRAMS } from './helpers/programs';
 const SETS = Number(process.env.CRIU_TS_FUZZ_SETS ?? 100_000);
 /**
  * Single tasks (flock: filelocks.img), then trees: tree (3 tasks, a pipe holding data), threads4,
- * zombie (a zombie and a stopped child), sharevm (CLONE_VM), ptypair (a pty pair: tty-info.img).
+ * zombie (a zombie and a stopped child), sharevm (CLONE_VM), ptypair (a pty pair: tty-info.img),
+ * pidns (the init of its own pid, uts and ipc namespaces, with children and a zombie).
  */
-const BASES = ['counter', 'fileio', 'filemap', 'flock', 'tree', 'threads4', 'zombie', 'sharevm', 'ptypair'];
-const TREES = new Set(['tree', 'threads4', 'zombie', 'sharevm', 'ptypair']);
+const BASES = ['counter', 'fileio', 'filemap', 'flock', 'tree', 'threads4', 'zombie', 'sharevm', 'ptypair', 'pidns'];
+const TREES = new Set(['tree', 'threads4', 'zombie', 'sharevm', 'ptypair', 'pidns']);
 /** Errors only the checks of a tree give (readTreeImagesFrom, checkSharedKobjs, zombies, thread ids, pipes data). */
-const TREE_CHECK = /parent N is|appears twice in the tree|shares its|not the wait status|thread id|first thread|bytes of data|own, yet has|pty N|session N|tty_info/;
+const TREE_CHECK = /parent N is|appears twice in the tree|shares its|not the wait status|thread id|first thread|bytes of data|own, yet has|pty N|session N|tty_info|namespace|nodename|sem_ctls|not its init/;
 const { dir: tmp, started } = testWorkspace('fuzz');
 
 const arch = hostArch();
@@ -52,7 +53,7 @@ async function dumpProgram(name: string): Promise<ImageSet> {
   const work = path.join(tmp, `${name}-work`);
   fs.mkdirSync(work, { recursive: true });
   prog.setup?.(work);
-  const v = await startTestprog(name, prog.args?.(work) ?? []);
+  const v = await startTestprog(name, prog.args?.(work) ?? [], prog.readyPid);
   started.push(v);
   const dir = path.join(tmp, name);
   await dump({ pid: v.pid, imagesDir: dir, leaveRunning: true });
@@ -209,6 +210,11 @@ describe('fuzzing restore planning', () => {
       }
       if (b.name === 'flock') expect(planned.locks.length).toBeGreaterThan(0);
       if (b.name === 'ptypair') expect(planned.ptys.pairs.length).toBe(1);
+      if (b.name === 'pidns') {
+        expect(plan.images.pid).toBe(1);
+        expect(planned.namespaces.newPidNs).toBe(true);
+        expect(planned.namespaces.uts?.nodename).toBeTruthy();
+      }
       if (b.name === 'sharevm') {
         const child = tasks.find((t) => t.images.mmOf !== undefined)!;
         expect(child.images.mmOf).toBe(plan.images.pid);

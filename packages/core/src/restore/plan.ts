@@ -2,7 +2,7 @@
  * planRestore(): every check restore() makes on the images before it creates anything, with no
  * side effect. restore() runs it first (on the images directory); the fuzzer runs it on damaged
  * image sets held in memory. The checks that look at this host as well (ghost files, cgroups,
- * namespaces, mounts, CPU features) follow in restore() and read the directory.
+ * mounts, CPU features) follow in restore() and read the directory.
  */
 import * as fs from 'node:fs';
 import { RestoreError } from './errors.js';
@@ -12,6 +12,8 @@ import { checkFileLocks, readFileLocks, type FileLock } from './file-locks.js';
 import { planPtys, type PtyPlan } from './files-tty.js';
 import { clockOffsets } from './timens.js';
 import type { TimensOffsets } from '../proc/timens.js';
+import { planNamespaces, type NamespacePlan } from './namespaces.js';
+import type { InheritFd } from '../ns/external.js';
 
 const VMA_ANON_SHARED = 1 << 8, VMA_AREA_MEMFD = 1 << 14;
 
@@ -20,6 +22,8 @@ export interface TreePlanOptions extends PlanOptions {
   shellJob?: boolean;
   /** A lazy restore (--lazy-pages): refuses what it cannot do yet. */
   lazyPages?: boolean;
+  /** --inherit-fd: an external network namespace is joined through one of these. */
+  inheritFds?: InheritFd[];
 }
 
 export interface TreePlan {
@@ -34,6 +38,8 @@ export interface TreePlan {
   ptys: PtyPlan;
   /** The offsets of a time namespace when the dumped clocks are ahead of this kernel's (timens-0.img). */
   clocks?: TimensOffsets;
+  /** The root task's own pid, uts, ipc and (external) network namespaces. */
+  namespaces: NamespacePlan;
 }
 
 /** A check of planRestore itself failed on unexpected input: a bug to fix, never a user error. */
@@ -69,7 +75,9 @@ export function planRestore(source: ImageSource | string, opts: TreePlanOptions)
     const locks = readFileLocks(src);
     checkFileLocks(locks, tree.tasks);
     const ptys = planPtys(tree, src, opts.shellJob ?? false);
-    return { tree, tasks, anonSizes, locks, ptys, clocks: clockOffsets(src) };
+    const namespaces = planNamespaces(src, tree.tasks, opts.inheritFds);
+    if (namespaces.newPidNs && opts.lazyPages) throw new RestoreError('read-images', 'a lazy restore of a tree in a pid namespace of its own is not supported yet', { file: 'pstree.img' });
+    return { tree, tasks, anonSizes, locks, ptys, clocks: clockOffsets(src), namespaces };
   } catch (e) {
     if (e instanceof RestoreError) throw e;
     throw new ImageCheckBug(e);

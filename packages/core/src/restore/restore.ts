@@ -35,7 +35,7 @@ import { enterTimeNamespace } from './timens.js';
 import { lazyVmasOf, registerLazy, splitLazyRuns } from './lazy.js';
 import { fillAnonByUffd } from './fill-uffd.js';
 import { CgroupMover, planCgroups } from './cgroups.js';
-import { CLONE_NEWPID, closeBridges, forgetBridges, holdsBridge, hostPidOfChild, hostTidOf, openBridge, planNamespaces, restorerPidfd, setupRootNamespaces } from './namespaces.js';
+import { CLONE_NEWPID, closeBridges, forgetBridges, holdsBridge, hostPidOfChild, hostTidOf, openBridge, restorerPidfd, setupRootNamespaces } from './namespaces.js';
 import { readMountNamespace, restoreMountNamespace } from './mounts.js';
 
 const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
@@ -90,16 +90,14 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     step('read-images');
     // Every check on the images alone: the same planRestore() the fuzzer runs. Then those that
     // look at this host too.
-    const planned = planRestore(imagesDir, { march: arch.image.march, threadInfoField: arch.image.threadInfoField, pageSize, shellJob: options.shellJob ?? false, lazyPages: !!options.lazyPages });
-    const { tree, anonSizes, locks, ptys: ptyPlan, clocks } = planned;
+    const planned = planRestore(imagesDir, { march: arch.image.march, threadInfoField: arch.image.threadInfoField, pageSize, shellJob: options.shellJob ?? false, lazyPages: !!options.lazyPages, inheritFds: options.inheritFds });
+    const { tree, anonSizes, locks, ptys: ptyPlan, clocks, namespaces: nsPlan } = planned;
     const plan = planned.tasks.map((t) => ({ img: t.images, vmas: t.vmas as Vma[] }));
     const posixTimers = new Map(planned.tasks.map((t) => [t.images.pid, t.posixTimers]));
     const pid = plan[0].img.pid;
     ghosts = new GhostFiles(imagesDir, tree.tasks[0].files, (m) => log.warn(m));
     checkCpu(imagesDir, arch, options.cpuCap);
     const cgPlan = await planCgroups(imagesDir, plan.map(({ img }) => ({ pid: img.pid, set: Number((img.core.thread_core as Msg | undefined)?.cg_set ?? 0) })), options.manageCgroups ?? 'soft', options.cgroupRoots ?? []);
-    const nsPlan = planNamespaces(imagesDir, tree.tasks, options.inheritFds);
-    if (nsPlan.newPidNs && options.lazyPages) throw new RestoreError('read-images', 'a lazy restore of a tree in a pid namespace of its own is not supported yet', { file: 'pstree.img' });
     // A mount namespace of the tree's own: rebuilt in the root task before anything is opened.
     const mountNs = readMountNamespace(imagesDir, tree.tasks, { root: options.root, external: options.external?.mounts });
 
