@@ -1,6 +1,6 @@
 /**
- * planRestore(): every check restore() makes on the images before it creates anything, with no
- * side effect. restore() runs it first (on the images directory); the fuzzer runs it on damaged
+ * planRestore(): the checks restore() makes on the images alone before it creates anything, with
+ * no side effect. restore() runs it first (on the images directory); the fuzzer runs it on damaged
  * image sets held in memory. The checks that look at this host as well (ghost files, cgroups,
  * mounts, CPU features) follow in restore() and read the directory.
  */
