@@ -265,7 +265,7 @@ describe('errors carry the step, the task, the file and a hint', () => {
   });
 
   it('a killed dumper leaves a directory that restore refuses, saying the dump did not finish', async () => {
-    const { planRestore } = await import('../src/restore/images-in');
+    const { planRestore } = await import('../src/restore/plan');
     const arch = hostArch();
     const dir = path.join(tmp, 'kill-step-memory');
     if (!fs.existsSync(dir)) throw new Error('runs after the SIGKILL trials');

@@ -8,6 +8,7 @@ import type { Msg } from '@criu/images';
 import type { FrozenTask } from '../infect/frozen-task.js';
 import { RestoreError } from './errors.js';
 import { readImage } from './files-kinds.js';
+import type { ImageSource } from './images-in.js';
 import type { Scratch } from './scratch.js';
 
 const FILE = 'filelocks.img';
@@ -22,8 +23,8 @@ const EAGAIN = 11, EACCES = 13;
 export interface FileLock { flag: number; type: number; pid: number; fd: number; start: bigint; len: bigint; record: number }
 
 /** Reads and checks filelocks.img (none when absent). */
-export function readFileLocks(dir: string): FileLock[] {
-  return readImage(dir, FILE, 'FILE_LOCKS', true).map(({ message: m }, record) => {
+export function readFileLocks(images: string | ImageSource): FileLock[] {
+  return readImage(images, FILE, 'FILE_LOCKS', true).map(({ message: m }, record) => {
     for (const k of ['flag', 'type', 'pid', 'fd', 'start', 'len']) {
       if (m[k] === undefined) throw new RestoreError('read-images', 'required value missing', { file: FILE, record, field: k });
     }

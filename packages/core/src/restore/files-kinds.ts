@@ -6,8 +6,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { sys, F } from '@criu/sys';
-import { decodeImageEntries, pageRuns, PE_PRESENT, type Msg } from '@criu/images';
+import { decodeImageEntries, pageRuns, PE_PRESENT, type DecodedImage, type Msg } from '@criu/images';
 import { RestoreError } from './errors.js';
+import { dirSource, type ImageSource } from './images-in.js';
 
 const O_ACCMODE = 3, O_RDWR = 2, O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000;
 const O_CREAT = 0o100, O_EXCL = 0o200, O_NOCTTY = 0o400, O_TRUNC = 0o1000;
@@ -17,15 +18,17 @@ const MFD_CLOEXEC = 1, MFD_ALLOW_SEALING = 2;
 const DEFAULT_PIPE_SIZE = 65536;
 const FILL_CHUNK = 4 << 20;
 
-export function readImage(dir: string, name: string, magic: string, optional = false): Array<{ message: Msg; data?: Buffer }> {
-  const file = path.join(dir, name);
-  if (!fs.existsSync(file)) {
+export function readImage(from: string | ImageSource, name: string, magic: string, optional = false): Array<{ message: Msg; data?: Buffer }> {
+  const src = typeof from === 'string' ? dirSource(from) : from;
+  if (!src.has(name)) {
     if (optional) return [];
     throw new RestoreError('read-images', 'image missing', { file: name, hint: 'the image set is incomplete' });
   }
-  let img;
+  const bytes = src.read(name);
+  let img: DecodedImage;
   try {
-    img = decodeImageEntries(fs.readFileSync(file), { file: name });
+    const decode = () => decodeImageEntries(bytes, { file: name });
+    img = src.decoded ? src.decoded(name, bytes, decode) : decode();
   } catch (e) {
     throw new RestoreError('read-images', (e as Error).message, { cause: e, file: name, hint: 'the image is damaged' });
   }

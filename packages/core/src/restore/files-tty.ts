@@ -24,7 +24,7 @@ import * as os from 'node:os';
 import { sys, TTY_IOCTL, type TtyIoctls } from '@criu/sys';
 import type { Msg } from '@criu/images';
 import { RestoreError } from './errors.js';
-import type { TreeImages } from './images-in.js';
+import type { ImageSource, TreeImages } from './images-in.js';
 import { readImage } from './files-kinds.js';
 import type { FrozenTask } from '../infect/frozen-task.js';
 import type { Scratch } from './scratch.js';
@@ -78,15 +78,15 @@ function ttyArch(): TtyIoctls {
  * Reads tty-info.img and checks every tty file the tasks use: a pty whose master is in the dump
  * too. Other terminals (an external one under --shell-job, consoles, ...) are refused.
  */
-export function planPtys(tree: TreeImages, imagesDir: string, shellJob: boolean): PtyPlan {
+export function planPtys(tree: TreeImages, images: string | ImageSource, shellJob: boolean): PtyPlan {
   const files = tree.tasks[0].files;
   const used = new Set<number>();
   for (const t of tree.tasks) for (const e of t.fdinfo) if (Number(files.get(Number(e.id))?.type) === FD_TYPE_TTY) used.add(Number(e.id));
   if (!used.size) return { pairs: [], external: [], devTty: [] };
   const devTty: number[] = [];
   const infos = new Map<number, { info: Msg; record: number }>();
-  readImage(imagesDir, 'tty-info.img', 'TTY_INFO').forEach(({ message }, i) => infos.set(Number(message.id), { info: message, record: i }));
-  const data = readImage(imagesDir, 'tty-data.img', 'TTY_DATA', true);
+  readImage(images, 'tty-info.img', 'TTY_INFO').forEach(({ message }, i) => infos.set(Number(message.id), { info: message, record: i }));
+  const data = readImage(images, 'tty-data.img', 'TTY_DATA', true);
   if (data.length) throw new RestoreError('files', `queued terminal data (tty ${data[0].message.tty_id}) is not supported yet`, { file: 'tty-data.img', record: 0 });
   const pairs = new Map<number, PtyPair>();
   for (const id of used) {

@@ -2,17 +2,19 @@
  * Reads and checks what restore needs from a set of images. Every problem becomes a
  * RestoreError naming the step, file, record and field.
  *
- * - readTaskImages(dir): the images of the one task (what restore() reads today).
- * - planRestore(source): readTaskImages plus every check restore makes before it creates
- *   anything (mappings, page runs, files, required fields), with no side effect; works on a
- *   directory or on images held in memory (memorySource), so damaged image sets can be fuzzed.
+ * - readTreeImagesFrom(source): the images of every task of the tree, checked for presence,
+ *   kind, tree order and sharing.
+ * - checkPlan(task): the checks on one task's images restore makes before it creates anything
+ *   (mappings, page runs, descriptors, task state), with no side effect.
+ * Both work on a directory or on images held in memory (memorySource); plan.ts joins them into
+ * planRestore(), which restore() runs first and the fuzzer feeds damaged image sets.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decodeImageEntries, ImageFormatError, type DecodedImage, pageRuns, PE_LAZY, PE_PRESENT, PE_PARENT, type Msg, type PageRun } from '@criu/images';
 import { INCOMPLETE_MARKER } from '../dump/dump.js';
 import { RestoreError } from './errors.js';
-import { readPosixTimers } from './posix-timers.js';
+import { readPosixTimers, type PosixTimer } from './posix-timers.js';
 
 export interface TaskImages {
   /** core_entry of every thread but the main one (which is `core`), in pstree order. */
@@ -109,7 +111,8 @@ function permissionHint(e: unknown): string | undefined {
   return code === 'EACCES' || code === 'EPERM' ? 'image files are 0600: restore as the user who dumped, or as root' : undefined;
 }
 
-function read(src: ImageSource, name: string, magic: string): Msg[] {
+/** The decoded image `name` (of kind `magic`), its records with their extra payloads. */
+function decoded(src: ImageSource, name: string, magic: string): DecodedImage {
   if (!src.has(name)) throw new RestoreError('read-images', 'image missing', { file: name, hint: 'the image set is incomplete' });
   const bytes = src.read(name);
   let img: DecodedImage;
@@ -121,7 +124,11 @@ function read(src: ImageSource, name: string, magic: string): Msg[] {
     throw new RestoreError('read-images', ie instanceof ImageFormatError ? ie.reason : (e as Error).message, { cause: e, file: name, record: ie.recordIndex, field: ie.field, hint: 'the image is damaged' });
   }
   if (img.magic !== magic) throw new RestoreError('read-images', `expected a ${magic} image, found ${img.magic}`, { file: name });
-  return img.entries.map((e) => e.message);
+  return img;
+}
+
+function read(src: ImageSource, name: string, magic: string): Msg[] {
+  return decoded(src, name, magic).entries.map((e) => e.message);
 }
 
 function one(entries: Msg[], file: string): Msg {
@@ -132,14 +139,6 @@ function one(entries: Msg[], file: string): Msg {
 export function need<T>(v: T | undefined | null, file: string, field: string, record = 0): T {
   if (v === undefined || v === null) throw new RestoreError('read-images', 'required value missing', { file, field, record });
   return v;
-}
-
-/** The images of the one task, checked for presence, kind and the fields restore cannot do without. */
-export function readTaskImagesFrom(src: ImageSource, march: number, threadInfoField: string, pageSize: number): TaskImages {
-  checkInventory(src);
-  const tree = read(src, 'pstree.img', 'PSTREE');
-  if (tree.length !== 1) throw new RestoreError('read-images', `${tree.length} tasks in the tree; restoring process trees is not supported yet`, { file: 'pstree.img' });
-  return taskImagesOf(src, tree[0], 0, () => readFiles(src), march, threadInfoField, pageSize);
 }
 
 function checkInventory(src: ImageSource): void {
@@ -196,7 +195,7 @@ export interface TreeImages {
   pipesData: Map<number, { size: number; data: Buffer }>;
 }
 
-/** The images of every task of the tree, each checked as readTaskImagesFrom checks one. */
+/** The images of every task of the tree (in pstree order), checked as restore needs them. */
 export function readTreeImagesFrom(src: ImageSource, march: number, threadInfoField: string, pageSize: number): TreeImages {
   checkInventory(src);
   const tree = read(src, 'pstree.img', 'PSTREE');
@@ -230,13 +229,7 @@ export function readTreeImagesFrom(src: ImageSource, march: number, threadInfoFi
   checkSharedKobjs(tasks);
   const pipesData = new Map<number, { size: number; data: Buffer }>();
   if (src.has('pipes-data.img')) {
-    let img: DecodedImage;
-    try {
-      img = decodeImageEntries(src.read('pipes-data.img'), { file: 'pipes-data.img' });
-    } catch (e) {
-      throw new RestoreError('read-images', (e as Error).message, { cause: e, file: 'pipes-data.img', hint: 'the image is damaged' });
-    }
-    img.entries.forEach((e, i) => {
+    decoded(src, 'pipes-data.img', 'PIPES_DATA').entries.forEach((e, i) => {
       const id = Number(need(e.message.pipe_id, 'pipes-data.img', 'pipe_id', i));
       const data = e.extra?.kind === 'bytes' && e.extra.data ? Buffer.from(e.extra.data) : Buffer.alloc(0);
       if (data.length !== Number(e.message.bytes ?? 0)) throw new RestoreError('read-images', `pipe ${id}: ${data.length} bytes of data, the record says ${e.message.bytes}`, { file: 'pipes-data.img', record: i });
@@ -280,12 +273,6 @@ function checkSharedKobjs(tasks: TaskImages[]): void {
       if (shares.files) t.fdinfo = [];
     }
   });
-}
-
-/** readTreeImagesFrom over a directory. */
-export async function readTreeImages(dir: string, march: number, threadInfoField: string, pageSize: number): Promise<TreeImages> {
-  if (!fs.existsSync(dir)) throw new RestoreError('read-images', `no images directory ${dir}`, { hint: 'check the -D/--images-dir path' });
-  return readTreeImagesFrom(dirSource(dir), march, threadInfoField, pageSize);
 }
 
 /** One task's images (`pstree`: its pstree.img record number `record`). */
@@ -406,13 +393,7 @@ function parentRuns(link: string, pid: number, pageSize: number, want: Array<{ v
   return out;
 }
 
-/** readTaskImagesFrom over a directory (what restore() calls). */
-export async function readTaskImages(dir: string, march: number, threadInfoField: string, pageSize: number): Promise<TaskImages> {
-  if (!fs.existsSync(dir)) throw new RestoreError('read-images', `no images directory ${dir}`, { hint: 'check the -D/--images-dir path' });
-  return readTaskImagesFrom(dirSource(dir), march, threadInfoField, pageSize);
-}
-
-// ---- planRestore: everything restore checks before it creates anything
+// ---- checkPlan: what restore checks on each task before it creates anything
 
 export const VMA_STATUS = Object.freeze({
   REGULAR: 1 << 0, STACK: 1 << 1, VSYSCALL: 1 << 2, VDSO: 1 << 3, HEAP: 1 << 5,
@@ -434,54 +415,30 @@ export interface PlannedVma { start: bigint; end: bigint; pgoff: bigint; shmid: 
 
 export interface PlannedFd { fd: number; id: number; cloexec: boolean; type: number; name?: string; flags: number; pos: bigint }
 
+/** One task as restore will build it. */
 export interface RestorePlan {
   images: TaskImages;
-  /** Sorted, non-overlapping, each of a supported kind, file mappings resolved to a path. */
+  /**
+   * Sorted, non-overlapping, each of a supported kind, file mappings resolved to a path. Empty
+   * for a task sharing an earlier task's address space (`images.mmOf`): that task maps it.
+   */
   vmas: PlannedVma[];
-  /** Sorted by fd, each resolved to a file restore can open. */
+  /** Sorted by fd, each naming a file of files.img (regular files resolved to a path). */
   fds: PlannedFd[];
   cwd: string;
   root: string;
-  exe: string;
+  /** Undefined for a task sharing an earlier task's address space (the exe link is the mm's). */
+  exe?: string;
   /** Pages restore will read into the task (present runs outside vDSO/vvar/vsyscall). */
   pagesToFill: number;
+  /** Its POSIX timers, checked (core-N.img tc.timers.posix). */
+  posixTimers: PosixTimer[];
 }
 
 export interface PlanOptions {
   march: number;
   threadInfoField: string;
   pageSize: number;
-  /** file_entry types restore() can open for an fd (default: regular files only). */
-  fdTypes?: readonly number[];
-}
-
-/** A check of planRestore itself failed on unexpected input: a bug to fix, never a user error. */
-export class ImageCheckBug extends RestoreError {
-  constructor(cause: unknown) {
-    super('read-images', `unexpected failure while checking the images: ${(cause as Error)?.message ?? String(cause)}`, { cause, hint: 'this is a bug in criu-ts: please report it with the images' });
-    this.name = 'ImageCheckBug';
-  }
-}
-
-/**
- * Reads the task's images and makes every check restore() makes before it creates anything,
- * with no side effect (no process, no file opened but the images). Throws RestoreError (the
- * step, file, record and field involved); never anything else.
- */
-export function planRestore(source: ImageSource | string, opts: PlanOptions): RestorePlan {
-  try {
-    const src = typeof source === 'string' ? checkedDir(source) : source;
-    const images = readTaskImagesFrom(src, opts.march, opts.threadInfoField, opts.pageSize);
-    return checkPlan(images, opts);
-  } catch (e) {
-    if (e instanceof RestoreError) throw e;
-    throw new ImageCheckBug(e);
-  }
-}
-
-function checkedDir(dir: string): ImageSource {
-  if (!fs.existsSync(dir)) throw new RestoreError('read-images', `no images directory ${dir}`, { hint: 'check the -D/--images-dir path' });
-  return dirSource(dir);
 }
 
 function isInt(v: unknown): v is number | bigint {
@@ -511,12 +468,96 @@ function regFile(img: TaskImages, id: number, what: string, file: string, field:
   return name;
 }
 
-/** The checks of planRestore on one task's images already read (e.g. each task of readTreeImages). */
+/**
+ * The checks on one task of readTreeImagesFrom (planRestore runs it on each). Descriptor kinds
+ * and their payloads are checked for the whole tree by checkTreeFiles.
+ */
 export function checkPlan(img: TaskImages, opts: PlanOptions): RestorePlan {
+  const { pid } = img;
+  const coreFile = `core-${pid}.img`;
+  // A task sharing an earlier task's address space maps nothing: that task's mm is checked there.
+  const memory = img.mmOf === undefined ? checkMemory(img, opts) : { vmas: [], pagesToFill: 0, exe: undefined };
+
+  // Descriptors: unique, each naming a file of files.img.
+  const fdinfoFile = `fdinfo-${img.ids.files_id}.img`;
+  const seen = new Set<number>();
+  const fds: PlannedFd[] = img.fdinfo.map((e, i) => {
+    const fd = int(e.fd, fdinfoFile, 'fd', i);
+    if (fd < 0 || fd > 1 << 20) throw new RestoreError('read-images', `invalid fd ${fd}`, { file: fdinfoFile, record: i, field: 'fd' });
+    if (seen.has(fd)) throw new RestoreError('read-images', `fd ${fd} appears twice`, { file: fdinfoFile, record: i, field: 'fd' });
+    seen.add(fd);
+    const id = int(e.id, fdinfoFile, 'id', i);
+    const f = img.files.get(id);
+    if (!f) throw new RestoreError('read-images', `fd ${fd}: no file with id ${id} in files.img`, { file: fdinfoFile, record: i, field: 'id' });
+    const type = int(f.type, 'files.img', 'type');
+    const reg = f.reg as Msg | undefined;
+    let name: string | undefined;
+    if (type === FD_TYPE_REG) name = regFile(img, id, `fd ${fd}`, fdinfoFile, 'id', i);
+    return {
+      fd, id, type, name, cloexec: (Number(e.flags ?? 0) & 1) !== 0,
+      flags: reg?.flags === undefined ? 0 : int(reg.flags, 'files.img', 'reg.flags'),
+      pos: reg?.pos === undefined ? 0n : big(reg.pos, 'files.img', 'reg.pos'),
+    };
+  }).sort((a, b) => a.fd - b.fd);
+
+  const fsFile = `fs-${pid}.img`;
+  const cwd = regFile(img, int(img.fs.cwd_id, fsFile, 'cwd_id'), 'cwd', fsFile, 'cwd_id');
+  const root = regFile(img, int(img.fs.root_id, fsFile, 'root_id'), 'root', fsFile, 'root_id');
+  if (img.fs.umask !== undefined) int(img.fs.umask, fsFile, 'umask');
+
+  // Task state restore feeds to syscalls: the task's, then each thread's.
+  const tc = img.core.tc as Msg;
+  const sas = (tc.sigactions as Msg[] | undefined) ?? [];
+  if (sas.length > MAX_SIGACTIONS) throw new RestoreError('read-images', `${sas.length} signal actions (at most ${MAX_SIGACTIONS})`, { file: coreFile, field: 'tc.sigactions' });
+  sas.forEach((sa, i) => ['sigaction', 'flags', 'restorer', 'mask'].forEach((k) => big(sa[k], coreFile, `tc.sigactions[${i}].${k}`)));
+  big(tc.blk_sigset, coreFile, 'tc.blk_sigset');
+  const rl = ((tc.rlimits as Msg | undefined)?.rlimits as Msg[] | undefined) ?? [];
+  if (rl.length > RLIM_NLIMITS) throw new RestoreError('read-images', `${rl.length} rlimits (at most ${RLIM_NLIMITS})`, { file: coreFile, field: 'tc.rlimits' });
+  rl.forEach((l, i) => { big(l.cur, coreFile, `tc.rlimits[${i}].cur`); big(l.max, coreFile, `tc.rlimits[${i}].max`); });
+  const timers = tc.timers as Msg | undefined;
+  for (const k of ['real', 'virt', 'prof']) {
+    const t = timers?.[k] as Msg | undefined;
+    if (t) for (const x of ['isec', 'iusec', 'vsec', 'vusec']) big(t[x], coreFile, `tc.timers.${k}.${x}`);
+  }
+  const posixTimers = readPosixTimers(tc, coreFile, [pid, ...img.threadCores.map((c) => c.tid)]);
+  checkSignals(tc.signals_s, coreFile, 'tc.signals_s');
+  for (const { tid, core } of [{ tid: pid, core: img.core }, ...img.threadCores]) checkThread(core, `core-${tid}.img`, opts.threadInfoField);
+
+  return { images: img, ...memory, fds, cwd, root, posixTimers };
+}
+
+const SS_DISABLE = 2;
+
+/** What restore feeds to each thread's syscalls from its core_entry. */
+function checkThread(core: Msg, coreFile: string, threadInfoField: string): void {
+  const ti = core[threadInfoField] as Msg;
+  if (typeof ti !== 'object' || ti === null) throw new RestoreError('read-images', 'thread info is not a record', { file: coreFile, field: threadInfoField });
+  const thc = core.thread_core as Msg;
+  if (typeof thc !== 'object' || thc === null) throw new RestoreError('read-images', 'thread_core is not a record', { file: coreFile, field: 'thread_core' });
+  checkSignals(thc.signals_p, coreFile, 'thread_core.signals_p');
+  if (thc.blk_sigset !== undefined) big(thc.blk_sigset, coreFile, 'thread_core.blk_sigset');
+  const sas = thc.sas as Msg | undefined;
+  if (sas) {
+    const flags = int(sas.ss_flags, coreFile, 'thread_core.sas.ss_flags');
+    if (!(flags & SS_DISABLE)) { big(sas.ss_sp, coreFile, 'thread_core.sas.ss_sp'); big(sas.ss_size, coreFile, 'thread_core.sas.ss_size'); }
+  }
+  const rseq = thc.rseq_entry as Msg | undefined;
+  if (rseq) for (const k of ['rseq_abi_pointer', 'rseq_abi_size', 'signature']) big(rseq[k], coreFile, `thread_core.rseq_entry.${k}`);
+  if (thc.futex_rla_len !== undefined && int(thc.futex_rla_len, coreFile, 'thread_core.futex_rla_len') > 0) big(thc.futex_rla, coreFile, 'thread_core.futex_rla');
+}
+
+function checkSignals(list: unknown, coreFile: string, field: string): void {
+  ((((list as Msg | undefined)?.signals) as Msg[] | undefined) ?? []).forEach((s, i) => {
+    const si = s.siginfo as Uint8Array | undefined;
+    if (!(si instanceof Uint8Array) || si.length !== SIGINFO_SIZE) throw new RestoreError('read-images', `pending signal ${i}: siginfo of ${si?.length ?? 0} bytes, expected ${SIGINFO_SIZE}`, { file: coreFile, field: `${field}[${i}].siginfo` });
+  });
+}
+
+/** The task's address space: mm fields, mappings and page runs. */
+function checkMemory(img: TaskImages, opts: PlanOptions): Pick<RestorePlan, 'vmas' | 'pagesToFill' | 'exe'> {
   const { pid } = img;
   const ps = BigInt(opts.pageSize);
   const mmFile = `mm-${pid}.img`;
-  const coreFile = `core-${pid}.img`;
   const mm = img.mm;
 
   // mm fields for PR_SET_MM_MAP, the exe link and auxv.
@@ -553,7 +594,7 @@ export function checkPlan(img: TaskImages, opts: PlanOptions): RestorePlan {
         const mf = img.files.get(v.shmid);
         if (!mf) throw new RestoreError('read-images', `${where}: no file with id ${v.shmid} in files.img`, { file: mmFile, field: f('shmid') });
         if (Number(mf.type) !== FD_TYPE_MEMFD || typeof mf.memfd !== 'object' || mf.memfd === null) {
-          throw new RestoreError('read-images', `${where}: file ${v.shmid} is of type ${mf.type}, not a memfd`, { file: 'files.img', field: 'type' });
+          throw new RestoreError('read-images', `${where}: file ${v.shmid} of files.img is of type ${mf.type}, not a memfd`, { file: mmFile, field: f('shmid') });
         }
         int((mf.memfd as Msg).inode_id, 'files.img', 'memfd.inode_id');
         if (!(v.flags & 1 /* MAP_SHARED */)) throw new RestoreError('map-vmas', `${where}: private memfd mappings are not supported yet`, { file: mmFile, field: f('flags') });
@@ -593,63 +634,5 @@ export function checkPlan(img: TaskImages, opts: PlanOptions): RestorePlan {
     if (!(vmas[vi].status & SPECIAL)) pagesToFill += r.nrPages;
   });
 
-  // Descriptors: unique, each resolvable to a file restore can open.
-  const fdTypes = new Set(opts.fdTypes ?? [FD_TYPE_REG]);
-  const fdinfoFile = `fdinfo-${img.ids.files_id}.img`;
-  const seen = new Set<number>();
-  const fds: PlannedFd[] = img.fdinfo.map((e, i) => {
-    const fd = int(e.fd, fdinfoFile, 'fd', i);
-    if (fd < 0 || fd > 1 << 20) throw new RestoreError('read-images', `invalid fd ${fd}`, { file: fdinfoFile, record: i, field: 'fd' });
-    if (seen.has(fd)) throw new RestoreError('read-images', `fd ${fd} appears twice`, { file: fdinfoFile, record: i, field: 'fd' });
-    seen.add(fd);
-    const id = int(e.id, fdinfoFile, 'id', i);
-    const f = img.files.get(id);
-    if (!f) throw new RestoreError('read-images', `fd ${fd}: no file with id ${id} in files.img`, { file: fdinfoFile, record: i, field: 'id' });
-    const type = int(f.type, 'files.img', 'type');
-    if (!fdTypes.has(type)) {
-      throw new RestoreError('files', `fd ${fd}: file type ${type} is not supported yet`, { file: 'files.img', field: 'type', hint: type === 11 ? 'a terminal from outside the tree needs --shell-job' : undefined });
-    }
-    const reg = f.reg as Msg | undefined;
-    let name: string | undefined;
-    if (type === FD_TYPE_REG) name = regFile(img, id, `fd ${fd}`, fdinfoFile, 'id', i);
-    return {
-      fd, id, type, name, cloexec: (Number(e.flags ?? 0) & 1) !== 0,
-      flags: reg?.flags === undefined ? 0 : int(reg.flags, 'files.img', 'reg.flags'),
-      pos: reg?.pos === undefined ? 0n : big(reg.pos, 'files.img', 'reg.pos'),
-    };
-  }).sort((a, b) => a.fd - b.fd);
-
-  const fsFile = `fs-${pid}.img`;
-  const cwd = regFile(img, int(img.fs.cwd_id, fsFile, 'cwd_id'), 'cwd', fsFile, 'cwd_id');
-  const root = regFile(img, int(img.fs.root_id, fsFile, 'root_id'), 'root', fsFile, 'root_id');
-  if (img.fs.umask !== undefined) int(img.fs.umask, fsFile, 'umask');
-
-  // Task state restore feeds to syscalls.
-  const tc = img.core.tc as Msg;
-  const thc = img.core.thread_core as Msg;
-  const ti = img.core[opts.threadInfoField] as Msg;
-  if (typeof ti !== 'object') throw new RestoreError('read-images', 'thread info is not a record', { file: coreFile, field: opts.threadInfoField });
-  const sas = (tc.sigactions as Msg[] | undefined) ?? [];
-  if (sas.length > MAX_SIGACTIONS) throw new RestoreError('read-images', `${sas.length} signal actions (at most ${MAX_SIGACTIONS})`, { file: coreFile, field: 'tc.sigactions' });
-  sas.forEach((sa, i) => ['sigaction', 'flags', 'restorer', 'mask'].forEach((k) => big(sa[k], coreFile, `tc.sigactions[${i}].${k}`)));
-  const rl = ((tc.rlimits as Msg | undefined)?.rlimits as Msg[] | undefined) ?? [];
-  if (rl.length > RLIM_NLIMITS) throw new RestoreError('read-images', `${rl.length} rlimits (at most ${RLIM_NLIMITS})`, { file: coreFile, field: 'tc.rlimits' });
-  rl.forEach((l, i) => { big(l.cur, coreFile, `tc.rlimits[${i}].cur`); big(l.max, coreFile, `tc.rlimits[${i}].max`); });
-  const timers = tc.timers as Msg | undefined;
-  for (const k of ['real', 'virt', 'prof']) {
-    const t = timers?.[k] as Msg | undefined;
-    if (t) for (const x of ['isec', 'iusec', 'vsec', 'vusec']) big(t[x], coreFile, `tc.timers.${k}.${x}`);
-  }
-  readPosixTimers(tc, coreFile, [pid, ...img.threadCores.map((c) => c.tid)]);
-  for (const [list, field] of [[tc.signals_s, 'tc.signals_s'], [thc.signals_p, 'thread_core.signals_p']] as const) {
-    ((((list as Msg | undefined)?.signals) as Msg[] | undefined) ?? []).forEach((s, i) => {
-      const si = s.siginfo as Uint8Array | undefined;
-      if (!(si instanceof Uint8Array) || si.length !== SIGINFO_SIZE) throw new RestoreError('read-images', `pending signal ${i}: siginfo of ${si?.length ?? 0} bytes, expected ${SIGINFO_SIZE}`, { file: coreFile, field: `${field}[${i}].siginfo` });
-    });
-  }
-  const rseq = thc.rseq_entry as Msg | undefined;
-  if (rseq) for (const k of ['rseq_abi_pointer', 'rseq_abi_size', 'signature']) big(rseq[k], coreFile, `thread_core.rseq_entry.${k}`);
-  if (thc.futex_rla_len !== undefined && int(thc.futex_rla_len, coreFile, 'thread_core.futex_rla_len') > 0) big(thc.futex_rla, coreFile, 'thread_core.futex_rla');
-
-  return { images: img, vmas, fds, cwd, root, exe, pagesToFill };
+  return { vmas, pagesToFill, exe };
 }

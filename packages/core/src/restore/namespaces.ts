@@ -12,12 +12,12 @@
  * at a descriptor above all the dumped ones, closed once the files are in place.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { decodeImageEntries, type Msg } from '@criu/images';
+import type { Msg } from '@criu/images';
 import type { FrozenTask } from '../infect/frozen-task.js';
 import type { InheritFd } from '../ns/external.js';
 import { RestoreError } from './errors.js';
-import type { TaskImages } from './images-in.js';
+import { dirSource, type ImageSource, type TaskImages } from './images-in.js';
+import { readImage } from './files-kinds.js';
 import type { Scratch } from './scratch.js';
 
 export const CLONE_NEWIPC = 0x08000000, CLONE_NEWUTS = 0x04000000, CLONE_NEWPID = 0x20000000, CLONE_NEWNET = 0x40000000;
@@ -36,17 +36,11 @@ export interface NamespacePlan {
   netFd?: { fd: number; key: string };
 }
 
-function readImage(dir: string, file: string, magic: string): Msg[] {
-  let img;
-  try {
-    img = decodeImageEntries(fs.readFileSync(path.join(dir, file)), { file });
-  } catch (e) {
-    const x = e as { reason?: string; recordIndex?: number; field?: string };
-    throw new RestoreError('read-images', x.reason ?? (e as Error).message, { cause: e, file, record: x.recordIndex, field: x.field, hint: fs.existsSync(path.join(dir, file)) ? 'the image is damaged' : 'the image set is incomplete' });
-  }
-  if (img.magic !== magic) throw new RestoreError('read-images', `expected a ${magic} image, found ${img.magic}`, { file });
-  if (img.entries.length !== 1) throw new RestoreError('read-images', `expected 1 record, found ${img.entries.length}`, { file });
-  return img.entries.map((e) => e.message);
+/** The one record of image `file` (of kind `magic`). */
+function readOne(src: ImageSource, file: string, magic: string): Msg {
+  const entries = readImage(src, file, magic);
+  if (entries.length !== 1) throw new RestoreError('read-images', `expected 1 record, found ${entries.length}`, { file });
+  return entries[0].message;
 }
 
 const KINDS = [
@@ -55,8 +49,9 @@ const KINDS = [
 ] as const;
 
 /** What the images say about namespaces, checked before anything is created. */
-export function planNamespaces(dir: string, tasks: TaskImages[], inheritFds: InheritFd[] = []): NamespacePlan {
-  const inv = readImage(dir, 'inventory.img', 'INVENTORY')[0];
+export function planNamespaces(images: string | ImageSource, tasks: TaskImages[], inheritFds: InheritFd[] = []): NamespacePlan {
+  const src = typeof images === 'string' ? dirSource(images) : images;
+  const inv = readOne(src, 'inventory.img', 'INVENTORY');
   const rootIds = inv.root_ids as Msg | undefined;
   const plan: NamespacePlan = { cloneFlags: 0, newPidNs: false };
   if (!rootIds) return plan;
@@ -73,7 +68,7 @@ export function planNamespaces(dir: string, tasks: TaskImages[], inheritFds: Inh
   for (const [field, what] of KINDS) {
     if (!own(field) || field === 'pid_ns_id' || field === 'uts_ns_id' || field === 'ipc_ns_id' || field === 'net_ns_id') continue;
     // A mount namespace of its own is rebuilt by restore/mounts.ts from its mount table.
-    if (field === 'mnt_ns_id' && fs.existsSync(path.join(dir, `mountpoints-${Number(root.ids[field])}.img`))) continue;
+    if (field === 'mnt_ns_id' && src.has(`mountpoints-${Number(root.ids[field])}.img`)) continue;
     throw new RestoreError('read-images', `the root task has a ${what} namespace of its own (${root.ids[field]}, the dumper's ${rootIds[field]}); restoring it is not supported yet`, { file: `ids-${root.pid}.img`, field });
   }
   if (own('pid_ns_id')) {
@@ -83,7 +78,7 @@ export function planNamespaces(dir: string, tasks: TaskImages[], inheritFds: Inh
   }
   if (own('uts_ns_id')) {
     const file = `utsns-${root.ids.uts_ns_id}.img`;
-    const e = readImage(dir, file, 'UTSNS')[0];
+    const e = readOne(src, file, 'UTSNS');
     const name = (field: 'nodename' | 'domainname'): string => {
       const v = e[field];
       if (typeof v !== 'string') throw new RestoreError('read-images', 'required value missing', { file, record: 0, field });
@@ -95,12 +90,12 @@ export function planNamespaces(dir: string, tasks: TaskImages[], inheritFds: Inh
   }
   if (own('ipc_ns_id')) {
     const file = `ipcns-var-${root.ids.ipc_ns_id}.img`;
-    plan.ipcVars = { values: ipcSysctls(readImage(dir, file, 'IPC_VAR')[0], file), file };
+    plan.ipcVars = { values: ipcSysctls(readOne(src, file, 'IPC_VAR'), file), file };
     plan.cloneFlags |= CLONE_NEWIPC;
   }
   if (own('net_ns_id')) {
     const file = `netns-${root.ids.net_ns_id}.img`;
-    const e = readImage(dir, file, 'NETNS')[0];
+    const e = readOne(src, file, 'NETNS');
     const key = e.ext_key as string | undefined;
     if (!key) throw new RestoreError('read-images', 'the root task has a network namespace of its own, dumped whole; only an external one (ext_key) can be restored', { file, record: 0, field: 'ext_key' });
     const inherit = inheritFds.find((x) => x.key === key);

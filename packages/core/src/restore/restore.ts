@@ -17,24 +17,25 @@ import { readMaps } from '../proc/maps.js';
 import { readStatus } from '../proc/status.js';
 import { Logger } from '../util/log.js';
 import { RestoreError } from './errors.js';
-import { readTreeImages, need, type TaskImages } from './images-in.js';
-import { SharedFiles, checkTreeFiles } from './shared-files.js';
-import { externalTtySources, openExternalTtys, openPtys, planPtys, setForeground, takeCtty, takeForeground } from './files-tty.js';
+import { need, type TaskImages } from './images-in.js';
+import { planRestore } from './plan.js';
+import { SharedFiles } from './shared-files.js';
+import { externalTtySources, openExternalTtys, openPtys, setForeground, takeCtty, takeForeground } from './files-tty.js';
 import { regFileName, restoreFiles } from './files.js';
 import { GhostFiles } from './ghost-files.js';
-import { checkFileLocks, readFileLocks, restoreFileLocks } from './file-locks.js';
+import { restoreFileLocks } from './file-locks.js';
 import type { RestoreOptions, RestoreResult } from './options.js';
 import { Scratch, SCRATCH, findFreeRange } from './scratch.js';
 import { killThreads } from '../dump/threads.js';
-import { readPosixTimers, restorePosixTimers } from './posix-timers.js';
+import { restorePosixTimers } from './posix-timers.js';
 import { makeZombie } from './zombies.js';
 import { RESTORE_STEPS, type RestoreStep } from './steps.js';
 import { placeVdso, installVdsoProxy } from './vdso.js';
-import { clockOffsets, enterTimeNamespace } from './timens.js';
+import { enterTimeNamespace } from './timens.js';
 import { lazyVmasOf, registerLazy, splitLazyRuns } from './lazy.js';
 import { fillAnonByUffd } from './fill-uffd.js';
 import { CgroupMover, planCgroups } from './cgroups.js';
-import { CLONE_NEWPID, closeBridges, forgetBridges, holdsBridge, hostPidOfChild, hostTidOf, openBridge, planNamespaces, restorerPidfd, setupRootNamespaces } from './namespaces.js';
+import { CLONE_NEWPID, closeBridges, forgetBridges, holdsBridge, hostPidOfChild, hostTidOf, openBridge, restorerPidfd, setupRootNamespaces } from './namespaces.js';
 import { readMountNamespace, restoreMountNamespace } from './mounts.js';
 
 const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
@@ -45,7 +46,6 @@ const VMA_AREA_SYSVIPC = 1 << 10, VMA_AREA_AIORING = 1 << 13;
 // These open flags have the same values on x86_64 and ppc64 (O_DIRECTORY and O_DIRECT do not).
 const O_CREAT = 0o100, O_EXCL = 0o200, O_NOCTTY = 0o400, O_TRUNC = 0o1000, O_CLOEXEC = 0o2000000;
 const AT_FDCWD = -100;
-const FD_TYPE_REG = 1, FD_TYPE_TTY = 11, FD_TYPE_MEMFD = 18;
 const F_SETFD = 2, F_DUPFD_CLOEXEC = 1030, FD_CLOEXEC = 1;
 const PR_SET_PDEATHSIG = 1, PR_SET_DUMPABLE = 4, PR_SET_NAME = 15, PR_SET_MM = 35, PR_SET_MM_MAP = 14;
 const PR_SET_CHILD_SUBREAPER = 36, PR_SET_THP_DISABLE = 41;
@@ -56,15 +56,6 @@ const SIGCHLD = 17;
 const CLONE_VM = 0x100, CLONE_FS = 0x200, CLONE_FILES = 0x400, CLONE_SIGHAND = 0x800;
 
 interface Vma { start: bigint; end: bigint; pgoff: bigint; shmid: number; prot: number; flags: number; status: number; madv: bigint; fdflags?: number }
-
-function toVma(m: Msg, i: number, file: string): Vma {
-  const n = (k: string) => need(m[k], file, `vmas[${i}].${k}`);
-  return {
-    start: BigInt(n('start') as bigint), end: BigInt(n('end') as bigint), pgoff: BigInt(n('pgoff') as bigint),
-    shmid: Number(n('shmid')), prot: Number(n('prot')), flags: Number(n('flags')), status: Number(n('status')),
-    madv: BigInt((m.madv as bigint | undefined) ?? 0n), fdflags: m.fdflags as number | undefined,
-  };
-}
 
 /** Sleeps without giving up the thread (ptrace must stay on this thread). */
 function sleepMs(ms: number): void {
@@ -101,42 +92,18 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   let inTask: number | undefined;
   try {
     step('read-images');
-    const tree = await readTreeImages(imagesDir, arch.image.march, arch.image.threadInfoField, pageSize);
-    // A task sharing its parent's address space maps nothing itself (its mm is the parent's).
-    const plan = tree.tasks.map((img) => ({ img, vmas: img.mmOf !== undefined ? [] : ((img.mm.vmas as Msg[] | undefined) ?? []).map((m, i) => toVma(m, i, `mm-${img.pid}.img`)) }));
-    const posixTimers = new Map(tree.tasks.map((img) => [img.pid, readPosixTimers(img.core.tc as Msg, `core-${img.pid}.img`, [img.pid, ...img.threadCores.map((c) => c.tid)])]));
+    // Every check on the images alone: the same planRestore() the fuzzer runs. Then those that
+    // look at this host too.
+    const planned = planRestore(imagesDir, { march: arch.image.march, threadInfoField: arch.image.threadInfoField, pageSize, shellJob: options.shellJob ?? false, lazyPages: !!options.lazyPages, inheritFds: options.inheritFds });
+    const { tree, anonSizes, locks, ptys: ptyPlan, clocks, namespaces: nsPlan } = planned;
+    const plan = planned.tasks.map((t) => ({ img: t.images, vmas: t.vmas as Vma[] }));
+    const posixTimers = new Map(planned.tasks.map((t) => [t.images.pid, t.posixTimers]));
     const pid = plan[0].img.pid;
-    // Without UFFD_FEATURE_EVENT_FORK a child would lose the parent's lazy pages.
-    if (options.lazyPages && plan.length > 1) throw new RestoreError('read-images', `a lazy restore of a tree of ${plan.length} tasks is not supported yet (one task only)`, { file: 'pstree.img' });
-    // Threads restored over lazy memory lost a ptrace stop in testing (threads4): refused for now.
-    if (options.lazyPages && plan[0].img.threadCores.length > 0) throw new RestoreError('read-images', `a lazy restore of a multi-threaded task (${plan[0].img.threadCores.length + 1} threads) is not supported yet`, { file: `pstree.img` });
-    checkTreeFiles(tree, options.shellJob ?? false);
-    // VMA_ANON_SHARED objects are as large as the furthest any task maps them.
-    const anonSizes = new Map<number, bigint>();
-    for (const { img, vmas } of plan) {
-      vmas.forEach((v, i) => {
-        if (v.status & VMA_AREA_MEMFD) {
-          const f = img.files.get(v.shmid);
-          if (!f || Number(f.type) !== FD_TYPE_MEMFD || !f.memfd) {
-            throw new RestoreError('read-images', `mapping at 0x${v.start.toString(16)}: file ${v.shmid} of files.img is ${f ? `of type ${f.type}, ` : 'missing, '}not a memfd`, { file: `mm-${img.pid}.img`, record: 0, field: `vmas[${i}].shmid` });
-          }
-        }
-        if (!(v.status & VMA_ANON_SHARED) || v.status & VMA_AREA_MEMFD) return;
-        const end = v.pgoff + (v.end - v.start);
-        if (end > (anonSizes.get(v.shmid) ?? 0n)) anonSizes.set(v.shmid, end);
-      });
-    }
     ghosts = new GhostFiles(imagesDir, tree.tasks[0].files, (m) => log.warn(m));
-    const locks = readFileLocks(imagesDir);
-    checkFileLocks(locks, tree.tasks);
-    const ptyPlan = planPtys(tree, imagesDir, options.shellJob ?? false);
     const extSources = externalTtySources(ptyPlan, options.inheritFds ?? []);
     if (options.shellJob) joinCallerSession(tree, log);
     checkCpu(imagesDir, arch, options.cpuCap);
-    const clocks = clockOffsets(imagesDir);
     const cgPlan = await planCgroups(imagesDir, plan.map(({ img }) => ({ pid: img.pid, set: Number((img.core.thread_core as Msg | undefined)?.cg_set ?? 0) })), options.manageCgroups ?? 'soft', options.cgroupRoots ?? []);
-    const nsPlan = planNamespaces(imagesDir, tree.tasks, options.inheritFds);
-    if (nsPlan.newPidNs && options.lazyPages) throw new RestoreError('read-images', 'a lazy restore of a tree in a pid namespace of its own is not supported yet', { file: 'pstree.img' });
     // A mount namespace of the tree's own: rebuilt in the root task before anything is opened.
     const mountNs = readMountNamespace(imagesDir, tree.tasks, { root: options.root, external: options.external?.mounts });
 

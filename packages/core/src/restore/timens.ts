@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import { readImage } from './files-kinds.js';
-import { need } from './images-in.js';
+import { need, type ImageSource } from './images-in.js';
 import { CLOCK_BOOTTIME, CLOCK_MONOTONIC, clockNs, fromTimespec, timensOffsetsText, type TimensOffsets } from '../proc/timens.js';
 import type { FrozenTask } from '../infect/frozen-task.js';
 import type { Logger } from '../util/log.js';
@@ -17,8 +17,8 @@ const CLONE_NEWTIME = 0x80;
 const FILE = 'timens-0.img';
 
 /** The offsets a new time namespace needs, or undefined when the clocks need none. */
-export function clockOffsets(imagesDir: string): TimensOffsets | undefined {
-  const [entry] = readImage(imagesDir, FILE, 'TIMENS', true);
+export function clockOffsets(images: string | ImageSource): TimensOffsets | undefined {
+  const [entry] = readImage(images, FILE, 'TIMENS', true);
   if (!entry) return undefined;
   const m = entry.message;
   const ts = (k: string) => {
