@@ -125,6 +125,8 @@ export const PROGRAMS: TestProgram[] = [
   { name: 'altstack', settleMs: 200 },
   { name: 'tls', settleMs: 200 },
   { name: 'rseq' },
+  // Robust futex lists of two threads (one holding a lock) and a non-default personality.
+  { name: 'robust', tree: true, settleMs: 200 },
   // File kinds (the stricter modes, `eventfd sem` and `timerfd expired`, check what CRIU 4.1
   // loses: the oracle round trip runs the default ones).
   { name: 'eventfd' },
