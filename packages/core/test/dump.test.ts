@@ -1,11 +1,12 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { readImageFile, pageRuns } from '@criu/images';
 import { dump, DumpError, DUMP_STEPS, INCOMPLETE_MARKER, readMaps } from '../src';
-import { isAlive, lastCounter, readLog, waitFor, type Victim } from './helpers/victims';
+import { isAlive, lastCounter, readLog, startDetached, waitFor, type Victim } from './helpers/victims';
 import { testWorkspace } from './helpers/workspace';
 import { critDecode, oracleRestore, requireOracle, waitPidGone } from './helpers/oracle';
-import { startTestprog, verdict } from './helpers/testprogs';
+import { startTestprog, testprog, verdict } from './helpers/testprogs';
 
 const { dir: tmp, started } = testWorkspace('dump');
 
@@ -94,6 +95,23 @@ describe('dump on x86_64: images that the oracle CRIU restores', () => {
     await waitFor('counter to advance after a leave-running dump', () => counterOf(v, /(\d+)/g) > before);
     await dump({ pid: v.pid, imagesDir: path.join(tmp, 'kill') });
     await waitFor('the task to die', () => !isAlive(v.pid));
+  });
+});
+
+describe('personality', () => {
+  it('one CRIU\'s image format cannot record (hex digits a-f) is refused at check-task; the task runs on', async () => {
+    // ADDR_LIMIT_3GB | STICKY_TIMEOUTS: /proc/PID/personality reads 0c000000, which CRIU's atoi keeps as 0.
+    const v = startDetached('setarch', [os.machine(), '--3gb', '--sticky-timeouts', testprog('counter')]);
+    started.push(v);
+    await waitFor('counter READY', () => /READY counter/.test(readLog(v)), 10_000);
+    expect(fs.readFileSync(`/proc/${v.pid}/personality`, 'latin1').trim()).toBe('0c000000');
+    const err = await dump({ pid: v.pid, imagesDir: path.join(tmp, 'pers-af') }).catch((e) => e);
+    expect(err).toBeInstanceOf(DumpError);
+    expect(err.step).toBe('check-task');
+    expect(err.message).toContain(`task ${v.pid} has personality 0x0c000000, which CRIU's image format cannot record`);
+    const before = readLog(v).length;
+    await waitFor('the task to keep running', () => readLog(v).length > before);
+    expect(await verdict(v)).toMatch(/^PASS counter/);
   });
 });
 
