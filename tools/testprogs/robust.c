@@ -6,9 +6,11 @@
  * matters at exec, the second changes what uname() reports).
  * On SIGTERM: get_robust_list of both threads gives the same heads and lengths, the personality
  * is the same and uname() still says 2.6.x; then the worker exits and the kernel, walking the
- * list it has registered for it, must mark the lock FUTEX_OWNER_DIED.
+ * list it has registered for it, must mark the lock FUTEX_OWNER_DIED (before that, joining the
+ * live worker must say EBUSY: glibc's copy of its tid, the clear_child_tid word, is intact).
  * `nopers`: the personality is left alone (CRIU 4.1 does not restore it).
  * Prints a counter every ~200 ms. */
+#define _GNU_SOURCE /* pthread_tryjoin_np */
 #include "common.h"
 #include <linux/futex.h>
 #include <pthread.h>
@@ -134,6 +136,12 @@ int main(int argc, char **argv)
 	if (main_head.list.next != &main_head.list || main_head.futex_offset != 8 ||
 	    worker_head.list.next != &worker_lock.list || worker_lock.word != (uint32_t)tid) {
 		printf("FAIL robust list memory changed (lock word %#x, tid %d)\n", worker_lock.word, tid);
+		return 1;
+	}
+	/* glibc's tid of the live worker (its clear_child_tid word) must not read 0. */
+	int busy = pthread_tryjoin_np(th, NULL);
+	if (busy != EBUSY) {
+		printf("FAIL robust pthread_tryjoin_np of the live worker gave %d, want EBUSY\n", busy);
 		return 1;
 	}
 	__atomic_store_n(&worker_stop, 1, __ATOMIC_SEQ_CST);
