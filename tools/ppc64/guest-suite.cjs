@@ -321,6 +321,8 @@ const PROGRAMS = [
   { name: 'altstack', settleMs: 200 },
   { name: 'tls', settleMs: 200 },
   { name: 'rseq' },
+  // Robust futex lists of two threads (one holding a lock) and a non-default personality.
+  { name: 'robust', settleMs: 200, rounds: 2 },
   { name: 'envargs', args: () => ['alpha', 'two words', '', '--opt=\u00fc', "it's"] },
   { name: 'umaskcwd', setup: (tmp) => fs.mkdirSync(path.join(tmp, 'cwd'), { recursive: true }), args: (tmp) => [path.join(tmp, 'cwd')] },
   { name: 'rlimits' },

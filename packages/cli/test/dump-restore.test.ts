@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { DUMP_STEPS } from '@criu/core';
-import { oracleRestore, requireOracle, waitPidGone } from '../../core/test/helpers/oracle';
+import { oracle, oracleRestore, requireOracle, waitPidGone } from '../../core/test/helpers/oracle';
 import { startTestprog, testprog, verdict } from '../../core/test/helpers/testprogs';
 import { isAlive, killVictim, lastCounter, readLog, startDetached, waitFor, type Victim } from '../../core/test/helpers/victims';
 
@@ -119,6 +119,20 @@ describe('criu dump', () => {
     const abs = path.join(tmp, 'abs.log');
     expect(criu(['dump', '-t', String(v.pid), '-D', path.join(tmp, 'dump-abs'), '-o', abs, '-vv', '-R']).status).toBe(0);
     expect(fs.readFileSync(abs, 'utf8')).toMatch(/dump step \d+\/\d+: freeze/);
+    expect(await verdict(v)).toMatch(/^PASS counter/);
+  });
+
+  test('--pidfile F: accepted; a plain dump writes no pid file, as the oracle CRIU writes none', async () => {
+    const v = await counter();
+    const ours = path.join(tmp, 'dump-pidfile');
+    const r = criu(['dump', '-t', String(v.pid), '-D', ours, '-o', 'dump.log', '--pidfile', 'dump.pid', '-R']);
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(fs.readFileSync(path.join(ours, 'dump.log'), 'utf8')).toMatch(/\) Warn: option --pidfile has no effect in criu-ts dump; ignored\n/);
+    expect(fs.existsSync(path.join(ours, `core-${v.pid}.img`))).toBe(true);
+    const theirs = path.join(tmp, 'dump-pidfile-oracle');
+    fs.mkdirSync(theirs);
+    expect(oracle(['dump', '-t', String(v.pid), '-D', theirs, '-o', 'dump.log', '--pidfile', 'dump.pid', '--leave-running']).status).toBe(0);
+    for (const dir of [ours, theirs, tmp]) expect(fs.existsSync(path.join(dir, 'dump.pid'))).toBe(false);
     expect(await verdict(v)).toMatch(/^PASS counter/);
   });
 

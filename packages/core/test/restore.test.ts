@@ -80,6 +80,27 @@ describe('restore on x86_64 of what criu-ts dumped', () => {
     expect(await verdict(v)).toMatch(/^PASS mem64/);
   });
 
+  it('restored right after dump() returns, while the old PID is still a zombie: the bounded wait for a dying PID lets it through', async () => {
+    // The counter's parent becomes `sleep 4`, which never reaps it: after the dump kills the
+    // counter, its PID stays taken (a zombie) for a few seconds, whatever init does.
+    const sh = startDetached('bash', ['-c', `${testprog('counter')} & exec sleep 4`]);
+    started.push(sh);
+    const ready = await waitFor('counter READY', () => /READY counter (\d+)/.exec(readLog(sh)) ?? undefined, 10_000);
+    const v: Victim = { pid: Number(ready[1]), log: sh.log };
+    started.push(v);
+    await waitFor('a few ticks', () => readLog(v).split('\n').length > 4);
+    const dir = path.join(tmp, 'dying-pid');
+    await dump({ pid: v.pid, imagesDir: dir });
+    // No waitPidGone: the PID is still there, as a zombie, when the restore starts.
+    expect(fs.readFileSync(`/proc/${v.pid}/stat`, 'latin1')).toMatch(/\) Z /);
+    const atDump = readLog(v).length;
+    const res = await restore({ imagesDir: dir, logFile: 'restore.log', logLevel: 4, pidWaitMs: 15_000 });
+    expect(res.pid).toBe(v.pid);
+    await waitFor('output after restore', () => readLog(v).length > atDump + 10);
+    expect(await verdict(v)).toMatch(/^PASS counter/);
+    expect(helpers()).toEqual([]);
+  });
+
   it('an open file keeps its offset and an O_APPEND log keeps growing', async () => {
     const args = fileioArgs('fileio');
     const v = await start('fileio', args);

@@ -29,12 +29,12 @@ import { PageServerClient } from '../pageserver/client.js';
 import type { PostCopyPages } from '../pageserver/post-copy.js';
 import type { Msg, TaskDumpContext } from './model.js';
 import { DUMP_STEPS, type DumpStep } from './steps.js';
-import { collectPtraceState, collectTaskCore, collectThreadCore, markStopped, PR_GET_SECUREBITS, savedAuxv, zombieImages } from './task-state.js';
+import { collectPtraceState, collectTaskCore, personalityProblem, collectThreadCore, markStopped, PR_GET_SECUREBITS, savedAuxv, zombieImages } from './task-state.js';
 import { collectThreadSelfState, releaseThreads } from './threads.js';
 import { locksOf } from './file-locks.js';
 import { collectNamespaces, ROOT_NS_IDS, type TreeNamespaces } from './namespaces.js';
 import { collectMounts, dumpTmpfs, type MountNsDump } from './mounts.js';
-import { kobjIdsOf, liveTasks, freezeTree, killTree, listTree, releaseTree, stateOf, type KobjIds, type TreeTask } from './tree.js';
+import { kobjIdsOf, liveTasks, freezeTree, killTree, listTree, releaseTree, stateOf, unregisterTreeExitWrites, type KobjIds, type TreeTask } from './tree.js';
 import { pipeDataOf } from './pipes.js';
 import { collectPosixTimers } from './posix-timers.js';
 import { collectVmas } from './vmas.js';
@@ -170,6 +170,10 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
       let st;
       try { st = readStatus(t.pid); } catch { continue; /* exited meanwhile */ }
       if (st.tracerPid !== 0) throw new DumpError('check-task', t.pid, `task ${t.pid} (in the tree of ${pid}) is already traced by process ${st.tracerPid}`, { hint: 'another dump or a debugger holds it' });
+    }
+    for (const t of seen) {
+      const problem = personalityProblem(t.pid);
+      if (problem) throw new DumpError('check-task', t.pid, problem);
     }
 
     // Iterative dumps: the parent images and how changes are tracked (a method the kernel has).
@@ -352,7 +356,11 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     step('finish');
     if (!deferred.length) fs.rmSync(out(INCOMPLETE_MARKER), { force: true });
     if (options.leaveRunning || options.preDump) releaseTree(tasks);
-    else killTree(tasks);
+    else {
+      // The deferred pages are still the tasks' own: keep the exit's writes out of them.
+      if (deferred.length) unregisterTreeExitWrites(tasks);
+      killTree(tasks);
+    }
     // Frozen time as CRIU counts it: from the freeze until the tasks run again or are killed.
     stats.frozenTimeUs = usSince(frozenAt);
     if (deferred.length) {

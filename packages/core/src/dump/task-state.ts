@@ -27,6 +27,29 @@ function readNumberFile(path: string, fallback: number): number {
   }
 }
 
+/**
+ * tc.personality as CRIU writes it: CRIU reads /proc/PID/personality (8 hex digits) with atoi,
+ * so the image holds those digits read as decimal (ADDR_NO_RANDOMIZE|UNAME26, "00060000", is
+ * stored as 60000), and the restore reads them back as hex. A personality with a hex digit a-f
+ * has no such form (atoi stops there): undefined, and the dump refuses the task.
+ */
+export function imagePersonality(pid: number): { value: number; text: string } | undefined {
+  const text = fs.readFileSync(`/proc/${pid}/personality`, 'latin1').trim();
+  return /^[0-9]{1,8}$/.test(text) ? { value: Number(text), text } : undefined;
+}
+
+/** The check-task refusal of a personality imagePersonality cannot record. */
+export function personalityProblem(pid: number): string | undefined {
+  let text: string;
+  try {
+    if (imagePersonality(pid)) return undefined;
+    text = fs.readFileSync(`/proc/${pid}/personality`, 'latin1').trim();
+  } catch {
+    return undefined; // gone: the later steps say so
+  }
+  return `task ${pid} has personality 0x${text}, which CRIU's image format cannot record (it keeps the hex digits read as a decimal number, so a-f digits are lost)`;
+}
+
 /** CRIU stores 64-bit capability sets as two u32 words, low first. */
 function capWords(v: bigint): number[] {
   return [Number(v & 0xffffffffn), Number(v >> 32n)];
@@ -115,7 +138,9 @@ export function collectTaskCore(input: TaskStateInput): { tc: Msg; threadCore: M
     const sa = parasite.sigactions[sig - 1];
     sigactions.push({ sigaction: sa.handler, flags: sa.flags, restorer: sa.restorer, mask: sa.mask, compat_sigaction: false });
   }
-  const personality = parseInt(fs.readFileSync(`/proc/${pid}/personality`, 'latin1').trim(), 16);
+  const pers = imagePersonality(pid);
+  if (!pers) throw new Error(personalityProblem(pid) ?? `task ${pid}: cannot read its personality`);
+  const personality = pers.value;
   const tc: Msg = {
     task_state: TASK_ALIVE,
     exit_code: 0,

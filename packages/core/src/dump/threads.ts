@@ -56,6 +56,47 @@ export function killThreads(threads: FrozenTask[]): void {
   main.kill();
 }
 
+/**
+ * Before a dump kills a task whose pages still sit in pipes (the copy deferred until after the
+ * kill, memory.ts): the pipes reference the task's own pages, and at exit the kernel writes into
+ * them (each thread's robust futex list gets FUTEX_OWNER_DIED, its clear_child_tid word 0), which
+ * would then reach the images. Each thread unregisters both first; on a failure the ones done
+ * are put back (the dump then fails and resumes the task as it was). Returns what puts them all back.
+ */
+export function unregisterExitWrites(threads: FrozenTask[]): () => void {
+  if (!threads.length) return () => {};
+  const [main] = threads;
+  const pageSize = sys.pageSize();
+  const done: Array<{ t: FrozenTask; head: bigint; len: number; tidAddress: bigint }> = [];
+  // A scratch page (the threads share the mm) for PR_GET_TID_ADDRESS to write into.
+  const page = main.syscall('mmap', 0, pageSize, 3 /* RW */, 0x22 /* PRIVATE|ANON */, -1, 0);
+  const putBack = (): void => {
+    for (const d of done) {
+      try {
+        if (d.len > 0) d.t.syscall('set_robust_list', d.head, d.len);
+        d.t.syscall('set_tid_address', d.tidAddress);
+      } catch { /* the dump fails anyway */ }
+    }
+  };
+  try {
+    for (const t of threads) {
+      const head = Buffer.alloc(8), len = Buffer.alloc(8);
+      sys.syscall('get_robust_list', t.pid, head, len);
+      t.syscall('prctl', PR_GET_TID_ADDRESS, page, 0, 0, 0);
+      const d = { t, head: head.readBigUInt64LE(0), len: Number(len.readBigUInt64LE(0)), tidAddress: sys.readMemory(main.pid, page, 8).readBigUInt64LE(0) };
+      done.push(d);
+      if (d.len > 0) t.syscall('set_robust_list', 0, d.len);
+      t.syscall('set_tid_address', 0);
+    }
+  } catch (e) {
+    putBack();
+    throw e;
+  } finally {
+    try { main.syscall('munmap', page, pageSize); } catch { /* the task is being killed or the dump fails */ }
+  }
+  return putBack;
+}
+
 export function releaseThreads(threads: FrozenTask[]): void {
   let first: unknown;
   for (const t of threads) {

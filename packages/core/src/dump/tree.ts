@@ -9,7 +9,7 @@ import type { Arch } from '../arch/types.js';
 import type { FrozenTask } from '../infect/frozen-task.js';
 import { readStat } from '../proc/stat.js';
 import { DumpError } from './errors.js';
-import { freezeThreads, killThreads, listThreads, releaseThreads } from './threads.js';
+import { freezeThreads, killThreads, listThreads, releaseThreads, unregisterExitWrites } from './threads.js';
 
 export interface TreeTask {
   pid: number;
@@ -219,6 +219,17 @@ export function releaseTree(tasks: TreeTask[]): void {
     try { releaseThreads(t.threads); } catch (e) { first ??= e; }
   }
   if (first) throw first;
+}
+
+/** unregisterExitWrites for every live task (see there: before a kill with a deferred page copy). */
+export function unregisterTreeExitWrites(tasks: TreeTask[]): void {
+  const putBack: Array<() => void> = [];
+  try {
+    for (const t of liveTasks(tasks)) putBack.push(unregisterExitWrites(t.threads));
+  } catch (e) {
+    putBack.forEach((f) => f());
+    throw e;
+  }
 }
 
 /** Kills every task, leaves first, collecting each death as their tracer. */

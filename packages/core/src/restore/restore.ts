@@ -745,7 +745,10 @@ function restoreTaskState(task: FrozenTask, scratch: Scratch, img: TaskImages, a
     task.syscall('setitimer', which, scratch.arg(b), 0);
   });
 
-  const personality = Number(tc.personality ?? 0);
+  // CRIU's encoding (dump/task-state.ts imagePersonality): the decimal digits are the hex ones.
+  const persDigits = String(Number(tc.personality ?? 0));
+  if (persDigits.length > 8) throw new RestoreError('task-state', `personality ${persDigits} is not a personality as CRIU records it (at most 8 digits, the hex digits of /proc/PID/personality)`, { file: coreFile, record: 0, field: 'tc.personality' });
+  const personality = parseInt(persDigits, 16);
   if (personality !== 0) task.syscall('personality', personality);
   if (tc.child_subreaper) task.syscall('prctl', PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
   // The rest belongs to the address space: done by the first task that has it.
