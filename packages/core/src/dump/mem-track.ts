@@ -171,8 +171,12 @@ export class ParentCoverage {
   private constructor(private readonly starts: bigint[], private readonly ends: bigint[]) {}
 
   static load(parentDir: string, pid: number, pageSize: number): ParentCoverage {
-    let file = path.join(parentDir, `pagemap-${pid}.img`);
-    if (!fs.existsSync(file)) file = path.join(parentDir, sentPagemapFile(pid));
+    const file = path.join(parentDir, `pagemap-${pid}.img`);
+    return ParentCoverage.ofFile(fs.existsSync(file) ? file : path.join(parentDir, sentPagemapFile(pid)), pageSize);
+  }
+
+  /** What one pagemap image covers (nothing if there is no such file). */
+  static ofFile(file: string, pageSize: number): ParentCoverage {
     const starts: bigint[] = [], ends: bigint[] = [];
     if (fs.existsSync(file)) {
       const runs = pageRuns(decodeImageEntries(fs.readFileSync(file), { file }).entries, pageSize);

@@ -18,6 +18,7 @@ import {
   PS_IOV, PSI_SIZE, cmdOf, decodePsi, encodeCmd, encodePsi, flagsOf, int32, pagemapFileOf, PageServerError, type Psi,
 } from './protocol.js';
 import { LocalPages } from './local-pages.js';
+import { ParentCoverage } from '../dump/mem-track.js';
 
 export interface PageServerOptions {
   imagesDir: string;
@@ -55,6 +56,8 @@ interface OpenXfer {
   pagesId: number;
   pagesFd: number;
   entries: Msg[];
+  /** What the parent's pagemap covers, loaded at the first PE_PARENT hole. */
+  parent?: ParentCoverage;
 }
 
 /** Highest pages-<n>.img already in the directory, so ours never overwrite one. */
@@ -170,7 +173,12 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
             owed = p.nrPages * pageSize;
             stats.pagesReceived += p.nrPages;
           } else if (flags & PE_PARENT) {
-            if (!parentHas(xfer.file)) throw new PageServerError(`PE_PARENT pages for ${xfer.file} at 0x${p.vaddr.toString(16)}, but the parent images have no ${xfer.file}`);
+            // As CRIU: a hole is checked against the parent's pagemap when there is one.
+            if (xfer.parent === undefined && parentHas(xfer.file)) xfer.parent = ParentCoverage.ofFile(path.join(imagesDir, 'parent', xfer.file), pageSize);
+            const end = p.vaddr + BigInt(p.nrPages * pageSize);
+            if (xfer.parent && xfer.parent.split(p.vaddr, end).some((piece) => !piece.covered)) {
+              throw new PageServerError(`PE_PARENT hole 0x${p.vaddr.toString(16)}-0x${end.toString(16)} of ${xfer.file} is not in the parent's ${xfer.file}`);
+            }
             stats.pagesParent += p.nrPages;
           }
           return;
