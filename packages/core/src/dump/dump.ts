@@ -287,6 +287,9 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
         img_version: 2, fdinfo_per_id: true,
         root_ids: { vm_id: 1, files_id: 1, fs_id: 1, sighand_id: 1, ...ROOT_NS_IDS },
         ns_per_id: true, root_cg_set: 1, lsmtype: 0, network_lock_method: 0, plugins_entry: {}, dump_criu_run_id: crypto.randomUUID(),
+        // A pre-dump records when it ran: CRIU's next dump compares the tasks' start times with
+        // it (pid reuse) and refuses a parent without it. pre_dump_mode 1: pages taken while frozen.
+        ...(options.preDump ? { dump_uptime: uptimeUs(), pre_dump_mode: 1 } : {}),
       }]],
       ['pstree.img', 'PSTREE', pstree],
     ];
@@ -584,6 +587,13 @@ function prepareIncremental(options: DumpOptions, imagesDir: string, pid: number
       return { method: m, coverage: ParentCoverage.load(parentDir, p, pageSize), registered };
     },
   };
+}
+
+/** Time since boot in microseconds, from /proc/uptime (centisecond precision), as CRIU records it. */
+function uptimeUs(): bigint {
+  const m = /^(\d+)\.(\d+)/.exec(fs.readFileSync('/proc/uptime', 'latin1'));
+  if (!m) throw new Error('cannot parse /proc/uptime');
+  return BigInt(m[1]) * 1_000_000n + BigInt(m[2].padEnd(2, '0').slice(0, 2)) * 10_000n;
 }
 
 /** The task's resident anonymous memory (RssAnon), 0 if unknown: what its pages image will hold, about. */

@@ -146,8 +146,9 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
           const pagesId = nextPagesId++;
           const pagesFd = fs.openSync(path.join(imagesDir, `pages-${pagesId}.img`), 'w', 0o600);
           xfer = { dst: p.dstId, file, pagesId, pagesFd, entries: [{ pages_id: pagesId }] };
-          log?.debug(`page-server: open ${file} -> pages-${pagesId}.img`);
-          if (cmd === PS_IOV.OPEN2) sock.write(Buffer.from([parentHas(file) ? 1 : 0]));
+          const has = parentHas(file);
+          log?.debug(`page-server: open ${file} -> pages-${pagesId}.img${has ? ', the parent has it' : ''}`);
+          if (cmd === PS_IOV.OPEN2) sock.write(Buffer.from([has ? 1 : 0]));
           return;
         }
         case PS_IOV.PARENT: {
