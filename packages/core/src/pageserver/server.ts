@@ -85,6 +85,7 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
     fs.rmSync(path.join(imagesDir, 'parent'), { force: true });
     fs.symlinkSync(opts.prevImagesDir, path.join(imagesDir, 'parent'));
   }
+  const summary = () => `${stats.pagesReceived} pages received in ${stats.pagemaps} pagemap(s), ${stats.pagesParent} left in the parent, ${stats.pagesServed} pages served`;
   /** Whether the parent images hold this pagemap (what OPEN2 and PARENT answer). */
   const parentHas = (file: string): boolean => {
     try {
@@ -192,7 +193,7 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
           if (cmd === PS_IOV.FLUSH_N_CLOSE) {
             finished = true;
             sock.end();
-            log?.info(`page-server: done, ${stats.pagesReceived} pages received in ${stats.pagemaps} pagemap(s), ${stats.pagesParent} left in the parent, ${stats.pagesServed} pages served`);
+            log?.info(`page-server: done, ${summary()}`);
             resolveDone(stats);
           }
           return;
@@ -239,7 +240,8 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
         if (owed > 0 || buf.length) throw new PageServerError('the dump side closed the connection in the middle of a message');
         if (!flushed) throw new PageServerError('the dump side closed the connection without flushing (PS_IOV_FLUSH)');
         await closeXfer();
-        log?.info(`page-server: connection closed, ${stats.pagesReceived} pages received`);
+        // (CRIU's pre-dump flushes, then closes without FLUSH_N_CLOSE.)
+        log?.info(`page-server: done (connection closed), ${summary()}`);
         resolveDone(stats);
       }).catch(fail);
     });
