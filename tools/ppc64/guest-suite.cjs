@@ -980,7 +980,8 @@ test("page server iterations (soft-dirty): Debian's criu pre-dump + dump into cr
     .filter((r) => r.flags & images.PE_PARENT).reduce((a, r) => a + r.nrPages, 0);
 
   // A: Debian's criu sends (PS_IOV_PARENT while frozen, OPEN2, holes); criu-ts receives and restores.
-  const a = await launch(testprog('memdirty'), 'memdirty', ['16']);
+  // nothp: with 64 KiB pages a transparent huge page is 16 MiB, and one write would mark it all dirty.
+  const a = await launch(testprog('memdirty'), 'memdirty', ['16', 'nothp']);
   const counts = [];
   for (const n of [1, 2]) {
     const prev = n > 1 ? ' --prev-images-dir ../1' : '';
@@ -1001,14 +1002,14 @@ test("page server iterations (soft-dirty): Debian's criu pre-dump + dump into cr
   ok(va.startsWith('PASS memdirty'), `verdict (A): ${va}`);
 
   // B: criu-ts sends; Debian's criu page-server --prev-images-dir receives; Debian's criu restores.
-  const b = await launch(testprog('memdirty'), 'memdirty', ['16']);
+  const b = await launch(testprog('memdirty'), 'memdirty', ['16', 'nothp']);
   for (const n of [1, 2]) {
     const prev = n > 1 ? ['--prev-images-dir', '../1'] : [];
     const port = basePort + 2 + n;
     const pidfile = path.join(work, `debian-ps${n}.pid`);
     debian(`page-server --address 127.0.0.1 --port ${port} -D '${d('b-dst', n)}' ${prev.join(' ')} -v4 -o ps.log -d --pidfile '${pidfile}'`);
-    const r = cli([n === 1 ? 'pre-dump' : 'dump', '-t', String(b.pid), '-D', d('b-src', n), '--track-mem', ...prev, '--page-server', '--address', '127.0.0.1', '--port', String(port), '-o', 'dump.log', '-v4']);
-    ok(r.status === 0, `criu-ts ${n === 1 ? 'pre-dump' : 'dump'} --page-server: exit ${r.status}\n       dump.log: ${tail(path.join(d('b-src', n), 'dump.log'))}`);
+    // (The library, as the other chain tests here: the criu CLI's soft-dirty probe fails in this guest.)
+    await dump({ pid: b.pid, imagesDir: d('b-src', n), preDump: n === 1, trackMem: true, parentImagesDir: n > 1 ? '../1' : undefined, pageServer: { address: '127.0.0.1', port }, arch });
     const psPid = Number(fs.readFileSync(pidfile, 'utf8'));
     await waitFor(`Debian page server ${n} gone`, () => !fs.existsSync(`/proc/${psPid}`));
     if (n === 1) await memdirtyRound(b, 0);
@@ -1023,7 +1024,8 @@ test("page server iterations (soft-dirty): Debian's criu pre-dump + dump into cr
   await sleep(150);
   const vb = await verdictOf(b, 'memdirty');
   ok(vb.startsWith('PASS memdirty'), `verdict (B): ${vb}`);
-  return `A: Debian's criu sent ${counts[0].received} then ${counts[1].received} pages (${counts[1].parent} left in the parent); B: ${parentB} pages left in the parent`;
+  const check = cli(['check', '--feature', 'mem_dirty_track']);
+  return `A: Debian's criu sent ${counts[0].received} then ${counts[1].received} pages (${counts[1].parent} left in the parent); B: ${parentB} pages left in the parent; criu check (CLI): ${check.status} ${(check.stdout + check.stderr).replace(/\s+/g, ' ').trim()}`;
 });
 
 test('post-copy (criu CLI): criu dump --lazy-pages serves mem 64 MiB to criu lazy-pages --page-server; the lazy restore passes the checksum', async () => {
