@@ -55,6 +55,30 @@ test('pre-dump, pre-dump, dump: --display-stats shows the pages left in the pare
   expect(await verdict(v, 20_000)).toBe('PASS memdirty');
 });
 
+test('dump --auto-dedup punches the pages saved again out of the parent pre-dump; the chain restores', async () => {
+  const v = await startTestprog('memdirty', ['16']);
+  started.push(v);
+  const ps = Number(spawnSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).stdout);
+  expect(criu(['pre-dump', '-t', String(v.pid), '-D', 'dd1', '--track-mem'])).toMatchObject({ status: 0, stderr: '' });
+  const parentPages = path.join(tmp, 'dd1', 'pages-1.img');
+  const before = fs.statSync(parentPages);
+  process.kill(v.pid, 'SIGUSR1');
+  await waitFor('DIRTIED 0', () => /^DIRTIED 0 /m.test(readLog(v)), 10_000);
+  const d = criu(['dump', '-t', String(v.pid), '-D', 'dd2', '--track-mem', '--prev-images-dir', '../dd1', '--auto-dedup', '--display-stats', '-o', 'dump.log', '-v4']);
+  expect(d.status).toBe(0); // (-v4 shows the steps on stderr)
+  const written = Number(/Memory pages written: (\d+)/.exec(d.stdout)?.[1]);
+  // Same size, fewer blocks: the rewritten 5% (and not more than this dump saved again) freed in the parent.
+  const after = fs.statSync(parentPages);
+  expect(after.size).toBe(before.size);
+  const freed = (before.blocks - after.blocks) * 512;
+  expect(freed).toBeGreaterThanOrEqual(Math.ceil((16 << 20) / ps / 20) * ps);
+  expect(freed).toBeLessThanOrEqual(written * ps);
+  expect(fs.readFileSync(path.join(tmp, 'dd2', 'dump.log'), 'utf8')).toMatch(/auto-dedup: \d+ bytes punched out of the parent images/);
+  await waitPidGone(v.pid);
+  expect(criu(['restore', '-D', 'dd2', '-d'])).toMatchObject({ status: 0 });
+  expect(await verdict(v, 20_000)).toBe('PASS memdirty');
+});
+
 test('a missing --prev-images-dir is refused, the task left running', async () => {
   const v = await startTestprog('memdirty', ['4']);
   started.push(v);

@@ -85,6 +85,59 @@ describe('page server protocol', () => {
     q.sock.destroy();
   });
 
+  test('iterations: --prev-images-dir links the parent; PARENT and OPEN2 answer whether it has the pagemap; holes are checked against it', async () => {
+    const dst = encodeDst(PS_TYPE.PID, 777);
+    const session = async (dir: string, prev: string | undefined, body: (c: Awaited<ReturnType<typeof connect>>) => Promise<void>) => {
+      const h = await startPageServer({ imagesDir: path.join(tmp, dir), port: 0, address: '127.0.0.1', prevImagesDir: prev });
+      const c = await connect(h.port);
+      c.sock.on('error', () => undefined);
+      await body(c);
+      return { h, c };
+    };
+    const flush = async (c: Awaited<ReturnType<typeof connect>>) => {
+      c.sock.write(encodePsi({ cmd: PS_IOV.FLUSH_N_CLOSE, nrPages: 0, vaddr: 0n, dstId: 0n }));
+      expect((await c.read(4)).readInt32LE(0)).toBe(0);
+    };
+    // Iteration 1: 4 pages at 0x40000.
+    const one = await session('it1', undefined, async (c) => {
+      c.sock.write(encodePsi({ cmd: PS_IOV.OPEN2, nrPages: 0, vaddr: 0n, dstId: dst }));
+      expect((await c.read(1))[0]).toBe(0);
+      c.sock.write(encodePsi({ cmd: encodeCmd(PS_IOV.ADD_F, 4), nrPages: 4, vaddr: 0x40000n, dstId: dst }));
+      c.sock.write(Buffer.alloc(4 * PS, 1));
+      await flush(c);
+    });
+    expect(await one.h.done).toMatchObject({ pagesReceived: 4, pagesParent: 0 });
+    one.c.sock.destroy();
+    // Iteration 2: the parent has pagemap-777 (not pagemap-778); one page changed, three left in the parent.
+    const two = await session('it2', '../it1', async (c) => {
+      c.sock.write(encodePsi({ cmd: PS_IOV.PARENT, nrPages: 0, vaddr: 0n, dstId: dst }));
+      expect((await c.read(4)).readInt32LE(0)).toBe(1);
+      c.sock.write(encodePsi({ cmd: PS_IOV.PARENT, nrPages: 0, vaddr: 0n, dstId: encodeDst(PS_TYPE.PID, 778) }));
+      expect((await c.read(4)).readInt32LE(0)).toBe(0);
+      c.sock.write(encodePsi({ cmd: PS_IOV.OPEN2, nrPages: 0, vaddr: 0n, dstId: dst }));
+      expect((await c.read(1))[0]).toBe(1);
+      c.sock.write(encodePsi({ cmd: encodeCmd(PS_IOV.ADD_F, 1), nrPages: 1, vaddr: 0x40000n, dstId: dst }));
+      c.sock.write(encodePsi({ cmd: encodeCmd(PS_IOV.ADD_F, 4), nrPages: 1, vaddr: 0x41000n, dstId: dst }));
+      c.sock.write(Buffer.alloc(PS, 2));
+      c.sock.write(encodePsi({ cmd: PS_IOV.HOLE, nrPages: 2, vaddr: 0x42000n, dstId: dst }));
+      await flush(c);
+    });
+    expect(await two.h.done).toMatchObject({ pagesReceived: 1, pagesParent: 3 });
+    two.c.sock.destroy();
+    expect(fs.readlinkSync(path.join(tmp, 'it2', 'parent'))).toBe('../it1');
+    const pm = decodeImageEntries(fs.readFileSync(path.join(tmp, 'it2', 'pagemap-777.img')), { file: 'pagemap-777.img' }).entries.map((e) => e.message);
+    expect(pm).toEqual([{ pages_id: 1 }, { vaddr: 0x40000n, nr_pages: 1, flags: 1 }, { vaddr: 0x41000n, nr_pages: 1, flags: 4 }, { vaddr: 0x42000n, nr_pages: 2, flags: 1 }]);
+    // A hole the parent does not cover is refused, naming it.
+    const bad = await session('it2bad', '../it1', async (c) => {
+      c.sock.write(encodePsi({ cmd: PS_IOV.OPEN2, nrPages: 0, vaddr: 0n, dstId: dst }));
+      await c.read(1);
+      c.sock.write(encodePsi({ cmd: PS_IOV.HOLE, nrPages: 2, vaddr: 0x43000n, dstId: dst }));
+    });
+    await expect(bad.h.done).rejects.toThrow(/PE_PARENT hole 0x43000-0x45000 of pagemap-777.img is not in the parent's pagemap-777.img/);
+    bad.c.sock.destroy();
+    await expect(startPageServer({ imagesDir: path.join(tmp, 'it3'), port: 0, prevImagesDir: '../none' })).rejects.toThrow(/no previous images directory .*none/);
+  });
+
   test('errors: pages without an open pagemap, an unknown command, a session closed without a flush', async () => {
     const cases: Array<[string, Buffer[], RegExp]> = [
       ['noopen', [encodePsi({ cmd: encodeCmd(PS_IOV.ADD_F, 4), nrPages: 1, vaddr: 0x1000n, dstId: encodeDst(1, 5) })], /without an open pagemap/],

@@ -1,6 +1,7 @@
-// `criu page-server [--address A] [--port N] [-D DIR] [-d] [--status-fd FD] [--pidfile F]`: receives
-// the memory of a `criu dump --page-server` and writes pagemap-<id>.img + pages-<n>.img into DIR.
-// Serves one dump connection, then exits (as CRIU does).
+// `criu page-server [--address A] [--port N] [-D DIR] [--prev-images-dir P] [-d] [--status-fd FD]
+// [--pidfile F]`: receives the memory of a `criu (pre-)dump --page-server` and writes
+// pagemap-<id>.img + pages-<n>.img into DIR; with --prev-images-dir, DIR's `parent` is P (relative
+// to DIR), where the dump's PE_PARENT holes point. Serves one dump connection, then exits (as CRIU does).
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -10,7 +11,7 @@ import { checkOptions, engineDirs, openLog, optFlag, optString, reportEngineErro
 import type { CommandContext } from './types.js';
 
 export const PAGE_SERVER_POLICY: OptionPolicy = {
-  honoured: ['address', 'port', 'daemon', 'restore-detached', 'status-fd', 'pidfile'],
+  honoured: ['address', 'port', 'prev-images-dir', 'daemon', 'restore-detached', 'status-fd', 'pidfile'],
   ignored: ['shell-job', 'leave-running', 'tree', 'log-pid'],
 };
 
@@ -53,7 +54,7 @@ export async function runPageServer(ctx: CommandContext): Promise<number> {
   }
   const log = openLog(ctx, dirs);
   try {
-    const server = await startPageServer({ imagesDir: dirs.imagesDir, port, address: optString(ctx, 'address'), log: log.logger });
+    const server = await startPageServer({ imagesDir: dirs.imagesDir, port, address: optString(ctx, 'address'), prevImagesDir: optString(ctx, 'prev-images-dir'), log: log.logger });
     const pidfile = optString(ctx, 'pidfile');
     if (pidfile !== undefined) fs.writeFileSync(path.resolve(pidfile), `${process.pid}`);
     statusReady(ctx);

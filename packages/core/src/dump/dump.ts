@@ -46,7 +46,7 @@ import { dedupParents } from './dedup.js';
 import type { ExternalResources } from '../ns/external.js';
 import type { CgroupMode } from '../cgroups/mode.js';
 import { dumpCgroups } from './cgroups.js';
-import { detectMemTrack, ParentCoverage, readMemTrackNote, resetTracking, trackedUffd, uffdRegisteredVmas, writeMemTrackNote, MEMTRACK_FILE, type MemTrackNote, type TaskTracking, type TrackMethod } from './mem-track.js';
+import { detectMemTrack, ParentCoverage, readMemTrackNote, resetTracking, trackedUffd, uffdRegisteredVmas, writeMemTrackNote, sentPagemapFile, MEMTRACK_FILE, type MemTrackNote, type TaskTracking, type TrackMethod } from './mem-track.js';
 
 export const INCOMPLETE_MARKER = 'criu-ts.incomplete';
 
@@ -296,6 +296,9 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
         img_version: 2, fdinfo_per_id: true,
         root_ids: { vm_id: 1, files_id: 1, fs_id: 1, sighand_id: 1, ...ROOT_NS_IDS },
         ns_per_id: true, root_cg_set: 1, lsmtype: 0, network_lock_method: 0, plugins_entry: {}, dump_criu_run_id: crypto.randomUUID(),
+        // A pre-dump records when it ran: CRIU's next dump compares the tasks' start times with
+        // it (pid reuse) and refuses a parent without it. pre_dump_mode 1: pages taken while frozen.
+        ...(options.preDump ? { dump_uptime: uptimeUs(), pre_dump_mode: 1 } : {}),
       }]],
       ['pstree.img', 'PSTREE', pstree],
     ];
@@ -316,7 +319,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     const cpu = arch.cpuinfo?.();
     if (cpu) tail.push(['cpuinfo.img', 'CPUINFO', [cpu]]);
     // A pre-dump keeps the memory only (CRIU's pre-dump dir: inventory, pagemaps, pages).
-    const toWrite = options.preDump ? [head[0], ...images.filter(([f]) => f.startsWith('pagemap-'))] : [...head, ...images, ...tail];
+    const toWrite = options.preDump ? [head[0], ...images.filter(([, magic]) => magic === 'PAGEMAP')] : [...head, ...images, ...tail];
     // Encoded, then written with plain synchronous writes: a round trip through libuv's thread
     // pool per open/write/close cost ~1 ms per image here, all of it frozen time.
     const encoded: Array<[string, Buffer]> = toWrite.map(([file, magic, entries]) => [file, encodeImageEntries(magic, entries.map((message) => ({ message })), { file: out(file) })]);
@@ -529,8 +532,9 @@ async function dumpTask(t: TreeTask, index: number, kobj: KobjIds, shared: { tab
     ...extraCores.map((x): [string, string, Msg[]] => [`core-${x.tid}.img`, 'CORE', [x.core]]),
     [`ids-${vpid}.img`, 'IDS', [ids]],
     ...(mmOwner === undefined ? [[`mm-${vpid}.img`, 'MM', [mm]] as [string, string, Msg[]]] : []),
-    // With a page server the receiver writes the pagemap (and the pages).
-    ...(env.pageServer || mmOwner !== undefined ? [] : [[`pagemap-${vpid}.img`, 'PAGEMAP', mem.pagemap] as [string, string, Msg[]]]),
+    // With a page server the receiver writes the pagemap (and the pages); a copy stays here for
+    // the next iteration (what its parent covers).
+    ...(mmOwner !== undefined ? [] : [[env.pageServer ? sentPagemapFile(vpid) : `pagemap-${vpid}.img`, 'PAGEMAP', mem.pagemap] as [string, string, Msg[]]]),
     ...(tableOwner === undefined ? [[`fdinfo-${ids.files_id}.img`, 'FDINFO', filesOut.fdinfo] as [string, string, Msg[]]] : []),
     [`fs-${vpid}.img`, 'FS', [filesOut.fs]],
     ...filesOut.extraImages.map((x): [string, string, Msg[]] => [x.file, x.magic, x.entries]),
@@ -599,6 +603,13 @@ function prepareIncremental(options: DumpOptions, imagesDir: string, pid: number
       return { method: m, coverage: ParentCoverage.load(parentDir, p, pageSize), registered };
     },
   };
+}
+
+/** Time since boot in microseconds, from /proc/uptime (centisecond precision), as CRIU records it. */
+function uptimeUs(): bigint {
+  const m = /^(\d+)\.(\d+)/.exec(fs.readFileSync('/proc/uptime', 'latin1'));
+  if (!m) throw new Error('cannot parse /proc/uptime');
+  return BigInt(m[1]) * 1_000_000n + BigInt(m[2].padEnd(2, '0').slice(0, 2)) * 10_000n;
 }
 
 /** The task's resident anonymous memory (RssAnon), 0 if unknown: what its pages image will hold, about. */

@@ -29,6 +29,12 @@ export type TrackMethod = 'soft-dirty' | 'uffd-wp';
 /** criu-ts's own note in an images dir: how memory was tracked after this dump. */
 export const MEMTRACK_FILE = 'criu-ts.memtrack.json';
 
+/**
+ * A dump over a page server leaves its pagemap on the receiver; the sender keeps a copy under
+ * this name, so that the next iteration knows what the parent covers.
+ */
+export const sentPagemapFile = (pid: number): string => `criu-ts.sent-pagemap-${pid}.img`;
+
 // _IOWR(type, nr, size): the same numbers on x86_64 and powerpc for these sizes.
 const iowr = (type: number, nr: number, size: number) => (0xc0000000 | (size << 16) | (type << 8) | nr) >>> 0;
 const UFFD_API = 0xaan;
@@ -169,6 +175,11 @@ export class ParentCoverage {
 
   static load(parentDir: string, pid: number, pageSize: number): ParentCoverage {
     const file = path.join(parentDir, `pagemap-${pid}.img`);
+    return ParentCoverage.ofFile(fs.existsSync(file) ? file : path.join(parentDir, sentPagemapFile(pid)), pageSize);
+  }
+
+  /** What one pagemap image covers (nothing if there is no such file). */
+  static ofFile(file: string, pageSize: number): ParentCoverage {
     const starts: bigint[] = [], ends: bigint[] = [];
     if (fs.existsSync(file)) {
       const runs = pageRuns(decodeImageEntries(fs.readFileSync(file), { file }).entries, pageSize);

@@ -583,10 +583,19 @@ export async function dumpMemory(ctx: TaskDumpContext, vmas: Msg[], opts: DumpMe
 
   const scanner = new PagemapScanner(ctx.pid, ctx.pageSize, scanMethod);
   const tScan = process.hrtime.bigint();
-  if (opts.track?.method) scanner.extraCategories = opts.track.method === 'soft-dirty' ? PAGE_IS.SOFT_DIRTY : PAGE_IS.WRITTEN;
+  let track = opts.track;
+  if (opts.pageServer) {
+    // The parent is on the receiver: holes only where it says it has this pagemap (CRIU's OPEN2 reply).
+    const hasParent = opts.pageServer.open(PS_TYPE.PID, ctx.pid);
+    if (track && !hasParent) {
+      ctx.log.warn(`memory: the page server ${opts.pageServer.where} has no parent pagemap-${ctx.pid}.img: sending every page`);
+      track = undefined;
+    }
+  }
+  if (track?.method) scanner.extraCategories = track.method === 'soft-dirty' ? PAGE_IS.SOFT_DIRTY : PAGE_IS.WRITTEN;
   let plan: ReturnType<typeof planRuns>;
   try {
-    plan = planRuns(ctx, vmas, scanner, stats, opts.track, opts.postCopy !== undefined);
+    plan = planRuns(ctx, vmas, scanner, stats, track, opts.postCopy !== undefined);
     stats.scan = scanner.method;
   } finally {
     scanner.close();
@@ -601,11 +610,13 @@ export async function dumpMemory(ctx: TaskDumpContext, vmas: Msg[], opts: DumpMe
   const totalPages = runs.reduce((s, r) => s + r.nrPages, 0);
   const totalBytes = totalPages * ctx.pageSize;
 
+  // Entries in address order: data runs (in pages image order) interleaved with parent holes.
+  const all = holes.length ? [...all0, ...holes].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0)) : all0;
   let deferred: Deferred | undefined;
   if (opts.pageServer) {
     const undo = makeReadable(ctx, unreadable);
     try {
-      transferToServer(ctx, opts.pageServer, runs, opts, stats);
+      transferToServer(ctx, opts.pageServer, all, opts, stats);
     } finally {
       restoreProt(ctx, undo);
     }
@@ -617,8 +628,6 @@ export async function dumpMemory(ctx: TaskDumpContext, vmas: Msg[], opts: DumpMe
   stats.elapsedMs = Number(process.hrtime.bigint() - t0) / 1e6;
 
   const pagemap: Msg[] = [{ pages_id: opts.pagesId }];
-  // Entries in address order: data runs (in pages image order) interleaved with parent holes.
-  const all = holes.length ? [...all0, ...holes].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0)) : all0;
   for (const r of all) pagemap.push({ vaddr: r.start, nr_pages: r.nrPages, flags: r.flags });
   ctx.log.info(`memory: ${stats.pagesWritten} pages ${opts.pageServer ? `sent to the page server ${opts.pageServer.where}` : deferred ? 'dumped (some held in pipes until the kill)' : 'written'} in ${runs.length} runs (${stats.pagesScanned} scanned, ${stats.pagesSkippedParent} left in the parent, ${stats.pagesSkippedZero} zero, ${stats.pagesSkippedFile} file-backed skipped; ${opts.pageServer ? 'vm_readv' : method}/${stats.scan})`);
   return { pagemap, stats, deferred };
@@ -642,14 +651,14 @@ function keepForPostCopy(ctx: TaskDumpContext, runs: Run[], store: PostCopyPages
 }
 
 /**
- * Streams the runs to a page server: per run a PS_IOV_ADD_F header, then its pages read with
- * process_vm_readv in bounded chunks. The pagemap is opened under the task's pid.
+ * Streams the runs to a page server (the pagemap already opened under the task's pid): per run a
+ * PS_IOV_ADD_F header, then, for PE_PRESENT runs, its pages read with process_vm_readv in
+ * bounded chunks; PE_PARENT holes are a header alone.
  */
 function transferToServer(ctx: TaskDumpContext, ps: PageServerClient, runs: Run[], opts: DumpMemoryOptions, stats: MemoryDumpStats): void {
   const size = ctx.pageSize;
   const chunk = Math.max(size, Math.floor((opts.chunkBytes ?? 4 << 20) / size) * size);
   const buf = Buffer.allocUnsafe(chunk);
-  ps.open(PS_TYPE.PID, ctx.pid);
   let sent = 0;
   for (const r of runs) {
     ps.add(PS_TYPE.PID, ctx.pid, r.start, r.nrPages, r.flags);

@@ -3,6 +3,10 @@
  * it receives as pagemap-<id>.img (or pagemap-shmem-<id>.img) + pages-<n>.img into imagesDir,
  * the images a local dump would have written. Also answers PS_IOV_GET from those images, so
  * a lazy-pages daemon can fetch pages from it.
+ *
+ * Iterations (pre-dump, pre-dump, dump) each go to their own page server and directory, linked
+ * to the previous one as `parent` (prevImagesDir): OPEN2 and PARENT answer whether that parent
+ * has the pagemap, and the dump side then sends PE_PARENT holes instead of unchanged pages.
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -14,6 +18,7 @@ import {
   PS_IOV, PSI_SIZE, cmdOf, decodePsi, encodeCmd, encodePsi, flagsOf, int32, pagemapFileOf, PageServerError, type Psi,
 } from './protocol.js';
 import { LocalPages } from './local-pages.js';
+import { ParentCoverage } from '../dump/mem-track.js';
 
 export interface PageServerOptions {
   imagesDir: string;
@@ -21,12 +26,19 @@ export interface PageServerOptions {
   port: number;
   /** Address to bind (default all). */
   address?: string;
+  /**
+   * The previous iteration's images (CRIU's --prev-images-dir, relative to imagesDir): linked as
+   * `parent`, so the PE_PARENT holes the dump side sends point at it.
+   */
+  prevImagesDir?: string;
   log?: Logger;
 }
 
 export interface PageServerStats {
   pagemaps: number;
   pagesReceived: number;
+  /** Pages the dump side left in the parent images (PE_PARENT holes). */
+  pagesParent: number;
   pagesServed: number;
 }
 
@@ -44,6 +56,8 @@ interface OpenXfer {
   pagesId: number;
   pagesFd: number;
   entries: Msg[];
+  /** What the parent's pagemap covers, loaded at the first PE_PARENT hole. */
+  parent?: ParentCoverage;
 }
 
 /** Highest pages-<n>.img already in the directory, so ours never overwrite one. */
@@ -61,7 +75,25 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
   fs.mkdirSync(imagesDir, { recursive: true, mode: 0o700 });
   const log = opts.log;
   const pageSize = sys.pageSize();
-  const stats: PageServerStats = { pagemaps: 0, pagesReceived: 0, pagesServed: 0 };
+  const stats: PageServerStats = { pagemaps: 0, pagesReceived: 0, pagesParent: 0, pagesServed: 0 };
+  if (opts.prevImagesDir !== undefined) {
+    const prev = path.resolve(imagesDir, opts.prevImagesDir);
+    if (!fs.existsSync(prev) || !fs.statSync(prev).isDirectory()) {
+      throw new PageServerError(`no previous images directory ${prev} (--prev-images-dir ${opts.prevImagesDir} is relative to the images dir)`);
+    }
+    // As a dump does: the path as given, so the chain can be moved as a whole.
+    fs.rmSync(path.join(imagesDir, 'parent'), { force: true });
+    fs.symlinkSync(opts.prevImagesDir, path.join(imagesDir, 'parent'));
+  }
+  const summary = () => `${stats.pagesReceived} pages received in ${stats.pagemaps} pagemap(s), ${stats.pagesParent} left in the parent, ${stats.pagesServed} pages served`;
+  /** Whether the parent images hold this pagemap (what OPEN2 and PARENT answer). */
+  const parentHas = (file: string): boolean => {
+    try {
+      return fs.statSync(path.join(imagesDir, 'parent', file)).isFile();
+    } catch {
+      return false;
+    }
+  };
   let nextPagesId = firstFreePagesId(imagesDir);
   let local: LocalPages | undefined;
 
@@ -115,14 +147,18 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
           const pagesId = nextPagesId++;
           const pagesFd = fs.openSync(path.join(imagesDir, `pages-${pagesId}.img`), 'w', 0o600);
           xfer = { dst: p.dstId, file, pagesId, pagesFd, entries: [{ pages_id: pagesId }] };
-          log?.debug(`page-server: open ${file} -> pages-${pagesId}.img`);
-          // No parent images on this side (no incremental chains over the wire yet).
-          if (cmd === PS_IOV.OPEN2) sock.write(Buffer.from([0]));
+          const has = parentHas(file);
+          log?.debug(`page-server: open ${file} -> pages-${pagesId}.img${has ? ', the parent has it' : ''}`);
+          if (cmd === PS_IOV.OPEN2) sock.write(Buffer.from([has ? 1 : 0]));
           return;
         }
-        case PS_IOV.PARENT:
-          sock.write(int32(0));
+        case PS_IOV.PARENT: {
+          // Asked by a pre-dump while the tasks are frozen, before it opens the pagemap.
+          const has = parentHas(pagemapFileOf(p.dstId));
+          log?.debug(`page-server: parent ${has ? 'has' : 'lacks'} ${pagemapFileOf(p.dstId)}`);
+          sock.write(int32(has ? 1 : 0));
           return;
+        }
         case PS_IOV.ADD:
         case PS_IOV.HOLE:
         case PS_IOV.ADD_F: {
@@ -138,6 +174,14 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
           if (flags & PE_PRESENT) {
             owed = p.nrPages * pageSize;
             stats.pagesReceived += p.nrPages;
+          } else if (flags & PE_PARENT) {
+            // As CRIU: a hole is checked against the parent's pagemap when there is one.
+            if (xfer.parent === undefined && parentHas(xfer.file)) xfer.parent = ParentCoverage.ofFile(path.join(imagesDir, 'parent', xfer.file), pageSize);
+            const end = p.vaddr + BigInt(p.nrPages * pageSize);
+            if (xfer.parent && xfer.parent.split(p.vaddr, end).some((piece) => !piece.covered)) {
+              throw new PageServerError(`PE_PARENT hole 0x${p.vaddr.toString(16)}-0x${end.toString(16)} of ${xfer.file} is not in the parent's ${xfer.file}`);
+            }
+            stats.pagesParent += p.nrPages;
           }
           return;
         }
@@ -149,7 +193,7 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
           if (cmd === PS_IOV.FLUSH_N_CLOSE) {
             finished = true;
             sock.end();
-            log?.info(`page-server: done, ${stats.pagesReceived} pages received in ${stats.pagemaps} pagemap(s), ${stats.pagesServed} pages served`);
+            log?.info(`page-server: done, ${summary()}`);
             resolveDone(stats);
           }
           return;
@@ -196,7 +240,8 @@ export async function startPageServer(opts: PageServerOptions): Promise<PageServ
         if (owed > 0 || buf.length) throw new PageServerError('the dump side closed the connection in the middle of a message');
         if (!flushed) throw new PageServerError('the dump side closed the connection without flushing (PS_IOV_FLUSH)');
         await closeXfer();
-        log?.info(`page-server: connection closed, ${stats.pagesReceived} pages received`);
+        // (CRIU's pre-dump flushes, then closes without FLUSH_N_CLOSE.)
+        log?.info(`page-server: done (connection closed), ${summary()}`);
         resolveDone(stats);
       }).catch(fail);
     });
