@@ -14,7 +14,7 @@
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { sys, TTY_IOCTL, type TtyIoctls } from '@criu/sys';
+import { sys, hostArch, TTY_IOCTL, type TtyIoctls } from '@criu/sys';
 import type { Msg } from '@criu/images';
 import { RestoreError } from './errors.js';
 import type { TreeImages } from './images-in.js';
@@ -52,7 +52,7 @@ export interface PtyPlan {
 }
 
 function ttyArch(): TtyIoctls {
-  if (process.arch !== 'x64' && process.arch !== 'ppc64') throw new RestoreError('files', `terminal ioctls are not known for ${process.arch}`);
+  if (hostArch() === null) throw new RestoreError('files', `terminal ioctls are not known for this CPU`);
   return TTY_IOCTL;
 }
 
