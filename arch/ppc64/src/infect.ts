@@ -5,7 +5,7 @@ import { buildSigframe } from './sigframe.js';
 import type { Msg } from '@criu/images';
 import { dumpThreadInfo } from './thread-info.js';
 import { cpuinfoEntry, cpuinfoMissing } from './cpuinfo.js';
-import { vdsoProxy } from './vdso.js';
+import { vdsoProxy, vdsoExits } from './vdso.js';
 
 /** `sc`: system call (the classic vector 0xc00: errors come back as CR0.SO + positive errno). */
 export const INSN_SC = 0x44000002;
@@ -82,6 +82,7 @@ export const ppc64 = {
   // --- restore
   restoreHelperPath,
   vdsoProxy,
+  vdsoExits,
   threadInfoIp: (ti: Record<string, unknown>): bigint => BigInt((ti.gpregs as Msg).nip as bigint),
   /** The ucontext rt_sigreturn reads at r1 (see sigframe.ts); r1 = the frame's address. */
   restoreFrame(ti: Record<string, unknown>, sigmask: bigint, frameAddr: bigint, sigaltstack?: { sp: bigint; size: bigint; flags: number }): { frame: Buffer; sp: bigint } {

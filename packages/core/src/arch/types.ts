@@ -69,4 +69,13 @@ export interface Arch {
   readonly vdsoProxy: VdsoProxyCode;
   /** The instruction pointer a thread_info_<arch> record holds. */
   threadInfoIp(threadInfo: Record<string, unknown>): bigint;
+  /**
+   * How a thread caught inside the vDSO runs out of it at full speed (single-stepping it can
+   * starve a seqlock reader under emulation): `exits` finds, in executable code, the offsets of
+   * every instruction through which control can leave it (returns, branches to a register,
+   * syscalls); `breakpoint` is an instruction of the same width that traps with the instruction
+   * pointer still on it. Absent where instructions cannot be told apart without decoding
+   * (x86_64): such threads are single-stepped.
+   */
+  readonly vdsoExits?: { exits(code: Buffer): number[]; readonly breakpoint: Buffer };
 }
