@@ -13,7 +13,7 @@ const runner = path.join(root, 'tools', 'ppc64', 'run-vm-tests.sh');
 
 /** The guest tests, by the name the suite prints. */
 const GUEST_TESTS = [
-  'the guest is ppc64le with 64 KiB pages, and core picks the ppc64 arch',
+  'the guest is ppc64le on POWER9 with 64 KiB pages, and core picks the ppc64 arch',
   'syscalls run inside a frozen task (sc + trap, CR0.SO errors), which then runs on',
   'the parasite reports task state, hands over fds, vmsplices memory, then the task is cured',
   'a parasite torn down mid-session leaves the task as it was',
