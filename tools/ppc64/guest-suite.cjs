@@ -20,7 +20,7 @@ const root = path.resolve(__dirname, '..', '..');
 const fixtureDir = path.resolve(process.argv[2] || path.join(__dirname, 'build'));
 const testprogDir = path.resolve(process.argv[3] || path.join(root, 'tools/testprogs/build/powerpc64le-linux-gnu'));
 const core = require(path.join(root, 'packages/core/dist/index.cjs'));
-const { ppc64, getReg, TRAP, MSR, vectorUse } = require(path.join(root, 'arch/ppc64/dist/index.cjs'));
+const { ppc64, getReg, TRAP, MSR, vectorUse, vectorUseFromValues } = require(path.join(root, 'arch/ppc64/dist/index.cjs'));
 const images = require(path.join(root, 'packages/images/dist/index.cjs'));
 const { sys } = require(path.join(root, 'packages/sys/dist/index.cjs'));
 const { FrozenTask, Parasite, InfectError, readMaps, dump, restore } = core;
@@ -621,6 +621,27 @@ test('criu-ts dump + restore of a program that never used VMX/VSX: MSR_VEC/MSR_V
   const verdict = await verdictOf(v, 'novec');
   ok(verdict.startsWith('PASS novec'), `verdict: ${verdict}`);
   return `ptrace msr 0x${msr.toString(16)}, ${verdict.replace(/^PASS novec /, 'frame ')}`;
+});
+
+test('criu-ts dump + restore (2 rounds) of a program whose only vector instruction is one scalar VSX add: it stays a VSX user (the kernel\'s view, from a signal frame)', async () => {
+  const work = fs.mkdtempSync(path.join(logDir, 'scalarvsx-'));
+  const v = await launch(fixture('scalarvsx'), 'scalarvsx', []);
+  await waitFor('scalarvsx in pause', () => /^29 /.test(fs.readFileSync(`/proc/${v.pid}/syscall`, 'latin1')));
+  const before = /READY scalarvsx \d+ msr=([0-9a-f]+)/.exec(readLog(v));
+  ok(before, `READY line: ${readLog(v)}`);
+  const dir = await dumpAndRestore(v, work, 2);
+  const core = await images.readImageFile(path.join(dir, `core-${v.pid}.img`));
+  const ti = core.entries[0].message.ti_ppc64;
+  // Every low VSX doubleword is zero: the registers alone would say "never used VSX".
+  const values = vectorUseFromValues(ti);
+  eq(values.vsx, false, `VSX in use as the register values show it (${JSON.stringify(values)}, VSCR slot ${fmt(ti.vrstate.vrregs[64])} ${fmt(ti.vrstate.vrregs[65])})`);
+  eq(BigInt(ti.gpregs.msr) & (MSR.VEC | MSR.VSX), BigInt('0x' + before[1]) & (MSR.VEC | MSR.VSX), 'MSR_VEC | MSR_VSX in the image = those of its own signal frame before the dump');
+  ok((BigInt(ti.gpregs.msr) & MSR.VSX) !== 0n, 'MSR_VSX in the image');
+  const log = fs.readFileSync(path.join(dir, 'dump.log'), 'utf8');
+  ok(/its signal frame says \{"vmx":(true|false),"vsx":true\}/.test(log), `the dump took the kernel's view: ${log.split('\n').filter((l) => /signal frame/.test(l)).join(' | ')}`);
+  const verdict = await verdictOf(v, 'scalarvsx');
+  ok(verdict.startsWith('PASS scalarvsx'), `verdict: ${verdict}`);
+  return `before msr=${before[1]}, ${verdict.replace(/^PASS scalarvsx /, 'after ')}; values say ${JSON.stringify(values)}`;
 });
 
 test('a dumper killed while the parasite runs: the parasite resumes the task by rt_sigreturn (all vector state intact)', async () => {

@@ -40,8 +40,19 @@ export interface Arch {
     /** The core_entry field that holds thread_info_<arch> ('thread_info', 'ti_ppc64'). */
     readonly threadInfoField: string;
   };
-  /** thread_info_<arch> for a thread at a ptrace-stop; `savedRegs` are its NT_PRSTATUS bytes. */
-  dumpThreadInfo(tid: number, savedRegs: Buffer): Record<string, unknown>;
+  /**
+   * thread_info_<arch> for a thread at a ptrace-stop; `savedRegs` are its NT_PRSTATUS bytes,
+   * `signalFrame` what signalFrameProbe.read found for it (when the arch has one and it ran).
+   */
+  dumpThreadInfo(tid: number, savedRegs: Buffer, signalFrame?: unknown): Record<string, unknown>;
+  /**
+   * Per-thread state the kernel shows only in the signal frames it builds (ppc64: whether the
+   * thread has used VMX / VSX). Core delivers a signal to the frozen thread with its handler at
+   * `handlerOffset` into syscallTrapCode (an instruction that traps with the ip on itself), then
+   * `read` takes the registers at the handler's entry and a reader of the task's memory. The
+   * `preserve` register sets (those signal delivery changes) are saved before and put back after.
+   */
+  readonly signalFrameProbe?: { readonly handlerOffset: number; readonly preserve: ReadonlyArray<{ note: number; size: number }>; read(regsAtHandler: Buffer, readMemory: (addr: bigint, len: number) => Buffer): unknown };
 
   // --- CPU features (cpuinfo.img)
   /** This machine's cpuinfo_entry (ppc64: endianness + AT_HWCAP/AT_HWCAP2), or undefined if the arch records none. */

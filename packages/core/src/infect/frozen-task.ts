@@ -16,6 +16,8 @@ import { readMaps } from '../proc/maps.js';
 import { InfectError, RemoteSyscallError } from './errors.js';
 
 const ALL_SIGNALS_BLOCKED = 0xffffffffffffffffn;
+/** sa_flags: the handler takes siginfo and ucontext (the same value on x86_64 and ppc64). */
+const SA_SIGINFO = 4;
 
 export class FrozenTask {
   /** The registers at the moment the task was frozen. */
@@ -415,6 +417,74 @@ export class FrozenTask {
       }
     }
     return Buffer.from(sys.ptrace.getRegset(this.pid, NT.PRSTATUS, this.arch.gpRegsSize));
+  }
+
+  /**
+   * Has the kernel deliver a signal to this thread, to a handler at `handlerOffset` into the
+   * syscall trap code (an instruction that traps on itself), and returns what `read` makes of the
+   * registers at the handler's entry, called while the frame is there (Arch.signalFrameProbe).
+   * The frame goes on the thread's own stack, well below its red zone; those bytes, the signal's
+   * disposition, the registers, the `preserve` register sets and the mask are all put back. Undefined when every real-time
+   * signal is pending already or the stack has no room to spare.
+   */
+  probeSignalFrame<T>(handlerOffset: number, preserve: ReadonlyArray<{ note: number; size: number }>, read: (regsAtHandler: Buffer) => T): T | undefined {
+    const pending = this.pendingAtFreeze | pendingOf(this.pid);
+    let sig = 0;
+    for (let s = 64; s >= 35 && !sig; s--) if (!(pending & (1n << BigInt(s - 1)))) sig = s;
+    if (!sig) return undefined;
+    // [sp - 16 KiB, sp): the sigaction structs 1 KiB below sp (past any red zone), the kernel's
+    // frame (a few KiB) below them.
+    const sp = this.arch.sp(this.savedRegs);
+    const area = (sp - 16384n) & ~15n;
+    let saved: Buffer;
+    try { saved = sys.readMemory(this.pid, area, Number(sp - area)); } catch { return undefined; }
+    const act = (sp - 1024n) & ~15n, old = act + 64n;
+    const sa = Buffer.alloc(32); // struct sigaction as the kernel takes it: handler, flags, restorer, mask
+    let installed = false;
+    // Register sets the kernel changes for a signal handler (ppc64: FPSCR is cleared).
+    const kept = preserve.map((r) => ({ ...r, bytes: Buffer.from(sys.ptrace.getRegset(this.pid, r.note, r.size)) }));
+    try {
+      this.borrowCode();
+      const entry = this.codeAddr + BigInt(handlerOffset);
+      sa.writeBigUInt64LE(entry, 0);
+      sa.writeBigUInt64LE(BigInt(SA_SIGINFO), 8);
+      sa.writeBigUInt64LE(ALL_SIGNALS_BLOCKED, 24);
+      sys.writeMemory(this.pid, act, sa);
+      this.syscall('rt_sigaction', sig, act, old, 8);
+      installed = true;
+      // As the task's pid namespace numbers them; pending, as every signal is blocked while we run syscalls.
+      this.syscall('tgkill', this.syscall('getpid'), this.syscall('gettid'), sig);
+      this.borrowCode();
+      sys.ptrace.setRegset(this.pid, NT.PRSTATUS, this.arch.callRegs(this.savedRegs, entry, act, 0n));
+      sys.ptrace.setSigMask(this.pid, ALL_SIGNALS_BLOCKED & ~(1n << BigInt(sig - 1)));
+      sys.ptrace.cont(this.pid, 0);
+      let delivered = false;
+      for (;;) {
+        const st = sys.waitpid(this.pid, WAIT.__WALL);
+        if (!st) continue;
+        if (st.kind === 'exited' || st.kind === 'signaled') {
+          this.released = true;
+          throw new InfectError(this.pid, 'signal frame', `the task died (${describe(st)})`);
+        }
+        if (st.kind !== 'stopped') continue;
+        this.stopKind = st.event === undefined ? 'signal' : 'event';
+        if (st.event !== undefined) { sys.ptrace.cont(this.pid, 0); continue; }
+        if (st.signal === sig && !delivered) { delivered = true; sys.ptrace.cont(this.pid, sig); continue; }
+        if (st.signal === SIGNALS.SIGTRAP && delivered && this.currentIp() === entry) break;
+        if (isTrapOrFault(st.signal)) throw new InfectError(this.pid, 'signal frame', `signal ${st.signal} at ip 0x${this.currentIp().toString(16)}${delivered ? '' : ' before the probe signal came'}`);
+        this.deferredSignals.push(st.signal);
+        sys.ptrace.cont(this.pid, 0);
+      }
+      return read(Buffer.from(sys.ptrace.getRegset(this.pid, NT.PRSTATUS, this.arch.gpRegsSize)));
+    } finally {
+      if (!this.released) {
+        if (installed) this.syscall('rt_sigaction', sig, old, 0, 8);
+        this.returnCode();
+        sys.writeMemory(this.pid, area, saved);
+        for (const r of kept) sys.ptrace.setRegset(this.pid, r.note, r.bytes);
+        this.cure();
+      }
+    }
   }
 
   /** Runs the task with `regs` until its next trap and returns the registers there. */
