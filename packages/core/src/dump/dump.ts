@@ -486,7 +486,8 @@ async function dumpTask(t: TreeTask, index: number, kobj: KobjIds, shared: { tab
   });
 
   step('infect');
-  const parasite = Parasite.inject(task);
+  // Its self-resume frame (should we die) from the state just read, the signal frame's view included.
+  const parasite = Parasite.inject(task, { threadInfo });
   env.setParasite(parasite);
 
   step('task-state');
