@@ -89,6 +89,9 @@ mkdir -p "$out"
 # novec never touches the FP/vector units: no libc, no FP or vector code generation.
 "$cc" -O2 -Wall -Wextra -Werror -static -nostdlib -ffreestanding -fno-builtin -fno-stack-protector -fno-pie -no-pie \
       -mno-altivec -mno-vsx -msoft-float -o "$out/novec" "$here/fixtures/novec.c"
+# scalarvsx: the same program with one scalar VSX instruction (in asm; the C stays soft-float).
+"$cc" -O2 -Wall -Wextra -Werror -static -nostdlib -ffreestanding -fno-builtin -fno-stack-protector -fno-pie -no-pie \
+      -mno-altivec -mno-vsx -msoft-float -DSCALAR_VSX -o "$out/scalarvsx" "$here/fixtures/novec.c"
 log "cross-building the test programs (tools/testprogs)"
 CC="$cc" bash "$root/tools/testprogs/build.sh" >&2
 testprogs="$root/tools/testprogs/build/$("$cc" -dumpmachine)"

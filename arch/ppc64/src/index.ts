@@ -4,4 +4,4 @@ export { ppc64, syscallRegs, syscallResult, callRegs, INSN_SC, INSN_TRAP, STACK_
 export * from './thread-info.js';
 export * from './sigframe.js';
 export * from './cpuinfo.js';
-export { vdsoProxy } from './vdso.js';
+export { vdsoProxy, vdsoExits } from './vdso.js';

@@ -3,9 +3,10 @@ import { CR0_SO, GP_REGS_SIZE, getReg, setReg } from './regs.js';
 import { EM_PPC64, R_PPC64_RELATIVE, parasiteElfPath, restoreHelperPath } from './parasite.js';
 import { buildSigframe } from './sigframe.js';
 import type { Msg } from '@criu/images';
-import { dumpThreadInfo } from './thread-info.js';
+import { dumpThreadInfo, signalFrameProbe } from './thread-info.js';
+import type { VectorUse } from './sigframe.js';
 import { cpuinfoEntry, cpuinfoMissing } from './cpuinfo.js';
-import { vdsoProxy } from './vdso.js';
+import { vdsoProxy, vdsoExits } from './vdso.js';
 
 /** `sc`: system call (the classic vector 0xc00: errors come back as CR0.SO + positive errno). */
 export const INSN_SC = 0x44000002;
@@ -75,13 +76,16 @@ export const ppc64 = {
   callRegs,
   callResult: (regs: Buffer) => BigInt.asIntN(64, getReg(regs, 'r3')),
   image: { march: 4 /* core_entry.march PPC64 */, threadInfoField: 'ti_ppc64' },
-  dumpThreadInfo: (tid: number, savedRegs: Buffer): Record<string, unknown> => dumpThreadInfo(tid, savedRegs),
+  dumpThreadInfo: (tid: number, savedRegs: Buffer, signalFrame?: unknown): Record<string, unknown> =>
+    dumpThreadInfo(tid, savedRegs, signalFrame ? { vectorUse: signalFrame as VectorUse } : {}),
+  signalFrameProbe,
   // --- CPU features (cpuinfo.img: endianness + AT_HWCAP, AT_HWCAP2)
   cpuinfo: (): Record<string, unknown> => cpuinfoEntry(),
   cpuinfoMissing: (image: Record<string, unknown>): string[] => cpuinfoMissing(image),
   // --- restore
   restoreHelperPath,
   vdsoProxy,
+  vdsoExits,
   threadInfoIp: (ti: Record<string, unknown>): bigint => BigInt((ti.gpregs as Msg).nip as bigint),
   /** The ucontext rt_sigreturn reads at r1 (see sigframe.ts); r1 = the frame's address. */
   restoreFrame(ti: Record<string, unknown>, sigmask: bigint, frameAddr: bigint, sigaltstack?: { sp: bigint; size: bigint; flags: number }): { frame: Buffer; sp: bigint } {

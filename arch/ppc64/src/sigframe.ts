@@ -24,12 +24,12 @@
  * the thread is marked as a VMX user), else zeroed if the thread had used VMX; the low VSX
  * doublewords likewise only with MSR_VSX (else zeroed). VRSAVE is loaded whenever v_regs is set.
  *
- * Vector-unit fidelity: the frame's MSR_VEC / MSR_VSX are set only when the dumped state differs
- * from what a thread that never used the unit holds, so a restored thread that never touched VMX
- * or VSX is not turned into one that did (the kernel's used_vr/used_vsr, visible e.g. as MSR_VEC
- * / MSR_VSX in its next signal frame). CRIU instead forces both bits on. Leaving a unit out loses
- * nothing: the restored thread starts from the restore helper's never-used state, which is that
- * same state.
+ * Vector-unit fidelity: the frame's MSR_VEC / MSR_VSX are set for the units the thread had used
+ * (the kernel's used_vr/used_vsr, visible e.g. as MSR_VEC / MSR_VSX in its next signal frame), so
+ * a restored thread that never touched VMX or VSX is not turned into one that did, and one that
+ * did stays one. criu-ts's dump records the kernel's view in gpregs.msr (see vectorUse); CRIU
+ * forces both bits on, and then the state decides. Leaving a unit out loses no register: the
+ * restored thread starts from the restore helper's never-used state, which is that same state.
  */
 import type { Msg } from '@criu/images';
 import { PT } from './regs.js';
@@ -124,8 +124,9 @@ export interface VectorUse { vmx: boolean; vsx: boolean }
 /**
  * Whether the thread's VMX and VSX state differs from a never-used unit's (see the module
  * comment). `vrregs` are the 66 u64 of user_ppc64_vrstate_entry, `vsxregs` the 32 low doublewords.
+ * The dump falls back to this when the kernel's own view (a signal frame's MSR) is not to be had.
  */
-export function vectorUse(ti: Msg): VectorUse {
+export function vectorUseFromValues(ti: Msg): VectorUse {
   const vr = ti.vrstate as Msg | undefined;
   const vsx = ti.vsxstate as Msg | undefined;
   let vmxUsed = false;
@@ -135,6 +136,25 @@ export function vectorUse(ti: Msg): VectorUse {
   }
   const vsxUsed = vsx ? u64s(vsx.vsxregs, 32, 'vsxstate.vsxregs').some((x) => x !== 0n) : false;
   return { vmx: vmxUsed, vsx: vsxUsed };
+}
+
+/**
+ * The units a restored thread gets (MSR_VEC / MSR_VSX of its frame), from the image. criu-ts
+ * records the kernel's view in gpregs.msr (the MSR of a signal frame taken at dump), and it is
+ * taken as is; but CRIU turns both bits on for every thread with vector state, so with both on
+ * the state decides: VSX when its low doublewords, the FPRs or FPSCR (which scalar VSX code
+ * writes) differ from a never-used thread's, VMX when the VRs or VSCR do, or with VSX (the kernel
+ * marks a VSX user as a VMX user too). A unit without state in the image is never loaded.
+ */
+export function vectorUse(ti: Msg): VectorUse {
+  const msr = BigInt.asUintN(64, big(obj(ti.gpregs, 'thread_info_ppc64.gpregs').msr, 'gpregs.msr'));
+  const hasVr = !!ti.vrstate, hasVsx = !!ti.vsxstate;
+  const vec = (msr & MSR.VEC) !== 0n, vsx = (msr & MSR.VSX) !== 0n;
+  if (!(vec && vsx)) return { vmx: vec && hasVr, vsx: vsx && hasVsx };
+  const values = vectorUseFromValues(ti);
+  const fp = ti.fpstate ? u64s((ti.fpstate as Msg).fpregs, ELF_NFPREG, 'fpstate.fpregs').some((x) => x !== 0n) : false;
+  const vsxUsed = hasVsx && (values.vsx || fp);
+  return { vmx: hasVr && (values.vmx || vsxUsed), vsx: vsxUsed };
 }
 
 /**

@@ -6,8 +6,8 @@
  */
 import { sys, NT, SysError } from '@criu/sys';
 import type { Msg } from '@criu/images';
-import { CR0_SO, GP_REGS_SIZE, TRAP, getReg, setReg } from './regs.js';
-import { MSR, vectorUse } from './sigframe.js';
+import { CR0_SO, GP_REGS_SIZE, PT, TRAP, getReg, setReg } from './regs.js';
+import { MSR, SIGCONTEXT, UCONTEXT, vectorUseFromValues, type VectorUse } from './sigframe.js';
 
 const ERESTARTSYS = 512n;
 const ERESTARTNOINTR = 513n;
@@ -137,6 +137,8 @@ function regset(tid: number, nt: number, size: number, what: string, optional: b
 export interface DumpThreadInfoOptions {
   /** set_tid_address() value of the thread (the parasite reports it); 0 when unknown. */
   clearTidAddr?: bigint;
+  /** The units the kernel counts the thread as a user of (readSignalFrame); else guessed from the values. */
+  vectorUse?: VectorUse;
 }
 
 /**
@@ -162,22 +164,42 @@ export function dumpThreadInfo(tid: number, savedRegs: Buffer, opts: DumpThreadI
     const vsx = regset(tid, NT.PPC_VSX, VSX_REGS_SIZE, 'NT_PPC_VSX', true);
     if (vsx) ti.vsxstate = vsxstateEntry(vsx);
   }
-  markVectorUse(ti);
+  markVectorUse(ti, opts.vectorUse);
   return ti;
 }
 
 /**
- * Sets MSR_VEC / MSR_VSX in `ti.gpregs.msr` exactly for the units the thread uses (state unlike a
- * never-used unit's: see sigframe.ts vectorUse). The live MSR cannot tell (the kernel drops the
- * bits whenever it saves the unit), and CRIU's restore loads VMX/VSX from the image only when the
- * image's MSR has them (its own dump sets both whenever the state exists), so without them a CRIU
- * restore of our images would lose the vector registers. Our restore decides from the state itself.
+ * Sets MSR_VEC / MSR_VSX in `ti.gpregs.msr` exactly for the units the thread uses: the kernel's
+ * view when given (the MSR of a signal frame it built for the thread: used_vr / used_vsr), else
+ * guessed from the state (unlike a never-used unit's: sigframe.ts vectorUseFromValues). The live
+ * MSR cannot tell (the kernel drops the bits whenever it saves the unit), and CRIU's restore loads
+ * VMX/VSX from the image only when the image's MSR has them, so a CRIU restore of our images gets
+ * the same units. Our restore goes by these bits too (sigframe.ts vectorUse).
  */
-export function markVectorUse(ti: Msg): void {
+export function markVectorUse(ti: Msg, kernel?: VectorUse): void {
   const gp = ti.gpregs as Msg;
-  const use = vectorUse(ti);
+  const use = kernel ?? vectorUseFromValues(ti);
   let msr = BigInt(gp.msr as bigint) & ~(MSR.VEC | MSR.VSX);
-  if (use.vmx) msr |= MSR.VEC;
-  if (use.vsx) msr |= MSR.VSX;
+  if (use.vmx && ti.vrstate) msr |= MSR.VEC;
+  if (use.vsx && ti.vsxstate) msr |= MSR.VSX;
   gp.msr = msr;
 }
+
+/** The frame's MSR: `uc` is the ucontext a SA_SIGINFO handler gets (r5 at its entry). */
+const FRAME_MSR = UCONTEXT.mcontext + SIGCONTEXT.gpRegs + PT.msr * 8;
+
+/**
+ * The kernel's view of a thread's vector units, from a signal frame it built for the thread: it
+ * sets MSR_VEC / MSR_VSX there exactly when the thread has used VMX / VSX (used_vr / used_vsr).
+ * Core delivers the signal to a handler at `handlerOffset` into the syscall trap code (its trap).
+ */
+export const signalFrameProbe = {
+  handlerOffset: 4,
+  // Delivering a signal clears FPSCR (handle_rt_signal64). Only FP: writing the VMX or VSX regset
+  // would itself mark the thread as a user of the unit.
+  preserve: [{ note: NT.PRFPREG, size: FP_REGS_SIZE }],
+  read(regsAtHandler: Buffer, readMemory: (addr: bigint, len: number) => Buffer): VectorUse {
+    const msr = readMemory(getReg(regsAtHandler, 'r5') + BigInt(FRAME_MSR), 8).readBigUInt64LE(0);
+    return { vmx: (msr & MSR.VEC) !== 0n, vsx: (msr & MSR.VSX) !== 0n };
+  },
+};

@@ -43,3 +43,25 @@ export const vdsoProxy = {
     return b;
   },
 };
+
+/** `tw 31,0,0`: traps with nip on itself. */
+const TRAP = 0x7fe00008;
+
+/**
+ * Where code can leave a vDSO: every bclr/bcctr (opcode 19, XO 16 or 528: blr, bctr and their
+ * conditional and linking forms) and every sc/scv (opcode 17: the signal trampolines' rt_sigreturn
+ * and the syscall fallbacks). Other branches are relative and stay inside the self-contained image.
+ */
+export const vdsoExits = {
+  breakpoint: words(TRAP),
+  exits(code: Buffer): number[] {
+    const out: number[] = [];
+    for (let at = 0; at + 4 <= code.length; at += 4) {
+      const insn = code.readUInt32LE(at);
+      const op = insn >>> 26;
+      const xo = (insn >>> 1) & 0x3ff;
+      if (op === 17 || (op === 19 && (xo === 16 || xo === 528))) out.push(at);
+    }
+    return out;
+  },
+};

@@ -16,7 +16,7 @@ const FRAME = 0x7fff12340000n;
 const MSR_USER = 0x800000000000f033n; // SF | EE | PR | FP | ME | IR | DR | RI | LE: a ppc64le user MSR without VEC/VSX
 
 /** A thread_info_ppc64 with every value distinct; `vec` chooses whether VMX/VSX hold data. */
-function threadInfo(vec: { vmx: boolean; vsx: boolean } = { vmx: true, vsx: true }, msr = MSR_USER): Msg {
+function threadInfo(vec: { vmx: boolean; vsx: boolean } = { vmx: true, vsx: true }, msr = MSR_USER | MSR.VEC | MSR.VSX): Msg {
   const vrregs = Array.from({ length: 66 }, (_, i) => (vec.vmx ? 0x5100000000000000n + BigInt(i) : 0n));
   if (!vec.vmx) [vrregs[64], vrregs[65]] = VSCR_INIT;
   return {
@@ -124,30 +124,40 @@ describe('ppc64 rt_sigframe contents', () => {
     expect(b.readBigUInt64LE(UCONTEXT.stack + 16)).toBe(0x10000n);
   });
 
-  it('vector-unit fidelity: MSR_VEC / MSR_VSX only for units whose state differs from never-used', () => {
-    // Never used: neither bit, even when the image's MSR has them (CRIU forces both on at dump).
-    const none = threadInfo({ vmx: false, vsx: false }, MSR_USER | MSR.VEC | MSR.VSX);
+  it('vector-unit fidelity: the image\'s MSR_VEC / MSR_VSX as recorded; both on (as CRIU writes them) is decided by the state', () => {
+    const unitBits = (ti: Msg) => gpAt(buildSigframe(ti, 0n, { frameAddr: FRAME }), PT.msr) & (MSR.VEC | MSR.VSX);
+    const zeroFp = (ti: Msg) => { (ti.fpstate as Msg).fpregs = Array.from({ length: 33 }, () => 0n); return ti; };
+    // One bit or none: criu-ts wrote the kernel's view; taken as is, whatever the values.
+    expect(vectorUse(threadInfo({ vmx: true, vsx: true }, MSR_USER))).toEqual({ vmx: false, vsx: false });
+    expect(vectorUse(zeroFp(threadInfo({ vmx: false, vsx: false }, MSR_USER | MSR.VEC)))).toEqual({ vmx: true, vsx: false });
+    expect(unitBits(threadInfo({ vmx: true, vsx: true }, MSR_USER | MSR.VEC))).toBe(MSR.VEC);
+    expect(unitBits(threadInfo({ vmx: false, vsx: false }, MSR_USER | MSR.VSX))).toBe(MSR.VSX);
+    // Both on: never used (all zero, VSCR as the kernel starts it) gets neither.
+    const none = zeroFp(threadInfo({ vmx: false, vsx: false }, MSR_USER | MSR.VEC | MSR.VSX));
     expect(vectorUse(none)).toEqual({ vmx: false, vsx: false });
     const b = buildSigframe(none, 0n, { frameAddr: FRAME });
-    expect(gpAt(b, PT.msr) & (MSR.VEC | MSR.VSX)).toBe(0n);
     expect(gpAt(b, PT.msr)).toBe(MSR_USER);
     // v_regs stays set (VRSAVE is loaded from it; the VSX part is addressed through it).
     expect(b.readBigUInt64LE(mc + SIGCONTEXT.vRegs)).toBe(FRAME + BigInt(VMX_AREA_OFFSET));
-    expect(gpAt(buildSigframe(threadInfo({ vmx: true, vsx: false }), 0n, { frameAddr: FRAME }), PT.msr) & (MSR.VEC | MSR.VSX)).toBe(MSR.VEC);
-    expect(gpAt(buildSigframe(threadInfo({ vmx: false, vsx: true }), 0n, { frameAddr: FRAME }), PT.msr) & (MSR.VEC | MSR.VSX)).toBe(MSR.VSX);
-    // One register, or only VSCR, away from the never-used state is a used unit.
-    const oneVr = threadInfo({ vmx: false, vsx: false });
-    (oneVr.vrstate as Msg).vrregs = [...((oneVr.vrstate as Msg).vrregs as bigint[])];
+    // One VR, or only VSCR, away from the never-used state: VMX.
+    const oneVr = zeroFp(threadInfo({ vmx: false, vsx: false }, MSR_USER | MSR.VEC | MSR.VSX));
     ((oneVr.vrstate as Msg).vrregs as bigint[])[63] = 1n;
-    expect(vectorUse(oneVr).vmx).toBe(true);
-    const vscr = threadInfo({ vmx: false, vsx: false });
+    expect(vectorUse(oneVr)).toEqual({ vmx: true, vsx: false });
+    const vscr = zeroFp(threadInfo({ vmx: false, vsx: false }, MSR_USER | MSR.VEC | MSR.VSX));
     ((vscr.vrstate as Msg).vrregs as bigint[])[65] = 0n; // NJ cleared
     expect(vectorUse(vscr).vmx).toBe(true);
-    const oneVsx = threadInfo({ vmx: false, vsx: false });
+    // A low VSX doubleword, or an FPR or FPSCR (scalar VSX code writes those): VSX, and so VMX
+    // (the kernel makes a VSX user a VMX user too).
+    const oneVsx = zeroFp(threadInfo({ vmx: false, vsx: false }, MSR_USER | MSR.VEC | MSR.VSX));
     ((oneVsx.vsxstate as Msg).vsxregs as bigint[])[31] = 1n;
-    expect(vectorUse(oneVsx)).toEqual({ vmx: false, vsx: true });
+    expect(vectorUse(oneVsx)).toEqual({ vmx: true, vsx: true });
+    for (const i of [0, 32]) {
+      const scalar = zeroFp(threadInfo({ vmx: false, vsx: false }, MSR_USER | MSR.VEC | MSR.VSX));
+      ((scalar.fpstate as Msg).fpregs as bigint[])[i] = 0x3ff8000000000000n;
+      expect(unitBits(scalar)).toBe(MSR.VEC | MSR.VSX);
+    }
     // No VMX/VSX in the image at all (a CPU without them): no bits, zeroed area.
-    const noUnits = threadInfo();
+    const noUnits = threadInfo({ vmx: true, vsx: true }, MSR_USER | MSR.VEC | MSR.VSX);
     delete noUnits.vrstate;
     delete noUnits.vsxstate;
     const c = buildSigframe(noUnits, 0n, { frameAddr: FRAME });
@@ -163,6 +173,12 @@ describe('ppc64 rt_sigframe contents', () => {
         expect((ti.gpregs as Msg).msr).toBe(MSR_USER | (vec.vmx ? MSR.VEC : 0n) | (vec.vsx ? MSR.VSX : 0n));
         // Our frame agrees with the image's MSR.
         expect(gpAt(buildSigframe(ti, 0n, { frameAddr: FRAME }), PT.msr)).toBe((ti.gpregs as Msg).msr);
+        // The kernel's view, when the dump got one from a signal frame, wins over the values.
+        for (const kernel of [{ vmx: true, vsx: true }, { vmx: true, vsx: false }, { vmx: false, vsx: false }]) {
+          const k = threadInfo(vec, MSR_USER | live);
+          markVectorUse(k, kernel);
+          expect((k.gpregs as Msg).msr).toBe(MSR_USER | (kernel.vmx ? MSR.VEC : 0n) | (kernel.vsx ? MSR.VSX : 0n));
+        }
       }
     }
   });

@@ -1,4 +1,5 @@
-import { vdsoProxy } from '../src/vdso';
+import { vdsoProxy, vdsoExits } from '../src/vdso';
+import { assemble } from './helpers/cross';
 
 const word = (b: Buffer, i: number) => b.readUInt32LE(i * 4);
 
@@ -38,5 +39,22 @@ describe('ppc64 vDSO proxy code', () => {
   it('forwards the time functions but not the signal trampolines', () => {
     expect(vdsoProxy.symbols).toContain('__kernel_clock_gettime');
     expect(vdsoProxy.symbols.some((s) => s.includes('sigtramp'))).toBe(false);
+  });
+});
+
+describe('ppc64 vDSO ways out (checked against the cross assembler)', () => {
+  it('finds returns, branches to LR/CTR (any form) and sc/scv; not relative branches or other code', () => {
+    const lines = [
+      ['mflr 0', false], ['blr', true], ['bctr', true], ['beqlr', true], ['bnectr cr1', true], ['bctrl', true], ['blrl', true],
+      ['sc', true], ['scv 0', true], ['b .+8', false], ['bl .+8', false], ['bne .-4', false], ['bcl 20,31,.+4', false],
+      ['addi 3,3,1', false], ['ld 0,16(1)', false], ['mftb 5', false], ['trap', false],
+    ] as const;
+    const code = assemble('exits', lines.map(([l]) => l).join('\n\t'));
+    expect(code.length).toBe(lines.length * 4);
+    expect(vdsoExits.exits(code)).toEqual(lines.flatMap(([, exit], i) => (exit ? [i * 4] : [])));
+  });
+
+  it('the breakpoint is `trap` (tw 31,0,0), one instruction wide', () => {
+    expect(vdsoExits.breakpoint.equals(assemble('bp', 'trap'))).toBe(true);
   });
 });

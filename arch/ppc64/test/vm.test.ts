@@ -13,7 +13,7 @@ const runner = path.join(root, 'tools', 'ppc64', 'run-vm-tests.sh');
 
 /** The guest tests, by the name the suite prints. */
 const GUEST_TESTS = [
-  'the guest is ppc64le with 64 KiB pages, and core picks the ppc64 arch',
+  'the guest is ppc64le on POWER9 with 64 KiB pages, and core picks the ppc64 arch',
   'syscalls run inside a frozen task (sc + trap, CR0.SO errors), which then runs on',
   'the parasite reports task state, hands over fds, vmsplices memory, then the task is cured',
   'a parasite torn down mid-session leaves the task as it was',
@@ -27,6 +27,7 @@ const GUEST_TESTS = [
     'mprotect', 'madvise', 'filemap', 'brk', 'selfexe', 'threads4', 'tree'].map((name) => `criu-ts dump + restore: ${name} passes its own checks`),
   'criu-ts dump + restore (2 rounds): all 64 VSRs, FPSCR, VSCR and VRSAVE hold their patterns; the thread stays a VMX/VSX user',
   'criu-ts dump + restore of a program that never used VMX/VSX: MSR_VEC/MSR_VSX stay off (signal frame, ptrace)',
+  "criu-ts dump + restore (2 rounds) of a program whose only vector instruction is one scalar VSX add: it stays a VSX user (the kernel's view, from a signal frame)",
   'a dumper killed while the parasite runs: the parasite resumes the task by rt_sigreturn (all vector state intact)',
   "Debian's criu restores what criu-ts dumped: counter, and vecregs with every FP/vector register",
   "criu-ts restores what Debian's criu dumped: counter, vecregs, and novec stays a non-vector thread",

@@ -209,6 +209,26 @@ describe('criu restore', () => {
     expect(await verdict(v)).toMatch(/^PASS counter/);
   });
 
+  test('--force-vdso-proxy: the dumped vDSO becomes a proxy of the running one (same kernel), vdsotime passes; a second dump recognises the proxy', async () => {
+    const v = await startTestprog('vdsotime');
+    started.push(v);
+    await new Promise((r) => setTimeout(r, 200));
+    const dir = path.join(tmp, 'vdso-proxy');
+    expect(criu(['dump', '-t', String(v.pid), '-D', dir, '-o', 'dump.log', '-v4']).status).toBe(0);
+    await waitPidGone(v.pid);
+    const r = criu(['restore', '-D', dir, '-d', '--force-vdso-proxy', '-o', 'restore.log', '-v3']);
+    expect({ status: r.status, stderr: r.stderr.split('\n').filter((l) => !/^criu: restore step /.test(l)).join('\n') }).toEqual({ status: 0, stderr: '' });
+    const log = fs.readFileSync(path.join(dir, 'restore.log'), 'utf8');
+    expect(log).toMatch(new RegExp(`task ${v.pid}: a proxy was asked for: the dumped vDSO at 0x[0-9a-f]+ becomes a proxy of the running one`));
+    expect(log).toMatch(/vDSO proxy forwards [1-9]\d* symbols/);
+    expect(log).not.toMatch(/the running vDSO is the dumped one: moved/);
+    // The restored task runs with the proxy, and a dump of it says so.
+    const again = path.join(tmp, 'vdso-proxy-again');
+    expect(criu(['dump', '-t', String(v.pid), '-D', again, '-R', '-o', 'dump.log', '-v4']).status).toBe(0);
+    expect(fs.readFileSync(path.join(again, 'dump.log'), 'utf8')).toMatch(new RegExp(`task ${v.pid}: 0x[0-9a-f]+-0x[0-9a-f]+ is a vDSO proxy from an earlier restore`));
+    expect(await verdict(v)).toMatch(/^PASS vdsotime/);
+  });
+
   test('restore without -d stays until the restored task exits, then exits 0 (as CRIU)', async () => {
     const v = await counter();
     const dir = path.join(tmp, 'ours-wait');

@@ -16,7 +16,7 @@ export { SIGNALS, SIGNALS_X86_64, SIGNALS_PPC64, SIGRTMIN, SIGRTMAX, type Signal
 
 export { PTRACE, PTRACE_X86_64, PTRACE_PPC64, PTRACE_O, PTRACE_EVENT, PTRACE_SYSCALL_INFO, PTRACE_PEEKSIGINFO_SHARED, ptraceRequestName } from './constants/ptrace.js';
 export { NT } from './constants/notes.js';
-export { SOCKOPT, SOCKOPT_X86_64, SOCKOPT_PPC64, IOCTL, IOCTL_X86_64, IOCTL_PPC64, TTY_IOCTL, TTY_X86_64, TTY_PPC64, type TtyIoctls } from './constants/flags.js';
+export { SOCKOPT, SOCKOPT_X86_64, SOCKOPT_PPC64, IOCTL, IOCTL_X86_64, IOCTL_PPC64, TTY_IOCTL, TTY_X86_64, TTY_PPC64, type TtyIoctls, STRUCTS, STRUCTS_X86_64, STRUCTS_PPC64, type StructLayouts } from './constants/flags.js';
 export { WAIT, KCMP, KCMP_RESULT, CLONE, MFD, SPLICE_F, O, PIDFD, F, PR, PR_SET_MM, AT } from './constants/flags.js';
 export { UFFD } from './constants/userfaultfd.js';
 

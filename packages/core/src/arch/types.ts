@@ -40,8 +40,19 @@ export interface Arch {
     /** The core_entry field that holds thread_info_<arch> ('thread_info', 'ti_ppc64'). */
     readonly threadInfoField: string;
   };
-  /** thread_info_<arch> for a thread at a ptrace-stop; `savedRegs` are its NT_PRSTATUS bytes. */
-  dumpThreadInfo(tid: number, savedRegs: Buffer): Record<string, unknown>;
+  /**
+   * thread_info_<arch> for a thread at a ptrace-stop; `savedRegs` are its NT_PRSTATUS bytes,
+   * `signalFrame` what signalFrameProbe.read found for it (when the arch has one and it ran).
+   */
+  dumpThreadInfo(tid: number, savedRegs: Buffer, signalFrame?: unknown): Record<string, unknown>;
+  /**
+   * Per-thread state the kernel shows only in the signal frames it builds (ppc64: whether the
+   * thread has used VMX / VSX). Core delivers a signal to the frozen thread with its handler at
+   * `handlerOffset` into syscallTrapCode (an instruction that traps with the ip on itself), then
+   * `read` takes the registers at the handler's entry and a reader of the task's memory. The
+   * `preserve` register sets (those signal delivery changes) are saved before and put back after.
+   */
+  readonly signalFrameProbe?: { readonly handlerOffset: number; readonly preserve: ReadonlyArray<{ note: number; size: number }>; read(regsAtHandler: Buffer, readMemory: (addr: bigint, len: number) => Buffer): unknown };
 
   // --- CPU features (cpuinfo.img)
   /** This machine's cpuinfo_entry (ppc64: endianness + AT_HWCAP/AT_HWCAP2), or undefined if the arch records none. */
@@ -69,4 +80,13 @@ export interface Arch {
   readonly vdsoProxy: VdsoProxyCode;
   /** The instruction pointer a thread_info_<arch> record holds. */
   threadInfoIp(threadInfo: Record<string, unknown>): bigint;
+  /**
+   * How a thread caught inside the vDSO runs out of it at full speed (single-stepping it can
+   * starve a seqlock reader under emulation): `exits` finds, in executable code, the offsets of
+   * every instruction through which control can leave it (returns, branches to a register,
+   * syscalls); `breakpoint` is an instruction of the same width that traps with the instruction
+   * pointer still on it. Absent where instructions cannot be told apart without decoding
+   * (x86_64): such threads are single-stepped.
+   */
+  readonly vdsoExits?: { exits(code: Buffer): number[]; readonly breakpoint: Buffer };
 }

@@ -13,7 +13,7 @@ import { encodeImageEntries, encodeMessage, messageType, PE_PRESENT, writeImageF
 import { sys } from '@criu/sys';
 import type { Arch } from '../arch/types.js';
 import { hostArch } from '../arch/host.js';
-import { checkpointCapProblem, ptraceAccessProblem } from '../infect/frozen-task.js';
+import { checkpointCapProblem, ptraceAccessProblem, type FrozenTask } from '../infect/frozen-task.js';
 import { Parasite } from '../infect/parasite.js';
 import type { ParasiteTaskState } from '../infect/protocol.js';
 import { readMaps } from '../proc/maps.js';
@@ -443,6 +443,22 @@ interface TaskDumpEnv {
   setParasite: (p: Parasite | undefined) => void;
 }
 
+/**
+ * What the kernel shows of thread `t` only in a signal frame (Arch.signalFrameProbe), or undefined
+ * when the arch needs none or no frame could be taken (then the arch guesses from the registers).
+ */
+function signalFrameOf(arch: Arch, t: FrozenTask, log: Logger): unknown {
+  const probe = arch.signalFrameProbe;
+  if (!probe) return undefined;
+  const facts = t.probeSignalFrame(probe.handlerOffset, probe.preserve, (regs) => probe.read(regs, (addr, len) => sys.readMemory(t.pid, addr, len)));
+  if (facts === undefined) {
+    log.warn(`thread ${t.pid}: no signal frame could be taken (every real-time signal pending, or no stack room): its vector-unit use is guessed from its registers`);
+    return undefined;
+  }
+  log.debug(`thread ${t.pid}: its signal frame says ${JSON.stringify(facts)}`);
+  return facts;
+}
+
 /** Dumps one frozen task of the tree (the `index`-th in pstree order): its images, pstree entry and memory stats. */
 /**
  * `shared`: the earlier task whose descriptor table (tableOwner) or address space (mmOwner) this
@@ -471,11 +487,11 @@ async function dumpTask(t: TreeTask, index: number, kobj: KobjIds, shared: { tab
   const posixTimers = collectPosixTimers(pid, task, sys.pageSize());
   // ptrace reads need the task stopped, so they come before the parasite runs in it.
   const ptraceState = collectPtraceState(pid);
-  const threadInfo = arch.dumpThreadInfo(pid, task.savedRegs);
+  const threadInfo = arch.dumpThreadInfo(pid, task.savedRegs, signalFrameOf(arch, task, log));
   const others = threads.slice(1);
   const selfStates = collectThreadSelfState(task, others, sys.pageSize());
   const extraCores: Array<{ tid: number; core: Msg }> = others.map((th) => {
-    const ti = arch.dumpThreadInfo(th.pid, th.savedRegs);
+    const ti = arch.dumpThreadInfo(th.pid, th.savedRegs, signalFrameOf(arch, th, log));
     const self = selfStates.get(th.pid)!;
     ti.clear_tid_addr = self.tidAddress;
     const threadCore = collectThreadCore({
@@ -486,7 +502,8 @@ async function dumpTask(t: TreeTask, index: number, kobj: KobjIds, shared: { tab
   });
 
   step('infect');
-  const parasite = Parasite.inject(task);
+  // Its self-resume frame (should we die) from the state just read, the signal frame's view included.
+  const parasite = Parasite.inject(task, { threadInfo });
   env.setParasite(parasite);
 
   step('task-state');

@@ -5,7 +5,7 @@
 import type * as fs from 'node:fs';
 import { readFileSync } from 'node:fs';
 import * as os from 'node:os';
-import { sys, TTY_IOCTL, type TtyIoctls } from '@criu/sys';
+import { sys, hostArch, TTY_IOCTL, type TtyIoctls } from '@criu/sys';
 import type { Msg } from '@criu/images';
 import { kernelEncodeDev } from './files-kinds.js';
 
@@ -26,7 +26,7 @@ export function ptyInfoId(index: number, master: boolean): number {
 const NCCS = 19;
 
 function ttyArch(): TtyIoctls {
-  if (process.arch !== 'x64' && process.arch !== 'ppc64') throw new Error(`terminal ioctls are not known for ${process.arch}`);
+  if (hostArch() === null) throw new Error(`terminal ioctls are not known for this CPU`);
   return TTY_IOCTL;
 }
 

@@ -17,6 +17,8 @@ import { readMaps } from '../proc/maps.js';
 import { InfectError, RemoteSyscallError } from './errors.js';
 
 const ALL_SIGNALS_BLOCKED = 0xffffffffffffffffn;
+/** sa_flags: the handler takes siginfo and ucontext (the same value on x86_64 and ppc64). */
+const SA_SIGINFO = 4;
 
 export class FrozenTask {
   /** The registers at the moment the task was frozen. */
@@ -294,18 +296,27 @@ export class FrozenTask {
   }
 
   /**
-   * Single-steps the task while `inside(ip)` holds, at most `maxSteps` instructions, with every
-   * signal blocked so none is delivered at a step; where it stops becomes its saved state.
-   * Returns the number of instructions stepped.
+   * Moves the task on while `inside(ip)` holds, with every signal blocked so none is delivered on
+   * the way; where it stops becomes its saved state. With `exits` (addresses through which code
+   * can leave the range, and the arch's breakpoint) the task runs at full speed to the next exit
+   * and is single-stepped over it; otherwise it is single-stepped throughout. At most `maxSteps`
+   * single steps and `maxRuns` runs. Returns how many of each it took.
    */
-  stepWhile(inside: (ip: bigint) => boolean, maxSteps: number): number {
+  stepWhile(inside: (ip: bigint) => boolean, maxSteps: number, exits?: { addrs: bigint[]; breakpoint: Buffer; maxRuns: number; runMs: number }): { steps: number; runs: number } {
     let regs = this.savedRegs;
-    let steps = 0;
-    if (!inside(this.arch.ip(regs))) return 0;
+    let steps = 0, runs = 0;
+    if (!inside(this.arch.ip(regs))) return { steps, runs };
     this.returnCode();
     sys.ptrace.setRegset(this.pid, NT.PRSTATUS, regs);
     sys.ptrace.setSigMask(this.pid, ALL_SIGNALS_BLOCKED);
+    const blocked = sys.ptrace.getSigMask(this.pid); // less SIGKILL and SIGSTOP, which never are
+    const exitSet = new Set(exits?.addrs ?? []);
     while (steps < maxSteps && inside(this.arch.ip(regs))) {
+      if (exits && runs < exits.maxRuns && !exitSet.has(this.arch.ip(regs))) {
+        runs++;
+        regs = this.runToBreakpoints(exits.addrs, exits.breakpoint, exits.runMs);
+        continue;
+      }
       sys.ptrace.singlestep(this.pid, 0);
       this.stopKind = 'signal';
       for (;;) {
@@ -328,9 +339,153 @@ export class FrozenTask {
       regs = Buffer.from(sys.ptrace.getRegset(this.pid, NT.PRSTATUS, this.arch.gpRegsSize));
     }
     this.savedRegs = regs;
+    // Only an rt_sigreturn (a signal trampoline) changes the mask on the way: it sets the one the
+    // thread returns to, which is then its own.
+    // (Each trap of a step or breakpoint is forced: the kernel unblocks SIGTRAP for it.)
+    const trap = 1n << BigInt(SIGNALS.SIGTRAP - 1);
+    const mask = sys.ptrace.getSigMask(this.pid);
+    if ((mask | trap) !== (blocked | trap)) this.savedSigmask = mask;
     sys.ptrace.setSigMask(this.pid, this.savedSigmask);
     if (this.parkWhenIdle) this.park();
-    return steps;
+    return { steps, runs };
+  }
+
+  /**
+   * Puts `breakpoint` on each of `addrs`, lets the task run until it traps on one (or `runMs` have
+   * passed: then it is interrupted wherever it is), and puts the code back. Returns the registers
+   * where it stopped.
+   */
+  private runToBreakpoints(addrs: bigint[], breakpoint: Buffer, runMs: number): Buffer {
+    // Patched per aligned 8-byte word, as PTRACE_POKEDATA writes them; the originals go back in any case.
+    const original = new Map<bigint, bigint>();
+    for (const a of addrs) {
+      const w = a & ~7n;
+      if (!original.has(w)) original.set(w, sys.ptrace.peekData(this.pid, w));
+    }
+    const patched = new Map<bigint, Buffer>();
+    for (const a of addrs) {
+      const w = a & ~7n;
+      let b = patched.get(w);
+      if (!b) {
+        b = Buffer.alloc(8);
+        if (this.arch.littleEndian) b.writeBigUInt64LE(original.get(w)!); else b.writeBigUInt64BE(original.get(w)!);
+        patched.set(w, b);
+      }
+      breakpoint.copy(b, Number(a - w));
+    }
+    const word = (b: Buffer) => (this.arch.littleEndian ? b.readBigUInt64LE(0) : b.readBigUInt64BE(0));
+    try {
+      for (const [w, b] of patched) sys.ptrace.pokeData(this.pid, w, word(b));
+      const stop = new Set(addrs);
+      sys.ptrace.cont(this.pid, 0);
+      const deadline = Date.now() + runMs;
+      let interrupted = false;
+      for (;;) {
+        const st = sys.waitpid(this.pid, interrupted ? WAIT.__WALL : WAIT.WNOHANG | WAIT.__WALL);
+        if (!st) {
+          if (Date.now() >= deadline) {
+            sys.ptrace.interrupt(this.pid);
+            interrupted = true;
+          } else {
+            sleepMs(1);
+          }
+          continue;
+        }
+        if (st.kind === 'exited' || st.kind === 'signaled') {
+          this.released = true;
+          throw new InfectError(this.pid, 'run out', `the task died (${describe(st)})`);
+        }
+        if (st.kind !== 'stopped') continue;
+        if (st.event === PTRACE_EVENT.STOP && interrupted) {
+          this.stopKind = 'event';
+          break;
+        }
+        if (st.event !== undefined) {
+          sys.ptrace.cont(this.pid, 0);
+          continue;
+        }
+        this.stopKind = 'signal';
+        if (st.signal === SIGNALS.SIGTRAP && stop.has(this.currentIp())) break;
+        if (isTrapOrFault(st.signal)) {
+          throw new InfectError(this.pid, 'run out', `signal ${st.signal} while running at ip 0x${this.currentIp().toString(16)}`);
+        }
+        this.deferredSignals.push(st.signal);
+        sys.ptrace.cont(this.pid, 0);
+      }
+    } finally {
+      for (const [w, v] of original) {
+        try { sys.ptrace.pokeData(this.pid, w, v); } catch { /* the task is gone */ }
+      }
+    }
+    return Buffer.from(sys.ptrace.getRegset(this.pid, NT.PRSTATUS, this.arch.gpRegsSize));
+  }
+
+  /**
+   * Has the kernel deliver a signal to this thread, to a handler at `handlerOffset` into the
+   * syscall trap code (an instruction that traps on itself), and returns what `read` makes of the
+   * registers at the handler's entry, called while the frame is there (Arch.signalFrameProbe).
+   * The frame goes on the thread's own stack, well below its red zone; those bytes, the signal's
+   * disposition, the registers, the `preserve` register sets and the mask are all put back. Undefined when every real-time
+   * signal is pending already or the stack has no room to spare.
+   */
+  probeSignalFrame<T>(handlerOffset: number, preserve: ReadonlyArray<{ note: number; size: number }>, read: (regsAtHandler: Buffer) => T): T | undefined {
+    const pending = this.pendingAtFreeze | pendingOf(this.pid);
+    let sig = 0;
+    for (let s = 64; s >= 35 && !sig; s--) if (!(pending & (1n << BigInt(s - 1)))) sig = s;
+    if (!sig) return undefined;
+    // [sp - 16 KiB, sp): the sigaction structs 1 KiB below sp (past any red zone), the kernel's
+    // frame (a few KiB) below them.
+    const sp = this.arch.sp(this.savedRegs);
+    const area = (sp - 16384n) & ~15n;
+    let saved: Buffer;
+    try { saved = sys.readMemory(this.pid, area, Number(sp - area)); } catch { return undefined; }
+    const act = (sp - 1024n) & ~15n, old = act + 64n;
+    const sa = Buffer.alloc(32); // struct sigaction as the kernel takes it: handler, flags, restorer, mask
+    let installed = false;
+    // Register sets the kernel changes for a signal handler (ppc64: FPSCR is cleared).
+    const kept = preserve.map((r) => ({ ...r, bytes: Buffer.from(sys.ptrace.getRegset(this.pid, r.note, r.size)) }));
+    try {
+      this.borrowCode();
+      const entry = this.codeAddr + BigInt(handlerOffset);
+      sa.writeBigUInt64LE(entry, 0);
+      sa.writeBigUInt64LE(BigInt(SA_SIGINFO), 8);
+      sa.writeBigUInt64LE(ALL_SIGNALS_BLOCKED, 24);
+      sys.writeMemory(this.pid, act, sa);
+      this.syscall('rt_sigaction', sig, act, old, 8);
+      installed = true;
+      // As the task's pid namespace numbers them; pending, as every signal is blocked while we run syscalls.
+      this.syscall('tgkill', this.syscall('getpid'), this.syscall('gettid'), sig);
+      this.borrowCode();
+      sys.ptrace.setRegset(this.pid, NT.PRSTATUS, this.arch.callRegs(this.savedRegs, entry, act, 0n));
+      sys.ptrace.setSigMask(this.pid, ALL_SIGNALS_BLOCKED & ~(1n << BigInt(sig - 1)));
+      sys.ptrace.cont(this.pid, 0);
+      let delivered = false;
+      for (;;) {
+        const st = sys.waitpid(this.pid, WAIT.__WALL);
+        if (!st) continue;
+        if (st.kind === 'exited' || st.kind === 'signaled') {
+          this.released = true;
+          throw new InfectError(this.pid, 'signal frame', `the task died (${describe(st)})`);
+        }
+        if (st.kind !== 'stopped') continue;
+        this.stopKind = st.event === undefined ? 'signal' : 'event';
+        if (st.event !== undefined) { sys.ptrace.cont(this.pid, 0); continue; }
+        if (st.signal === sig && !delivered) { delivered = true; sys.ptrace.cont(this.pid, sig); continue; }
+        if (st.signal === SIGNALS.SIGTRAP && delivered && this.currentIp() === entry) break;
+        if (isTrapOrFault(st.signal)) throw new InfectError(this.pid, 'signal frame', `signal ${st.signal} at ip 0x${this.currentIp().toString(16)}${delivered ? '' : ' before the probe signal came'}`);
+        this.deferredSignals.push(st.signal);
+        sys.ptrace.cont(this.pid, 0);
+      }
+      return read(Buffer.from(sys.ptrace.getRegset(this.pid, NT.PRSTATUS, this.arch.gpRegsSize)));
+    } finally {
+      if (!this.released) {
+        if (installed) this.syscall('rt_sigaction', sig, old, 0, 8);
+        this.returnCode();
+        sys.writeMemory(this.pid, area, saved);
+        for (const r of kept) sys.ptrace.setRegset(this.pid, r.note, r.bytes);
+        this.cure();
+      }
+    }
   }
 
   /** Runs the task with `regs` until its next trap and returns the registers there. */

@@ -3,7 +3,7 @@
  * (the task takes them with pidfd_getfd), and the epoll targets a task adds to its own epolls.
  */
 import * as os from 'node:os';
-import { sys, IOCTL } from '@criu/sys';
+import { sys, IOCTL, STRUCTS } from '@criu/sys';
 import type { Msg } from '@criu/images';
 import { RestoreError } from './errors.js';
 
@@ -90,16 +90,16 @@ export function createSignalfd(e: Msg): number {
   });
 }
 
-/** struct epoll_event as the kernel reads it: packed (12 bytes) on x86_64, 16 bytes elsewhere. */
+/** struct epoll_event as the host kernel reads it (its layout is per arch: @criu/sys STRUCTS). */
 export function epollEvent(events: number, data: bigint): Buffer {
-  const packed = process.arch === 'x64';
-  const b = Buffer.alloc(packed ? 12 : 16);
+  const { size, data: at } = STRUCTS.epollEvent;
+  const b = Buffer.alloc(size);
   if (os.endianness() === 'BE') {
     b.writeUInt32BE(events >>> 0, 0);
-    b.writeBigUInt64BE(data, 8);
+    b.writeBigUInt64BE(data, at);
   } else {
     b.writeUInt32LE(events >>> 0, 0);
-    b.writeBigUInt64LE(data, packed ? 4 : 8);
+    b.writeBigUInt64LE(data, at);
   }
   return b;
 }

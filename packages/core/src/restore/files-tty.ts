@@ -21,7 +21,7 @@
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { sys, TTY_IOCTL, type TtyIoctls } from '@criu/sys';
+import { sys, hostArch, TTY_IOCTL, type TtyIoctls } from '@criu/sys';
 import type { Msg } from '@criu/images';
 import { RestoreError } from './errors.js';
 import type { ImageSource, TreeImages } from './images-in.js';
@@ -70,7 +70,7 @@ export interface PtyPlan {
 }
 
 function ttyArch(): TtyIoctls {
-  if (process.arch !== 'x64' && process.arch !== 'ppc64') throw new RestoreError('files', `terminal ioctls are not known for ${process.arch}`);
+  if (hostArch() === null) throw new RestoreError('files', `terminal ioctls are not known for this CPU`);
   return TTY_IOCTL;
 }
 

@@ -13,6 +13,8 @@ export interface VdsoImage {
   symbols: Map<string, VdsoSymbol>;
   /** First byte after everything the ELF file holds (sections and headers): the mapping's tail is free. */
   fileEnd: number;
+  /** The executable sections, as mapping offsets. */
+  code: Array<{ offset: number; size: number }>;
 }
 
 export class VdsoElfError extends Error {
@@ -22,7 +24,7 @@ export class VdsoElfError extends Error {
   }
 }
 
-const PT_LOAD = 1, SHT_DYNSYM = 11, SHT_NOBITS = 8, STT_FUNC = 2;
+const PT_LOAD = 1, SHT_PROGBITS = 1, SHT_DYNSYM = 11, SHT_NOBITS = 8, STT_FUNC = 2, SHF_EXECINSTR = 4n;
 
 export function readVdsoImage(b: Buffer): VdsoImage {
   const need = (off: number, len: number, what: string) => {
@@ -46,7 +48,7 @@ export function readVdsoImage(b: Buffer): VdsoImage {
   let fileEnd = shoff + shnum * shentsize;
   const sections = Array.from({ length: shnum }, (_, i) => {
     const s = shoff + i * shentsize;
-    return { type: b.readUInt32LE(s + 4), offset: Number(b.readBigUInt64LE(s + 24)), size: Number(b.readBigUInt64LE(s + 32)), link: b.readUInt32LE(s + 40), entsize: Number(b.readBigUInt64LE(s + 56)) };
+    return { type: b.readUInt32LE(s + 4), flags: b.readBigUInt64LE(s + 8), addr: b.readBigUInt64LE(s + 16), offset: Number(b.readBigUInt64LE(s + 24)), size: Number(b.readBigUInt64LE(s + 32)), link: b.readUInt32LE(s + 40), entsize: Number(b.readBigUInt64LE(s + 56)) };
   });
   for (const s of sections) if (s.type !== SHT_NOBITS) fileEnd = Math.max(fileEnd, s.offset + s.size);
   const dynsym = sections.find((s) => s.type === SHT_DYNSYM);
@@ -68,5 +70,8 @@ export function readVdsoImage(b: Buffer): VdsoImage {
     if (offset < 0 || offset >= b.length) throw new VdsoElfError(`symbol ${name} lies outside the image (offset ${offset})`);
     symbols.set(name, { name, offset, size });
   }
-  return { symbols, fileEnd };
+  const code = sections.filter((s) => s.type === SHT_PROGBITS && (s.flags & SHF_EXECINSTR) !== 0n && s.size > 0)
+    .map((s) => ({ offset: Number(s.addr - bias!), size: s.size }));
+  for (const c of code) need(c.offset, c.size, 'executable section');
+  return { symbols, fileEnd, code };
 }

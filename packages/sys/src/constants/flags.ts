@@ -129,3 +129,14 @@ export const TTY_PPC64: TtyIoctls = Object.freeze({
 });
 /** The host arch's terminal ioctls. */
 export const TTY_IOCTL = process.arch === 'ppc64' ? TTY_PPC64 : TTY_X86_64;
+
+/**
+ * Layouts of kernel structs that differ between arches. struct epoll_event is declared packed
+ * only on x86_64 (uapi eventpoll.h, EPOLL_PACKED), so its u64 data follows the u32 events at 4
+ * there and at 8 (natural alignment) elsewhere.
+ */
+export interface StructLayouts { epollEvent: { size: number; data: number } }
+export const STRUCTS_X86_64: StructLayouts = Object.freeze({ epollEvent: Object.freeze({ size: 12, data: 4 }) });
+export const STRUCTS_PPC64: StructLayouts = Object.freeze({ epollEvent: Object.freeze({ size: 16, data: 8 }) });
+/** The host arch's struct layouts. */
+export const STRUCTS = process.arch === 'ppc64' ? STRUCTS_PPC64 : STRUCTS_X86_64;
