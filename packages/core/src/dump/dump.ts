@@ -654,15 +654,19 @@ function deferPipeBudget(): number {
   return Math.max(0, Math.min(4096, soft - open - 256));
 }
 
+/** What a dump, a pre-dump or a page server leaves in an images directory. */
+const IMAGES_DIR_ENTRY = /^(.*\.(img|log)|parent|criu-ts\..*)$/;
+
 /**
  * The images directory ends up 0700 when it is ours: created here (whatever the umask), or an
- * existing one that is empty or holds a previous dump. Any other directory (e.g. the current one,
- * `-D` defaulting to it) keeps its mode, with a warning if others can enter it: changing the
- * mode of a directory the user keeps other things in would be worse (the images are 0600 anyway).
+ * existing one that is empty or holds only images and logs (a previous dump, a page server's).
+ * Any other directory (e.g. the current one, `-D` defaulting to it) keeps its mode, with a
+ * warning if others can enter it: changing the mode of a directory the user keeps other things
+ * in would be worse (the images are 0600 anyway).
  */
 function takeImagesDir(dir: string, before: string[] | undefined, log: Logger): void {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const ours = !before || before.length === 0 || before.includes('inventory.img') || before.includes(INCOMPLETE_MARKER);
+  const ours = !before || before.every((f) => IMAGES_DIR_ENTRY.test(f)) || before.includes('inventory.img') || before.includes(INCOMPLETE_MARKER);
   const mode = fs.statSync(dir).mode & 0o777;
   if (ours) {
     if (mode !== 0o700) fs.chmodSync(dir, 0o700);
