@@ -15,7 +15,7 @@ const runner = path.join(root, 'tools', 'ppc64', 'run-vm-tests.sh');
 const altCache = process.env.PPC64_VM_ALT_CACHE ?? '/var/tmp/ppc64-vm-trixie';
 
 const GUEST_TESTS = [
-  'the guest is ppc64le with 64 KiB pages, and core picks the ppc64 arch',
+  'the guest is ppc64le on POWER9 with 64 KiB pages, and core picks the ppc64 arch',
   'criu-ts dump + restore (2 rounds): counter passes its own checks',
 ];
 const ONLY = `^(${GUEST_TESTS.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})$`;
