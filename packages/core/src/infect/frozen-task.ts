@@ -142,31 +142,33 @@ export class FrozenTask {
   }
 
   /**
+   * The next wait status of the running task. Once `wait.deadline` has passed it is interrupted
+   * wherever it is (`wait.interrupted` turns true) and waited for without a limit.
+   */
+  private waitOrInterrupt(wait: { deadline: number; interrupted: boolean }): WaitStatus {
+    for (;;) {
+      const st = sys.waitpid(this.pid, wait.interrupted ? WAIT.__WALL : WAIT.WNOHANG | WAIT.__WALL);
+      if (st) return st;
+      if (wait.interrupted) continue;
+      if (Date.now() >= wait.deadline) {
+        sys.ptrace.interrupt(this.pid);
+        wait.interrupted = true;
+      } else {
+        sleepMs(1);
+      }
+    }
+  }
+
+  /**
    * After startCall(): gives the code `graceMs` to stop by itself (its trap, a fault), then
    * interrupts it wherever it is. Returns the registers where it stopped (not yet cured). Never
    * delivers a signal: one that stopped the task meanwhile is kept for release().
    */
   haltCall(step: string, graceMs: number): Buffer {
     if (!this.running) return Buffer.from(sys.ptrace.getRegset(this.pid, NT.PRSTATUS, this.arch.gpRegsSize));
-    const deadline = Date.now() + graceMs;
-    let interrupted = false;
+    const wait = { deadline: Date.now() + graceMs, interrupted: false };
     for (;;) {
-      let st: WaitStatus | null;
-      if (interrupted) {
-        st = sys.waitpid(this.pid, WAIT.__WALL);
-        if (!st) continue;
-      } else {
-        st = sys.waitpid(this.pid, WAIT.WNOHANG | WAIT.__WALL);
-        if (!st) {
-          if (Date.now() >= deadline) {
-            sys.ptrace.interrupt(this.pid);
-            interrupted = true;
-          } else {
-            sleepMs(1);
-          }
-          continue;
-        }
-      }
+      const st = this.waitOrInterrupt(wait);
       if (st.kind === 'exited' || st.kind === 'signaled') {
         this.released = true;
         this.running = false;
@@ -378,25 +380,15 @@ export class FrozenTask {
       for (const [w, b] of patched) sys.ptrace.pokeData(this.pid, w, word(b));
       const stop = new Set(addrs);
       sys.ptrace.cont(this.pid, 0);
-      const deadline = Date.now() + runMs;
-      let interrupted = false;
+      const wait = { deadline: Date.now() + runMs, interrupted: false };
       for (;;) {
-        const st = sys.waitpid(this.pid, interrupted ? WAIT.__WALL : WAIT.WNOHANG | WAIT.__WALL);
-        if (!st) {
-          if (Date.now() >= deadline) {
-            sys.ptrace.interrupt(this.pid);
-            interrupted = true;
-          } else {
-            sleepMs(1);
-          }
-          continue;
-        }
+        const st = this.waitOrInterrupt(wait);
         if (st.kind === 'exited' || st.kind === 'signaled') {
           this.released = true;
           throw new InfectError(this.pid, 'run out', `the task died (${describe(st)})`);
         }
         if (st.kind !== 'stopped') continue;
-        if (st.event === PTRACE_EVENT.STOP && interrupted) {
+        if (st.event === PTRACE_EVENT.STOP && wait.interrupted) {
           this.stopKind = 'event';
           break;
         }
