@@ -408,7 +408,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     cgMover?.cleanup();
     if (launch) {
       // Failed before the helper was taken over: it only waits to be traced; stop it.
-      try { process.kill(await launch, 'SIGKILL'); } catch { /* it did not start, or is gone */ }
+      try { killHelper(await launch); } catch { /* it did not start */ }
     }
     const err = (e instanceof RestoreError ? e : new RestoreError(current, (e as Error).message, { cause: e })).inTask(inTask);
     log.error(err.message);
@@ -564,6 +564,21 @@ function launchHelper(arch: Arch, keepSession: boolean): Promise<number> {
   });
 }
 
+/**
+ * Kills a helper we have not taken over and waits (at most 2 s) until it is dead: not our child,
+ * so there is no wait4; a failed restore must not return while it still runs.
+ */
+function killHelper(pid: number): void {
+  try { process.kill(pid, 'SIGKILL'); } catch { return; /* gone */ }
+  const deadline = Date.now() + 2000;
+  while (Date.now() < deadline) {
+    let stat: string;
+    try { stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1'); } catch { return; }
+    if (/^\S+ \(.*\) [ZX]/.test(stat)) return;
+    sleepMs(2);
+  }
+}
+
 /** Waits for the launched helper to run its program, then seizes it. */
 async function startHelper(arch: Arch, launched: Promise<number>): Promise<FrozenTask> {
   const prog = arch.restoreHelperPath();
@@ -577,7 +592,7 @@ async function startHelper(arch: Arch, launched: Promise<number>): Promise<Froze
     try { exe = fs.readlinkSync(`/proc/${helperPid}/exe`); } catch { /* not yet, or gone */ }
     if (exe === realProg) break;
     if (Date.now() > deadline) {
-      try { process.kill(helperPid, 'SIGKILL'); } catch { /* gone */ }
+      killHelper(helperPid);
       throw new RestoreError('start-helper', `the restore helper (${helperPid}) did not start (${exe || 'no exe'})`);
     }
     sleepMs(2);
@@ -585,7 +600,7 @@ async function startHelper(arch: Arch, launched: Promise<number>): Promise<Froze
   try {
     return FrozenTask.freeze(helperPid, arch, PTRACE_O.TRACESYSGOOD | PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE);
   } catch (e) {
-    try { process.kill(helperPid, 'SIGKILL'); } catch { /* gone */ }
+    killHelper(helperPid);
     throw e;
   }
 }
