@@ -1,2 +1,2 @@
 import { defineConfig } from 'tsup';
-export default defineConfig({ entry: ['src/index.ts'], format: ['esm', 'cjs'], dts: true, clean: true, shims: true, target: 'node18' });
+export default defineConfig({ entry: { bundle: 'src/index.ts' }, format: ['cjs'], dts: true, clean: true, shims: true, target: 'node18' });
