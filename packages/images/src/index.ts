@@ -3,6 +3,8 @@ export { ImageFormatError, type ImageErrorCode, type ImageFormatErrorInfo } from
 
 // Schemas (protobufjs reflection of CRIU's .proto files).
 export * from './schema/index.js';
+// Message plans (what the codec works from), and the build's table of them.
+export { planOf, planSource, compilePlanTable, type MessagePlan, type FieldPlan, type FieldKind, type PlanTable } from './codec/plan.js';
 
 // Magics and file names.
 export {

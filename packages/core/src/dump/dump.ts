@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
-import { encodeImageEntries, encodeMessage, messageType, PE_PRESENT, writeImageFile } from '@criu/images';
+import { encodeImageEntries, encodeMessage, planOf, PE_PRESENT, writeImageFile, type MessagePlan } from '@criu/images';
 import { sys } from '@criu/sys';
 import type { Arch } from '../arch/types.js';
 import { hostArch } from '../arch/host.js';
@@ -709,26 +709,24 @@ const WRITTEN_TYPES = ['inventory_entry', 'pstree_entry', 'core_entry', 'task_ko
 function warmImageCodecs(): void {
   for (const t of WRITTEN_TYPES) {
     try {
-      // Encoding a full sample builds and JITs every nested codec the real images will use.
-      encodeMessage(t, sampleOf(messageType(t), 0));
+      // Encoding a full sample builds every nested plan the real images will use.
+      encodeMessage(t, sampleOf(planOf(t), 0));
     } catch { /* a missing schema shows up, with context, when the image is written */ }
   }
 }
 
-/** A valid record of `type` with every field set (zeros, one element per repeated field). */
-function sampleOf(type: ReturnType<typeof messageType>, depth: number): Record<string, unknown> {
+/** A valid record of a message plan with every field set (zeros, one element per repeated field). */
+function sampleOf(plan: MessagePlan, depth: number): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const f of type.fieldsArray) {
-    f.resolve();
+  for (const f of plan.fields) {
     let v: unknown;
-    if (f.resolvedType && 'fieldsArray' in f.resolvedType) {
+    if (f.kind === 'message') {
       if (depth > 6) { if (f.required) return out; continue; }
-      // Through messageType(): a type of another file is resolved on first lookup.
-      v = sampleOf(messageType((f.resolvedType as ReturnType<typeof messageType>).fullName.slice(1)), depth + 1);
-    } else if (f.resolvedType) {
-      v = Object.values((f.resolvedType as { values: Record<string, number> }).values)[0];
+      v = sampleOf(f.message!(), depth + 1);
+    } else if (f.kind === 'enum') {
+      v = f.enumByName!.values().next().value;
     } else {
-      v = ({ uint64: 0n, int64: 0n, sint64: 0n, fixed64: 0n, sfixed64: 0n, string: 'x', bytes: Buffer.alloc(1), bool: false } as Record<string, unknown>)[f.type] ?? 0;
+      v = ({ uint64: 0n, int64: 0n, sint64: 0n, fixed64: 0n, sfixed64: 0n, string: 'x', bytes: Buffer.alloc(1), bool: false } as Record<string, unknown>)[f.kind] ?? 0;
     }
     out[f.name] = f.repeated ? [v] : v;
   }

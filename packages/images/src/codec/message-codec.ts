@@ -87,8 +87,8 @@ function decodeInto(plan: MessagePlan, r: WireReader, end: number, out: Msg, pat
       r.skip(wt, fieldNo);
       continue;
     }
-    const fpath = join(path, f.name);
     if (f.kind === 'message') {
+      const fpath = join(path, f.name);
       if (wt !== WT_LEN) {
         r.skip(wt, fieldNo);
         continue;

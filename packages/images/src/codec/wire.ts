@@ -56,12 +56,15 @@ export class WireReader {
 
   /** Varint truncated to its low 32 bits, unsigned. */
   varint32(): number {
+    // Most varints (tags, small numbers) are one byte.
+    if (this.pos < this.end && this.buf[this.pos] < 0x80) return this.buf[this.pos++];
     return this.varintParts()[0];
   }
 
   varint64(): bigint {
+    if (this.pos < this.end && this.buf[this.pos] < 0x80) return BigInt(this.buf[this.pos++]);
     const [lo, hi] = this.varintParts();
-    return (BigInt(hi) << 32n) | BigInt(lo);
+    return hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo);
   }
 
   fixed32(): number {

@@ -108,10 +108,10 @@ function castIn(f: FieldPlan, v: CritJson, path: string): unknown {
     case 'enum': {
       if (typeof v === 'string') {
         const n = f.enumByName!.get(v);
-        return n ?? fail(`'${v}' is not a name in enum ${f.field.type}`);
+        return n ?? fail(`'${v}' is not a name in enum ${f.typeName}`);
       }
       if (typeof v === 'number' && f.enumById!.has(v)) return v;
-      return fail(`expected a name from enum ${f.field.type}`);
+      return fail(`expected a name from enum ${f.typeName}`);
     }
     case 'bool':
       return pyTruthy(v);

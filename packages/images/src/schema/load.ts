@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, join } from 'node:path';
-import protobuf from 'protobufjs';
+import type protobuf from 'protobufjs';
 import { SchemaLoadError, UnknownSchemaTypeError } from './errors.js';
 import { findProtoDir, listProtoFiles } from './proto-dir.js';
 
@@ -16,13 +16,25 @@ const DESCRIPTOR_IMPORT = 'google/protobuf/descriptor.proto';
 
 let cached: protobuf.Root | undefined;
 
+const requireHere = createRequire(__filename);
+let pb: typeof protobuf | undefined;
+
+/**
+ * protobufjs, loaded on first use: loading it costs ~25 ms, and the codec's plans come from the
+ * build's plan table without it (codec/plan.ts); crit's reflection and the tests still use it.
+ */
+export function protobufjs(): typeof protobuf {
+  pb ??= requireHere('protobufjs') as typeof protobuf;
+  return pb;
+}
+
 /**
  * protobufjs bundles only some google/protobuf files; descriptor.proto (needed by
  * opts.proto's `extend google.protobuf.FieldOptions`) is shipped as a file in the
  * protobufjs package, so point that import there.
  */
 function descriptorProtoPath(): string {
-  return createRequire(__filename).resolve(`protobufjs/${DESCRIPTOR_IMPORT}`);
+  return requireHere.resolve(`protobufjs/${DESCRIPTOR_IMPORT}`);
 }
 
 /** A hash of the .proto files of `dir` (names and contents): what a prebuilt JSON was made from. */
@@ -44,7 +56,7 @@ function loadPrebuilt(dir: string): protobuf.Root | undefined {
     if (!saved.root || saved.fingerprint !== protoFingerprint(dir)) return undefined;
     // Not Root.fromJSON: it resolves every type (features, field types) at once, ~20 ms; a type is
     // resolved when it is first looked up instead (resolvedTop).
-    const root = new protobuf.Root();
+    const root = new (protobufjs().Root)();
     if (saved.root.options) root.setOptions(saved.root.options);
     root.addJSON(saved.root.nested ?? {});
     return root;
@@ -63,7 +75,7 @@ function loadRoot(dir: string): protobuf.Root {
   } catch (err) {
     throw new SchemaLoadError(`cannot list CRIU .proto files in ${dir}: ${(err as Error).message}`, dir, err);
   }
-  const root = new protobuf.Root();
+  const root = new (protobufjs().Root)();
   const defaultResolve = root.resolvePath.bind(root);
   let descriptor: string | undefined;
   root.resolvePath = (origin: string, target: string) => {
@@ -92,14 +104,14 @@ export function criuSchemas(): protobuf.Root {
  */
 export function messageType(name: string): protobuf.Type {
   const found = resolvedTop(lookup(name));
-  if (!(found instanceof protobuf.Type)) throw new UnknownSchemaTypeError(name, 'message');
+  if (!(found instanceof protobufjs().Type)) throw new UnknownSchemaTypeError(name, 'message');
   return found;
 }
 
 /** An enum by its CRIU name, e.g. 'fd_types' or 'core_entry.march'. Throws UnknownSchemaTypeError. */
 export function enumType(name: string): protobuf.Enum {
   const found = resolvedTop(lookup(name));
-  if (!(found instanceof protobuf.Enum)) throw new UnknownSchemaTypeError(name, 'enum');
+  if (!(found instanceof protobufjs().Enum)) throw new UnknownSchemaTypeError(name, 'enum');
   return found;
 }
 
@@ -111,7 +123,7 @@ export function enumType(name: string): protobuf.Enum {
 export function resolvedTop<T extends protobuf.ReflectionObject | null>(obj: T): T {
   let top: protobuf.ReflectionObject | null = obj;
   while (top?.parent && top.parent.parent) top = top.parent;
-  if (top instanceof protobuf.Namespace) top.resolveAll();
+  if (top instanceof protobufjs().Namespace) top.resolveAll();
   else top?.resolve();
   return obj;
 }

@@ -66,7 +66,7 @@ function valueSchema(f: FieldPlan): z.ZodType {
       return Z()
         .number()
         .int()
-        .refine((v) => ids.has(v), { message: `not a value of enum ${f.field.type} (${names})` });
+        .refine((v) => ids.has(v), { message: `not a value of enum ${f.typeName} (${names})` });
     }
     case 'message': {
       const plan = f.message!;
