@@ -45,6 +45,8 @@ export interface Arch {
    * `signalFrame` what signalFrameProbe.read found for it (when the arch has one and it ran).
    */
   dumpThreadInfo(tid: number, savedRegs: Buffer, signalFrame?: unknown): Record<string, unknown>;
+  /** Machine facts dumpThreadInfo needs, read and cached ahead (a dump calls it before the freeze). */
+  prepareDump?(): void;
   /**
    * Per-thread state the kernel shows only in the signal frames it builds (ppc64: whether the
    * thread has used VMX / VSX). Core delivers a signal to the frozen thread with its handler at

@@ -21,6 +21,7 @@ import { readSmapsVmFlags } from '../proc/smaps.js';
 import { readStat } from '../proc/stat.js';
 import { readStatus } from '../proc/status.js';
 import { Logger, type LogLevel } from '../util/log.js';
+import { collectYoungGarbage } from '../util/gc.js';
 import { DumpError, InjectedFault } from './errors.js';
 import { FileRegistry } from './file-registry.js';
 import { checkFilesSupported, checkUnixSockets, collectFiles, mappedFileId, ptyMastersOf } from './files.js';
@@ -211,6 +212,9 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     // Build the image codecs now: loading the schemas costs ~0.2 s, which must not be frozen time.
     warmImageCodecs();
     Parasite.preload(arch);
+    arch.prepareDump?.();
+    // This machine's CPU record (cpuinfo.img) does not change while frozen: read it now.
+    const cpu = arch.cpuinfo?.();
     sys.pageSize();
     // Killing the tasks afterwards: copy their pages into the images after the kill, not while
     // frozen; the pipes that will hold them are opened now, sized from the tasks' anonymous RSS.
@@ -218,6 +222,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
       defer = { pipes: deferPipeBudget() };
       openPipePool(defer, seen.reduce((s, t) => s + rssAnonBytes(t.pid), 0), sys.pageSize());
     }
+    collectYoungGarbage();
     step('freeze');
     tasks = freezeTree(pid, arch);
     frozenAt = process.hrtime.bigint();
@@ -316,7 +321,6 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
       for (const x of mountNs.images) tail.push([x.file, x.magic, x.entries]);
       dumpTmpfs(tasks[0].pid, mountNs, imagesDir);
     }
-    const cpu = arch.cpuinfo?.();
     if (cpu) tail.push(['cpuinfo.img', 'CPUINFO', [cpu]]);
     // A pre-dump keeps the memory only (CRIU's pre-dump dir: inventory, pagemaps, pages).
     const toWrite = options.preDump ? [head[0], ...images.filter(([, magic]) => magic === 'PAGEMAP')] : [...head, ...images, ...tail];
