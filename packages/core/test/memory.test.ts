@@ -273,7 +273,7 @@ async function dumpSmall(v: MemVictim, method: TransferMethod, defer?: { pipes: 
       if (defer) {
         expect(res.deferred).toBeDefined();
         expect(defer.pipes).toBe(0); // the budget was used up; the rest was copied at once
-        res.deferred!.drain();
+        await res.deferred!.drain();
       } else expect(res.deferred).toBeUndefined();
       const pagemap = res.pagemap;
       // Same bytes for the random region whichever way they travelled.

@@ -62,6 +62,14 @@ export function splice(r: SyscallRunner, fdIn: number, offIn: bigint | number | 
   return Number(n);
 }
 
+/** splice() on another OS thread (libuv's pool): copies into a page cache can run on two cores. */
+export async function spliceAsync(r: SyscallRunner, fdIn: number, offIn: bigint | number | null, fdOut: number, offOut: bigint | number | null, len: number, flags = 0): Promise<number> {
+  const inOff = offsetArg(offIn);
+  const outOff = offsetArg(offOut);
+  const n = await r.callAsync('splice', [fdIn, inOff, fdOut, outOff, len, flags], () => `${fdIn}, ${offIn ?? 'NULL'}, ${fdOut}, ${offOut ?? 'NULL'}, ${len}`);
+  return Number(n);
+}
+
 /** Maps user memory into a pipe. Without SPLICE_F_GIFT the Buffers must stay unchanged until the data is read. */
 export function vmsplice(r: SyscallRunner, fd: number, bufs: Buffer | readonly Buffer[], flags = 0): number {
   const list = Buffer.isBuffer(bufs) ? [bufs] : (bufs as readonly Buffer[]);

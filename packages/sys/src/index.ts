@@ -47,6 +47,7 @@ export const kcmp = sys.kcmp.bind(sys);
 export const memfdCreate = sys.memfdCreate.bind(sys);
 export const pipe2 = sys.pipe2.bind(sys);
 export const splice = sys.splice.bind(sys);
+export const spliceAsync = sys.spliceAsync.bind(sys);
 export const vmsplice = sys.vmsplice.bind(sys);
 export const tee = sys.tee.bind(sys);
 export const fcntl = sys.fcntl.bind(sys);

@@ -160,6 +160,9 @@ export class Sys implements SyscallRunner {
   splice(fdIn: number, offIn: bigint | number | null, fdOut: number, offOut: bigint | number | null, len: number, flags = 0): number {
     return fds.splice(this, fdIn, offIn, fdOut, offOut, len, flags);
   }
+  spliceAsync(fdIn: number, offIn: bigint | number | null, fdOut: number, offOut: bigint | number | null, len: number, flags = 0): Promise<number> {
+    return fds.spliceAsync(this, fdIn, offIn, fdOut, offOut, len, flags);
+  }
   vmsplice(fd: number, bufs: Buffer | readonly Buffer[], flags = 0): number {
     return fds.vmsplice(this, fd, bufs, flags);
   }

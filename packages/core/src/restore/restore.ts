@@ -284,7 +284,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
         const { eager, lazyPages } = splitLazyRuns(withRemote, lazy, pageSize);
         const stray = eager.find((r) => r.offset === undefined);
         if (stray) throw new RestoreError('read-images', `pages at 0x${stray.vaddr.toString(16)} of task ${img.pid} are on the dump side (PE_LAZY) but not in memory the lazy-pages daemon serves`, { file: `pagemap-${img.pid}.img`, record: stray.entry, field: 'flags' });
-        fillMemory(task, scratch, { ...img, pages: { ...img.pages, runs: eager } }, vmas.filter((v) => v !== proxy?.vma), pageSize, log, mountNs !== undefined);
+        await fillMemory(task, scratch, { ...img, pages: { ...img.pages, runs: eager } }, vmas.filter((v) => v !== proxy?.vma), pageSize, log, mountNs !== undefined);
         if (lazy.length) {
           const ufd = registerLazy(task, scratch, lazy);
           try {
@@ -630,12 +630,12 @@ const isPlainAnon = (v: Vma) => (v.status & VMA_ANON_PRIVATE) !== 0 && !(v.flags
  * consecutive runs. An iterative dump's images (parents first) all go by preadv, each
  * overwriting what the one before filled.
  */
-function fillMemory(task: FrozenTask, scratch: Scratch, img: TaskImages, vmas: Vma[], pageSize: number, log: Logger, ownRoot = false): void {
+async function fillMemory(task: FrozenTask, scratch: Scratch, img: TaskImages, vmas: Vma[], pageSize: number, log: Logger, ownRoot = false): Promise<void> {
   if (img.parentPages?.length) {
     for (const pages of [...img.parentPages, img.pages]) fillFrom(task, scratch, pages, vmas, pageSize, ownRoot);
     return;
   }
-  const runs = fillAnonByUffd(task, scratch, img.pages.runs, vmas.filter(isPlainAnon), img.pages.file, pageSize, log);
+  const runs = await fillAnonByUffd(task, scratch, img.pages.runs, vmas.filter(isPlainAnon), img.pages.file, pageSize, log);
   fillFrom(task, scratch, { ...img.pages, runs }, vmas, pageSize, ownRoot);
 }
 
