@@ -131,6 +131,25 @@ async function frozenFromStats(dir) {
   return Number(d.frozen_time);
 }
 
+/**
+ * KiB of free memory this VM has handed back to its host so far (free page reporting), or
+ * undefined where there is none. Fresh memory that was handed back must be backed again by the
+ * host on first touch: a copy into it runs 3-5x slower (docs/benchmarks.md), so each timed step
+ * records how much was handed back while it ran.
+ */
+function reportedKiB() {
+  const t = readText('/sys/module/page_reporting/parameters/reported_kib').trim();
+  return /^\d+$/.test(t) ? Number(t) : undefined;
+}
+
+/** Runs a timed step and notes the MiB the VM handed back to the host meanwhile. */
+async function noteReported(step) {
+  const before = reportedKiB();
+  const r = await step();
+  const after = reportedKiB();
+  return { ...r, reportedMiB: before === undefined || after === undefined ? undefined : (after - before) / 1024 };
+}
+
 async function doDump(engine, pid, dir) {
   fs.mkdirSync(dir, { recursive: true });
   let r;
@@ -165,10 +184,10 @@ async function roundTrip(prog, engine, mib, rep) {
     const checksum = /^checksum (\w+)/m.exec(readText(logFile))[1];
     const imgs = path.join(dir, 'images');
     execFileSync('sync');
-    const d = await doDump(engine, pid, imgs);
+    const d = await noteReported(() => doDump(engine, pid, imgs));
     await waitGone(pid); // the dump killed it; init reaps it a little later
     execFileSync('sync'); // write the images back before timing the restore (same for every engine)
-    const r = await doRestore(engine, imgs);
+    const r = await noteReported(() => doRestore(engine, imgs));
     if (!alive(pid)) fail(`${engine}: restored task ${pid} is not running`);
     process.kill(pid, 'SIGTERM');
     const verdict = await waitFor(`PASS/FAIL from restored ${pid}`, () => /^(PASS|FAIL) benchmem.*$/m.exec(readText(logFile))?.[0], 120_000);
@@ -208,6 +227,8 @@ function summarize(results) {
         restore: { min: minOf(pick((r) => r.restore.ms)), med: median(pick((r) => r.restore.ms)) },
         restoreProc: e === 'lib' ? { min: minOf(pick((r) => r.restore.procMs)), med: median(pick((r) => r.restore.procMs)) } : undefined,
         frozen: { min: minOf(pick((r) => r.dump.frozenUs / 1000)), med: median(pick((r) => r.dump.frozenUs / 1000)) },
+        dumpReported: median(pick((r) => r.dump.reportedMiB)),
+        restoreReported: median(pick((r) => r.restore.reportedMiB)),
         dumpRss: maxOf(pick((r) => r.dump.maxRssKiB / 1024)),
         restoreRss: maxOf(pick((r) => r.restore.maxRssKiB / 1024)),
         n: rs.length,
@@ -305,6 +326,21 @@ function rssTable(S) {
     for (const e of ENGINES) {
       const s = S[mib][e];
       row.push(s ? `${f1(s.dumpRss)} MiB` : '–', s ? `${f1(s.restoreRss)} MiB` : '–');
+    }
+    lines.push(`| ${row.join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+function reportedTable(S) {
+  const head = ['size', ...ENGINES.flatMap((e) => [`${ENGINE_NAME[e]} dump`, `${ENGINE_NAME[e]} restore`])];
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => ' --- ').join('|')}|`];
+  for (const mib of SIZES) {
+    const row = [sizeLabel(mib)];
+    for (const e of ENGINES) {
+      const s = S[mib][e];
+      const cell = (v) => (s && Number.isFinite(v) ? `${f1(v)} MiB` : '–');
+      row.push(cell(s?.dumpReported), cell(s?.restoreReported));
     }
     lines.push(`| ${row.join(' | ')} |`);
   }
@@ -461,6 +497,14 @@ ${frozenTable(S)}
 
 ${rssTable(S)}
 
+## Memory handed back to the host during the timed steps (median)
+
+This VM returns freed memory to its host (free page reporting: /sys/module/page_reporting,
+\`reported_kib\`). Memory handed back must be backed again on first touch, and a copy into it runs
+3-5x slower: a step during which much was handed back likely paid for that, whichever engine ran it.
+${reportedKiB() === undefined ? '\n(No free page reporting on this machine.)\n' : `
+${reportedTable(S)}
+`}
 ${vmSection(here)}
 ${analysis}
 `;
