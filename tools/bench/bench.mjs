@@ -318,34 +318,21 @@ function frozenTable(S) {
   return lines.join('\n');
 }
 
-function rssTable(S) {
+/** A table of MiB, a dump and a restore column per engine: `pick(summary)` gives the two values. */
+function mibTable(S, pick) {
   const head = ['size', ...ENGINES.flatMap((e) => [`${ENGINE_NAME[e]} dump`, `${ENGINE_NAME[e]} restore`])];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => ' --- ').join('|')}|`];
+  const cell = (v) => (Number.isFinite(v) ? `${f1(v)} MiB` : '–');
   for (const mib of SIZES) {
     const row = [sizeLabel(mib)];
-    for (const e of ENGINES) {
-      const s = S[mib][e];
-      row.push(s ? `${f1(s.dumpRss)} MiB` : '–', s ? `${f1(s.restoreRss)} MiB` : '–');
-    }
+    for (const e of ENGINES) row.push(...(S[mib][e] ? pick(S[mib][e]).map(cell) : ['–', '–']));
     lines.push(`| ${row.join(' | ')} |`);
   }
   return lines.join('\n');
 }
 
-function reportedTable(S) {
-  const head = ['size', ...ENGINES.flatMap((e) => [`${ENGINE_NAME[e]} dump`, `${ENGINE_NAME[e]} restore`])];
-  const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => ' --- ').join('|')}|`];
-  for (const mib of SIZES) {
-    const row = [sizeLabel(mib)];
-    for (const e of ENGINES) {
-      const s = S[mib][e];
-      const cell = (v) => (s && Number.isFinite(v) ? `${f1(v)} MiB` : '–');
-      row.push(cell(s?.dumpReported), cell(s?.restoreReported));
-    }
-    lines.push(`| ${row.join(' | ')} |`);
-  }
-  return lines.join('\n');
-}
+const rssTable = (S) => mibTable(S, (s) => [s.dumpRss, s.restoreRss]);
+const reportedTable = (S) => mibTable(S, (s) => [s.dumpReported, s.restoreReported]);
 
 function targets(S) {
   if (!ENGINES.includes('criu') || !ENGINES.includes('lib')) return '(the targets need the CRIU and library engines)';
@@ -449,7 +436,8 @@ prints READY and sleeps (it does not touch its memory again, so it adds no CPU l
 SIGTERM, when it checksums again and prints PASS or FAIL. It is started detached (setsid,
 stdio to a file in the run's directory, no inherited descriptors).
 
-For each size and repetition, each engine in turn (${ENGINES.join(', ')}) does a full round trip on a fresh
+For each size and repetition, each engine in turn (${ENGINES.join(', ')}, the order rotated by one each
+repetition) does a full round trip on a fresh
 victim: start, wait for READY, \`sync\`, **dump** (timed), wait until init has reaped the killed
 PID, \`sync\`, **restore** (timed), check the PID runs, SIGTERM, require \`PASS\` with the checksum
 printed before the dump, wait for the PID to go, delete the images.
