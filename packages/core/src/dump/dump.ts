@@ -485,8 +485,9 @@ async function dumpTask(t: TreeTask, index: number, kobj: KobjIds, shared: { tab
   const stat = readStat(pid);
   const statusFrozen = readStatus(pid);
   // Threads caught inside the vDSO are stepped out before any register is read.
-  stepOutOfVdso(threads, readMaps(pid), log);
-  const maps = readMaps(pid);
+  const mapsBefore = readMaps(pid);
+  // (Read again after a thread was moved: conservative, the moves run vDSO code only.)
+  const maps = stepOutOfVdso(threads, mapsBefore, log).length ? readMaps(pid) : mapsBefore;
   noteVdsoProxies(pid, maps, log);
   const vmFlags = readSmapsVmFlags(pid);
   const auxv = savedAuxv(pid);

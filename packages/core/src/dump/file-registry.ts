@@ -33,7 +33,7 @@ export class FileRegistry {
   private readonly byKey = new Map<string, number>();
   private readonly openFiles = new Map<string, OpenFile[]>();
   private readonly ttyInfos = new Map<number, Msg>();
-  /** Ids of file-backed mappings already resolved, by "pid:start-end" (see mappedFileId). */
+  /** Ids of file-backed mappings already resolved, by "pid:start-end", and by "pid:dev:inode:path" of the file (see mappedFileId). */
   readonly vmaIds = new Map<string, number>();
   /** Indexes of the pty masters the dumped tree holds (their slaves are inside the dump). */
   ptyMasters: ReadonlySet<number> = new Set();

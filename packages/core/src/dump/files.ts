@@ -183,8 +183,14 @@ export function mappedFileId(ctx: TaskDumpContext, m: MapsEntry): number {
   const key = `${ctx.pid}:${range}`;
   const known = ctx.files.vmaIds.get(key);
   if (known !== undefined) return known;
-  const id = internSpecial(ctx, `mapping ${range}`, `/proc/${ctx.pid}/map_files/${range}`);
+  // Another mapping of the same file (device, inode and path in this task: so the same mount
+  // too) has its id already: no need to open it again (a shared library has 4-5 mappings, and
+  // this runs while the task is frozen).
+  const same = m.inode !== 0 && !m.name.endsWith(' (deleted)') ? `${ctx.pid}:${m.dev}:${m.inode}:${m.name}` : undefined;
+  const sameId = same === undefined ? undefined : ctx.files.vmaIds.get(same);
+  const id = sameId ?? internSpecial(ctx, `mapping ${range}`, `/proc/${ctx.pid}/map_files/${range}`);
   ctx.files.vmaIds.set(key, id);
+  if (same !== undefined) ctx.files.vmaIds.set(same, id);
   return id;
 }
 
