@@ -11,7 +11,10 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { sys, NT } from '@criu/sys';
+import { sys, NT, SysError } from '@criu/sys';
+
+/** Set once this kernel said it has no NT_X86_XSAVE_LAYOUT regset. */
+let noLayoutRegset = false;
 
 /** XSAVE state component numbers (bits of XCR0 / xstate_bv). */
 export const XFEATURE = Object.freeze({
@@ -132,10 +135,13 @@ function cpuidHelper(): Cpuid {
  * struct { u32 type, size, offset, flags }), or undefined if the kernel has no such regset.
  */
 export function layoutFromRegset(tid: number): XsaveLayout | undefined {
+  if (noLayoutRegset) return undefined;
   let raw: Buffer;
   try {
     raw = sys.ptrace.getRegset(tid, NT.X86_XSAVE_LAYOUT, 64 * 16);
-  } catch {
+  } catch (e) {
+    // EINVAL: a kernel without the regset; asking again (per thread, while frozen) only costs.
+    if (SysError.is(e, 'EINVAL')) noLayoutRegset = true;
     return undefined;
   }
   if (raw.length < 16 || raw.length % 16 !== 0) return undefined;

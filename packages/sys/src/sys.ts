@@ -23,6 +23,7 @@ const I64_MIN = -(1n << 63n);
 const U64_END = 1n << 64n;
 
 export class Sys implements SyscallRunner {
+  private cachedPageSize: number | undefined;
   /** ptrace requests; all of them must be made from the thread that attached. */
   readonly ptrace: Ptrace;
   /** The host arch (null on an unsupported one: only numeric syscalls work there). */
@@ -98,7 +99,9 @@ export class Sys implements SyscallRunner {
 
   /** Page size from AT_PAGESZ, else libc getpagesize(). */
   pageSize(): number {
-    return auxvPageSize() ?? this.backend.pageSize();
+    // Read once: a process's page size does not change, and this is asked all through a dump.
+    this.cachedPageSize ??= auxvPageSize() ?? this.backend.pageSize();
+    return this.cachedPageSize;
   }
 
   // --- wait
