@@ -247,6 +247,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     const pstree: Msg[] = [];
     const ttyInfo: Msg[] = [];
     const taskVmas = new Map<number, Msg[]>();
+    const tidAddresses = new Map<number, bigint>();
     const total = { pagesScanned: 0, pagesWritten: 0, pagesSkippedZero: 0, pagesSkippedFile: 0, pagesSkippedParent: 0, elapsedMs: 0, pipeBufs: 0 };
     // A descriptor table shared by several tasks is written once, under the first of them; so is
     // an address space (CLONE_VM without CLONE_THREAD): its mm/pagemap/pages images go under the
@@ -272,7 +273,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
       const mmOwner = mmDumped.get(ids.vm);
       if (mmOwner === undefined) mmDumped.set(ids.vm, tasks[i].pid);
       else log.info(`dump: task ${tasks[i].pid} shares the address space of ${mmOwner} (mm-${mmOwner}.img)`);
-      const r = await dumpTask(tasks[i], live++, ids, { tableOwner, mmOwner }, { ns, arch, imagesDir, log, files, step, options, inc, pageServer, defer, deferred, mountNs, setParasite: (p) => { parasite = p; } });
+      const r = await dumpTask(tasks[i], live++, ids, { tableOwner, mmOwner }, { ns, arch, imagesDir, log, files, step, options, inc, pageServer, defer, deferred, mountNs, tidAddresses, setParasite: (p) => { parasite = p; } });
       images.push(...r.images);
       if (mmOwner === undefined) taskVmas.set(tasks[i].pid, r.vmas);
       pstree.push(r.pstree);
@@ -367,7 +368,7 @@ export async function dump(options: DumpOptions): Promise<DumpResult> {
     if (options.leaveRunning || options.preDump) releaseTree(tasks);
     else {
       // The deferred pages are still the tasks' own: keep the exit's writes out of them.
-      if (deferred.length) unregisterTreeExitWrites(tasks);
+      if (deferred.length) unregisterTreeExitWrites(tasks, tidAddresses);
       killTree(tasks);
     }
     // Frozen time as CRIU counts it: from the freeze until the tasks run again or are killed.
@@ -449,6 +450,8 @@ interface TaskDumpEnv {
   mountNs?: MountNsDump;
   /** The parasite currently in a task (so a failure can remove it). */
   setParasite: (p: Parasite | undefined) => void;
+  /** Every dumped thread's clear_child_tid address, by host tid (filled by dumpTask). */
+  tidAddresses: Map<number, bigint>;
 }
 
 /**
@@ -539,6 +542,8 @@ async function dumpTask(t: TreeTask, index: number, kobj: KobjIds, shared: { tab
 
   step('registers');
   threadInfo.clear_tid_addr = pstate.tidAddress;
+  env.tidAddresses.set(task.pid, pstate.tidAddress);
+  for (const th of others) env.tidAddresses.set(th.pid, selfStates.get(th.pid)!.tidAddress);
 
   step('cure');
   parasite.finish();

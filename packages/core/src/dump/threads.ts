@@ -63,13 +63,21 @@ export function killThreads(threads: FrozenTask[]): void {
  * would then reach the images. Each thread unregisters both first; on a failure the ones done
  * are put back (the dump then fails and resumes the task as it was). Returns what puts them all back.
  */
-export function unregisterExitWrites(threads: FrozenTask[]): () => void {
+export function unregisterExitWrites(threads: FrozenTask[], tidAddresses?: ReadonlyMap<number, bigint>): () => void {
   if (!threads.length) return () => {};
   const [main] = threads;
   const pageSize = sys.pageSize();
   const done: Array<{ t: FrozenTask; head: bigint; len: number; tidAddress: bigint }> = [];
-  // A scratch page (the threads share the mm) for PR_GET_TID_ADDRESS to write into.
-  const page = main.syscall('mmap', 0, pageSize, 3 /* RW */, 0x22 /* PRIVATE|ANON */, -1, 0);
+  // The threads' clear_child_tid addresses, as the dump read them; else asked now, through a
+  // scratch page (the threads share the mm) for PR_GET_TID_ADDRESS to write into. Each injected
+  // syscall is frozen time.
+  const known = threads.every((t) => tidAddresses?.has(t.pid));
+  const page = known ? undefined : main.syscall('mmap', 0, pageSize, 3 /* RW */, 0x22 /* PRIVATE|ANON */, -1, 0);
+  const tidAddressOf = (t: FrozenTask): bigint => {
+    if (page === undefined) return tidAddresses!.get(t.pid)!;
+    t.syscall('prctl', PR_GET_TID_ADDRESS, page, 0, 0, 0);
+    return sys.readMemory(main.pid, page, 8).readBigUInt64LE(0);
+  };
   const putBack = (): void => {
     for (const d of done) {
       try {
@@ -82,8 +90,7 @@ export function unregisterExitWrites(threads: FrozenTask[]): () => void {
     for (const t of threads) {
       const head = Buffer.alloc(8), len = Buffer.alloc(8);
       sys.syscall('get_robust_list', t.pid, head, len);
-      t.syscall('prctl', PR_GET_TID_ADDRESS, page, 0, 0, 0);
-      const d = { t, head: head.readBigUInt64LE(0), len: Number(len.readBigUInt64LE(0)), tidAddress: sys.readMemory(main.pid, page, 8).readBigUInt64LE(0) };
+      const d = { t, head: head.readBigUInt64LE(0), len: Number(len.readBigUInt64LE(0)), tidAddress: tidAddressOf(t) };
       done.push(d);
       if (d.len > 0) t.syscall('set_robust_list', 0, d.len);
       t.syscall('set_tid_address', 0);
@@ -92,7 +99,9 @@ export function unregisterExitWrites(threads: FrozenTask[]): () => void {
     putBack();
     throw e;
   } finally {
-    try { main.syscall('munmap', page, pageSize); } catch { /* the task is being killed or the dump fails */ }
+    try {
+      if (page !== undefined) main.syscall('munmap', page, pageSize);
+    } catch { /* the task is being killed or the dump fails */ }
   }
   return putBack;
 }

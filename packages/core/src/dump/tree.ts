@@ -222,10 +222,10 @@ export function releaseTree(tasks: TreeTask[]): void {
 }
 
 /** unregisterExitWrites for every live task (see there: before a kill with a deferred page copy). */
-export function unregisterTreeExitWrites(tasks: TreeTask[]): void {
+export function unregisterTreeExitWrites(tasks: TreeTask[], tidAddresses?: ReadonlyMap<number, bigint>): void {
   const putBack: Array<() => void> = [];
   try {
-    for (const t of liveTasks(tasks)) putBack.push(unregisterExitWrites(t.threads));
+    for (const t of liveTasks(tasks)) putBack.push(unregisterExitWrites(t.threads, tidAddresses));
   } catch (e) {
     putBack.forEach((f) => f());
     throw e;
