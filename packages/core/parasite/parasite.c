@@ -19,6 +19,7 @@
 #define PR_GET_NO_NEW_PRIVS 39
 #define PR_GET_TID_ADDRESS 40
 #define PR_GET_THP_DISABLE 42
+#define PR_GET_SECUREBITS 27
 #define SPLICE_F_GIFT 8
 #define SIGPIPE 13
 
@@ -137,6 +138,8 @@ static void get_task_state(struct parasite_task_state *st)
 	sys6(__NR_prctl, PR_GET_CHILD_SUBREAPER, (long)&st->child_subreaper, 0, 0, 0, 0);
 	st->no_new_privs = (int)sys6(__NR_prctl, PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0, 0);
 	st->thp_disabled = (int)sys6(__NR_prctl, PR_GET_THP_DISABLE, 0, 0, 0, 0, 0);
+	st->securebits = (int)sys6(__NR_prctl, PR_GET_SECUREBITS, 0, 0, 0, 0, 0);
+	st->brk = (unsigned long)sys6(__NR_brk, 0, 0, 0, 0, 0, 0);
 }
 
 /* vmsplice every range into the pipe; SPLICE_F_GIFT-less, so pages are referenced, not copied. */

@@ -9,7 +9,7 @@
 #define CRIU_TS_PARASITE_PROTOCOL_H
 
 #define PARASITE_MAGIC 0x50415253u /* "PARS" */
-#define PARASITE_VERSION 2u
+#define PARASITE_VERSION 3u
 
 enum parasite_cmd {
 	PCMD_READY = 1,       /* parasite -> dumper, first message after connect */
@@ -86,7 +86,8 @@ struct parasite_task_state {
 	int child_subreaper;                          /* PR_GET_CHILD_SUBREAPER */
 	int no_new_privs;                             /* PR_GET_NO_NEW_PRIVS */
 	int thp_disabled;                             /* PR_GET_THP_DISABLE */
-	int pad;
+	int securebits;                               /* PR_GET_SECUREBITS */
+	unsigned long brk;                            /* brk(0): the current program break */
 };
 
 #endif

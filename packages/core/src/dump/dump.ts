@@ -30,7 +30,7 @@ import { PageServerClient } from '../pageserver/client.js';
 import type { PostCopyPages } from '../pageserver/post-copy.js';
 import type { Msg, TaskDumpContext } from './model.js';
 import { DUMP_STEPS, type DumpStep } from './steps.js';
-import { collectPtraceState, collectTaskCore, personalityProblem, collectThreadCore, markStopped, PR_GET_SECUREBITS, savedAuxv, zombieImages } from './task-state.js';
+import { collectPtraceState, collectTaskCore, personalityProblem, collectThreadCore, markStopped, savedAuxv, zombieImages } from './task-state.js';
 import { collectThreadSelfState, releaseThreads } from './threads.js';
 import { locksOf } from './file-locks.js';
 import { collectNamespaces, ROOT_NS_IDS, type TreeNamespaces } from './namespaces.js';
@@ -494,8 +494,6 @@ async function dumpTask(t: TreeTask, index: number, kobj: KobjIds, shared: { tab
   noteVdsoProxies(pid, maps, log);
   const vmFlags = readSmapsVmFlags(pid);
   const auxv = savedAuxv(pid);
-  const brk = task.syscall('brk', 0);
-  const securebits = Number(task.syscall('prctl', PR_GET_SECUREBITS, 0, 0, 0, 0));
   const posixTimers = collectPosixTimers(pid, task, sys.pageSize());
   // ptrace reads need the task stopped, so they come before the parasite runs in it.
   const ptraceState = collectPtraceState(pid);
@@ -508,7 +506,7 @@ async function dumpTask(t: TreeTask, index: number, kobj: KobjIds, shared: { tab
     ti.clear_tid_addr = self.tidAddress;
     const threadCore = collectThreadCore({
       tid: th.pid, stat: readStat(pid, th.pid), status: readStatus(pid, th.pid), ptrace: collectPtraceState(th.pid),
-      securebits, self, sigmask: th.savedSigmask,
+      securebits: 0 /* the parasite's, below */, self, sigmask: th.savedSigmask,
     });
     return { tid: env.ns.nsPid(th.pid), core: { mtype: arch.image.march, [arch.image.threadInfoField]: ti, thread_core: threadCore } };
   });
@@ -519,7 +517,11 @@ async function dumpTask(t: TreeTask, index: number, kobj: KobjIds, shared: { tab
   env.setParasite(parasite);
 
   step('task-state');
+  // The task state, the program break and the securebits too (asked by the parasite: no
+  // injected syscall each). Every thread's creds get the main thread's securebits.
   const pstate: ParasiteTaskState = parasite.taskState();
+  const { securebits, brk } = pstate;
+  for (const x of extraCores) ((x.core.thread_core as Msg).creds as Msg).secbits = securebits;
   const { tc, threadCore } = collectTaskCore({ pid, stat, status: statusFrozen, parasite: pstate, sigmask: task.savedSigmask, securebits, ptrace: ptraceState });
   if (posixTimers.length) (tc.timers as Msg).posix = posixTimers;
   if (t.stopped) markStopped(tc, task.groupStopSignal);

@@ -17,7 +17,6 @@ export const TASK_DEAD = 2;
 export const TASK_STOPPED = 3;
 const RLIMIT_NLIMITS = 16;
 const SIGKILL = 9, SIGSTOP = 19;
-const PR_GET_SECUREBITS = 27;
 
 function readNumberFile(path: string, fallback: number): number {
   try {
@@ -219,7 +218,6 @@ export function collectThreadCore(input: ThreadCoreInput): Msg {
   return threadCore;
 }
 
-export { PR_GET_SECUREBITS };
 
 /** /proc/PID/auxv as the u64 words CRIU saves (pairs up to, not including, AT_NULL). */
 export function savedAuxv(pid: number): bigint[] {

@@ -3,7 +3,7 @@
  * compiles the header and checks these offsets). Native-endian LP64 layouts.
  */
 export const PARASITE_MAGIC = 0x50415253;
-export const PARASITE_VERSION = 2;
+export const PARASITE_VERSION = 3;
 
 export const PCMD = Object.freeze({
   READY: 1, TASK_STATE: 2, SEND_FDS: 3, SET_PIPE: 4, DUMP_PAGES: 5, MPROTECT: 6, FINI: 7, DUMP_PAGES_MULTI: 8,
@@ -18,7 +18,7 @@ export const ARGS_LAYOUT = Object.freeze({ magic: 0, version: 4, pageSize: 8, so
 export const TASK_STATE_LAYOUT = Object.freeze({
   sa: 0, saSize: 32, itimers: 2048, itimerSize: 32, sasSp: 2144, sasSize: 2152, sasFlags: 2160,
   umask: 2164, tidAddress: 2168, pdeathSig: 2176, dumpable: 2180, childSubreaper: 2184,
-  noNewPrivs: 2188, thpDisabled: 2192, size: 2200,
+  noNewPrivs: 2188, thpDisabled: 2192, securebits: 2196, brk: 2200, size: 2208,
 });
 
 export interface KernelSigaction { handler: bigint; flags: bigint; restorer: bigint; mask: bigint }
@@ -38,6 +38,10 @@ export interface ParasiteTaskState {
   childSubreaper: number;
   noNewPrivs: number;
   thpDisabled: number;
+  /** PR_GET_SECUREBITS of the thread the parasite runs in. */
+  securebits: number;
+  /** brk(0): the current program break. */
+  brk: bigint;
 }
 
 export function encodeHeader(cmd: number, len: number, status = 0): Buffer {
@@ -92,5 +96,6 @@ export function decodeTaskState(b: Buffer): ParasiteTaskState {
     umask: b.readUInt32LE(L.umask), tidAddress: u64(L.tidAddress), pdeathSig: b.readInt32LE(L.pdeathSig),
     dumpable: b.readInt32LE(L.dumpable), childSubreaper: b.readInt32LE(L.childSubreaper),
     noNewPrivs: b.readInt32LE(L.noNewPrivs), thpDisabled: b.readInt32LE(L.thpDisabled),
+    securebits: b.readInt32LE(L.securebits), brk: u64(L.brk),
   };
 }
