@@ -14,8 +14,16 @@ const vm = require('node:vm');
 const crypto = require('node:crypto');
 const Module = require('node:module');
 
-/** What happened to each bundle's cache: 'accepted', 'rejected' (by V8), 'stale', 'absent' or 'disabled'. */
+/**
+ * What happened to each bundle's cache: 'accepted', 'rejected' (by V8), 'stale', 'absent',
+ * 'disabled', or 'sandboxed' (loaded by plain require: see below).
+ */
 const status = {};
+
+// Inside a vm context (jest runs every module in one), runInThisContext would evaluate the bundle
+// in the outer realm, with other globals and without the host's module registry: there the
+// bundle is left to the require() that loaded this file.
+const sandboxed = vm.runInThisContext('globalThis') !== globalThis;
 
 function cacheFor(file, source) {
   if (process.env.CRIU_TS_NO_CODE_CACHE) return ['disabled'];
@@ -36,6 +44,10 @@ function cacheFor(file, source) {
 
 /** Loads a CommonJS bundle as require() would, with its code cache; one instance per file. */
 function load(file) {
+  if (sandboxed) {
+    status[file] = 'sandboxed';
+    return require(file);
+  }
   const known = Module._cache[file];
   if (known) return known.exports;
   const source = fs.readFileSync(file, 'utf8');

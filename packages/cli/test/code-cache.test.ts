@@ -87,3 +87,21 @@ test('an error thrown while a bundle loads reaches the caller, and a later requi
     console.log(JSON.stringify({ first, cached: require.cache[${JSON.stringify(path.join(dist, 'bundle.cjs'))}] !== undefined }));`);
   expect(out).toEqual({ first: 'bundle failed to load', cached: false });
 });
+
+test('inside a vm context (as here, under jest) the bundle is left to the caller\'s require, in the caller\'s realm', () => {
+  const dist = path.join(ROOT, 'packages/sys/dist');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { sys, SysError } = require(path.join(dist, 'index.cjs'));
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { status } = require(path.join(dist, 'load-with-code-cache.cjs'));
+  expect(status[path.join(dist, 'bundle.cjs')]).toBe('sandboxed');
+  expect(sys.pageSize()).toBe(4096);
+  let caught: unknown;
+  try {
+    sys.syscall('close', -1);
+  } catch (e) {
+    caught = e;
+  }
+  expect(caught).toBeInstanceOf(SysError);
+  expect(caught).toBeInstanceOf(Error);
+});
