@@ -391,7 +391,18 @@ function testprog(name) {
 /** The program's verdict line after SIGTERM (it may take a while: sleeper finishes a 5 s cycle). */
 async function verdictOf(v, name) {
   process.kill(v.pid, 'SIGTERM');
-  const m = await waitFor(`${name} verdict`, () => /^(PASS|FAIL) .*$/m.exec(readLog(v)), 90_000);
+  let m;
+  try {
+    m = await waitFor(`${name} verdict`, () => /^(PASS|FAIL) .*$/m.exec(readLog(v)), 90_000);
+  } catch (e) {
+    // What the kernel says of the task, and whether a second SIGTERM gets through.
+    const read = (f) => { try { return fs.readFileSync(`/proc/${v.pid}/${f}`, 'latin1'); } catch (re) { return `(${re.code})`; } };
+    const status = read('status').split('\n').filter((l) => /State|PPid|Tracer|Sig|Pnd/.test(l)).join(' | ');
+    const seen = `${status} | syscall ${read('syscall').trim()} | wchan ${read('wchan')} | log ${JSON.stringify(readLog(v))}`;
+    try { process.kill(v.pid, 'SIGTERM'); } catch { /* gone */ }
+    await sleep(3000);
+    throw new AssertionError(`${e.message}: ${seen}; after a second SIGTERM: log ${JSON.stringify(readLog(v))}; maps:\n${read('maps')}`);
+  }
   await waitFor(`${name} exit`, () => !isAlive(v.pid));
   return m[0];
 }
@@ -613,7 +624,9 @@ test('criu-ts dump + restore of a program that never used VMX/VSX: MSR_VEC/MSR_V
   eq(JSON.stringify(vectorUse(ti)), JSON.stringify({ vmx: false, vsx: false }),
     `units in use by the image (VSCR slot ${fmt(vr[64])} ${fmt(vr[65])}, vrsave ${ti.vrstate.vrsave})`);
   eq(BigInt(ti.gpregs.msr) & (MSR.VEC | MSR.VSX), 0n, 'MSR_VEC | MSR_VSX in the image\'s gpregs.msr');
-  // The MSR the kernel holds for the restored task (user MSR as ptrace shows it).
+  // The MSR the kernel holds for the restored task (user MSR as ptrace shows it), once it waits
+  // in pause() again: not while it is still on its way back there from the restore.
+  await waitFor('restored novec in pause', () => /^29 /.test(fs.readFileSync(`/proc/${v.pid}/syscall`, 'latin1')));
   const task = FrozenTask.freeze(v.pid, arch);
   let msr;
   try {
