@@ -7,6 +7,7 @@
  * splice the pipe into the image. The 'vm_readv' method copies through a bounded buffer with
  * process_vm_readv instead.
  */
+import { inParallel } from '../util/in-parallel.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { sys, O, F, SPLICE_F, SysError } from '@criu/sys';
@@ -372,27 +373,16 @@ function drainPipe(ctx: TaskDumpContext, pipe: Pipe, imgFd: number, offset: numb
 const DRAINERS = 2;
 
 /** Moves each held pipe's bytes into the image at its offset, DRAINERS pipes at a time. */
-async function drainHeld(ctx: TaskDumpContext, held: ReadonlyArray<{ pipe: Pipe; offset: number; bytes: number }>, imgFd: number): Promise<void> {
-  let next = 0;
-  let failed: unknown;
-  const drainer = async (): Promise<void> => {
-    while (next < held.length && failed === undefined) {
-      const b = held[next++];
-      try {
-        let left = b.bytes, offset = b.offset;
-        while (left > 0) {
-          const n = await sys.spliceAsync(b.pipe.r, null, imgFd, BigInt(offset), left, SPLICE_F.MOVE);
-          if (n <= 0) throw new MemoryDumpError(ctx.pid, 'splice pages', `splice returned ${n} with ${left} bytes in the pipe`);
-          offset += n;
-          left -= n;
-        }
-      } catch (e) {
-        failed ??= e;
-      }
+function drainHeld(ctx: TaskDumpContext, held: ReadonlyArray<{ pipe: Pipe; offset: number; bytes: number }>, imgFd: number): Promise<void> {
+  return inParallel(held, DRAINERS, async (b) => {
+    let left = b.bytes, offset = b.offset;
+    while (left > 0) {
+      const n = await sys.spliceAsync(b.pipe.r, null, imgFd, BigInt(offset), left, SPLICE_F.MOVE);
+      if (n <= 0) throw new MemoryDumpError(ctx.pid, 'splice pages', `splice returned ${n} with ${left} bytes in the pipe`);
+      offset += n;
+      left -= n;
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(DRAINERS, held.length) }, drainer));
-  if (failed !== undefined) throw failed;
+  });
 }
 
 /** Pipes per DUMP_PAGES_MULTI request (the parasite takes up to MAX_FDS_PER_MSG). */

@@ -15,6 +15,7 @@ import type { Logger } from '../util/log.js';
 import { RestoreError } from './errors.js';
 import type { Scratch } from './scratch.js';
 import { taskUserfaultfd } from './task-uffd.js';
+import { inParallel } from '../util/in-parallel.js';
 
 const O_CLOEXEC = 0o2000000;
 const PROT_READ = 1, MAP_SHARED = 1;
@@ -52,51 +53,45 @@ export async function fillAnonByUffd<R extends Run>(task: FrozenTask, scratch: S
   const file = fs.openSync(pagesFile, 'r');
   const size = fs.fstatSync(file).size;
   try {
-    // The runs cut into windows of the image, copied by COPIERS threads at once.
+    // The runs cut into windows of the image, copied by COPIERS threads at once (a failure is
+    // thrown once both have stopped: the descriptors closed below are in use until then).
     const windows: Array<{ run: R; at: number; n: number }> = [];
     for (const run of mine) {
       const len = run.nrPages * pageSize;
       if (run.offset! + len > size) throw new RestoreError('fill-memory', `pages image ended early: a run of ${run.nrPages} pages at offset ${run.offset} goes past its ${size} bytes`, { file: pagesFile });
       for (let at = 0; at < len; at += WINDOW) windows.push({ run, at, n: Math.min(WINDOW, len - at) });
     }
-    let next = 0;
-    let failed: RestoreError | undefined;
-    const copier = async (): Promise<void> => {
+    await inParallel(windows, COPIERS, async ({ run, at, n }) => {
       const arg = Buffer.alloc(40);
-      while (next < windows.length && !failed) {
-        const { run, at, n } = windows[next++];
-        // The image is mapped a window at a time: its page-cache pages count in our RSS while mapped.
-        const map = sys.syscall('mmap', 0n, n, PROT_READ, MAP_SHARED, file, BigInt(run.offset! + at));
-        let copied = 0, errno = 0, stalls = 0;
-        try {
-          while (copied < n) {
-            arg.writeBigUInt64LE(run.vaddr + BigInt(at + copied), 0);
-            arg.writeBigUInt64LE(map + BigInt(copied), 8);
-            arg.writeBigUInt64LE(BigInt(n - copied), 16);
-            arg.writeBigUInt64LE(0n, 24);
-            arg.writeBigInt64LE(0n, 32);
-            errno = await uffdCopy(ufd, arg);
-            const c = Math.max(0, Number(arg.readBigInt64LE(32)));
-            copied += c - (c % pageSize);
-            // EAGAIN: the address space is changing under us (it should not: the task is stopped).
-            if (errno === 0 || (errno === EAGAIN && (c > 0 || ++stalls <= 1000))) errno = 0;
-            else break;
-          }
-        } finally {
-          sys.syscall('munmap', map, n);
+      // The image is mapped a window at a time: its page-cache pages count in our RSS while mapped.
+      const map = sys.syscall('mmap', 0n, n, PROT_READ, MAP_SHARED, file, BigInt(run.offset! + at));
+      let copied = 0, errno = 0, stalls = 0;
+      try {
+        while (copied < n) {
+          arg.writeBigUInt64LE(run.vaddr + BigInt(at + copied), 0);
+          arg.writeBigUInt64LE(map + BigInt(copied), 8);
+          arg.writeBigUInt64LE(BigInt(n - copied), 16);
+          arg.writeBigUInt64LE(0n, 24);
+          arg.writeBigInt64LE(0n, 32);
+          errno = await uffdCopy(ufd, arg);
+          const c = Math.max(0, Number(arg.readBigInt64LE(32)));
+          copied += c - (c % pageSize);
+          // EAGAIN: the address space is changing under us (it should not: the task is stopped).
+          if (errno === 0 || (errno === EAGAIN && (c > 0 || ++stalls <= 1000))) errno = 0;
+          else break;
         }
-        if (!errno) continue;
-        const done = at + copied;
-        if (errno === EEXIST) {
-          // A page there already (another image filled it): the rest of the window the old way.
-          left.push({ ...run, vaddr: run.vaddr + BigInt(done), nrPages: (n - copied) / pageSize, offset: run.offset! + done });
-          continue;
-        }
-        failed ??= new RestoreError('fill-memory', `UFFDIO_COPY to 0x${(run.vaddr + BigInt(done)).toString(16)} in task ${task.pid} failed with errno ${errno}`, { file: pagesFile });
+      } finally {
+        sys.syscall('munmap', map, n);
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(COPIERS, windows.length) }, copier));
-    if (failed) throw failed;
+      if (!errno) return;
+      const done = at + copied;
+      if (errno === EEXIST) {
+        // A page there already (another image filled it): the rest of the window the old way.
+        left.push({ ...run, vaddr: run.vaddr + BigInt(done), nrPages: (n - copied) / pageSize, offset: run.offset! + done });
+        return;
+      }
+      throw new RestoreError('fill-memory', `UFFDIO_COPY to 0x${(run.vaddr + BigInt(done)).toString(16)} in task ${task.pid} failed with errno ${errno}`, { file: pagesFile });
+    });
   } finally {
     fs.closeSync(file);
     // The last reference: closing it takes the registration off the task's vmas.
